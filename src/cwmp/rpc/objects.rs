@@ -1,0 +1,95 @@
+//! AddObject and DeleteObject: creating and removing object instances.
+
+use serde::{Deserialize, Serialize};
+
+use super::{Message, text, u32_required};
+use crate::cwmp::{DecodeError, XmlWriter, xml::Element};
+
+/// `AddObject`: `object_name` ends with a dot (`Device.WiFi.SSID.`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AddObject {
+    pub object_name: String,
+    #[serde(default)]
+    pub parameter_key: String,
+}
+
+impl Message for AddObject {
+    const NAME: &'static str = "AddObject";
+
+    fn decode(el: Element<'_, '_>) -> Result<Self, DecodeError> {
+        Ok(AddObject {
+            object_name: text(el, "ObjectName"),
+            parameter_key: text(el, "ParameterKey"),
+        })
+    }
+
+    fn encode(&self, w: &mut XmlWriter) {
+        w.text_element("ObjectName", &self.object_name);
+        w.text_element("ParameterKey", &self.parameter_key);
+    }
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AddObjectResponse {
+    pub instance_number: u32,
+    pub status: u32,
+}
+
+impl Message for AddObjectResponse {
+    const NAME: &'static str = "AddObjectResponse";
+
+    fn decode(el: Element<'_, '_>) -> Result<Self, DecodeError> {
+        Ok(AddObjectResponse {
+            instance_number: u32_required(el, "AddObjectResponse", "InstanceNumber")?,
+            status: u32_required(el, "AddObjectResponse", "Status")?,
+        })
+    }
+
+    fn encode(&self, w: &mut XmlWriter) {
+        w.num_element("InstanceNumber", self.instance_number);
+        w.num_element("Status", self.status);
+    }
+}
+
+/// `DeleteObject`: `object_name` is an instance path ending with a dot.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeleteObject {
+    pub object_name: String,
+    #[serde(default)]
+    pub parameter_key: String,
+}
+
+impl Message for DeleteObject {
+    const NAME: &'static str = "DeleteObject";
+
+    fn decode(el: Element<'_, '_>) -> Result<Self, DecodeError> {
+        Ok(DeleteObject {
+            object_name: text(el, "ObjectName"),
+            parameter_key: text(el, "ParameterKey"),
+        })
+    }
+
+    fn encode(&self, w: &mut XmlWriter) {
+        w.text_element("ObjectName", &self.object_name);
+        w.text_element("ParameterKey", &self.parameter_key);
+    }
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeleteObjectResponse {
+    pub status: u32,
+}
+
+impl Message for DeleteObjectResponse {
+    const NAME: &'static str = "DeleteObjectResponse";
+
+    fn decode(el: Element<'_, '_>) -> Result<Self, DecodeError> {
+        Ok(DeleteObjectResponse {
+            status: u32_required(el, "DeleteObjectResponse", "Status")?,
+        })
+    }
+
+    fn encode(&self, w: &mut XmlWriter) {
+        w.num_element("Status", self.status);
+    }
+}

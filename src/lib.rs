@@ -1,0 +1,9 @@
+//! gigafibre-acs: a TR-069/CWMP auto-configuration server.
+//!
+//! Layers, from the wire inwards: [`server`] (HTTP, TLS, auth, limits) feeds
+//! request bodies to [`cwmp`] (pure codec) and the resulting messages to
+//! [`session`] (pure state machine), whose effects are applied to the
+//! [`store`]. [`api`] serves the Ops JSON API from the same store.
+#![forbid(unsafe_code)]
+
+pub mod cwmp;
