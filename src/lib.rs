@@ -7,3 +7,5 @@
 #![forbid(unsafe_code)]
 
 pub mod cwmp;
+pub mod session;
+pub mod store;

@@ -93,9 +93,7 @@ fn fragment_of(encoded: &str, name: &str) -> String {
     let start = encoded.find(open).unwrap() + if name == "Fault" { 0 } else { open.len() };
     let end = encoded.rfind(close).unwrap() + if name == "Fault" { close.len() } else { 0 };
     let element = &encoded[start..end];
-    let name_end = element
-        .find(['>', ' ', '/'])
-        .unwrap();
+    let name_end = element.find(['>', ' ', '/']).unwrap();
     format!(
         "{} xmlns:cwmp=\"urn:dslforum-org:cwmp-1-2\" xmlns:SOAP-ENC=\"http://schemas.xmlsoap.org/soap/encoding/\" xmlns:xsd=\"http://www.w3.org/2001/XMLSchema\" xmlns:xsi=\"http://www.w3.org/2001/XMLSchema-instance\"{}",
         &element[..name_end],

@@ -1,0 +1,255 @@
+//! What an Inform changes in the device record: pure, so it is tested
+//! without a store.
+
+use crate::cwmp::rpc::Inform;
+use crate::cwmp::{CwmpVersion, Header};
+use crate::store::{DeviceRecord, EventRecord, MAX_RECENT_EVENTS, StoredParam};
+
+/// Event codes with special meaning.
+pub const EVENT_BOOTSTRAP: &str = "0 BOOTSTRAP";
+pub const EVENT_BOOT: &str = "1 BOOT";
+
+/// The device record and cached parameters after an Inform.
+#[derive(Debug)]
+pub struct InformOutcome {
+    pub device: DeviceRecord,
+    /// `0 BOOTSTRAP`: the device was reset or is new; the parameter cache
+    /// must be forgotten before `parameters` are written.
+    pub bootstrap: bool,
+    pub parameters: Vec<(String, StoredParam)>,
+}
+
+/// Merges an Inform into what was known about the device.
+pub fn apply_inform(
+    existing: Option<DeviceRecord>,
+    inform: &Inform,
+    header: &Header,
+    version: CwmpVersion,
+    remote_addr: Option<String>,
+    now_ms: u64,
+) -> InformOutcome {
+    let id = inform.device_id.device_id();
+    let bootstrap = inform.has_event(EVENT_BOOTSTRAP);
+    let mut device = existing.unwrap_or_else(|| DeviceRecord {
+        id: id.clone(),
+        identity: inform.device_id.clone(),
+        cwmp_version: version,
+        first_seen_ms: now_ms,
+        last_inform_ms: now_ms,
+        last_bootstrap_ms: None,
+        last_boot_ms: None,
+        remote_addr: None,
+        connection_request_url: None,
+        software_version: None,
+        hardware_version: None,
+        model_name: None,
+        parameter_key: None,
+        recent_events: Vec::new(),
+        inform_count: 0,
+        cpe_session_timeout_s: None,
+    });
+    if bootstrap {
+        // A bootstrapped device has forgotten its configuration: forget what
+        // we cached about it too, keeping identity and history.
+        device.software_version = None;
+        device.hardware_version = None;
+        device.model_name = None;
+        device.parameter_key = None;
+        device.connection_request_url = None;
+        device.last_bootstrap_ms = Some(now_ms);
+    }
+    if inform.has_event(EVENT_BOOT) || bootstrap {
+        device.last_boot_ms = Some(now_ms);
+    }
+    // Manufacturer may change spelling across firmware; keep the newest.
+    device.identity = inform.device_id.clone();
+    device.cwmp_version = version;
+    device.last_inform_ms = now_ms;
+    device.inform_count += 1;
+    if remote_addr.is_some() {
+        device.remote_addr = remote_addr;
+    }
+    if header.session_timeout.is_some() {
+        device.cpe_session_timeout_s = header.session_timeout;
+    }
+    for e in &inform.events {
+        device.recent_events.push(EventRecord {
+            code: e.event_code.clone(),
+            command_key: e.command_key.clone(),
+            at_ms: now_ms,
+        });
+    }
+    let excess = device.recent_events.len().saturating_sub(MAX_RECENT_EVENTS);
+    device.recent_events.drain(..excess);
+
+    for p in &inform.parameters {
+        let Some(field) = known_field(&p.name) else {
+            continue;
+        };
+        let v = Some(p.value.clone());
+        match field {
+            Field::SoftwareVersion => device.software_version = v,
+            Field::HardwareVersion => device.hardware_version = v,
+            Field::ModelName => device.model_name = v,
+            Field::ConnectionRequestUrl => device.connection_request_url = v,
+            Field::ParameterKey => device.parameter_key = v,
+        }
+    }
+
+    let parameters = inform
+        .parameters
+        .iter()
+        .map(|p| {
+            (
+                p.name.clone(),
+                StoredParam {
+                    value: p.value.clone(),
+                    kind: p.kind.clone(),
+                    writable: None,
+                    updated_ms: now_ms,
+                },
+            )
+        })
+        .collect();
+    InformOutcome {
+        device,
+        bootstrap,
+        parameters,
+    }
+}
+
+enum Field {
+    SoftwareVersion,
+    HardwareVersion,
+    ModelName,
+    ConnectionRequestUrl,
+    ParameterKey,
+}
+
+/// Recognises the identity parameters of both data-model roots
+/// (`Device.` and `InternetGatewayDevice.`).
+fn known_field(path: &str) -> Option<Field> {
+    let rest = path
+        .strip_prefix("Device.")
+        .or_else(|| path.strip_prefix("InternetGatewayDevice."))?;
+    Some(match rest {
+        "DeviceInfo.SoftwareVersion" => Field::SoftwareVersion,
+        "DeviceInfo.HardwareVersion" => Field::HardwareVersion,
+        "DeviceInfo.ModelName" => Field::ModelName,
+        "ManagementServer.ConnectionRequestURL" => Field::ConnectionRequestUrl,
+        "ManagementServer.ParameterKey" => Field::ParameterKey,
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cwmp::rpc::{DeviceIdStruct, EventStruct};
+    use crate::cwmp::{ParameterValue, ValueType};
+
+    fn inform(events: &[&str], params: &[(&str, &str)]) -> Inform {
+        Inform {
+            device_id: DeviceIdStruct {
+                manufacturer: "TP-Link".into(),
+                oui: "1C61B4".into(),
+                product_class: "Device2".into(),
+                serial_number: "SN1".into(),
+            },
+            events: events.iter().map(|e| EventStruct::new(*e, "")).collect(),
+            max_envelopes: 1,
+            current_time: String::new(),
+            retry_count: 0,
+            parameters: params
+                .iter()
+                .map(|(n, v)| ParameterValue::new(*n, *v, ValueType::String))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn first_inform_creates_the_record() {
+        let i = inform(
+            &["0 BOOTSTRAP", "1 BOOT"],
+            &[
+                ("Device.DeviceInfo.SoftwareVersion", "1.0"),
+                (
+                    "Device.ManagementServer.ConnectionRequestURL",
+                    "http://10.0.0.2:7547/",
+                ),
+            ],
+        );
+        let out = apply_inform(
+            None,
+            &i,
+            &Header::default(),
+            CwmpVersion::V1_2,
+            Some("127.0.0.1".into()),
+            1000,
+        );
+        assert!(out.bootstrap);
+        assert_eq!(out.device.id, "1C61B4-Device2-SN1");
+        assert_eq!(out.device.first_seen_ms, 1000);
+        assert_eq!(out.device.software_version.as_deref(), Some("1.0"));
+        assert_eq!(
+            out.device.connection_request_url.as_deref(),
+            Some("http://10.0.0.2:7547/")
+        );
+        assert_eq!(out.device.last_boot_ms, Some(1000));
+        assert_eq!(out.device.recent_events.len(), 2);
+        assert_eq!(out.parameters.len(), 2);
+    }
+
+    #[test]
+    fn later_informs_keep_history_and_cap_events() {
+        let first = apply_inform(
+            None,
+            &inform(&["0 BOOTSTRAP"], &[]),
+            &Header::default(),
+            CwmpVersion::V1_0,
+            None,
+            1,
+        )
+        .device;
+        let mut d = first;
+        for t in 2..50 {
+            d = apply_inform(
+                Some(d),
+                &inform(&["2 PERIODIC"], &[]),
+                &Header::default(),
+                CwmpVersion::V1_0,
+                None,
+                t,
+            )
+            .device;
+        }
+        assert_eq!(d.first_seen_ms, 1);
+        assert_eq!(d.last_inform_ms, 49);
+        assert_eq!(d.inform_count, 49);
+        assert_eq!(d.recent_events.len(), MAX_RECENT_EVENTS);
+        assert_eq!(d.recent_events.last().unwrap().at_ms, 49);
+        assert_eq!(d.last_bootstrap_ms, Some(1));
+    }
+
+    #[test]
+    fn bootstrap_forgets_cached_state_but_not_identity() {
+        let i = inform(
+            &["1 BOOT"],
+            &[("InternetGatewayDevice.ManagementServer.ParameterKey", "k1")],
+        );
+        let d = apply_inform(None, &i, &Header::default(), CwmpVersion::V1_0, None, 1).device;
+        assert_eq!(d.parameter_key.as_deref(), Some("k1"));
+        let d = apply_inform(
+            Some(d),
+            &inform(&["0 BOOTSTRAP"], &[]),
+            &Header::default(),
+            CwmpVersion::V1_0,
+            None,
+            2,
+        )
+        .device;
+        assert_eq!(d.parameter_key, None);
+        assert_eq!(d.first_seen_ms, 1);
+        assert_eq!(d.last_bootstrap_ms, Some(2));
+    }
+}

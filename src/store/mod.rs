@@ -1,0 +1,82 @@
+//! Persistence behind a small [`Store`] trait.
+//!
+//! Everything the ACS acknowledges (an Inform answered, a task accepted) is
+//! written and made durable with [`Store::sync`] before the acknowledgement
+//! goes out, so `kill -9` never loses it. The embedded backend is sled
+//! ([`SledStore`]); the trait keeps it replaceable.
+
+mod model;
+mod sled_store;
+
+pub use model::{
+    CpeCredential, DeviceRecord, EventRecord, FaultRecord, MAX_RECENT_EVENTS, NewFault,
+    StoredParam, Task, TaskFault, TaskStatus,
+};
+pub use sled_store::SledStore;
+
+use std::future::Future;
+use std::pin::Pin;
+
+use thiserror::Error;
+
+use crate::cwmp::Body;
+
+/// A store operation failed. Neither variant carries stored values, so the
+/// message is safe to log.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    #[error("storage backend error: {0}")]
+    Backend(String),
+    #[error("stored {what} under key `{key}` is unreadable: {reason}")]
+    Corrupt {
+        what: &'static str,
+        key: String,
+        reason: String,
+    },
+    #[error("could not make writes durable: {0}")]
+    Sync(String),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// Boxed future returned by [`Store::sync`].
+pub type SyncFuture<'a> = Pin<Box<dyn Future<Output = StoreResult<()>> + Send + 'a>>;
+
+/// What the ACS persists. Methods are synchronous (the embedded backend
+/// answers from memory and writes to its log) except [`Store::sync`], the
+/// durability barrier, which batches concurrent callers into one flush.
+pub trait Store: Send + Sync + 'static {
+    fn device(&self, id: &str) -> StoreResult<Option<DeviceRecord>>;
+    fn put_device(&self, device: &DeviceRecord) -> StoreResult<()>;
+    /// Devices in id order, starting after `after`.
+    fn list_devices(&self, after: Option<&str>, limit: usize) -> StoreResult<Vec<DeviceRecord>>;
+
+    /// Cached parameters of a device whose path starts with `prefix`.
+    fn parameters(&self, device_id: &str, prefix: &str) -> StoreResult<Vec<(String, StoredParam)>>;
+    fn put_parameters(&self, device_id: &str, params: &[(String, StoredParam)]) -> StoreResult<()>;
+    /// Forgets every cached parameter of a device (after `0 BOOTSTRAP`).
+    fn clear_parameters(&self, device_id: &str) -> StoreResult<()>;
+
+    /// Queues an ACS request for a device; tasks run in id order.
+    fn insert_task(&self, device_id: &str, request: Body, now_ms: u64) -> StoreResult<Task>;
+    fn put_task(&self, task: &Task) -> StoreResult<()>;
+    fn task(&self, task_id: u64) -> StoreResult<Option<Task>>;
+    /// All tasks of a device (any status), oldest first.
+    fn tasks(&self, device_id: &str) -> StoreResult<Vec<Task>>;
+    /// Drops finished tasks of a device beyond the newest `keep`.
+    fn prune_finished_tasks(&self, device_id: &str, keep: usize) -> StoreResult<()>;
+
+    fn record_fault(&self, fault: NewFault) -> StoreResult<FaultRecord>;
+    /// Faults, newest first, optionally of one device.
+    fn faults(&self, device_id: Option<&str>, limit: usize) -> StoreResult<Vec<FaultRecord>>;
+
+    /// CPE credentials by HTTP username (per-device authentication).
+    fn cpe_credential(&self, username: &str) -> StoreResult<Option<CpeCredential>>;
+    fn put_cpe_credential(&self, credential: &CpeCredential) -> StoreResult<()>;
+
+    /// Resolves once every write made before the call is on disk.
+    fn sync(&self) -> SyncFuture<'_>;
+    /// Flushes synchronously (shutdown).
+    fn flush_blocking(&self) -> StoreResult<()>;
+}

@@ -1,0 +1,171 @@
+//! Records the store keeps.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::cwmp::rpc::DeviceIdStruct;
+use crate::cwmp::{Body, CwmpVersion, ValueType};
+
+/// How many recent Inform events a device record keeps.
+pub const MAX_RECENT_EVENTS: usize = 32;
+
+/// One CPE as the ACS knows it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DeviceRecord {
+    /// `OUI-ProductClass-SerialNumber`, escaped as GenieACS does.
+    pub id: String,
+    pub identity: DeviceIdStruct,
+    pub cwmp_version: CwmpVersion,
+    /// Unix milliseconds of the first Inform.
+    pub first_seen_ms: u64,
+    pub last_inform_ms: u64,
+    #[serde(default)]
+    pub last_bootstrap_ms: Option<u64>,
+    #[serde(default)]
+    pub last_boot_ms: Option<u64>,
+    #[serde(default)]
+    pub remote_addr: Option<String>,
+    #[serde(default)]
+    pub connection_request_url: Option<String>,
+    #[serde(default)]
+    pub software_version: Option<String>,
+    #[serde(default)]
+    pub hardware_version: Option<String>,
+    #[serde(default)]
+    pub model_name: Option<String>,
+    /// `ManagementServer.ParameterKey` as last reported.
+    #[serde(default)]
+    pub parameter_key: Option<String>,
+    /// Most recent events, oldest first, at most [`MAX_RECENT_EVENTS`].
+    #[serde(default)]
+    pub recent_events: Vec<EventRecord>,
+    #[serde(default)]
+    pub inform_count: u64,
+    /// `SessionTimeout` the CPE announced (CWMP 1.3+), seconds.
+    #[serde(default)]
+    pub cpe_session_timeout_s: Option<u32>,
+}
+
+/// One event of one Inform.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventRecord {
+    pub code: String,
+    #[serde(default)]
+    pub command_key: String,
+    pub at_ms: u64,
+}
+
+/// A cached parameter.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredParam {
+    pub value: String,
+    #[serde(rename = "type")]
+    pub kind: ValueType,
+    /// From GetParameterNames, when known.
+    #[serde(default)]
+    pub writable: Option<bool>,
+    pub updated_ms: u64,
+}
+
+/// Lifecycle of a queued ACS request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TaskStatus {
+    /// Waiting for the device's next session.
+    Pending,
+    /// Sent in a session that ended before the answer came; sent again next
+    /// session until the attempt limit.
+    Sent,
+    /// Accepted by the CPE, which reports the outcome later with the
+    /// request's CommandKey (TransferComplete, DUStateChangeComplete).
+    AwaitingCompletion,
+    Done,
+    Failed,
+}
+
+impl TaskStatus {
+    /// Whether a session should (re)send it.
+    pub fn is_runnable(self) -> bool {
+        matches!(self, TaskStatus::Pending | TaskStatus::Sent)
+    }
+
+    pub fn is_finished(self) -> bool {
+        matches!(self, TaskStatus::Done | TaskStatus::Failed)
+    }
+}
+
+/// Why a task failed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskFault {
+    /// CWMP fault code from the CPE, or 0 when the ACS gave up on its own.
+    pub code: u32,
+    pub message: String,
+}
+
+/// An ACS request queued for a device.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Task {
+    pub id: u64,
+    pub device_id: String,
+    pub request: Body,
+    pub status: TaskStatus,
+    pub created_ms: u64,
+    pub updated_ms: u64,
+    #[serde(default)]
+    pub attempts: u32,
+    /// The CPE's response, once done.
+    #[serde(default)]
+    pub response: Option<Body>,
+    #[serde(default)]
+    pub fault: Option<TaskFault>,
+}
+
+/// A fault to record.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewFault {
+    pub device_id: String,
+    pub at_ms: u64,
+    /// `"cpe"` for a CPE fault response, `"acs"` for a problem the ACS saw.
+    pub source: &'static str,
+    pub code: u32,
+    pub message: String,
+    /// The RPC it concerns (`"SetParameterValues"`), if any.
+    pub rpc: Option<String>,
+    pub task_id: Option<u64>,
+}
+
+/// A recorded fault.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FaultRecord {
+    pub id: u64,
+    pub device_id: String,
+    pub at_ms: u64,
+    pub source: String,
+    pub code: u32,
+    pub message: String,
+    #[serde(default)]
+    pub rpc: Option<String>,
+    #[serde(default)]
+    pub task_id: Option<u64>,
+}
+
+/// Credentials one CPE uses to authenticate to the ACS, optionally bound to
+/// the device that may use them.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CpeCredential {
+    pub username: String,
+    pub password: String,
+    #[serde(default)]
+    pub device_id: Option<String>,
+}
+
+impl fmt::Debug for CpeCredential {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CpeCredential")
+            .field("username", &self.username)
+            .field("password", &"********")
+            .field("device_id", &self.device_id)
+            .finish()
+    }
+}

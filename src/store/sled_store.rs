@@ -1,0 +1,442 @@
+//! The embedded sled backend, with group commit for [`Store::sync`].
+
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tokio::sync::Mutex;
+
+use super::{
+    CpeCredential, DeviceRecord, FaultRecord, NewFault, Store, StoreError, StoreResult,
+    StoredParam, SyncFuture, Task, TaskStatus,
+};
+use crate::cwmp::Body;
+
+/// Separates a device id from the rest of a composite key. Device ids are
+/// escaped (no NUL can occur in them), so prefix scans cannot bleed from one
+/// device into another whose id extends it.
+const SEP: u8 = 0;
+
+/// sled-backed store.
+pub struct SledStore {
+    db: sled::Db,
+    devices: sled::Tree,
+    params: sled::Tree,
+    tasks: sled::Tree,
+    task_index: sled::Tree,
+    faults: sled::Tree,
+    credentials: sled::Tree,
+    durability: Durability,
+}
+
+/// Group commit: writers bump `written`; a syncing caller waits for the
+/// flush lock, and whoever holds it flushes everything written so far, so
+/// the callers queued behind one flush find their writes already durable.
+struct Durability {
+    written: AtomicU64,
+    durable: AtomicU64,
+    leader: Mutex<()>,
+}
+
+impl From<sled::Error> for StoreError {
+    fn from(e: sled::Error) -> Self {
+        StoreError::Backend(e.to_string())
+    }
+}
+
+fn corrupt(what: &'static str, key: &[u8], e: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt {
+        what,
+        key: String::from_utf8_lossy(key).replace('\0', "/"),
+        reason: e.to_string(),
+    }
+}
+
+fn encode<T: Serialize>(v: &T) -> StoreResult<Vec<u8>> {
+    serde_json::to_vec(v).map_err(|e| StoreError::Backend(format!("serialising a record: {e}")))
+}
+
+fn decode<T: DeserializeOwned>(what: &'static str, key: &[u8], bytes: &[u8]) -> StoreResult<T> {
+    serde_json::from_slice(bytes).map_err(|e| corrupt(what, key, e))
+}
+
+fn composite(device_id: &str, rest: &[u8]) -> Vec<u8> {
+    let mut k = Vec::with_capacity(device_id.len() + 1 + rest.len());
+    k.extend_from_slice(device_id.as_bytes());
+    k.push(SEP);
+    k.extend_from_slice(rest);
+    k
+}
+
+impl SledStore {
+    /// Opens (creating if needed) the store in `dir`.
+    pub fn open(dir: &Path, cache_bytes: u64) -> StoreResult<SledStore> {
+        let db = sled::Config::new()
+            .path(dir)
+            .cache_capacity(cache_bytes)
+            .flush_every_ms(Some(1000))
+            .open()
+            .map_err(|e| StoreError::Backend(format!("opening {}: {e}", dir.display())))?;
+        let durability = Durability {
+            written: AtomicU64::new(0),
+            durable: AtomicU64::new(0),
+            leader: Mutex::new(()),
+        };
+        Ok(SledStore {
+            devices: db.open_tree("devices")?,
+            params: db.open_tree("params")?,
+            tasks: db.open_tree("tasks")?,
+            task_index: db.open_tree("task_index")?,
+            faults: db.open_tree("faults")?,
+            credentials: db.open_tree("credentials")?,
+            db,
+            durability,
+        })
+    }
+
+    fn wrote(&self) {
+        self.durability.written.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// Bytes the database occupies on disk.
+    pub fn size_on_disk(&self) -> StoreResult<u64> {
+        Ok(self.db.size_on_disk()?)
+    }
+}
+
+impl Store for SledStore {
+    fn device(&self, id: &str) -> StoreResult<Option<DeviceRecord>> {
+        match self.devices.get(id.as_bytes())? {
+            Some(v) => decode("device", id.as_bytes(), &v).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    fn put_device(&self, device: &DeviceRecord) -> StoreResult<()> {
+        self.devices.insert(device.id.as_bytes(), encode(device)?)?;
+        self.wrote();
+        Ok(())
+    }
+
+    fn list_devices(&self, after: Option<&str>, limit: usize) -> StoreResult<Vec<DeviceRecord>> {
+        let iter = match after {
+            Some(a) => {
+                let mut start = a.as_bytes().to_vec();
+                start.push(0);
+                self.devices.range(start..)
+            }
+            None => self.devices.iter(),
+        };
+        let mut out = Vec::with_capacity(limit.min(1024));
+        for kv in iter.take(limit) {
+            let (k, v) = kv?;
+            out.push(decode("device", &k, &v)?);
+        }
+        Ok(out)
+    }
+
+    fn parameters(&self, device_id: &str, prefix: &str) -> StoreResult<Vec<(String, StoredParam)>> {
+        let start = composite(device_id, prefix.as_bytes());
+        let skip = device_id.len() + 1;
+        let mut out = Vec::new();
+        for kv in self.params.scan_prefix(&start) {
+            let (k, v) = kv?;
+            let name = String::from_utf8_lossy(&k[skip..]).into_owned();
+            out.push((name, decode("parameter", &k, &v)?));
+        }
+        Ok(out)
+    }
+
+    fn put_parameters(&self, device_id: &str, params: &[(String, StoredParam)]) -> StoreResult<()> {
+        if params.is_empty() {
+            return Ok(());
+        }
+        let mut batch = sled::Batch::default();
+        for (name, p) in params {
+            batch.insert(composite(device_id, name.as_bytes()), encode(p)?);
+        }
+        self.params.apply_batch(batch)?;
+        self.wrote();
+        Ok(())
+    }
+
+    fn clear_parameters(&self, device_id: &str) -> StoreResult<()> {
+        let mut batch = sled::Batch::default();
+        for k in self.params.scan_prefix(composite(device_id, b"")).keys() {
+            batch.remove(k?);
+        }
+        self.params.apply_batch(batch)?;
+        self.wrote();
+        Ok(())
+    }
+
+    fn insert_task(&self, device_id: &str, request: Body, now_ms: u64) -> StoreResult<Task> {
+        // sled ids are unique and increase across restarts.
+        let id = self.db.generate_id()? + 1;
+        let task = Task {
+            id,
+            device_id: device_id.to_owned(),
+            request,
+            status: TaskStatus::Pending,
+            created_ms: now_ms,
+            updated_ms: now_ms,
+            attempts: 0,
+            response: None,
+            fault: None,
+        };
+        self.put_task(&task)?;
+        Ok(task)
+    }
+
+    fn put_task(&self, task: &Task) -> StoreResult<()> {
+        self.tasks.insert(
+            composite(&task.device_id, &task.id.to_be_bytes()),
+            encode(task)?,
+        )?;
+        self.task_index
+            .insert(task.id.to_be_bytes(), task.device_id.as_bytes())?;
+        self.wrote();
+        Ok(())
+    }
+
+    fn task(&self, task_id: u64) -> StoreResult<Option<Task>> {
+        let Some(device) = self.task_index.get(task_id.to_be_bytes())? else {
+            return Ok(None);
+        };
+        let device = String::from_utf8_lossy(&device).into_owned();
+        let key = composite(&device, &task_id.to_be_bytes());
+        match self.tasks.get(&key)? {
+            Some(v) => decode("task", &key, &v).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    fn tasks(&self, device_id: &str) -> StoreResult<Vec<Task>> {
+        let mut out = Vec::new();
+        for kv in self.tasks.scan_prefix(composite(device_id, b"")) {
+            let (k, v) = kv?;
+            out.push(decode("task", &k, &v)?);
+        }
+        Ok(out)
+    }
+
+    fn prune_finished_tasks(&self, device_id: &str, keep: usize) -> StoreResult<()> {
+        let finished: Vec<Task> = self
+            .tasks(device_id)?
+            .into_iter()
+            .filter(|t| t.status.is_finished())
+            .collect();
+        if finished.len() <= keep {
+            return Ok(());
+        }
+        let drop = finished.len() - keep;
+        for t in &finished[..drop] {
+            self.tasks
+                .remove(composite(device_id, &t.id.to_be_bytes()))?;
+            self.task_index.remove(t.id.to_be_bytes())?;
+        }
+        self.wrote();
+        Ok(())
+    }
+
+    fn record_fault(&self, fault: NewFault) -> StoreResult<FaultRecord> {
+        let id = self.db.generate_id()? + 1;
+        let record = FaultRecord {
+            id,
+            device_id: fault.device_id,
+            at_ms: fault.at_ms,
+            source: fault.source.to_owned(),
+            code: fault.code,
+            message: fault.message,
+            rpc: fault.rpc,
+            task_id: fault.task_id,
+        };
+        self.faults.insert(id.to_be_bytes(), encode(&record)?)?;
+        self.wrote();
+        Ok(record)
+    }
+
+    fn faults(&self, device_id: Option<&str>, limit: usize) -> StoreResult<Vec<FaultRecord>> {
+        let mut out = Vec::new();
+        for kv in self.faults.iter().rev() {
+            if out.len() >= limit {
+                break;
+            }
+            let (k, v) = kv?;
+            let f: FaultRecord = decode("fault", &k, &v)?;
+            if device_id.is_none_or(|d| d == f.device_id) {
+                out.push(f);
+            }
+        }
+        Ok(out)
+    }
+
+    fn cpe_credential(&self, username: &str) -> StoreResult<Option<CpeCredential>> {
+        match self.credentials.get(username.as_bytes())? {
+            Some(v) => decode("credential", username.as_bytes(), &v).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    fn put_cpe_credential(&self, credential: &CpeCredential) -> StoreResult<()> {
+        self.credentials
+            .insert(credential.username.as_bytes(), encode(credential)?)?;
+        self.wrote();
+        Ok(())
+    }
+
+    fn sync(&self) -> SyncFuture<'_> {
+        Box::pin(async move {
+            let d = &self.durability;
+            let target = d.written.load(Ordering::SeqCst);
+            if d.durable.load(Ordering::SeqCst) >= target {
+                return Ok(());
+            }
+            let _leader = d.leader.lock().await;
+            if d.durable.load(Ordering::SeqCst) >= target {
+                return Ok(());
+            }
+            let covered = d.written.load(Ordering::SeqCst);
+            let db = self.db.clone();
+            tokio::task::spawn_blocking(move || db.flush())
+                .await
+                .map_err(|e| StoreError::Sync(e.to_string()))?
+                .map_err(|e| StoreError::Sync(e.to_string()))?;
+            d.durable.fetch_max(covered, Ordering::SeqCst);
+            Ok(())
+        })
+    }
+
+    fn flush_blocking(&self) -> StoreResult<()> {
+        self.db.flush()?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cwmp::rpc::{DeviceIdStruct, Reboot};
+    use crate::cwmp::{CwmpVersion, ValueType};
+    use std::sync::Arc;
+
+    fn device(id: &str) -> DeviceRecord {
+        DeviceRecord {
+            id: id.into(),
+            identity: DeviceIdStruct::default(),
+            cwmp_version: CwmpVersion::V1_0,
+            first_seen_ms: 1,
+            last_inform_ms: 2,
+            last_bootstrap_ms: None,
+            last_boot_ms: None,
+            remote_addr: None,
+            connection_request_url: None,
+            software_version: None,
+            hardware_version: None,
+            model_name: None,
+            parameter_key: None,
+            recent_events: vec![],
+            inform_count: 1,
+            cpe_session_timeout_s: None,
+        }
+    }
+
+    fn param(v: &str) -> StoredParam {
+        StoredParam {
+            value: v.into(),
+            kind: ValueType::String,
+            writable: None,
+            updated_ms: 5,
+        }
+    }
+
+    #[tokio::test]
+    async fn devices_params_tasks_survive_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let s = SledStore::open(dir.path(), 8 << 20).unwrap();
+            s.put_device(&device("A-1")).unwrap();
+            s.put_device(&device("A-10")).unwrap();
+            s.put_parameters(
+                "A-1",
+                &[
+                    ("Device.X".into(), param("1")),
+                    ("Device.Y".into(), param("2")),
+                ],
+            )
+            .unwrap();
+            s.put_parameters("A-10", &[("Device.X".into(), param("other"))])
+                .unwrap();
+            let t = s.insert_task("A-1", Reboot::default().into(), 7).unwrap();
+            assert_eq!(s.task(t.id).unwrap().unwrap(), t);
+            s.sync().await.unwrap();
+        }
+        let s = SledStore::open(dir.path(), 8 << 20).unwrap();
+        assert_eq!(s.device("A-1").unwrap().unwrap(), device("A-1"));
+        // Prefix scans stay inside one device even when another id extends it.
+        let p = s.parameters("A-1", "Device.").unwrap();
+        assert_eq!(p.len(), 2);
+        assert_eq!(p[0].1.value, "1");
+        let ids: Vec<String> = s
+            .list_devices(None, 10)
+            .unwrap()
+            .into_iter()
+            .map(|d| d.id)
+            .collect();
+        assert_eq!(ids, ["A-1", "A-10"]);
+        let after: Vec<String> = s
+            .list_devices(Some("A-1"), 10)
+            .unwrap()
+            .into_iter()
+            .map(|d| d.id)
+            .collect();
+        assert_eq!(after, ["A-10"]);
+        assert_eq!(s.tasks("A-1").unwrap().len(), 1);
+        assert!(s.tasks("A-10").unwrap().is_empty());
+        s.clear_parameters("A-1").unwrap();
+        assert!(s.parameters("A-1", "").unwrap().is_empty());
+        assert_eq!(s.parameters("A-10", "").unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn concurrent_syncs_share_flushes_and_all_complete() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Arc::new(SledStore::open(dir.path(), 8 << 20).unwrap());
+        let mut handles = Vec::new();
+        for i in 0..64 {
+            let s = s.clone();
+            handles.push(tokio::spawn(async move {
+                s.put_device(&device(&format!("D-{i}"))).unwrap();
+                s.sync().await.unwrap();
+            }));
+        }
+        for h in handles {
+            h.await.unwrap();
+        }
+        assert_eq!(s.list_devices(None, 100).unwrap().len(), 64);
+    }
+
+    #[tokio::test]
+    async fn pruning_keeps_the_newest_finished_tasks_and_all_pending() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SledStore::open(dir.path(), 8 << 20).unwrap();
+        for i in 0..5 {
+            let mut t = s.insert_task("D", Reboot::default().into(), i).unwrap();
+            if i < 4 {
+                t.status = TaskStatus::Done;
+                s.put_task(&t).unwrap();
+            }
+        }
+        s.prune_finished_tasks("D", 2).unwrap();
+        let left = s.tasks("D").unwrap();
+        assert_eq!(left.len(), 3);
+        assert_eq!(
+            left.iter()
+                .filter(|t| t.status == TaskStatus::Pending)
+                .count(),
+            1
+        );
+        assert_eq!(left[0].created_ms, 2);
+    }
+}
