@@ -6,6 +6,9 @@
 //! [`store`]. [`api`] serves the Ops JSON API from the same store.
 #![forbid(unsafe_code)]
 
+pub mod api;
+pub mod config;
 pub mod cwmp;
+pub mod server;
 pub mod session;
 pub mod store;

@@ -1,1 +1,116 @@
-fn main() {}
+//! `gigafibre-acs`: the TR-069/CWMP auto-configuration server.
+#![forbid(unsafe_code)]
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use gigafibre_acs::config::{self, LogFormat};
+use gigafibre_acs::server;
+use tracing_subscriber::EnvFilter;
+
+#[derive(Parser)]
+#[command(
+    name = "gigafibre-acs",
+    version,
+    about = "TR-069/CWMP auto-configuration server for a fibre ISP"
+)]
+struct Cli {
+    /// TOML configuration file; every key can be overridden by its ACS_* variable.
+    #[arg(long, short, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the ACS (CWMP listener and Ops API).
+    Serve,
+    /// Validate the configuration and print the effective values (secrets masked).
+    CheckConfig,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let env = |k: &str| std::env::var(k).ok();
+    let (config, effective) = match config::load(cli.config.as_deref(), &env) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("gigafibre-acs: configuration error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match cli.command {
+        Command::CheckConfig => {
+            if let Some(files) = &config.tls {
+                if let Err(e) = server::check_tls(files) {
+                    eprintln!("gigafibre-acs: configuration error: tls: {e}");
+                    return ExitCode::from(2);
+                }
+            }
+            println!("configuration OK");
+            for (key, env, value, source) in effective.rows() {
+                println!("{key:<22} {env:<26} {value:<28} ({source})");
+            }
+            ExitCode::SUCCESS
+        }
+        Command::Serve => {
+            init_logging(config.log_format);
+            let runtime = match tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(r) => r,
+                Err(e) => {
+                    eprintln!("gigafibre-acs: cannot start the runtime: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            match runtime.block_on(server::run(config, shutdown_signal(), |_| {})) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    tracing::error!("{e}");
+                    eprintln!("gigafibre-acs: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}

@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
-"""Writes the hand-made edge-case seeds into fuzz/corpus/envelope/.
+"""Writes the hand-made edge-case seeds into fuzz/corpus/envelope/ (and the
+hand-made regression inputs into fuzz/regressions/envelope/).
 
-The files are named `seed-*` so they survive `cargo fuzz cmin` renames being
-told apart from fuzzer-found inputs (whose names are content hashes). Run
-from anywhere; re-running overwrites the same files with the same bytes.
+Seeds are named `seed-*` so they can be told apart from the inputs the
+fuzzer found (named by content hash). Run from anywhere; re-running
+rewrites the same files with the same bytes.
 """
 import os
 
@@ -116,14 +117,18 @@ seeds["seed-transfer-complete"] = env(
     "<FaultString/></FaultStruct><StartTime>2024-05-01T12:00:00Z</StartTime>"
     "<CompleteTime>0001-01-01T00:00:00Z</CompleteTime></cwmp:TransferComplete>"
 ).encode()
-seeds["seed-control-chars"] = env(
+regressions = {}
+# Open bug (reported): control characters are decoded but encoded as U+FFFD.
+regressions["known-control-chars-to-fffd"] = env(
     "<cwmp:GetParameterValues><ParameterNames><string>a\x01b&#2;c&#xFFFE;</string></ParameterNames></cwmp:GetParameterValues>",
     header="<cwmp:ID>\x7f&#1;</cwmp:ID>",
 ).encode()
 
-os.makedirs(OUT, exist_ok=True)
-for name, data in seeds.items():
-    assert len(data) < 64 * 1024, (name, len(data))
-    with open(os.path.join(OUT, name), "wb") as f:
-        f.write(data)
-    print(f"{len(data):6d} {name}")
+REG = os.path.join(HERE, "..", "regressions", "envelope")
+for out, files in ((OUT, seeds), (REG, regressions)):
+    os.makedirs(out, exist_ok=True)
+    for name, data in files.items():
+        assert len(data) < 64 * 1024, (name, len(data))
+        with open(os.path.join(out, name), "wb") as f:
+            f.write(data)
+        print(f"{len(data):6d} {os.path.relpath(os.path.join(out, name), os.path.join(HERE, '..'))}")

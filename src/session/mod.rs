@@ -46,6 +46,9 @@ impl Default for SessionLimits {
 }
 
 /// What the CPE sent in one HTTP request.
+// One value per HTTP exchange, moved once or twice: boxing the big variant
+// would add an allocation and save nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum Input {
     /// An empty POST: the CPE has no (more) requests.
@@ -54,6 +57,9 @@ pub enum Input {
 }
 
 /// What to answer.
+// One value per HTTP exchange, moved once or twice: boxing the big variant
+// would add an allocation and save nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, PartialEq)]
 pub enum Reply {
     Envelope(Envelope),
@@ -62,6 +68,9 @@ pub enum Reply {
 }
 
 /// Something the server must persist before sending the reply.
+// One value per HTTP exchange, moved once or twice: boxing the big variant
+// would add an allocation and save nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, PartialEq)]
 pub enum Effect {
     /// A task's new state (sent, done, failed, awaiting completion).

@@ -1,0 +1,128 @@
+//! API bearer tokens: configured, or generated once into the data dir.
+
+use std::io::Write;
+use std::path::Path;
+
+use http::HeaderValue;
+use ring::rand::{SecureRandom, SystemRandom};
+use tracing::info;
+
+use crate::config::{Config, Secret};
+use crate::server::auth::{constant_time_eq, hex};
+
+/// The accepted tokens.
+pub struct ApiTokens(Vec<Secret>);
+
+impl ApiTokens {
+    pub fn new(tokens: Vec<Secret>) -> ApiTokens {
+        ApiTokens(tokens)
+    }
+
+    /// Whether an `Authorization` header carries one of the tokens.
+    pub fn authorizes(&self, header: Option<&HeaderValue>) -> bool {
+        let Some(value) = header.and_then(|h| h.to_str().ok()) else {
+            return false;
+        };
+        let value = value.trim();
+        let Some(token) = value
+            .get(..7)
+            .filter(|s| s.eq_ignore_ascii_case("bearer "))
+            .map(|_| value[7..].trim())
+        else {
+            return false;
+        };
+        // Check all tokens so timing does not tell which one matched.
+        self.0.iter().fold(false, |ok, t| {
+            constant_time_eq(t.expose().as_bytes(), token.as_bytes()) | ok
+        })
+    }
+}
+
+/// File in the data dir holding the generated token.
+pub const TOKEN_FILE: &str = "api-token";
+
+/// Uses the configured tokens; without any, reads or creates
+/// `data_dir/api-token` (mode 0600) and logs where it is, never the token.
+pub fn load_or_create_tokens(config: &Config) -> Result<ApiTokens, String> {
+    if !config.api_tokens.is_empty() {
+        return Ok(ApiTokens::new(config.api_tokens.clone()));
+    }
+    let path = config.data_dir.join(TOKEN_FILE);
+    if path.exists() {
+        let token = std::fs::read_to_string(&path)
+            .map_err(|e| format!("reading {}: {e}", path.display()))?
+            .trim()
+            .to_owned();
+        if token.len() < 16 {
+            return Err(format!(
+                "{} holds no usable token (16+ characters)",
+                path.display()
+            ));
+        }
+        info!(path = %path.display(), "API token read from file");
+        return Ok(ApiTokens::new(vec![Secret::new(token)]));
+    }
+    let mut raw = [0u8; 24];
+    SystemRandom::new()
+        .fill(&mut raw)
+        .map_err(|_| "the system random generator failed".to_owned())?;
+    let token = hex(&raw);
+    write_private(&path, &token).map_err(|e| format!("writing {}: {e}", path.display()))?;
+    info!(path = %path.display(), "no API token configured: generated one, readable only by this user");
+    Ok(ApiTokens::new(vec![Secret::new(token)]))
+}
+
+fn write_private(path: &Path, token: &str) -> std::io::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut f = options.open(path)?;
+    f.write_all(token.as_bytes())?;
+    f.write_all(b"\n")?;
+    f.sync_all()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bearer_check() {
+        let t = ApiTokens::new(vec![
+            Secret::new("0123456789abcdef"),
+            Secret::new("fedcba9876543210"),
+        ]);
+        let h = |s: &'static str| HeaderValue::from_static(s);
+        assert!(t.authorizes(Some(&h("Bearer 0123456789abcdef"))));
+        assert!(t.authorizes(Some(&h("bearer fedcba9876543210"))));
+        assert!(!t.authorizes(Some(&h("Bearer 0123456789abcdeX"))));
+        assert!(!t.authorizes(Some(&h("Basic 0123456789abcdef"))));
+        assert!(!t.authorizes(Some(&h("Bearer"))));
+        assert!(!t.authorizes(None));
+    }
+
+    #[test]
+    fn generated_token_is_private_and_reused() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut config, _) = crate::config::load(None, &|_| None).unwrap();
+        config.data_dir = dir.path().to_path_buf();
+        load_or_create_tokens(&config).unwrap();
+        let path = dir.path().join(TOKEN_FILE);
+        let token = std::fs::read_to_string(&path).unwrap().trim().to_owned();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            assert_eq!(
+                std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+                0o600
+            );
+        }
+        let again = load_or_create_tokens(&config).unwrap();
+        let header = HeaderValue::from_str(&format!("Bearer {token}")).unwrap();
+        assert!(again.authorizes(Some(&header)));
+    }
+}

@@ -1,0 +1,557 @@
+//! Configuration: a flat TOML file whose every key can be overridden by an
+//! `ACS_*` environment variable, with defaults that run out of the box.
+//!
+//! All keys are declared once in [`KEYS`]; loading, validation,
+//! `check-config` output and the README's table all follow from it. A bad
+//! value is an error naming the key and the variable, never a panic, and a
+//! secret's value is never echoed.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use thiserror::Error;
+
+/// One configuration key.
+pub struct KeySpec {
+    /// Name in the TOML file.
+    pub name: &'static str,
+    /// Environment variable that overrides it.
+    pub env: &'static str,
+    /// Default value (`""` for none).
+    pub default: &'static str,
+    /// Never printed.
+    pub secret: bool,
+    pub help: &'static str,
+}
+
+macro_rules! keys {
+    ($($name:literal, $env:literal, $default:literal, $secret:literal, $help:literal;)*) => {
+        /// Every configuration key.
+        pub const KEYS: &[KeySpec] = &[$(KeySpec { name: $name, env: $env, default: $default, secret: $secret, help: $help },)*];
+    };
+}
+
+keys! {
+    "data_dir", "ACS_DATA_DIR", "./data", false, "directory of the embedded database and generated API token";
+    "cwmp_listen", "ACS_CWMP_LISTEN", "0.0.0.0:7547", false, "address of the CWMP (CPE-facing) listener";
+    "api_listen", "ACS_API_LISTEN", "127.0.0.1:7557", false, "address of the Ops JSON API";
+    "api_tokens", "ACS_API_TOKEN", "", true, "bearer tokens for the API, comma-separated; generated into data_dir/api-token when empty";
+    "cpe_auth", "ACS_CPE_AUTH", "none", false, "CPE authentication: none, basic or digest";
+    "cpe_username", "ACS_CPE_USERNAME", "", false, "username CPEs authenticate with (per-device credentials in the store take precedence)";
+    "cpe_password", "ACS_CPE_PASSWORD", "", true, "password CPEs authenticate with";
+    "digest_realm", "ACS_DIGEST_REALM", "gigafibre-acs", false, "realm of Basic/Digest challenges";
+    "digest_algorithms", "ACS_DIGEST_ALGORITHMS", "MD5,SHA-256", false, "Digest algorithms offered, in order (MD5, SHA-256, MD5-sess, SHA-256-sess)";
+    "digest_nonce_ttl_s", "ACS_DIGEST_NONCE_TTL_S", "300", false, "seconds a Digest nonce stays valid";
+    "tls_cert", "ACS_TLS_CERT", "", false, "PEM certificate chain; with tls_key, the CWMP listener speaks HTTPS";
+    "tls_key", "ACS_TLS_KEY", "", false, "PEM private key";
+    "session_timeout_s", "ACS_SESSION_TIMEOUT_S", "30", false, "seconds of silence after which a CWMP session is dropped";
+    "max_body_bytes", "ACS_MAX_BODY_BYTES", "1048576", false, "largest CWMP request body accepted (after decompression); larger gets 413";
+    "max_rpcs_per_session", "ACS_MAX_RPCS_PER_SESSION", "64", false, "queued requests sent in one session at most";
+    "max_task_attempts", "ACS_MAX_TASK_ATTEMPTS", "3", false, "sessions a task may go unanswered before it fails";
+    "max_sessions", "ACS_MAX_SESSIONS", "50000", false, "concurrent CWMP sessions; beyond, Informs get 503 + Retry-After";
+    "max_connections", "ACS_MAX_CONNECTIONS", "20000", false, "concurrent CWMP connections; beyond, new ones get 503 and are closed";
+    "header_read_timeout_s", "ACS_HEADER_READ_TIMEOUT_S", "10", false, "seconds a client has to send request headers";
+    "body_read_timeout_s", "ACS_BODY_READ_TIMEOUT_S", "30", false, "seconds a client has to send a request body";
+    "idle_timeout_s", "ACS_IDLE_TIMEOUT_S", "60", false, "seconds an idle keep-alive connection is kept";
+    "store_cache_mb", "ACS_STORE_CACHE_MB", "256", false, "memory the embedded database may use as cache";
+    "shutdown_grace_s", "ACS_SHUTDOWN_GRACE_S", "10", false, "seconds in-flight exchanges get to finish on SIGTERM/SIGINT";
+    "log_format", "ACS_LOG_FORMAT", "text", false, "log output: text or json (filter with RUST_LOG)";
+}
+
+/// CPE authentication scheme.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CpeAuthMode {
+    None,
+    Basic,
+    Digest,
+}
+
+/// Digest hash algorithms (RFC 7616).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DigestAlgorithm {
+    Md5,
+    Md5Sess,
+    Sha256,
+    Sha256Sess,
+}
+
+impl DigestAlgorithm {
+    pub fn name(self) -> &'static str {
+        match self {
+            DigestAlgorithm::Md5 => "MD5",
+            DigestAlgorithm::Md5Sess => "MD5-sess",
+            DigestAlgorithm::Sha256 => "SHA-256",
+            DigestAlgorithm::Sha256Sess => "SHA-256-sess",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<DigestAlgorithm> {
+        [
+            DigestAlgorithm::Md5,
+            DigestAlgorithm::Md5Sess,
+            DigestAlgorithm::Sha256,
+            DigestAlgorithm::Sha256Sess,
+        ]
+        .into_iter()
+        .find(|a| a.name().eq_ignore_ascii_case(s.trim()))
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// A secret string: compared and used, never printed.
+#[derive(Clone, PartialEq, Eq, Default)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: impl Into<String>) -> Secret {
+        Secret(s.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(if self.0.is_empty() {
+            "\"\""
+        } else {
+            "\"********\""
+        })
+    }
+}
+
+/// The validated configuration.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub data_dir: PathBuf,
+    pub cwmp_listen: SocketAddr,
+    pub api_listen: SocketAddr,
+    pub api_tokens: Vec<Secret>,
+    pub cpe_auth: CpeAuthMode,
+    pub cpe_username: String,
+    pub cpe_password: Secret,
+    pub digest_realm: String,
+    pub digest_algorithms: Vec<DigestAlgorithm>,
+    pub digest_nonce_ttl: Duration,
+    pub tls: Option<TlsFiles>,
+    pub session_timeout: Duration,
+    pub max_body_bytes: usize,
+    pub max_rpcs_per_session: u32,
+    pub max_task_attempts: u32,
+    pub max_sessions: usize,
+    pub max_connections: usize,
+    pub header_read_timeout: Duration,
+    pub body_read_timeout: Duration,
+    pub idle_timeout: Duration,
+    pub store_cache_bytes: u64,
+    pub shutdown_grace: Duration,
+    pub log_format: LogFormat,
+}
+
+#[derive(Clone, Debug)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+/// Where an effective value came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Source {
+    Default,
+    File,
+    Env,
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Source::Default => "default",
+            Source::File => "config file",
+            Source::Env => "environment",
+        })
+    }
+}
+
+/// The raw effective value of every key, for `check-config`.
+pub struct Effective {
+    values: BTreeMap<&'static str, (String, Source)>,
+}
+
+impl Effective {
+    /// `(key, env, shown value, source)` rows, secrets masked.
+    pub fn rows(&self) -> Vec<(&'static str, &'static str, String, Source)> {
+        KEYS.iter()
+            .map(|k| {
+                let (v, src) = self
+                    .values
+                    .get(k.name)
+                    .cloned()
+                    .unwrap_or((String::new(), Source::Default));
+                let shown = if k.secret && !v.is_empty() {
+                    "******** (set)".to_owned()
+                } else if v.is_empty() {
+                    "(unset)".to_owned()
+                } else {
+                    v
+                };
+                (k.name, k.env, shown, src)
+            })
+            .collect()
+    }
+}
+
+/// A configuration problem, naming the key and its variable.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {reason}")]
+    File { path: String, reason: String },
+    #[error("config file {path} is not valid TOML: {reason}")]
+    Syntax { path: String, reason: String },
+    #[error("config file {path}: unknown key `{key}` (known keys: {known})")]
+    UnknownKey {
+        path: String,
+        key: String,
+        known: String,
+    },
+    #[error("{key} ({env}): {message}")]
+    Invalid {
+        key: &'static str,
+        env: &'static str,
+        message: String,
+    },
+}
+
+fn spec(name: &str) -> &'static KeySpec {
+    KEYS.iter().find(|k| k.name == name).unwrap_or(&KEYS[0])
+}
+
+fn invalid(key: &'static str, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key,
+        env: spec(key).env,
+        message: message.into(),
+    }
+}
+
+/// Loads the configuration from an optional TOML file and the environment.
+/// `env` looks a variable up (the process environment in production, a map
+/// in tests).
+pub fn load(
+    file: Option<&Path>,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<(Config, Effective), ConfigError> {
+    let mut values: BTreeMap<&'static str, (String, Source)> = KEYS
+        .iter()
+        .map(|k| (k.name, (k.default.to_owned(), Source::Default)))
+        .collect();
+
+    if let Some(path) = file {
+        let shown = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::File {
+            path: shown.clone(),
+            reason: e.to_string(),
+        })?;
+        let table: toml::Table = toml::from_str(&text).map_err(|e| ConfigError::Syntax {
+            path: shown.clone(),
+            reason: e.message().to_owned(),
+        })?;
+        for (key, value) in table {
+            let Some(k) = KEYS.iter().find(|k| k.name == key) else {
+                return Err(ConfigError::UnknownKey {
+                    path: shown,
+                    key,
+                    known: KEYS.iter().map(|k| k.name).collect::<Vec<_>>().join(", "),
+                });
+            };
+            let text = match value {
+                toml::Value::String(s) => s,
+                toml::Value::Integer(i) => i.to_string(),
+                toml::Value::Boolean(b) => b.to_string(),
+                toml::Value::Float(f) => f.to_string(),
+                toml::Value::Array(items) => {
+                    let mut parts = Vec::new();
+                    for item in items {
+                        match item {
+                            toml::Value::String(s) => parts.push(s),
+                            _ => return Err(invalid(k.name, "expected a list of strings")),
+                        }
+                    }
+                    parts.join(",")
+                }
+                _ => {
+                    return Err(invalid(
+                        k.name,
+                        "expected a string, number or list of strings",
+                    ));
+                }
+            };
+            values.insert(k.name, (text, Source::File));
+        }
+    }
+    for k in KEYS {
+        if let Some(v) = env(k.env) {
+            values.insert(k.name, (v, Source::Env));
+        }
+    }
+
+    let config = parse(&values)?;
+    Ok((config, Effective { values }))
+}
+
+fn parse(values: &BTreeMap<&'static str, (String, Source)>) -> Result<Config, ConfigError> {
+    let get =
+        |name: &'static str| -> &str { values.get(name).map(|(v, _)| v.as_str()).unwrap_or("") };
+    let addr = |key: &'static str| -> Result<SocketAddr, ConfigError> {
+        get(key).trim().parse().map_err(|_| {
+            invalid(
+                key,
+                format!("`{}` is not an address like 0.0.0.0:7547", get(key)),
+            )
+        })
+    };
+    let number = |key: &'static str, min: u64, max: u64| -> Result<u64, ConfigError> {
+        let raw = get(key).trim();
+        let n: u64 = raw
+            .parse()
+            .map_err(|_| invalid(key, format!("`{raw}` is not a whole number")))?;
+        if n < min || n > max {
+            return Err(invalid(key, format!("{n} is outside {min}..={max}")));
+        }
+        Ok(n)
+    };
+    let secs = |key: &'static str, max: u64| -> Result<Duration, ConfigError> {
+        number(key, 1, max).map(Duration::from_secs)
+    };
+
+    let cpe_auth = match get("cpe_auth").trim().to_ascii_lowercase().as_str() {
+        "none" => CpeAuthMode::None,
+        "basic" => CpeAuthMode::Basic,
+        "digest" => CpeAuthMode::Digest,
+        other => {
+            return Err(invalid(
+                "cpe_auth",
+                format!("`{other}` is not one of none, basic, digest"),
+            ));
+        }
+    };
+    let cpe_username = get("cpe_username").to_owned();
+    let cpe_password = Secret::new(get("cpe_password"));
+    if cpe_auth != CpeAuthMode::None && (cpe_username.is_empty() || cpe_password.is_empty()) {
+        return Err(invalid(
+            "cpe_password",
+            "ACS_CPE_USERNAME and ACS_CPE_PASSWORD must both be set when CPE authentication is enabled",
+        ));
+    }
+    let mut digest_algorithms = Vec::new();
+    for part in get("digest_algorithms")
+        .split(',')
+        .filter(|p| !p.trim().is_empty())
+    {
+        let alg = DigestAlgorithm::parse(part).ok_or_else(|| {
+            invalid(
+                "digest_algorithms",
+                format!(
+                    "`{}` is not one of MD5, SHA-256, MD5-sess, SHA-256-sess",
+                    part.trim()
+                ),
+            )
+        })?;
+        if !digest_algorithms.contains(&alg) {
+            digest_algorithms.push(alg);
+        }
+    }
+    if digest_algorithms.is_empty() {
+        return Err(invalid(
+            "digest_algorithms",
+            "at least one algorithm is needed",
+        ));
+    }
+    let realm = get("digest_realm").to_owned();
+    if realm.is_empty() || realm.contains('"') || realm.contains('\\') {
+        return Err(invalid(
+            "digest_realm",
+            "must be non-empty and contain no quotes or backslashes",
+        ));
+    }
+    let tls = match (get("tls_cert").trim(), get("tls_key").trim()) {
+        ("", "") => None,
+        (cert, key) if !cert.is_empty() && !key.is_empty() => Some(TlsFiles {
+            cert: cert.into(),
+            key: key.into(),
+        }),
+        ("", _) => return Err(invalid("tls_cert", "tls_key is set but tls_cert is not")),
+        _ => return Err(invalid("tls_key", "tls_cert is set but tls_key is not")),
+    };
+    let api_tokens: Vec<Secret> = get("api_tokens")
+        .split(',')
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .map(Secret::new)
+        .collect();
+    if api_tokens.iter().any(|t| t.expose().len() < 16) {
+        return Err(invalid(
+            "api_tokens",
+            "every token must be at least 16 characters",
+        ));
+    }
+    let data_dir = PathBuf::from(get("data_dir").trim());
+    if data_dir.as_os_str().is_empty() {
+        return Err(invalid("data_dir", "must not be empty"));
+    }
+    let log_format = match get("log_format").trim().to_ascii_lowercase().as_str() {
+        "text" => LogFormat::Text,
+        "json" => LogFormat::Json,
+        other => {
+            return Err(invalid(
+                "log_format",
+                format!("`{other}` is not text or json"),
+            ));
+        }
+    };
+
+    Ok(Config {
+        data_dir,
+        cwmp_listen: addr("cwmp_listen")?,
+        api_listen: addr("api_listen")?,
+        api_tokens,
+        cpe_auth,
+        cpe_username,
+        cpe_password,
+        digest_realm: realm,
+        digest_algorithms,
+        digest_nonce_ttl: secs("digest_nonce_ttl_s", 86_400)?,
+        tls,
+        session_timeout: secs("session_timeout_s", 3600)?,
+        max_body_bytes: number("max_body_bytes", 1024, 256 << 20)? as usize,
+        max_rpcs_per_session: number("max_rpcs_per_session", 1, 10_000)? as u32,
+        max_task_attempts: number("max_task_attempts", 1, 100)? as u32,
+        max_sessions: number("max_sessions", 1, 10_000_000)? as usize,
+        max_connections: number("max_connections", 1, 10_000_000)? as usize,
+        header_read_timeout: secs("header_read_timeout_s", 3600)?,
+        body_read_timeout: secs("body_read_timeout_s", 3600)?,
+        idle_timeout: secs("idle_timeout_s", 86_400)?,
+        store_cache_bytes: number("store_cache_mb", 8, 1 << 20)? << 20,
+        shutdown_grace: secs("shutdown_grace_s", 3600)?,
+        log_format,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn load_with(file: Option<&str>, env: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("acs.toml");
+        if let Some(text) = file {
+            std::fs::write(&path, text).unwrap();
+        }
+        let env: HashMap<String, String> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        load(file.map(|_| path.as_path()), &|k| env.get(k).cloned()).map(|(c, _)| c)
+    }
+
+    #[test]
+    fn defaults_run_out_of_the_box() {
+        let c = load_with(None, &[]).unwrap();
+        assert_eq!(c.cwmp_listen.to_string(), "0.0.0.0:7547");
+        assert_eq!(c.api_listen.to_string(), "127.0.0.1:7557");
+        assert_eq!(c.cpe_auth, CpeAuthMode::None);
+        assert_eq!(c.session_timeout, Duration::from_secs(30));
+        assert_eq!(c.max_body_bytes, 1 << 20);
+        assert!(c.tls.is_none());
+    }
+
+    #[test]
+    fn environment_overrides_file() {
+        let c = load_with(
+            Some("session_timeout_s = 45\ncpe_auth = \"digest\"\ncpe_username = \"acs\"\ncpe_password = \"pw\"\napi_tokens = [\"0123456789abcdef\", \"fedcba9876543210\"]"),
+            &[("ACS_SESSION_TIMEOUT_S", "50")],
+        )
+        .unwrap();
+        assert_eq!(c.session_timeout, Duration::from_secs(50));
+        assert_eq!(c.cpe_auth, CpeAuthMode::Digest);
+        assert_eq!(c.api_tokens.len(), 2);
+    }
+
+    #[test]
+    fn bad_values_name_the_key_and_never_echo_secrets() {
+        let e = load_with(None, &[("ACS_SESSION_TIMEOUT_S", "abc")])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("session_timeout_s")
+                && e.contains("ACS_SESSION_TIMEOUT_S")
+                && e.contains("abc"),
+            "{e}"
+        );
+        let e = load_with(None, &[("ACS_CWMP_LISTEN", "nowhere")])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("ACS_CWMP_LISTEN"), "{e}");
+        let e = load_with(
+            None,
+            &[("ACS_CPE_AUTH", "digest"), ("ACS_CPE_PASSWORD", "hunter2")],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("ACS_CPE_USERNAME") && !e.contains("hunter2"),
+            "{e}"
+        );
+        let e = load_with(None, &[("ACS_API_TOKEN", "short-secret")])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("ACS_API_TOKEN") && !e.contains("short-secret"),
+            "{e}"
+        );
+        let e = load_with(Some("sesion_timeout_s = 3"), &[])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("unknown key `sesion_timeout_s`"), "{e}");
+        let e = load_with(Some("x = "), &[]).unwrap_err().to_string();
+        assert!(e.contains("not valid TOML"), "{e}");
+        let e = load_with(None, &[("ACS_TLS_CERT", "/x.pem")])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("ACS_TLS_KEY"), "{e}");
+        let e = load_with(None, &[("ACS_DIGEST_ALGORITHMS", "MD5,SHA-1")])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("SHA-1"), "{e}");
+        let e = load_with(None, &[("ACS_MAX_BODY_BYTES", "0")])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("outside"), "{e}");
+    }
+
+    #[test]
+    fn check_config_rows_mask_secrets() {
+        let env: HashMap<&str, &str> = [("ACS_API_TOKEN", "0123456789abcdef-secret")].into();
+        let (_, eff) = load(None, &|k| env.get(k).map(|v| v.to_string())).unwrap();
+        let rows = eff.rows();
+        let token = rows.iter().find(|r| r.0 == "api_tokens").unwrap();
+        assert!(!token.2.contains("secret"));
+        assert_eq!(token.3, Source::Env);
+        assert_eq!(rows.len(), KEYS.len());
+    }
+}

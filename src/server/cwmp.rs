@@ -1,0 +1,442 @@
+//! The CWMP endpoint: one HTTP request in, one CWMP reply out.
+//!
+//! Order of work per request: read the body (bounded), authenticate, find
+//! the session (cookie, else connection), decode, then either start a
+//! session (Inform) or feed the session state machine. Whatever the session
+//! decided is written and made durable before the reply leaves, so what a
+//! CPE sees acknowledged survives a crash.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use http::header::{self, HeaderMap, HeaderValue};
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use tracing::{debug, error, info, warn};
+
+use super::Acs;
+use super::auth::AuthOutcome;
+use super::body::{BodyError, decode_content, read_limited};
+use super::sessions::{LiveSession, Refused, SessionKey};
+use crate::config::CpeAuthMode;
+use crate::cwmp::{Body, Envelope};
+use crate::server::apply;
+use crate::session::{self, Input, Reply, Session};
+
+/// Name of the session cookie.
+pub const SESSION_COOKIE: &str = "session";
+
+/// What the server remembers about one TCP (or TLS) connection.
+pub struct ConnState {
+    pub remote: SocketAddr,
+    /// Session opened on this connection: the fallback for CPEs that do
+    /// not return cookies.
+    session: Mutex<Option<SessionKey>>,
+    /// Credentials verified on this connection (some CPEs authenticate
+    /// only the first request).
+    authenticated: Mutex<Option<Identity>>,
+}
+
+#[derive(Clone, Debug)]
+struct Identity {
+    bound_device: Option<String>,
+}
+
+impl ConnState {
+    pub fn new(remote: SocketAddr) -> ConnState {
+        ConnState {
+            remote,
+            session: Mutex::new(None),
+            authenticated: Mutex::new(None),
+        }
+    }
+
+    fn session_key(&self) -> Option<SessionKey> {
+        self.session
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    fn set_session(&self, key: Option<SessionKey>) {
+        *self.session.lock().unwrap_or_else(|p| p.into_inner()) = key;
+    }
+
+    fn identity(&self) -> Option<Identity> {
+        self.authenticated
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    fn set_identity(&self, id: Identity) {
+        *self.authenticated.lock().unwrap_or_else(|p| p.into_inner()) = Some(id);
+    }
+}
+
+type HttpResponse = Response<Full<Bytes>>;
+
+pub fn now_ms(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+fn text(status: StatusCode, msg: impl Into<String>) -> HttpResponse {
+    let mut body = msg.into();
+    body.push('\n');
+    let mut r = Response::new(Full::new(Bytes::from(body)));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    r
+}
+
+fn xml(envelope: &Envelope) -> HttpResponse {
+    let mut r = Response::new(Full::new(Bytes::from(envelope.encode())));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/xml; charset=\"utf-8\""),
+    );
+    r
+}
+
+fn no_content() -> HttpResponse {
+    let mut r = Response::new(Full::new(Bytes::new()));
+    *r.status_mut() = StatusCode::NO_CONTENT;
+    r
+}
+
+fn unavailable(retry_after_s: u64, msg: &str) -> HttpResponse {
+    let mut r = text(StatusCode::SERVICE_UNAVAILABLE, msg);
+    r.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_s));
+    r
+}
+
+fn internal_error(what: &str, e: impl std::fmt::Display) -> HttpResponse {
+    error!(error = %e, "{what}");
+    text(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        format!("internal error: {what}"),
+    )
+}
+
+/// The `session` cookie, tolerating CPEs that send it back with its
+/// attributes (`session=k; Path=/`) or several Cookie headers.
+fn session_cookie(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split([';', ',']))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, _)| name.trim() == SESSION_COOKIE)
+        .map(|(_, value)| value.trim().trim_matches('"'))
+        .filter(|v| !v.is_empty())
+}
+
+/// Handles one request on the CWMP listener.
+pub async fn handle(acs: Arc<Acs>, conn: Arc<ConnState>, req: Request<Incoming>) -> HttpResponse {
+    if req.method() != Method::POST {
+        let mut r = text(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "this is a CWMP (TR-069) endpoint: CPEs POST SOAP envelopes here",
+        );
+        r.headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static("POST"));
+        return r;
+    }
+    let (parts, body) = req.into_parts();
+    let declared = parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    let cfg = &acs.config;
+    let raw = match read_limited(body, declared, cfg.max_body_bytes, cfg.body_read_timeout).await {
+        Ok(b) => b,
+        Err(e) => return body_error(&conn, e),
+    };
+    let encoding = parts
+        .headers
+        .get(header::CONTENT_ENCODING)
+        .and_then(|v| v.to_str().ok());
+    let raw = match decode_content(encoding, raw, cfg.max_body_bytes) {
+        Ok(b) => b,
+        Err(e) => return body_error(&conn, e),
+    };
+
+    let now = SystemTime::now();
+    let now_ms = now_ms(now);
+    let live = session_cookie(&parts.headers)
+        .and_then(|k| acs.sessions.get(k, now_ms))
+        .or_else(|| {
+            conn.session_key()
+                .and_then(|k| acs.sessions.get(&k, now_ms))
+        });
+
+    if acs.auth.mode() != CpeAuthMode::None && live.is_none() && conn.identity().is_none() {
+        let authorization = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok());
+        let uri = parts
+            .uri
+            .path_and_query()
+            .map(|p| p.as_str())
+            .unwrap_or("/");
+        let store = acs.store.clone();
+        let lookup = move |user: &str| match store.cpe_credential(user) {
+            Ok(c) => c,
+            Err(e) => {
+                error!(error = %e, "reading CPE credentials failed");
+                None
+            }
+        };
+        match acs.auth.check("POST", uri, authorization, &lookup, now) {
+            AuthOutcome::Allowed { bound_device, .. } => {
+                conn.set_identity(Identity { bound_device });
+            }
+            AuthOutcome::Challenge { headers, reason } => {
+                debug!(remote = %conn.remote, reason, "CPE authentication challenge");
+                let mut r = text(StatusCode::UNAUTHORIZED, "authentication required");
+                for h in headers {
+                    if let Ok(v) = HeaderValue::from_str(&h) {
+                        r.headers_mut().append(header::WWW_AUTHENTICATE, v);
+                    }
+                }
+                return r;
+            }
+        }
+    }
+
+    let input = if raw.iter().all(u8::is_ascii_whitespace) {
+        Input::Empty
+    } else {
+        match Envelope::decode(&raw) {
+            Ok(env) => Input::Envelope(env),
+            Err(e) => {
+                warn!(
+                    remote = %conn.remote,
+                    device = live.as_ref().map(|l| l.device_id.as_str()).unwrap_or("-"),
+                    reason = %e,
+                    "rejected CWMP request"
+                );
+                return text(
+                    StatusCode::BAD_REQUEST,
+                    format!("malformed CWMP request: {e}"),
+                );
+            }
+        }
+    };
+
+    if let Input::Envelope(env) = input {
+        if matches!(env.body, Body::Inform(_)) {
+            return start_session(&acs, &conn, live, env, now_ms).await;
+        }
+        return continue_session(&acs, &conn, live, Input::Envelope(env), now_ms).await;
+    }
+    continue_session(&acs, &conn, live, input, now_ms).await
+}
+
+fn body_error(conn: &ConnState, e: BodyError) -> HttpResponse {
+    let status = match e {
+        BodyError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+        BodyError::Timeout(_) => StatusCode::REQUEST_TIMEOUT,
+        BodyError::UnsupportedEncoding(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        _ => StatusCode::BAD_REQUEST,
+    };
+    warn!(remote = %conn.remote, reason = %e, "rejected CWMP request body");
+    text(status, e.to_string())
+}
+
+async fn start_session(
+    acs: &Arc<Acs>,
+    conn: &Arc<ConnState>,
+    previous: Option<Arc<LiveSession>>,
+    env: Envelope,
+    now_ms: u64,
+) -> HttpResponse {
+    let Body::Inform(inform) = &env.body else {
+        return text(StatusCode::BAD_REQUEST, "expected an Inform");
+    };
+    if !inform.device_id.is_identifiable() {
+        warn!(remote = %conn.remote, "Inform without a SerialNumber rejected");
+        return text(
+            StatusCode::BAD_REQUEST,
+            "Inform rejected: DeviceId has no SerialNumber",
+        );
+    }
+    let device_id = inform.device_id.device_id();
+    if let Some(bound) = conn.identity().and_then(|i| i.bound_device) {
+        if bound != device_id {
+            warn!(remote = %conn.remote, device = %device_id, credentials_of = %bound, "credentials used by another device");
+            return text(
+                StatusCode::FORBIDDEN,
+                format!("these credentials belong to device {bound}, not {device_id}"),
+            );
+        }
+    }
+    // A new Inform from the client that holds a session replaces it (the
+    // CPE restarted its session, e.g. after a reboot).
+    if let Some(old) = previous {
+        acs.sessions.end(&old.key);
+        conn.set_session(None);
+    }
+
+    let store = acs.store.as_ref();
+    let existing = match store.device(&device_id) {
+        Ok(d) => d,
+        Err(e) => return internal_error("reading the device record failed", e),
+    };
+    let tasks = match store.tasks(&device_id) {
+        Ok(t) => t,
+        Err(e) => return internal_error("reading the task queue failed", e),
+    };
+    let (session, start_effects) =
+        Session::start(device_id.clone(), env.version, tasks, acs.limits, now_ms);
+    let timeout_ms = acs.session_timeout_ms(env.header.session_timeout);
+    let live = match acs.sessions.begin(&device_id, session, timeout_ms, now_ms) {
+        Ok(l) => l,
+        Err(Refused::DeviceBusy { retry_after_s }) => {
+            info!(device = %device_id, remote = %conn.remote, "second concurrent session refused");
+            return unavailable(
+                retry_after_s,
+                "this device already has a CWMP session in progress",
+            );
+        }
+        Err(Refused::Full) => {
+            warn!(device = %device_id, "session table full: Inform refused");
+            return unavailable(30, "too many CWMP sessions in progress");
+        }
+    };
+
+    let outcome = session::apply_inform(
+        existing,
+        inform,
+        &env.header,
+        env.version,
+        Some(conn.remote.ip().to_string()),
+        now_ms,
+    );
+    let written = apply::apply_inform(store, &outcome)
+        .and_then(|()| apply::apply_effects(store, &device_id, start_effects, now_ms));
+    if let Err(e) = written {
+        acs.sessions.end(&live.key);
+        return internal_error("storing the Inform failed", e);
+    }
+    if let Err(e) = store.sync().await {
+        acs.sessions.end(&live.key);
+        return internal_error("making the Inform durable failed", e);
+    }
+    conn.set_session(Some(live.key.clone()));
+    live.touch(now_ms);
+    let events: Vec<&str> = inform
+        .events
+        .iter()
+        .map(|e| e.event_code.as_str())
+        .collect();
+    info!(
+        device = %device_id,
+        remote = %conn.remote,
+        cwmp = %env.version,
+        events = ?events,
+        "session started"
+    );
+    let mut r = xml(&session::inform_response(&env));
+    if let Ok(v) =
+        HeaderValue::from_str(&format!("{SESSION_COOKIE}={}; Path=/; HttpOnly", live.key))
+    {
+        r.headers_mut().insert(header::SET_COOKIE, v);
+    }
+    r
+}
+
+async fn continue_session(
+    acs: &Arc<Acs>,
+    conn: &Arc<ConnState>,
+    live: Option<Arc<LiveSession>>,
+    input: Input,
+    now_ms: u64,
+) -> HttpResponse {
+    let Some(live) = live else {
+        return match input {
+            // A CPE that lost its session (expired, or a new connection
+            // without cookie) and has nothing to say: end cleanly.
+            Input::Empty => {
+                debug!(remote = %conn.remote, "empty POST without a session");
+                no_content()
+            }
+            Input::Envelope(env) => {
+                warn!(remote = %conn.remote, method = env.body.name(), "CWMP message without a session");
+                text(
+                    StatusCode::BAD_REQUEST,
+                    format!(
+                        "no open CWMP session: a session starts with an Inform (got {})",
+                        env.body.name()
+                    ),
+                )
+            }
+        };
+    };
+    let mut session = live.state.lock().await;
+    live.touch(now_ms);
+    let step = session.handle(input, now_ms);
+    let ends = step.ends_session();
+    let store = acs.store.as_ref();
+    match apply::apply_effects(store, &live.device_id, step.effects, now_ms) {
+        Ok(true) => {
+            if let Err(e) = store.sync().await {
+                return internal_error("making session results durable failed", e);
+            }
+        }
+        Ok(false) => {}
+        Err(e) => return internal_error("storing session results failed", e),
+    }
+    live.touch(now_ms);
+    match step.reply {
+        Reply::Envelope(env) => {
+            debug!(device = %live.device_id, rpc = env.body.name(), "sent");
+            xml(&env)
+        }
+        Reply::NoContent => {
+            if ends {
+                acs.sessions.end(&live.key);
+                conn.set_session(None);
+                info!(device = %live.device_id, "session ended");
+            }
+            no_content()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cookie_parsing_tolerates_attributes_and_several_headers() {
+        let mut h = HeaderMap::new();
+        h.append(header::COOKIE, HeaderValue::from_static("other=1"));
+        h.append(
+            header::COOKIE,
+            HeaderValue::from_static("session=abc123; Path=/; HttpOnly"),
+        );
+        assert_eq!(session_cookie(&h), Some("abc123"));
+        let mut h = HeaderMap::new();
+        h.insert(header::COOKIE, HeaderValue::from_static("session=\"q\""));
+        assert_eq!(session_cookie(&h), Some("q"));
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::COOKIE,
+            HeaderValue::from_static("sessionx=1; session="),
+        );
+        assert_eq!(session_cookie(&h), None);
+    }
+}

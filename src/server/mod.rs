@@ -1,0 +1,245 @@
+//! The network edge: listeners, TLS, limits, and the glue from HTTP
+//! requests to the codec, the session state machine and the store.
+
+mod apply;
+pub mod auth;
+mod body;
+pub mod conn;
+pub mod cwmp;
+pub mod sessions;
+mod tls;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use http::{Request, Response};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use thiserror::Error;
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, watch};
+use tracing::{debug, info, warn};
+
+use crate::api::{self, ApiTokens};
+use crate::config::{Config, CpeAuthMode};
+use crate::session::SessionLimits;
+use crate::store::{SledStore, Store, StoreError};
+use auth::CpeAuthenticator;
+use conn::{ConnLimits, Handler, accept_loop};
+use cwmp::ConnState;
+use sessions::SessionTable;
+
+/// Checks that the TLS files load (for `check-config`).
+pub fn check_tls(files: &crate::config::TlsFiles) -> Result<(), String> {
+    tls::acceptor(files).map(|_| ())
+}
+
+/// Everything request handlers share.
+pub struct Acs {
+    pub config: Config,
+    pub store: Arc<dyn Store>,
+    pub sessions: SessionTable,
+    pub auth: CpeAuthenticator,
+    pub limits: SessionLimits,
+}
+
+impl Acs {
+    pub fn new(config: Config, store: Arc<dyn Store>) -> Acs {
+        Acs {
+            sessions: SessionTable::new(config.max_sessions),
+            auth: CpeAuthenticator::new(&config),
+            limits: SessionLimits {
+                max_rpcs: config.max_rpcs_per_session,
+                max_attempts: config.max_task_attempts,
+            },
+            config,
+            store,
+        }
+    }
+
+    /// The session timeout: the configured one, or longer if the CPE
+    /// announced a longer SessionTimeout (capped at ten minutes).
+    pub fn session_timeout_ms(&self, cpe_announced_s: Option<u32>) -> u64 {
+        let configured = self.config.session_timeout.as_millis() as u64;
+        let cpe = u64::from(cpe_announced_s.unwrap_or(0)).min(600) * 1000;
+        configured.max(cpe)
+    }
+}
+
+/// Why the server could not start.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum StartError {
+    #[error("data directory {path}: {reason}")]
+    DataDir { path: String, reason: String },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("cannot listen for {what} on {addr}: {reason}")]
+    Bind {
+        what: &'static str,
+        addr: SocketAddr,
+        reason: String,
+    },
+    #[error("TLS: {0}")]
+    Tls(String),
+    #[error("API token: {0}")]
+    Token(String),
+}
+
+#[derive(Clone)]
+struct CwmpHandler(Arc<Acs>);
+
+impl Handler for CwmpHandler {
+    type Conn = ConnState;
+
+    fn on_connect(&self, remote: SocketAddr) -> Arc<ConnState> {
+        Arc::new(ConnState::new(remote))
+    }
+
+    fn call(
+        &self,
+        conn: Arc<ConnState>,
+        req: Request<Incoming>,
+    ) -> impl Future<Output = Response<Full<Bytes>>> + Send + 'static {
+        cwmp::handle(self.0.clone(), conn, req)
+    }
+}
+
+#[derive(Clone)]
+struct ApiHandler(Arc<Acs>, Arc<ApiTokens>);
+
+impl Handler for ApiHandler {
+    type Conn = SocketAddr;
+
+    fn on_connect(&self, remote: SocketAddr) -> Arc<SocketAddr> {
+        Arc::new(remote)
+    }
+
+    fn call(
+        &self,
+        _conn: Arc<SocketAddr>,
+        req: Request<Incoming>,
+    ) -> impl Future<Output = Response<Full<Bytes>>> + Send + 'static {
+        api::handle(self.0.clone(), self.1.clone(), req)
+    }
+}
+
+/// Addresses the server actually listens on (useful with port 0).
+#[derive(Clone, Copy, Debug)]
+pub struct Bound {
+    pub cwmp: SocketAddr,
+    pub api: SocketAddr,
+}
+
+/// Runs the ACS until `shutdown` completes, then drains in-flight
+/// exchanges (up to the grace period) and flushes the store.
+pub async fn run(
+    config: Config,
+    shutdown: impl Future<Output = ()>,
+    on_ready: impl FnOnce(Bound),
+) -> Result<(), StartError> {
+    std::fs::create_dir_all(&config.data_dir).map_err(|e| StartError::DataDir {
+        path: config.data_dir.display().to_string(),
+        reason: e.to_string(),
+    })?;
+    let tls = match &config.tls {
+        Some(files) => Some(tls::acceptor(files).map_err(StartError::Tls)?),
+        None => None,
+    };
+    let tokens = Arc::new(api::load_or_create_tokens(&config).map_err(StartError::Token)?);
+    let store: Arc<dyn Store> = Arc::new(SledStore::open(
+        &config.data_dir.join("db"),
+        config.store_cache_bytes,
+    )?);
+    if config.cpe_auth == CpeAuthMode::None {
+        warn!("CPE authentication is off (ACS_CPE_AUTH=none): any client can act as a CPE");
+    }
+
+    let bind = |what, addr| async move {
+        TcpListener::bind(addr).await.map_err(|e| StartError::Bind {
+            what,
+            addr,
+            reason: e.to_string(),
+        })
+    };
+    let cwmp_listener = bind("CWMP", config.cwmp_listen).await?;
+    let api_listener = bind("the API", config.api_listen).await?;
+    let bound = Bound {
+        cwmp: cwmp_listener.local_addr().unwrap_or(config.cwmp_listen),
+        api: api_listener.local_addr().unwrap_or(config.api_listen),
+    };
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    info!(addr = %bound.cwmp, "CWMP listener ready at {scheme}://{}/", bound.cwmp);
+    info!(addr = %bound.api, "API listener ready at http://{}/", bound.api);
+
+    let limits = ConnLimits {
+        max_connections: config.max_connections,
+        header_read_timeout: config.header_read_timeout,
+        idle_timeout: config.idle_timeout,
+    };
+    let api_limits = ConnLimits {
+        max_connections: 1024,
+        ..limits
+    };
+    let grace = config.shutdown_grace;
+    let acs = Arc::new(Acs::new(config, store.clone()));
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let (drain_tx, mut drain_rx) = mpsc::channel::<()>(1);
+
+    let cwmp_task = tokio::spawn(accept_loop(
+        cwmp_listener,
+        tls,
+        CwmpHandler(acs.clone()),
+        limits,
+        stop_rx.clone(),
+        drain_tx.clone(),
+    ));
+    let api_task = tokio::spawn(accept_loop(
+        api_listener,
+        None,
+        ApiHandler(acs.clone(), tokens),
+        api_limits,
+        stop_rx.clone(),
+        drain_tx.clone(),
+    ));
+    drop(drain_tx);
+    let reaper = tokio::spawn(reap_sessions(acs.clone(), stop_rx));
+    on_ready(bound);
+
+    shutdown.await;
+    info!("shutting down: finishing in-flight exchanges");
+    let _ = stop_tx.send(true);
+    let _ = cwmp_task.await;
+    let _ = api_task.await;
+    let _ = reaper.await;
+    if tokio::time::timeout(grace, drain_rx.recv()).await.is_err() {
+        warn!(
+            ?grace,
+            "connections still open after the grace period; closing them"
+        );
+    }
+    let store2 = store.clone();
+    match tokio::task::spawn_blocking(move || store2.flush_blocking()).await {
+        Ok(Ok(())) => info!("store flushed; bye"),
+        Ok(Err(e)) => warn!(error = %e, "final store flush failed"),
+        Err(e) => warn!(error = %e, "final store flush panicked"),
+    }
+    Ok(())
+}
+
+async fn reap_sessions(acs: Arc<Acs>, mut stop: watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.changed() => return,
+        }
+        let now = cwmp::now_ms(SystemTime::now());
+        for device in acs.sessions.reap(now) {
+            debug!(device = %device, "session timed out");
+        }
+    }
+}

@@ -1,0 +1,257 @@
+//! Live CWMP sessions: found by cookie (or by connection), one per device.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use ring::rand::{SecureRandom, SystemRandom};
+
+use crate::session::Session;
+use crate::store::Task;
+
+/// Random 128-bit session key, sent as the `session` cookie.
+pub type SessionKey = String;
+
+/// A session in progress.
+pub struct LiveSession {
+    pub key: SessionKey,
+    pub device_id: String,
+    /// Held for the duration of one exchange: a CPE's requests in one
+    /// session are sequential, and the lock makes sure they stay so.
+    pub state: tokio::sync::Mutex<Session>,
+    last_active_ms: AtomicU64,
+    timeout_ms: u64,
+}
+
+impl LiveSession {
+    pub fn touch(&self, now_ms: u64) {
+        self.last_active_ms.store(now_ms, Ordering::Relaxed);
+    }
+
+    fn expired(&self, now_ms: u64) -> bool {
+        now_ms.saturating_sub(self.last_active_ms.load(Ordering::Relaxed)) > self.timeout_ms
+    }
+
+    /// Seconds until this session would time out.
+    fn remaining_s(&self, now_ms: u64) -> u64 {
+        let idle = now_ms.saturating_sub(self.last_active_ms.load(Ordering::Relaxed));
+        self.timeout_ms.saturating_sub(idle).div_ceil(1000).max(1)
+    }
+}
+
+/// Why a new session cannot start.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Refused {
+    /// The device already has a live session; retry after this many seconds.
+    DeviceBusy { retry_after_s: u64 },
+    /// Too many sessions in total.
+    Full,
+}
+
+#[derive(Default)]
+struct Tables {
+    by_key: HashMap<SessionKey, Arc<LiveSession>>,
+    by_device: HashMap<String, SessionKey>,
+}
+
+/// All live sessions.
+pub struct SessionTable {
+    tables: Mutex<Tables>,
+    max_sessions: usize,
+    rng: SystemRandom,
+}
+
+impl SessionTable {
+    pub fn new(max_sessions: usize) -> SessionTable {
+        SessionTable {
+            tables: Mutex::new(Tables::default()),
+            max_sessions,
+            rng: SystemRandom::new(),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Tables> {
+        // A panic while holding this lock cannot leave the maps
+        // inconsistent (every critical section is a few map operations), so
+        // a poisoned lock is still safe to use.
+        self.tables.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn new_key(&self) -> SessionKey {
+        let mut b = [0u8; 16];
+        let _ = self.rng.fill(&mut b);
+        super::auth::hex(&b)
+    }
+
+    /// The live session with this key; an expired one is removed instead.
+    pub fn get(&self, key: &str, now_ms: u64) -> Option<Arc<LiveSession>> {
+        let mut t = self.lock();
+        let s = t.by_key.get(key)?.clone();
+        if s.expired(now_ms) && s.state.try_lock().is_ok() {
+            remove(&mut t, &s);
+            return None;
+        }
+        Some(s)
+    }
+
+    /// Registers a new session for a device, unless the device already has
+    /// a live one (which is left undisturbed) or the table is full.
+    pub fn begin(
+        &self,
+        device_id: &str,
+        session: Session,
+        timeout_ms: u64,
+        now_ms: u64,
+    ) -> Result<Arc<LiveSession>, Refused> {
+        let mut t = self.lock();
+        if let Some(key) = t.by_device.get(device_id).cloned() {
+            match t.by_key.get(&key).cloned() {
+                Some(old) if !old.expired(now_ms) || old.state.try_lock().is_err() => {
+                    return Err(Refused::DeviceBusy {
+                        retry_after_s: old.remaining_s(now_ms),
+                    });
+                }
+                Some(old) => remove(&mut t, &old),
+                None => {
+                    t.by_device.remove(device_id);
+                }
+            }
+        }
+        if t.by_key.len() >= self.max_sessions {
+            return Err(Refused::Full);
+        }
+        let live = Arc::new(LiveSession {
+            key: self.new_key(),
+            device_id: device_id.to_owned(),
+            state: tokio::sync::Mutex::new(session),
+            last_active_ms: AtomicU64::new(now_ms),
+            timeout_ms,
+        });
+        t.by_device.insert(device_id.to_owned(), live.key.clone());
+        t.by_key.insert(live.key.clone(), live.clone());
+        Ok(live)
+    }
+
+    /// Removes a session (ended, or replaced by a new Inform of its CPE).
+    pub fn end(&self, key: &str) {
+        let mut t = self.lock();
+        if let Some(s) = t.by_key.get(key).cloned() {
+            remove(&mut t, &s);
+        }
+    }
+
+    /// Removes timed-out sessions that are not mid-exchange; returns their
+    /// device ids.
+    pub fn reap(&self, now_ms: u64) -> Vec<String> {
+        let mut t = self.lock();
+        let expired: Vec<Arc<LiveSession>> = t
+            .by_key
+            .values()
+            .filter(|s| s.expired(now_ms) && s.state.try_lock().is_ok())
+            .cloned()
+            .collect();
+        for s in &expired {
+            remove(&mut t, s);
+        }
+        expired.iter().map(|s| s.device_id.clone()).collect()
+    }
+
+    pub fn len(&self) -> usize {
+        self.lock().by_key.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Whether a device has a live session.
+    pub fn has_device(&self, device_id: &str) -> bool {
+        self.lock().by_device.contains_key(device_id)
+    }
+
+    /// Hands a newly queued task to the device's live session, if any, so
+    /// it goes out in the session already open.
+    pub async fn offer_task(&self, task: &Task) -> bool {
+        let live = {
+            let t = self.lock();
+            t.by_device
+                .get(&task.device_id)
+                .and_then(|k| t.by_key.get(k))
+                .cloned()
+        };
+        match live {
+            Some(live) => {
+                live.state.lock().await.enqueue(task.clone());
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+fn remove(t: &mut Tables, s: &LiveSession) {
+    t.by_key.remove(&s.key);
+    if t.by_device.get(&s.device_id) == Some(&s.key) {
+        t.by_device.remove(&s.device_id);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cwmp::CwmpVersion;
+    use crate::session::SessionLimits;
+
+    fn session() -> Session {
+        Session::start(
+            "D".into(),
+            CwmpVersion::V1_0,
+            vec![],
+            SessionLimits::default(),
+            0,
+        )
+        .0
+    }
+
+    #[test]
+    fn one_session_per_device_until_it_ends_or_expires() {
+        let t = SessionTable::new(10);
+        let a = t.begin("D", session(), 30_000, 0).unwrap();
+        assert_eq!(a.key.len(), 32);
+        assert_eq!(
+            t.begin("D", session(), 30_000, 10_000),
+            Err(Refused::DeviceBusy { retry_after_s: 20 })
+        );
+        assert!(t.get(&a.key, 10_000).is_some());
+        // Expired: the device can start again and the old key is gone.
+        let b = t.begin("D", session(), 30_000, 40_001).unwrap();
+        assert_ne!(a.key, b.key);
+        assert!(t.get(&a.key, 40_001).is_none());
+        t.end(&b.key);
+        assert!(t.is_empty());
+    }
+
+    #[test]
+    fn capacity_and_reaping() {
+        let t = SessionTable::new(2);
+        t.begin("A", session(), 1000, 0).unwrap();
+        t.begin("B", session(), 1000, 0).unwrap();
+        assert_eq!(t.begin("C", session(), 1000, 0).err(), Some(Refused::Full));
+        let mut reaped = t.reap(5000);
+        reaped.sort();
+        assert_eq!(reaped, ["A", "B"]);
+        assert!(t.begin("C", session(), 1000, 5000).is_ok());
+    }
+
+    impl PartialEq for LiveSession {
+        fn eq(&self, other: &Self) -> bool {
+            self.key == other.key
+        }
+    }
+
+    impl std::fmt::Debug for LiveSession {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "LiveSession({})", self.device_id)
+        }
+    }
+}
