@@ -555,3 +555,25 @@ mod tests {
         assert_eq!(rows.len(), KEYS.len());
     }
 }
+
+#[cfg(test)]
+mod readme_tests {
+    use super::KEYS;
+
+    #[test]
+    fn readme_documents_every_key_with_its_default() {
+        let readme = include_str!("../README.md");
+        for k in KEYS {
+            let default = if k.default.is_empty() {
+                String::new()
+            } else {
+                format!("{} ", k.default)
+            };
+            let row = format!("| {} | {} | {default}|", k.name, k.env);
+            assert!(
+                readme.contains(&row),
+                "README configuration table lacks `{row}`"
+            );
+        }
+    }
+}

@@ -1,0 +1,407 @@
+//! Test harness: starts the real `gigafibre-acs` binary on random loopback
+//! ports with a temporary data dir, and talks to it over real sockets with
+//! a small HTTP/1.1 client that gives the tests control over connections.
+
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+pub const TOKEN: &str = "test-token-0123456789abcdef";
+
+/// A running ACS process.
+pub struct Acs {
+    child: Option<Child>,
+    pub cwmp: SocketAddr,
+    pub api: SocketAddr,
+    pub data_dir: PathBuf,
+    log: Arc<Mutex<String>>,
+    _tmp: Option<tempfile::TempDir>,
+}
+
+impl Acs {
+    /// Starts an ACS with a fresh data dir and these extra environment
+    /// variables.
+    pub fn start(env: &[(&str, &str)]) -> Acs {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut acs = Acs::start_in(tmp.path(), env);
+        acs._tmp = Some(tmp);
+        acs
+    }
+
+    /// Starts an ACS on an existing data dir (restart tests).
+    pub fn start_in(data_dir: &Path, env: &[(&str, &str)]) -> Acs {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_gigafibre-acs"));
+        cmd.arg("serve")
+            .env_clear()
+            .env("ACS_DATA_DIR", data_dir)
+            .env("ACS_CWMP_LISTEN", "127.0.0.1:0")
+            .env("ACS_API_LISTEN", "127.0.0.1:0")
+            .env("ACS_API_TOKEN", TOKEN)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("start gigafibre-acs");
+        let stderr = child.stderr.take().unwrap();
+        let log = Arc::new(Mutex::new(String::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let log2 = log.clone();
+        std::thread::spawn(move || {
+            let mut cwmp = None;
+            let mut api = None;
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                let addr_after = |marker: &str| -> Option<SocketAddr> {
+                    let rest = &line[line.find(marker)? + marker.len()..];
+                    let rest = rest
+                        .strip_prefix("http://")
+                        .or_else(|| rest.strip_prefix("https://"))?;
+                    rest[..rest.find('/')?].parse().ok()
+                };
+                if let Some(a) = addr_after("CWMP listener ready at ") {
+                    cwmp = Some(a);
+                }
+                if let Some(a) = addr_after("API listener ready at ") {
+                    api = Some(a);
+                }
+                log2.lock().unwrap().push_str(&line);
+                log2.lock().unwrap().push('\n');
+                if let (Some(c), Some(a)) = (cwmp, api) {
+                    let _ = tx.send((c, a));
+                    cwmp = None;
+                }
+            }
+        });
+        let (cwmp, api) = match rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(addrs) => addrs,
+            Err(_) => {
+                let _ = child.kill();
+                panic!(
+                    "gigafibre-acs did not become ready:\n{}",
+                    log.lock().unwrap()
+                );
+            }
+        };
+        Acs {
+            child: Some(child),
+            cwmp,
+            api,
+            data_dir: data_dir.to_path_buf(),
+            log,
+            _tmp: None,
+        }
+    }
+
+    pub fn logs(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// `kill -9`.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            c.kill().unwrap();
+            c.wait().unwrap();
+        }
+    }
+
+    /// SIGTERM, then waits for the exit status.
+    pub fn terminate(&mut self) -> ExitStatus {
+        let mut c = self.child.take().expect("running");
+        Command::new("kill")
+            .arg("-TERM")
+            .arg(c.id().to_string())
+            .status()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = c.try_wait().unwrap() {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "ACS did not exit after SIGTERM");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Keeps the temporary data dir alive past this process (for restarts).
+    pub fn take_tempdir(&mut self) -> tempfile::TempDir {
+        self._tmp.take().unwrap()
+    }
+
+    pub fn cpe(&self) -> Cpe {
+        Cpe::new(self.cwmp)
+    }
+
+    /// GET on the API with the test token; returns status and JSON.
+    pub fn api_get(&self, path: &str) -> (u16, serde_json::Value) {
+        let r = HttpConn::connect(self.api).request(
+            "GET",
+            path,
+            &[("Authorization", &format!("Bearer {TOKEN}"))],
+            b"",
+        );
+        (
+            r.status,
+            serde_json::from_slice(&r.body).unwrap_or(serde_json::Value::Null),
+        )
+    }
+
+    pub fn api_post(&self, path: &str, body: &serde_json::Value) -> (u16, serde_json::Value) {
+        let r = HttpConn::connect(self.api).request(
+            "POST",
+            path,
+            &[
+                ("Authorization", &format!("Bearer {TOKEN}")),
+                ("Content-Type", "application/json"),
+            ],
+            body.to_string().as_bytes(),
+        );
+        (
+            r.status,
+            serde_json::from_slice(&r.body).unwrap_or(serde_json::Value::Null),
+        )
+    }
+
+    /// Queues an RPC for a device through the API; returns the task id.
+    pub fn queue(&self, device_id: &str, rpc: serde_json::Value) -> u64 {
+        let (status, body) = self.api_post(
+            &format!("/api/v1/devices/{}/tasks", encode_segment(device_id)),
+            &rpc,
+        );
+        assert_eq!(status, 201, "queue task: {body}");
+        body["id"].as_u64().unwrap()
+    }
+}
+
+impl Drop for Acs {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// Percent-encodes a path segment (device ids contain `%`).
+pub fn encode_segment(s: &str) -> String {
+    let mut out = String::new();
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// A response.
+#[derive(Debug)]
+pub struct HttpResponse {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl HttpResponse {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn headers_named(&self, name: &str) -> Vec<&str> {
+        self.headers
+            .iter()
+            .filter(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+            .collect()
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+/// One keep-alive HTTP/1.1 connection.
+pub struct HttpConn {
+    reader: BufReader<TcpStream>,
+}
+
+impl HttpConn {
+    pub fn connect(addr: SocketAddr) -> HttpConn {
+        let s = TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        HttpConn {
+            reader: BufReader::new(s),
+        }
+    }
+
+    pub fn stream(&mut self) -> &mut TcpStream {
+        self.reader.get_mut()
+    }
+
+    pub fn request(
+        &mut self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> HttpResponse {
+        let mut head = format!(
+            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: {}\r\n",
+            body.len()
+        );
+        for (k, v) in headers {
+            head.push_str(&format!("{k}: {v}\r\n"));
+        }
+        head.push_str("\r\n");
+        let s = self.reader.get_mut();
+        s.write_all(head.as_bytes()).unwrap();
+        s.write_all(body).unwrap();
+        self.read_response()
+    }
+
+    pub fn read_response(&mut self) -> HttpResponse {
+        let mut line = String::new();
+        self.reader.read_line(&mut line).unwrap();
+        assert!(line.starts_with("HTTP/1.1 "), "bad status line {line:?}");
+        let status: u16 = line[9..12].parse().unwrap();
+        let mut headers = Vec::new();
+        loop {
+            let mut h = String::new();
+            self.reader.read_line(&mut h).unwrap();
+            let h = h.trim_end();
+            if h.is_empty() {
+                break;
+            }
+            let (k, v) = h.split_once(':').unwrap();
+            headers.push((k.trim().to_owned(), v.trim().to_owned()));
+        }
+        let len: usize = headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
+            .map(|(_, v)| v.parse().unwrap())
+            .unwrap_or(0);
+        let mut body = vec![0; len];
+        self.reader.read_exact(&mut body).unwrap();
+        HttpResponse {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    /// True once the server has closed the connection.
+    pub fn is_closed_by_peer(&mut self) -> bool {
+        let mut b = [0u8; 1];
+        matches!(self.reader.get_mut().read(&mut b), Ok(0))
+    }
+}
+
+/// A minimal CPE: one connection, returns the session cookie it was given.
+pub struct Cpe {
+    pub addr: SocketAddr,
+    pub conn: HttpConn,
+    pub cookie: Option<String>,
+    pub send_cookie: bool,
+    pub extra_headers: Vec<(String, String)>,
+}
+
+impl Cpe {
+    pub fn new(addr: SocketAddr) -> Cpe {
+        Cpe {
+            addr,
+            conn: HttpConn::connect(addr),
+            cookie: None,
+            send_cookie: true,
+            extra_headers: Vec::new(),
+        }
+    }
+
+    /// Opens a new TCP connection (keeping the cookie).
+    pub fn reconnect(&mut self) {
+        self.conn = HttpConn::connect(self.addr);
+    }
+
+    pub fn post(&mut self, body: &[u8]) -> HttpResponse {
+        let mut headers: Vec<(String, String)> = self.extra_headers.clone();
+        headers.push(("Content-Type".into(), "text/xml; charset=utf-8".into()));
+        headers.push(("SOAPAction".into(), String::new()));
+        if self.send_cookie {
+            if let Some(c) = &self.cookie {
+                headers.push(("Cookie".into(), c.clone()));
+            }
+        }
+        let refs: Vec<(&str, &str)> = headers
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        let r = self.conn.request("POST", "/", &refs, body);
+        if let Some(set) = r.header("set-cookie") {
+            self.cookie = Some(set.split(';').next().unwrap().to_owned());
+        }
+        r
+    }
+
+    pub fn post_str(&mut self, body: &str) -> HttpResponse {
+        self.post(body.as_bytes())
+    }
+
+    pub fn empty(&mut self) -> HttpResponse {
+        self.post(b"")
+    }
+}
+
+/// An Inform envelope; `prefix` is the SOAP envelope prefix.
+pub fn inform_xml(prefix: &str, cwmp: &str, id: &str, serial: &str, events: &[&str]) -> String {
+    let events_xml: String = events
+        .iter()
+        .map(|e| {
+            format!(
+                "<EventStruct><EventCode>{e}</EventCode><CommandKey></CommandKey></EventStruct>"
+            )
+        })
+        .collect();
+    format!(
+        r#"<?xml version="1.0" encoding="UTF-8"?>
+<{p}:Envelope xmlns:{p}="http://schemas.xmlsoap.org/soap/envelope/" xmlns:xsd="http://www.w3.org/2001/XMLSchema" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" xmlns:cwmp="urn:dslforum-org:cwmp-{cwmp}">
+<{p}:Header><cwmp:ID {p}:mustUnderstand="1">{id}</cwmp:ID></{p}:Header>
+<{p}:Body><cwmp:Inform>
+<DeviceId><Manufacturer>TP-Link</Manufacturer><OUI>1C61B4</OUI><ProductClass>Device2</ProductClass><SerialNumber>{serial}</SerialNumber></DeviceId>
+<Event>{events_xml}</Event><MaxEnvelopes>1</MaxEnvelopes><CurrentTime>2026-11-29T12:00:00Z</CurrentTime><RetryCount>0</RetryCount>
+<ParameterList>
+<ParameterValueStruct><Name>Device.DeviceInfo.SoftwareVersion</Name><Value xsi:type="xsd:string">1.1.0</Value></ParameterValueStruct>
+<ParameterValueStruct><Name>Device.ManagementServer.ConnectionRequestURL</Name><Value xsi:type="xsd:string">http://127.0.0.1:30005/cr</Value></ParameterValueStruct>
+</ParameterList></cwmp:Inform></{p}:Body></{p}:Envelope>"#,
+        p = prefix
+    )
+}
+
+/// The device id `inform_xml` produces.
+pub fn device_id(serial: &str) -> String {
+    format!("1C61B4-Device2-{serial}")
+}
+
+/// A CPE response envelope in cwmp-1-0 with the given ID and body XML.
+pub fn response_xml(id: &str, body: &str) -> String {
+    format!(
+        r#"<soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/" xmlns:cwmp="urn:dslforum-org:cwmp-1-0" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" xmlns:xsd="http://www.w3.org/2001/XMLSchema"><soapenv:Header><cwmp:ID soapenv:mustUnderstand="1">{id}</cwmp:ID></soapenv:Header><soapenv:Body>{body}</soapenv:Body></soapenv:Envelope>"#
+    )
+}
+
+/// Text between `<tag>` and `</tag>` (first occurrence, prefix-agnostic on
+/// the closing tag name).
+pub fn between<'a>(xml: &'a str, open: &str, close: &str) -> Option<&'a str> {
+    let start = xml.find(open)? + open.len();
+    let end = xml[start..].find(close)? + start;
+    Some(&xml[start..end])
+}

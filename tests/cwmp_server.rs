@@ -1,0 +1,787 @@
+//! End-to-end tests of the CWMP endpoint: the real binary on a random
+//! loopback port, real HTTP over real sockets.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::io::Write;
+use std::path::Path;
+use std::time::Duration;
+
+use common::*;
+use serde_json::json;
+
+fn corpus(name: &str) -> Vec<u8> {
+    std::fs::read(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/corpus")
+            .join(name),
+    )
+    .unwrap()
+}
+
+#[test]
+fn each_cpe_is_answered_in_its_own_namespace_with_its_own_id() {
+    let acs = Acs::start(&[]);
+    let mut old = acs.cpe();
+    let r = old.post_str(&inform_xml("SOAP-ENV", "1-0", "4711", "NS10", &["1 BOOT"]));
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        r.header("content-type"),
+        Some("text/xml; charset=\"utf-8\"")
+    );
+    let body = r.text();
+    assert!(
+        body.contains("xmlns:cwmp=\"urn:dslforum-org:cwmp-1-0\""),
+        "{body}"
+    );
+    assert!(
+        body.contains("<cwmp:ID SOAP-ENV:mustUnderstand=\"1\">4711</cwmp:ID>"),
+        "{body}"
+    );
+    assert!(
+        body.contains("<cwmp:InformResponse><MaxEnvelopes>1</MaxEnvelopes></cwmp:InformResponse>")
+    );
+    assert!(r.header("set-cookie").unwrap().contains("Path=/"));
+
+    let mut new = acs.cpe();
+    let r = new.post_str(&inform_xml(
+        "soapenv",
+        "1-2",
+        "abc-9",
+        "NS12",
+        &["2 PERIODIC"],
+    ));
+    assert_eq!(r.status, 200);
+    assert!(
+        r.text()
+            .contains("xmlns:cwmp=\"urn:dslforum-org:cwmp-1-2\"")
+    );
+    assert!(r.text().contains(">abc-9</cwmp:ID>"));
+
+    assert_eq!(old.empty().status, 204);
+    assert_eq!(new.empty().status, 204);
+    let (status, device) = acs.api_get(&format!("/api/v1/devices/{}", device_id("NS12")));
+    assert_eq!(status, 200);
+    assert_eq!(device["cwmp_version"], "1-2");
+    assert_eq!(device["software_version"], "1.1.0");
+    assert_eq!(device["recent_events"][0]["code"], "2 PERIODIC");
+}
+
+#[test]
+fn the_quirk_corpus_over_http() {
+    let acs = Acs::start(&[]);
+    let manifest: toml::Table = toml::from_str(
+        &std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/corpus/manifest.toml"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let mut informs = 0;
+    let mut expected_ids = std::collections::BTreeSet::new();
+    for entry in manifest["envelope"].as_array().unwrap() {
+        let file = entry["file"].as_str().unwrap();
+        let expect = entry["expect"].as_str().unwrap();
+        let method = entry.get("method").and_then(|m| m.as_str()).unwrap_or("");
+        let mut cpe = acs.cpe();
+        let r = cpe.post(&corpus(file));
+        match (expect, method) {
+            ("ok", "Inform") => {
+                informs += 1;
+                let identity = gigafibre_acs::cwmp::rpc::DeviceIdStruct {
+                    manufacturer: String::new(),
+                    oui: entry["oui"].as_str().unwrap().to_owned(),
+                    product_class: entry["product_class"].as_str().unwrap().to_owned(),
+                    serial_number: entry["serial_number"].as_str().unwrap().to_owned(),
+                };
+                expected_ids.insert(identity.device_id());
+                assert_eq!(r.status, 200, "{file}: {}", r.text());
+                let id = entry.get("id").and_then(|i| i.as_str());
+                if let Some(id) = id {
+                    assert!(
+                        r.text()
+                            .contains(&format!(">{}</cwmp:ID>", id.replace('&', "&amp;"))),
+                        "{file}: {}",
+                        r.text()
+                    );
+                }
+                let ns = format!("urn:dslforum-org:cwmp-{}", entry["cwmp"].as_str().unwrap());
+                assert!(r.text().contains(&ns), "{file} answered outside {ns}");
+                // The unknown method inside a session gets fault 8000 with its ID.
+                let unknown = cpe.post(&corpus("41-unknown-method-frobnicate.xml"));
+                assert_eq!(unknown.status, 200);
+                assert!(
+                    unknown.text().contains("<FaultCode>8000</FaultCode>"),
+                    "{}",
+                    unknown.text()
+                );
+                assert!(unknown.text().contains(">77</cwmp:ID>"));
+                assert_eq!(cpe.empty().status, 204, "{file}");
+            }
+            ("ok", _) | ("unknown_method", _) => {
+                // Not an Inform and no session: refused, nothing stored.
+                assert_eq!(r.status, 400, "{file}: {}", r.text());
+                assert!(
+                    r.text().contains("no open CWMP session"),
+                    "{file}: {}",
+                    r.text()
+                );
+            }
+            ("error", _) => {
+                assert_eq!(r.status, 400, "{file}: {}", r.text());
+                assert!(
+                    r.text().starts_with("malformed CWMP request"),
+                    "{file}: {}",
+                    r.text()
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    assert!(informs >= 10);
+    let (_, list) = acs.api_get("/api/v1/devices?limit=1000");
+    let listed: std::collections::BTreeSet<String> = list["devices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        listed, expected_ids,
+        "one device per identity in the Inform files, none from rejected bodies"
+    );
+}
+
+#[test]
+fn queued_rpcs_go_out_and_their_answers_are_recorded() {
+    let acs = Acs::start(&[]);
+    let serial = "TASKS1";
+    let mut cpe = acs.cpe();
+    assert_eq!(
+        cpe.post_str(&inform_xml("soapenv", "1-0", "1", serial, &["0 BOOTSTRAP"]))
+            .status,
+        200
+    );
+    assert_eq!(cpe.empty().status, 204);
+    let id = device_id(serial);
+
+    let gpv = acs.queue(
+        &id,
+        json!({"GetParameterValues": {"names": ["Device.WiFi.SSID.1.SSID"]}}),
+    );
+    let spv = acs.queue(&id, json!({"SetParameterValues": {"parameters": [
+        {"name": "Device.WiFi.AccessPoint.1.Security.KeyPassphrase", "value": "hunter2-secret", "type": "string"}
+    ], "parameter_key": "k1"}}));
+    let reboot = acs.queue(&id, json!({"Reboot": {"command_key": "r1"}}));
+
+    // Next session, cookies on a fresh connection for every request.
+    let mut cpe = acs.cpe();
+    assert_eq!(
+        cpe.post_str(&inform_xml("soapenv", "1-0", "2", serial, &["2 PERIODIC"]))
+            .status,
+        200
+    );
+    cpe.reconnect();
+    let r = cpe.empty();
+    assert_eq!(r.status, 200);
+    let req = r.text();
+    assert!(req.contains("<cwmp:GetParameterValues><ParameterNames SOAP-ENC:arrayType=\"xsd:string[1]\"><string>Device.WiFi.SSID.1.SSID</string>"), "{req}");
+    assert!(req.contains("urn:dslforum-org:cwmp-1-0"));
+    let rpc_id = between(&req, "mustUnderstand=\"1\">", "</cwmp:ID>")
+        .unwrap()
+        .to_owned();
+
+    cpe.reconnect();
+    let r = cpe.post_str(&response_xml(&rpc_id, r#"<cwmp:GetParameterValuesResponse><ParameterList><ParameterValueStruct><Name>Device.WiFi.SSID.1.SSID</Name><Value xsi:type="xsd:string">Café 🏠</Value></ParameterValueStruct></ParameterList></cwmp:GetParameterValuesResponse>"#));
+    assert_eq!(r.status, 200);
+    let req = r.text();
+    assert!(req.contains("<cwmp:SetParameterValues>"), "{req}");
+    assert!(req.contains("<Value xsi:type=\"xsd:string\">hunter2-secret</Value>"));
+    assert!(req.contains("<ParameterKey>k1</ParameterKey>"));
+    let rpc_id = between(&req, "mustUnderstand=\"1\">", "</cwmp:ID>")
+        .unwrap()
+        .to_owned();
+
+    // The CPE refuses the passphrase: that task fails, the session goes on.
+    let fault = r#"<soapenv:Fault><faultcode>Client</faultcode><faultstring>CWMP fault</faultstring><detail><cwmp:Fault><FaultCode>9003</FaultCode><FaultString>Invalid arguments</FaultString><SetParameterValuesFault><ParameterName>Device.WiFi.AccessPoint.1.Security.KeyPassphrase</ParameterName><FaultCode>9007</FaultCode><FaultString>Invalid parameter value</FaultString></SetParameterValuesFault></cwmp:Fault></detail></soapenv:Fault>"#;
+    let r = cpe.post_str(&response_xml(&rpc_id, fault));
+    assert_eq!(r.status, 200);
+    assert!(
+        r.text()
+            .contains("<cwmp:Reboot><CommandKey>r1</CommandKey></cwmp:Reboot>"),
+        "{}",
+        r.text()
+    );
+    let r = cpe.post_str(&response_xml("x", "<cwmp:RebootResponse/>"));
+    assert_eq!(r.status, 204);
+
+    let (_, t) = acs.api_get(&format!("/api/v1/tasks/{gpv}"));
+    assert_eq!(t["status"], "done");
+    assert_eq!(
+        t["response"]["GetParameterValuesResponse"]["parameters"][0]["value"],
+        "Café 🏠"
+    );
+    let (_, t) = acs.api_get(&format!("/api/v1/tasks/{spv}"));
+    assert_eq!(t["status"], "failed");
+    assert_eq!(t["fault"]["code"], 9003);
+    assert!(t["fault"]["message"].as_str().unwrap().contains("9007"));
+    assert!(
+        !t.to_string().contains("hunter2-secret"),
+        "the API masks the passphrase: {t}"
+    );
+    let (_, t) = acs.api_get(&format!("/api/v1/tasks/{reboot}"));
+    assert_eq!(t["status"], "done");
+
+    let (_, params) = acs.api_get(&format!(
+        "/api/v1/devices/{id}/parameters?prefix=Device.WiFi."
+    ));
+    assert_eq!(params["parameters"][0]["value"], "Café 🏠");
+    let (_, faults) = acs.api_get(&format!("/api/v1/faults?device={id}"));
+    assert_eq!(faults["faults"][0]["code"], 9003);
+    assert_eq!(faults["faults"][0]["task_id"], spv);
+    assert!(!acs.logs().contains("hunter2-secret"));
+}
+
+#[test]
+fn cpes_without_cookies_keep_their_session_on_the_connection() {
+    let acs = Acs::start(&[]);
+    let mut cpe = acs.cpe();
+    cpe.send_cookie = false;
+    assert_eq!(
+        cpe.post_str(&inform_xml("SOAP-ENV", "1-0", "1", "NOCOOKIE", &["1 BOOT"]))
+            .status,
+        200
+    );
+    assert_eq!(cpe.empty().status, 204);
+    let task = acs.queue(&device_id("NOCOOKIE"), json!({"FactoryReset": {}}));
+    assert_eq!(
+        cpe.post_str(&inform_xml(
+            "SOAP-ENV",
+            "1-0",
+            "2",
+            "NOCOOKIE",
+            &["2 PERIODIC"]
+        ))
+        .status,
+        200
+    );
+    let r = cpe.empty();
+    assert!(
+        r.text().contains("<cwmp:FactoryReset></cwmp:FactoryReset>"),
+        "{}",
+        r.text()
+    );
+    assert_eq!(
+        cpe.post_str(&response_xml("x", "<cwmp:FactoryResetResponse/>"))
+            .status,
+        204
+    );
+    assert_eq!(
+        acs.api_get(&format!("/api/v1/tasks/{task}")).1["status"],
+        "done"
+    );
+}
+
+#[test]
+fn a_second_concurrent_session_is_refused_and_the_first_is_undisturbed() {
+    let acs = Acs::start(&[]);
+    let id = device_id("BUSY");
+    let mut first = acs.cpe();
+    assert_eq!(
+        first
+            .post_str(&inform_xml("SOAP-ENV", "1-0", "1", "BUSY", &["2 PERIODIC"]))
+            .status,
+        200
+    );
+    let task = acs.queue(
+        &id,
+        json!({"GetParameterValues": {"names": ["Device.DeviceInfo.UpTime"]}}),
+    );
+
+    let mut second = acs.cpe();
+    let r = second.post_str(&inform_xml(
+        "SOAP-ENV",
+        "1-0",
+        "1",
+        "BUSY",
+        &["6 CONNECTION REQUEST"],
+    ));
+    assert_eq!(r.status, 503);
+    let retry: u64 = r.header("retry-after").unwrap().parse().unwrap();
+    assert!((1..=30).contains(&retry));
+
+    // The first session still works, and received the task queued while open.
+    let r = first.empty();
+    assert!(r.text().contains("Device.DeviceInfo.UpTime"));
+    let r = first.post_str(&response_xml("x", r#"<cwmp:GetParameterValuesResponse><ParameterList><ParameterValueStruct><Name>Device.DeviceInfo.UpTime</Name><Value xsi:type="xsd:unsignedInt">99</Value></ParameterValueStruct></ParameterList></cwmp:GetParameterValuesResponse>"#));
+    assert_eq!(r.status, 204);
+    assert_eq!(
+        acs.api_get(&format!("/api/v1/tasks/{task}")).1["status"],
+        "done"
+    );
+    // Once it ended, the device may start a new one.
+    let r = second.post_str(&inform_xml(
+        "SOAP-ENV",
+        "1-0",
+        "2",
+        "BUSY",
+        &["6 CONNECTION REQUEST"],
+    ));
+    assert_eq!(r.status, 200);
+}
+
+#[test]
+fn sessions_time_out_and_free_the_device() {
+    let acs = Acs::start(&[("ACS_SESSION_TIMEOUT_S", "1")]);
+    let mut a = acs.cpe();
+    assert_eq!(
+        a.post_str(&inform_xml(
+            "SOAP-ENV",
+            "1-0",
+            "1",
+            "TIMEOUT",
+            &["2 PERIODIC"]
+        ))
+        .status,
+        200
+    );
+    std::thread::sleep(Duration::from_millis(2500));
+    let mut b = acs.cpe();
+    assert_eq!(
+        b.post_str(&inform_xml(
+            "SOAP-ENV",
+            "1-0",
+            "2",
+            "TIMEOUT",
+            &["2 PERIODIC"]
+        ))
+        .status,
+        200
+    );
+    // The old session is gone: its empty POST no longer reaches a session.
+    a.send_cookie = true;
+    assert_eq!(a.empty().status, 204);
+    assert_eq!(b.empty().status, 204);
+}
+
+#[test]
+fn bad_bodies_get_4xx_and_other_cpes_keep_their_sessions() {
+    let acs = Acs::start(&[("ACS_MAX_BODY_BYTES", "65536")]);
+    let mut good = acs.cpe();
+    assert_eq!(
+        good.post_str(&inform_xml("SOAP-ENV", "1-0", "1", "GOOD", &["2 PERIODIC"]))
+            .status,
+        200
+    );
+
+    let mut bad = acs.cpe();
+    // Declared too large: refused before reading.
+    let big = vec![b'a'; 70_000];
+    assert_eq!(bad.post(&big).status, 413);
+    // Chunked, too large while streaming.
+    let mut conn = HttpConn::connect(acs.cwmp);
+    let chunk = vec![b'<'; 40_000];
+    let mut req = b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+    for _ in 0..2 {
+        req.extend_from_slice(format!("{:x}\r\n", chunk.len()).as_bytes());
+        req.extend_from_slice(&chunk);
+        req.extend_from_slice(b"\r\n");
+    }
+    req.extend_from_slice(b"0\r\n\r\n");
+    conn.stream().write_all(&req).unwrap();
+    assert_eq!(conn.read_response().status, 413);
+
+    let mut bad = acs.cpe();
+    assert_eq!(bad.post(b"\x00\x01garbage\xff").status, 400);
+    assert_eq!(bad.post(b"<soap:Envelope xmlns:soap=\"http://schemas.xmlsoap.org/soap/envelope/\"><soap:Body><cwmp:Inf").status, 400);
+    assert_eq!(
+        bad.post(&corpus("39-invalid-doctype-entity-expansion.xml"))
+            .status,
+        400
+    );
+    let deep = format!("<a>{}", "<b>".repeat(100_00));
+    assert_eq!(bad.post(deep.as_bytes()).status, 400);
+    let r = bad.post_str(&inform_xml("SOAP-ENV", "1-0", "1", "", &["1 BOOT"]));
+    assert_eq!(r.status, 400);
+    assert!(r.text().contains("SerialNumber"));
+    // Not POST.
+    let r = HttpConn::connect(acs.cwmp).request("GET", "/", &[], b"");
+    assert_eq!(r.status, 405);
+    // Unsupported encoding.
+    let r = HttpConn::connect(acs.cwmp).request("POST", "/", &[("Content-Encoding", "br")], b"xx");
+    assert_eq!(r.status, 415);
+
+    // gzip bodies are fine.
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(inform_xml("SOAP-ENV", "1-0", "1", "GZIP", &["1 BOOT"]).as_bytes())
+        .unwrap();
+    let mut zipped = acs.cpe();
+    zipped
+        .extra_headers
+        .push(("Content-Encoding".into(), "gzip".into()));
+    assert_eq!(zipped.post(&gz.finish().unwrap()).status, 200);
+
+    // Meanwhile the good CPE's session carries on.
+    assert_eq!(good.empty().status, 204);
+    let (_, list) = acs.api_get("/api/v1/devices");
+    let ids: Vec<&str> = list["devices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, [device_id("GOOD"), device_id("GZIP")]);
+}
+
+#[test]
+fn slow_and_silent_clients_are_cut_off() {
+    let acs = Acs::start(&[
+        ("ACS_HEADER_READ_TIMEOUT_S", "1"),
+        ("ACS_IDLE_TIMEOUT_S", "2"),
+        ("ACS_BODY_READ_TIMEOUT_S", "1"),
+    ]);
+    // Headers never finished.
+    let mut slow = HttpConn::connect(acs.cwmp);
+    slow.stream()
+        .write_all(b"POST / HTTP/1.1\r\nHost: x\r\n")
+        .unwrap();
+    // Body never finished.
+    let mut slow_body = HttpConn::connect(acs.cwmp);
+    slow_body
+        .stream()
+        .write_all(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n<soap")
+        .unwrap();
+    // Idle after a complete exchange.
+    let mut idle = acs.cpe();
+    assert_eq!(
+        idle.post_str(&inform_xml("SOAP-ENV", "1-0", "1", "IDLE", &["2 PERIODIC"]))
+            .status,
+        200
+    );
+
+    let mut other = acs.cpe();
+    assert_eq!(
+        other
+            .post_str(&inform_xml(
+                "SOAP-ENV",
+                "1-0",
+                "1",
+                "OTHER",
+                &["2 PERIODIC"]
+            ))
+            .status,
+        200
+    );
+    assert_eq!(other.empty().status, 204);
+
+    std::thread::sleep(Duration::from_millis(3500));
+    assert!(slow.is_closed_by_peer(), "slow headers must be cut off");
+    let r = slow_body.read_response();
+    assert_eq!(r.status, 408);
+    assert!(
+        idle.conn.is_closed_by_peer(),
+        "idle keep-alive connection must be closed"
+    );
+}
+
+#[test]
+fn digest_authentication_survives_a_new_connection_between_401_and_retry() {
+    let acs = Acs::start(&[
+        ("ACS_CPE_AUTH", "digest"),
+        ("ACS_CPE_USERNAME", "cpe"),
+        ("ACS_CPE_PASSWORD", "digest-secret-pw"),
+    ]);
+    let inform = inform_xml("SOAP-ENV", "1-0", "1", "DIGEST", &["1 BOOT"]);
+    let mut cpe = acs.cpe();
+    let r = cpe.post_str(&inform);
+    assert_eq!(r.status, 401);
+    let challenges = r.headers_named("www-authenticate");
+    assert_eq!(challenges.len(), 2);
+    assert!(challenges[0].contains("algorithm=MD5") && challenges[1].contains("algorithm=SHA-256"));
+    let nonce = between(challenges[0], "nonce=\"", "\"").unwrap().to_owned();
+
+    let answer = |user: &str, password: &str| {
+        let md5 = |s: String| format!("{:x}", md5::Md5::digest(s.as_bytes()));
+        use md5::Digest as _;
+        let ha1 = md5(format!("{user}:gigafibre-acs:{password}"));
+        let ha2 = md5("POST:/".to_owned());
+        let resp = md5(format!("{ha1}:{nonce}:00000001:0a4f113b:auth:{ha2}"));
+        format!(
+            "Digest username=\"{user}\", realm=\"gigafibre-acs\", nonce=\"{nonce}\", uri=\"/\", algorithm=MD5, qop=auth, nc=00000001, cnonce=\"0a4f113b\", response=\"{resp}\""
+        )
+    };
+    // Wrong password on a new connection: challenged again.
+    cpe.reconnect();
+    cpe.extra_headers = vec![("Authorization".into(), answer("cpe", "wrong"))];
+    assert_eq!(cpe.post_str(&inform).status, 401);
+    // Right password on yet another connection, with the first nonce.
+    cpe.reconnect();
+    cpe.extra_headers = vec![("Authorization".into(), answer("cpe", "digest-secret-pw"))];
+    assert_eq!(cpe.post_str(&inform).status, 200);
+    // The rest of the session needs no credentials (cookie).
+    cpe.extra_headers.clear();
+    cpe.reconnect();
+    assert_eq!(cpe.empty().status, 204);
+    assert!(!acs.logs().contains("digest-secret-pw"));
+}
+
+#[test]
+fn curl_digest_authenticates() {
+    if std::process::Command::new("curl")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        eprintln!("curl not installed: skipped");
+        return;
+    }
+    let acs = Acs::start(&[
+        ("ACS_CPE_AUTH", "digest"),
+        ("ACS_CPE_USERNAME", "cpe"),
+        ("ACS_CPE_PASSWORD", "curl-pw"),
+    ]);
+    let inform = inform_xml("SOAP-ENV", "1-0", "1", "CURL", &["1 BOOT"]);
+    let run = |password: &str| -> String {
+        let out = std::process::Command::new("curl")
+            .args([
+                "-s",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code}",
+                "--digest",
+                "-u",
+            ])
+            .arg(format!("cpe:{password}"))
+            .args(["-H", "Content-Type: text/xml", "--data-binary", &inform])
+            .arg(format!("http://{}/", acs.cwmp))
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert_eq!(run("wrong"), "401");
+    assert_eq!(run("curl-pw"), "200");
+}
+
+#[test]
+fn basic_authentication_and_per_connection_reuse() {
+    use base64::Engine as _;
+    let acs = Acs::start(&[
+        ("ACS_CPE_AUTH", "basic"),
+        ("ACS_CPE_USERNAME", "cpe"),
+        ("ACS_CPE_PASSWORD", "basic-pw"),
+    ]);
+    let inform = inform_xml("SOAP-ENV", "1-0", "1", "BASIC", &["1 BOOT"]);
+    let mut cpe = acs.cpe();
+    let r = cpe.post_str(&inform);
+    assert_eq!(r.status, 401);
+    assert_eq!(
+        r.header("www-authenticate"),
+        Some("Basic realm=\"gigafibre-acs\"")
+    );
+    // Empty credentials sent pre-emptively are refused.
+    cpe.extra_headers = vec![(
+        "Authorization".into(),
+        format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(":")
+        ),
+    )];
+    assert_eq!(cpe.post_str(&inform).status, 401);
+    cpe.extra_headers = vec![(
+        "Authorization".into(),
+        format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode("cpe:basic-pw")
+        ),
+    )];
+    assert_eq!(cpe.post_str(&inform).status, 200);
+    cpe.extra_headers.clear();
+    cpe.send_cookie = false;
+    // Same connection, no credentials, no cookie: the connection is known.
+    assert_eq!(cpe.empty().status, 204);
+}
+
+#[test]
+fn acknowledged_informs_and_tasks_survive_kill_9() {
+    let mut acs = Acs::start(&[]);
+    let dir = acs.take_tempdir();
+    let mut cpe = acs.cpe();
+    assert_eq!(
+        cpe.post_str(&inform_xml(
+            "SOAP-ENV",
+            "1-0",
+            "1",
+            "PERSIST",
+            &["0 BOOTSTRAP", "1 BOOT"]
+        ))
+        .status,
+        200
+    );
+    let task = acs.queue(
+        &device_id("PERSIST"),
+        json!({"Reboot": {"command_key": "after-crash"}}),
+    );
+    acs.kill9();
+
+    let acs = Acs::start_in(dir.path(), &[]);
+    let (status, device) = acs.api_get(&format!("/api/v1/devices/{}", device_id("PERSIST")));
+    assert_eq!(status, 200, "{device}");
+    assert_eq!(device["recent_events"][0]["code"], "0 BOOTSTRAP");
+    assert_eq!(device["session_active"], false);
+    // The task queued before the crash goes out in the next session.
+    let mut cpe = acs.cpe();
+    assert_eq!(
+        cpe.post_str(&inform_xml(
+            "SOAP-ENV",
+            "1-0",
+            "2",
+            "PERSIST",
+            &["2 PERIODIC"]
+        ))
+        .status,
+        200
+    );
+    let r = cpe.empty();
+    assert!(
+        r.text().contains("<CommandKey>after-crash</CommandKey>"),
+        "{}",
+        r.text()
+    );
+    assert_eq!(
+        cpe.post_str(&response_xml("x", "<cwmp:RebootResponse/>"))
+            .status,
+        204
+    );
+    assert_eq!(
+        acs.api_get(&format!("/api/v1/tasks/{task}")).1["status"],
+        "done"
+    );
+}
+
+#[test]
+fn sigterm_finishes_and_exits_cleanly() {
+    let mut acs = Acs::start(&[]);
+    let dir = acs.take_tempdir();
+    let mut cpe = acs.cpe();
+    assert_eq!(
+        cpe.post_str(&inform_xml("SOAP-ENV", "1-0", "1", "TERM", &["1 BOOT"]))
+            .status,
+        200
+    );
+    let status = acs.terminate();
+    assert!(status.success(), "{status:?}");
+    assert!(acs.logs().contains("store flushed"));
+    let acs = Acs::start_in(dir.path(), &[]);
+    assert_eq!(
+        acs.api_get(&format!("/api/v1/devices/{}", device_id("TERM")))
+            .0,
+        200
+    );
+}
+
+#[test]
+fn tls_listener_serves_cwmp() {
+    use std::sync::Arc;
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data");
+    let cert = data.join("test-cert.pem");
+    let key = data.join("test-key.pem");
+    let acs = Acs::start(&[
+        ("ACS_TLS_CERT", cert.to_str().unwrap()),
+        ("ACS_TLS_KEY", key.to_str().unwrap()),
+    ]);
+    assert!(acs.logs().contains("https://"));
+
+    use rustls_pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    for c in rustls_pki_types::CertificateDer::pem_file_iter(data.join("test-ca.pem")).unwrap() {
+        roots.add(c.unwrap()).unwrap();
+    }
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let conn =
+        rustls::ClientConnection::new(Arc::new(config), "localhost".try_into().unwrap()).unwrap();
+    let tcp = std::net::TcpStream::connect(acs.cwmp).unwrap();
+    let mut tls = rustls::StreamOwned::new(conn, tcp);
+    let body = inform_xml("SOAP-ENV", "1-0", "1", "TLS", &["1 BOOT"]);
+    write!(tls, "POST / HTTP/1.1\r\nHost: localhost\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len()).unwrap();
+    let mut out = String::new();
+    use std::io::Read;
+    let _ = tls.read_to_string(&mut out);
+    assert!(out.starts_with("HTTP/1.1 200"), "{out}");
+    assert!(out.contains("InformResponse"));
+
+    // Plain HTTP on the TLS port does not get through.
+    let mut plain = HttpConn::connect(acs.cwmp);
+    plain
+        .stream()
+        .write_all(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n")
+        .unwrap();
+    plain
+        .stream()
+        .set_read_timeout(Some(Duration::from_secs(15)))
+        .unwrap();
+    let mut buf = [0u8; 64];
+    let n = std::io::Read::read(plain.stream(), &mut buf).unwrap_or(0);
+    assert!(!String::from_utf8_lossy(&buf[..n]).contains("200 OK"));
+}
+
+#[test]
+fn connection_cap_answers_503() {
+    let acs = Acs::start(&[("ACS_MAX_CONNECTIONS", "2")]);
+    let _a = HttpConn::connect(acs.cwmp);
+    let _b = HttpConn::connect(acs.cwmp);
+    std::thread::sleep(Duration::from_millis(200));
+    let mut c = HttpConn::connect(acs.cwmp);
+    let r = c.read_response();
+    assert_eq!(r.status, 503);
+    assert_eq!(r.header("retry-after"), Some("5"));
+}
+
+#[test]
+fn bad_configuration_is_a_clear_error() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_gigafibre-acs"))
+        .arg("check-config")
+        .env_clear()
+        .env("ACS_CPE_AUTH", "kerberos")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("ACS_CPE_AUTH") && err.contains("kerberos"),
+        "{err}"
+    );
+
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_gigafibre-acs"))
+        .arg("check-config")
+        .env_clear()
+        .env("ACS_CPE_PASSWORD", "do-not-print-me")
+        .env("ACS_API_TOKEN", "api-token-do-not-print")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("ACS_SESSION_TIMEOUT_S") && !text.contains("do-not-print"),
+        "{text}"
+    );
+
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_gigafibre-acs"))
+        .arg("serve")
+        .env_clear()
+        .env("ACS_TLS_CERT", "/nonexistent/cert.pem")
+        .env("ACS_TLS_KEY", "/nonexistent/key.pem")
+        .env("ACS_DATA_DIR", tempfile::tempdir().unwrap().path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/cert.pem"));
+}
