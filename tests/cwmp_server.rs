@@ -785,3 +785,94 @@ fn bad_configuration_is_a_clear_error() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/cert.pem"));
 }
+
+#[test]
+fn per_device_credentials_are_bound_and_no_secret_reaches_a_trace_log() {
+    use base64::Engine as _;
+    let acs = Acs::start(&[
+        ("ACS_CPE_AUTH", "basic"),
+        ("ACS_CPE_USERNAME", "global"),
+        ("ACS_CPE_PASSWORD", "global-secret-pw"),
+        ("RUST_LOG", "trace"),
+    ]);
+    let bound = device_id("DEVCRED");
+    let r = HttpConn::connect(acs.api).request(
+        "PUT",
+        "/api/v1/cpe-credentials/DEVCRED",
+        &[("Authorization", &format!("Bearer {TOKEN}"))],
+        json!({"password": "device-secret-pw", "device_id": bound})
+            .to_string()
+            .as_bytes(),
+    );
+    assert_eq!(r.status, 204, "{}", r.text());
+    let basic = |u: &str, p: &str| {
+        format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(format!("{u}:{p}"))
+        )
+    };
+
+    // Its own credentials work for the device they are bound to...
+    let mut cpe = acs.cpe();
+    cpe.extra_headers = vec![("Authorization".into(), basic("DEVCRED", "device-secret-pw"))];
+    assert_eq!(
+        cpe.post_str(&inform_xml("SOAP-ENV", "1-0", "1", "DEVCRED", &["1 BOOT"]))
+            .status,
+        200
+    );
+    assert_eq!(cpe.empty().status, 204);
+    // ...and not for another device.
+    let mut thief = acs.cpe();
+    thief.extra_headers = vec![("Authorization".into(), basic("DEVCRED", "device-secret-pw"))];
+    let r = thief.post_str(&inform_xml("SOAP-ENV", "1-0", "1", "OTHERDEV", &["1 BOOT"]));
+    assert_eq!(r.status, 403);
+
+    // A WiFi passphrase pushed through a session.
+    acs.queue(&bound, json!({"SetParameterValues": {"parameters": [
+        {"name": "Device.WiFi.AccessPoint.1.Security.KeyPassphrase", "value": "wifi-secret-passphrase", "type": "string"}
+    ], "parameter_key": "p1"}}));
+    let mut cpe = acs.cpe();
+    cpe.extra_headers = vec![("Authorization".into(), basic("DEVCRED", "device-secret-pw"))];
+    assert_eq!(
+        cpe.post_str(&inform_xml(
+            "SOAP-ENV",
+            "1-0",
+            "2",
+            "DEVCRED",
+            &["2 PERIODIC"]
+        ))
+        .status,
+        200
+    );
+    assert!(cpe.empty().text().contains("wifi-secret-passphrase"));
+    assert_eq!(
+        cpe.post_str(&response_xml(
+            "x",
+            "<cwmp:SetParameterValuesResponse><Status>0</Status></cwmp:SetParameterValuesResponse>"
+        ))
+        .status,
+        204
+    );
+
+    let (_, params) = acs.api_get(&format!(
+        "/api/v1/devices/{bound}/parameters?prefix=Device.WiFi."
+    ));
+    assert_eq!(params["parameters"][0]["value"], "********");
+
+    std::thread::sleep(Duration::from_millis(200));
+    let logs = acs.logs();
+    assert!(logs.contains("DEBUG"), "verbose logging is on");
+    for secret in [
+        "global-secret-pw",
+        "device-secret-pw",
+        "wifi-secret-passphrase",
+        TOKEN,
+    ] {
+        assert!(!logs.contains(secret), "`{secret}` leaked into the log");
+    }
+    let encoded = base64::engine::general_purpose::STANDARD.encode("DEVCRED:device-secret-pw");
+    assert!(
+        !logs.contains(&encoded),
+        "Basic credentials leaked into the log"
+    );
+}

@@ -5,7 +5,10 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::mask::{mask_body, mask_value};
-use super::{ApiError, ApiResult, Query, decode_cursor, encode_cursor, json_response};
+use super::{
+    ApiError, ApiResult, Query, decode_cursor, encode_cursor, json_error_without_values,
+    json_response,
+};
 use crate::cwmp::{Body, format_datetime};
 use crate::server::Acs;
 use crate::server::cwmp::now_ms;
@@ -186,7 +189,8 @@ pub async fn create_task(acs: &Acs, id: &str, body: Value) -> ApiResult {
     load_device(acs, id)?;
     let request: Body = serde_json::from_value(body).map_err(|e| {
         ApiError::bad_request(format!(
-            "body is not an RPC such as {{\"GetParameterValues\": {{\"names\": [\"Device.\"]}}}}: {e}"
+            "body is not an RPC such as {{\"GetParameterValues\": {{\"names\": [\"Device.\"]}}}}: {}",
+            json_error_without_values(&e)
         ))
     })?;
     if !is_queueable(&request) {

@@ -5,6 +5,7 @@
 //! with the matching status. Routes are listed once in [`route`], so adding
 //! one is one match arm and one handler.
 
+mod credentials;
 mod devices;
 mod mask;
 mod tokens;
@@ -146,12 +147,21 @@ async fn route(acs: &Acs, req: Request<Incoming>, path: &str) -> ApiResult {
         }
         (&Method::GET, ["api", "v1", "tasks", id]) => devices::task(acs, id),
         (&Method::GET, ["api", "v1", "faults"]) => devices::faults(acs, &query),
+        (&Method::PUT, ["api", "v1", "cpe-credentials", user]) => {
+            let user = decode_segment(user)?;
+            let body = read_json_body(req).await?;
+            credentials::put(acs, &user, body).await
+        }
+        (&Method::DELETE, ["api", "v1", "cpe-credentials", user]) => {
+            credentials::delete(acs, &decode_segment(user)?).await
+        }
         (_, ["healthz"])
         | (_, ["api", "v1", "devices"])
         | (_, ["api", "v1", "devices", _])
         | (_, ["api", "v1", "devices", _, "parameters" | "tasks"])
         | (_, ["api", "v1", "tasks", _])
-        | (_, ["api", "v1", "faults"]) => Err(ApiError::new(
+        | (_, ["api", "v1", "faults"])
+        | (_, ["api", "v1", "cpe-credentials", _]) => Err(ApiError::new(
             StatusCode::METHOD_NOT_ALLOWED,
             "method_not_allowed",
             format!("{method} is not allowed on {path}"),
@@ -167,6 +177,26 @@ async fn read_json_body(req: Request<Incoming>) -> Result<serde_json::Value, Api
         .map_err(|e| ApiError::bad_request(format!("reading the request body failed: {e}")))?;
     serde_json::from_slice(&collected.to_bytes())
         .map_err(|e| ApiError::bad_request(format!("request body is not valid JSON: {e}")))
+}
+
+/// A JSON decoding error without the offending value: serde's messages quote
+/// it (`invalid type: string "hunter2", expected ...`), and request bodies
+/// carry passphrases and passwords.
+pub fn json_error_without_values(e: &serde_json::Error) -> String {
+    let msg = e.to_string();
+    for marker in ["invalid type: ", "invalid value: "] {
+        if let Some(start) = msg.find(marker) {
+            if let Some(end) = msg[start..].find(", expected") {
+                return format!(
+                    "{}{}(value not shown){}",
+                    &msg[..start],
+                    marker,
+                    &msg[start + end..]
+                );
+            }
+        }
+    }
+    msg
 }
 
 /// Query string parameters.
@@ -262,6 +292,13 @@ mod tests {
         assert_eq!(percent_decode("bad%2"), None);
         assert_eq!(percent_decode("bad%zz"), None);
         assert_eq!(percent_decode("%FF"), None);
+    }
+
+    #[test]
+    fn json_errors_do_not_quote_values() {
+        let e = serde_json::from_str::<u32>("\"hunter2\"").unwrap_err();
+        let m = json_error_without_values(&e);
+        assert!(!m.contains("hunter2") && m.contains("expected u32"), "{m}");
     }
 
     #[test]

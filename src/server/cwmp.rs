@@ -283,10 +283,13 @@ async fn start_session(
             );
         }
     }
-    // A new Inform from the client that holds a session replaces it (the
-    // CPE restarted its session, e.g. after a reboot).
+    // A new Inform from the device that holds this session replaces it (the
+    // CPE restarted its session, e.g. after a reboot). Another device's
+    // session found through a shared connection is left alone.
     if let Some(old) = previous {
-        acs.sessions.end(&old.key);
+        if old.device_id == device_id {
+            acs.sessions.end(&old.key);
+        }
         conn.set_session(None);
     }
 

@@ -74,6 +74,8 @@ pub trait Store: Send + Sync + 'static {
     /// CPE credentials by HTTP username (per-device authentication).
     fn cpe_credential(&self, username: &str) -> StoreResult<Option<CpeCredential>>;
     fn put_cpe_credential(&self, credential: &CpeCredential) -> StoreResult<()>;
+    /// Removes a credential; `false` if there was none.
+    fn delete_cpe_credential(&self, username: &str) -> StoreResult<bool>;
 
     /// Resolves once every write made before the call is on disk.
     fn sync(&self) -> SyncFuture<'_>;

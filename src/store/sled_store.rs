@@ -286,6 +286,12 @@ impl Store for SledStore {
         Ok(())
     }
 
+    fn delete_cpe_credential(&self, username: &str) -> StoreResult<bool> {
+        let existed = self.credentials.remove(username.as_bytes())?.is_some();
+        self.wrote();
+        Ok(existed)
+    }
+
     fn sync(&self) -> SyncFuture<'_> {
         Box::pin(async move {
             let d = &self.durability;
