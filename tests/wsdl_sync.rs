@@ -148,3 +148,32 @@ fn encoder_output_validates_against_our_schema() {
         String::from_utf8_lossy(&output.stderr)
     );
 }
+
+#[test]
+fn schema_rejects_the_invalid_examples() {
+    if Command::new("xmllint").arg("--version").output().is_err() {
+        eprintln!("xmllint not installed (apt-get install libxml2-utils): schema check skipped");
+        return;
+    }
+    let dir = wsdl_dir().join("invalid");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().and_then(|e| e.to_str()) != Some("xml") {
+            continue;
+        }
+        let out = Command::new("xmllint")
+            .args(["--noout", "--nonet", "--schema"])
+            .arg(wsdl_dir().join("cwmp-acs.xsd"))
+            .arg(&path)
+            .output()
+            .unwrap();
+        assert!(
+            !out.status.success(),
+            "the schema accepts {}",
+            path.display()
+        );
+        checked += 1;
+    }
+    assert!(checked >= 10);
+}
