@@ -30,24 +30,8 @@ pub fn apply_inform(
 ) -> InformOutcome {
     let id = inform.device_id.device_id();
     let bootstrap = inform.has_event(EVENT_BOOTSTRAP);
-    let mut device = existing.unwrap_or_else(|| DeviceRecord {
-        id: id.clone(),
-        identity: inform.device_id.clone(),
-        cwmp_version: version,
-        first_seen_ms: now_ms,
-        last_inform_ms: now_ms,
-        last_bootstrap_ms: None,
-        last_boot_ms: None,
-        remote_addr: None,
-        connection_request_url: None,
-        software_version: None,
-        hardware_version: None,
-        model_name: None,
-        parameter_key: None,
-        recent_events: Vec::new(),
-        inform_count: 0,
-        cpe_session_timeout_s: None,
-    });
+    let mut device = existing
+        .unwrap_or_else(|| DeviceRecord::new(id, inform.device_id.clone(), version, now_ms));
     if bootstrap {
         // A bootstrapped device has forgotten its configuration: forget what
         // we cached about it too, keeping identity and history.

@@ -47,6 +47,35 @@ pub struct DeviceRecord {
     pub cpe_session_timeout_s: Option<u32>,
 }
 
+impl DeviceRecord {
+    /// A device seen for the first time.
+    pub fn new(
+        id: String,
+        identity: DeviceIdStruct,
+        cwmp_version: CwmpVersion,
+        now_ms: u64,
+    ) -> Self {
+        DeviceRecord {
+            id,
+            identity,
+            cwmp_version,
+            first_seen_ms: now_ms,
+            last_inform_ms: now_ms,
+            last_bootstrap_ms: None,
+            last_boot_ms: None,
+            remote_addr: None,
+            connection_request_url: None,
+            software_version: None,
+            hardware_version: None,
+            model_name: None,
+            parameter_key: None,
+            recent_events: Vec::new(),
+            inform_count: 0,
+            cpe_session_timeout_s: None,
+        }
+    }
+}
+
 /// One event of one Inform.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EventRecord {

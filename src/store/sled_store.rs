@@ -328,24 +328,7 @@ mod tests {
     use std::sync::Arc;
 
     fn device(id: &str) -> DeviceRecord {
-        DeviceRecord {
-            id: id.into(),
-            identity: DeviceIdStruct::default(),
-            cwmp_version: CwmpVersion::V1_0,
-            first_seen_ms: 1,
-            last_inform_ms: 2,
-            last_bootstrap_ms: None,
-            last_boot_ms: None,
-            remote_addr: None,
-            connection_request_url: None,
-            software_version: None,
-            hardware_version: None,
-            model_name: None,
-            parameter_key: None,
-            recent_events: vec![],
-            inform_count: 1,
-            cpe_session_timeout_s: None,
-        }
+        DeviceRecord::new(id.into(), DeviceIdStruct::default(), CwmpVersion::V1_0, 1)
     }
 
     fn param(v: &str) -> StoredParam {

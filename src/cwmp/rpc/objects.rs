@@ -5,29 +5,43 @@ use serde::{Deserialize, Serialize};
 use super::{Message, text, u32_required};
 use crate::cwmp::{DecodeError, XmlWriter, xml::Element};
 
-/// `AddObject`: `object_name` ends with a dot (`Device.WiFi.SSID.`).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AddObject {
-    pub object_name: String,
-    #[serde(default)]
-    pub parameter_key: String,
+/// AddObject and DeleteObject carry the same arguments: an object path
+/// ending with a dot (`Device.WiFi.SSID.` to add, `Device.WiFi.SSID.4.` to
+/// delete) and the ParameterKey the CPE records on success.
+macro_rules! object_request {
+    ($($(#[$doc:meta])* $name:ident),*) => {$(
+        $(#[$doc])*
+        #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+        pub struct $name {
+            pub object_name: String,
+            #[serde(default)]
+            pub parameter_key: String,
+        }
+
+        impl Message for $name {
+            const NAME: &'static str = stringify!($name);
+
+            fn decode(el: Element<'_, '_>) -> Result<Self, DecodeError> {
+                Ok($name {
+                    object_name: text(el, "ObjectName"),
+                    parameter_key: text(el, "ParameterKey"),
+                })
+            }
+
+            fn encode(&self, w: &mut XmlWriter) {
+                w.text_element("ObjectName", &self.object_name);
+                w.text_element("ParameterKey", &self.parameter_key);
+            }
+        }
+    )*};
 }
 
-impl Message for AddObject {
-    const NAME: &'static str = "AddObject";
-
-    fn decode(el: Element<'_, '_>) -> Result<Self, DecodeError> {
-        Ok(AddObject {
-            object_name: text(el, "ObjectName"),
-            parameter_key: text(el, "ParameterKey"),
-        })
-    }
-
-    fn encode(&self, w: &mut XmlWriter) {
-        w.text_element("ObjectName", &self.object_name);
-        w.text_element("ParameterKey", &self.parameter_key);
-    }
-}
+object_request!(
+    /// `AddObject`: creates an instance; the response names its number.
+    AddObject,
+    /// `DeleteObject`: removes an instance.
+    DeleteObject
+);
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AddObjectResponse {
@@ -48,30 +62,6 @@ impl Message for AddObjectResponse {
     fn encode(&self, w: &mut XmlWriter) {
         w.num_element("InstanceNumber", self.instance_number);
         w.num_element("Status", self.status);
-    }
-}
-
-/// `DeleteObject`: `object_name` is an instance path ending with a dot.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct DeleteObject {
-    pub object_name: String,
-    #[serde(default)]
-    pub parameter_key: String,
-}
-
-impl Message for DeleteObject {
-    const NAME: &'static str = "DeleteObject";
-
-    fn decode(el: Element<'_, '_>) -> Result<Self, DecodeError> {
-        Ok(DeleteObject {
-            object_name: text(el, "ObjectName"),
-            parameter_key: text(el, "ParameterKey"),
-        })
-    }
-
-    fn encode(&self, w: &mut XmlWriter) {
-        w.text_element("ObjectName", &self.object_name);
-        w.text_element("ParameterKey", &self.parameter_key);
     }
 }
 
