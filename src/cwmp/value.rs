@@ -55,6 +55,11 @@ impl ValueType {
         if t.eq_ignore_ascii_case("base64Binary") {
             return ValueType::Base64;
         }
+        // Only a name can be written back as `xsd:<name>`; anything else
+        // (quotes, entities, spaces) is garbage and means string.
+        if !is_ncname(t) {
+            return ValueType::String;
+        }
         ValueType::Other(t.into())
     }
 
@@ -107,6 +112,14 @@ impl<'de> Deserialize<'de> for ValueType {
         let s = String::deserialize(d)?;
         Ok(ValueType::from_name(&s))
     }
+}
+
+/// An XML name without a prefix: a letter or `_`, then letters, digits,
+/// `_`, `-` or `.` (ASCII only, which covers every type name in use).
+pub(crate) fn is_ncname(s: &str) -> bool {
+    let mut chars = s.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
 }
 
 /// One `ParameterValueStruct`: a parameter path, its value as text and its
@@ -203,6 +216,8 @@ mod tests {
             ValueType::Other("IPAddress".into())
         );
         assert_eq!(ValueType::from_xsi(Some("base64Binary")), ValueType::Base64);
+        assert_eq!(ValueType::from_xsi(Some("a\"b")), ValueType::String);
+        assert_eq!(ValueType::from_xsi(Some("a&b")), ValueType::String);
     }
 
     #[test]

@@ -211,12 +211,35 @@ fn resolve_reference(name: &str) -> Option<char> {
                 Some(hex) => u32::from_str_radix(hex, 16).ok()?,
                 None => num.parse::<u32>().ok()?,
             };
-            char::from_u32(code).filter(|c| *c != '\0')
+            char::from_u32(code)
+                .filter(|c| *c != '\0')
+                .map(|c| if is_xml_char(c) { c } else { '\u{FFFD}' })
         }
     }
 }
 
+/// Characters XML 1.0 cannot carry (C0 controls other than tab, LF, CR,
+/// and U+FFFE/U+FFFF). A CPE that sends one (raw or as `&#1;`) gets it
+/// replaced by U+FFFD, which is also what the encoder writes, so a decoded
+/// message always re-encodes to the same message.
+fn is_xml_char(c: char) -> bool {
+    !matches!(c, '\u{0}'..='\u{8}' | '\u{b}' | '\u{c}' | '\u{e}'..='\u{1f}' | '\u{fffe}' | '\u{ffff}')
+}
+
+fn sanitize(piece: Cow<'_, str>) -> Cow<'_, str> {
+    if piece.chars().all(is_xml_char) {
+        return piece;
+    }
+    Cow::Owned(
+        piece
+            .chars()
+            .map(|c| if is_xml_char(c) { c } else { '\u{FFFD}' })
+            .collect(),
+    )
+}
+
 fn append_text<'a>(dst: &mut Cow<'a, str>, piece: Cow<'a, str>) {
+    let piece = sanitize(piece);
     if dst.is_empty() {
         *dst = piece;
     } else {
@@ -252,7 +275,11 @@ fn push_node<'a>(
         // means xsi:type when it writes `xsi:type`.
         let is_xsi = matches!(Ns::classify(&resolved), Ns::Xsi | Ns::UnknownPrefix);
         if is_xsi {
-            xsi_type = Some(Cow::Owned(attr.value.into_owned()));
+            let value = attr.unescape_value().map_err(|e| DecodeError::Xml {
+                position: pos,
+                reason: format!("xsi:type: {e}"),
+            })?;
+            xsi_type = Some(Cow::Owned(value.into_owned()));
         }
     }
     let local = start_local_name(start, input, pos);
@@ -435,6 +462,12 @@ mod tests {
         assert!(Document::parse("<a></b>").is_err());
         assert!(matches!(Document::parse("   "), Err(DecodeError::NotXml)));
         assert!(Document::parse("<a/><b/>").is_err());
+    }
+
+    #[test]
+    fn control_characters_become_replacement_characters() {
+        let doc = Document::parse("<v>a&#1;b\u{2}c\td</v>").unwrap();
+        assert_eq!(doc.root().raw_text(), "a\u{FFFD}b\u{FFFD}c\td");
     }
 
     #[test]

@@ -70,7 +70,12 @@ macro_rules! body {
             pub(crate) fn decode_message(el: Element<'_, '_>) -> Result<Body, DecodeError> {
                 match el.local() {
                     $($name::NAME => Ok(Body::$name($name::decode(el)?)),)*
-                    other => Ok(Body::Unknown(other.to_owned())),
+                    other if super::value::is_ncname(other) => Ok(Body::Unknown(other.to_owned())),
+                    other => Err(DecodeError::InvalidValue {
+                        element: "Body",
+                        value: other.chars().take(64).collect(),
+                        expected: "an XML element name",
+                    }),
                 }
             }
 
@@ -82,11 +87,14 @@ macro_rules! body {
                         w.close(concat!("cwmp:", stringify!($name)));
                     })*
                     Body::Fault(f) => f.encode(w),
-                    Body::Unknown(name) => {
+                    // Decoded unknown names are XML names; anything else
+                    // cannot be written as an element and is not sent.
+                    Body::Unknown(name) if super::value::is_ncname(name) => {
                         w.raw("<cwmp:");
-                        w.text(name);
+                        w.raw(name);
                         w.raw("/>");
                     }
+                    Body::Unknown(_) => w.raw("<cwmp:UnknownMethod/>"),
                 }
             }
         }
