@@ -124,6 +124,22 @@ regressions["known-control-chars-to-fffd"] = env(
     header="<cwmp:ID>\x7f&#1;</cwmp:ID>",
 ).encode()
 
+regressions["known-control-char-ref-in-id"] = (
+    b"<Envelope><Header><ID>&#1;</ID></Header><Body><Reboot/></Body></Envelope>"
+)
+# Open bug (reported): an unknown method's element name is written back through
+# the text escaper, inside the tag (`&` becomes `&amp;`), or breaks the XML (`"`).
+regressions["known-unknown-method-name-amp"] = b"<Envelope><Body><a&b/></Body></Envelope>"
+regressions["known-unknown-method-name-quote"] = b'<Envelope><Body><a="b:c"/></Body></Envelope>'
+# Open bug (reported): xsi:type is kept raw (entities not decoded) but written
+# escaped as text inside a "-quoted attribute.
+_gpvr = (
+    b"<Envelope><Body><GetParameterValuesResponse><ParameterList><P><Name>n</Name>"
+    b"<Value xsi:type=%s>1</Value></P></ParameterList></GetParameterValuesResponse></Body></Envelope>"
+)
+regressions["known-xsi-type-entity"] = _gpvr % b'"a&amp;b"'
+regressions["known-xsi-type-quote"] = _gpvr % b"'a\"b'"
+
 REG = os.path.join(HERE, "..", "regressions", "envelope")
 for out, files in ((OUT, seeds), (REG, regressions)):
     os.makedirs(out, exist_ok=True)

@@ -275,10 +275,12 @@ fn push_node<'a>(
         // means xsi:type when it writes `xsi:type`.
         let is_xsi = matches!(Ns::classify(&resolved), Ns::Xsi | Ns::UnknownPrefix);
         if is_xsi {
-            let value = attr.unescape_value().map_err(|e| DecodeError::Xml {
-                position: pos,
-                reason: format!("xsi:type: {e}"),
-            })?;
+            let value = attr
+                .normalized_value(quick_xml::XmlVersion::Implicit1_0)
+                .map_err(|e| DecodeError::Xml {
+                    position: pos,
+                    reason: format!("xsi:type: {e}"),
+                })?;
             xsi_type = Some(Cow::Owned(value.into_owned()));
         }
     }
