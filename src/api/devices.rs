@@ -124,13 +124,14 @@ pub fn parameters(acs: &Acs, id: &str, q: &Query) -> ApiResult {
     let out: Vec<Value> = params
         .iter()
         .map(|(name, p)| {
+            let v = p.value.as_ref();
             serde_json::json!({
                 "name": name,
-                "value": mask_value(name, &p.value),
-                "type": p.kind.as_str(),
+                "value": v.map(|v| mask_value(name, &v.value)),
+                "type": v.map(|v| v.kind.as_str()),
                 "writable": p.writable,
-                "updated": rfc3339(p.updated_ms),
-                "age_s": now.saturating_sub(p.updated_ms) / 1000,
+                "updated": v.map(|v| rfc3339(v.updated_ms)),
+                "age_s": v.map(|v| now.saturating_sub(v.updated_ms) / 1000),
             })
         })
         .collect();

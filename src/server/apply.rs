@@ -1,11 +1,8 @@
 //! Applying what a session decided to the store.
 
-use std::collections::HashMap;
-
-use crate::cwmp::rpc::ParameterInfo;
-use crate::cwmp::{ParameterValue, ValueType};
+use crate::cwmp::ParameterValue;
 use crate::session::{Effect, InformOutcome};
-use crate::store::{NewFault, Store, StoreResult, StoredParam, TaskStatus};
+use crate::store::{CachedValue, NewFault, Store, StoreResult, TaskStatus};
 
 /// Finished tasks kept per device for Ops to look at.
 const FINISHED_TASKS_KEPT: usize = 50;
@@ -17,7 +14,7 @@ pub fn apply_inform(store: &dyn Store, outcome: &InformOutcome) -> StoreResult<(
     if outcome.bootstrap {
         store.clear_parameters(id)?;
     }
-    merge_parameters(store, id, &outcome.parameters)?;
+    store.put_values(id, &outcome.parameters)?;
     store.put_device(&outcome.device)
 }
 
@@ -38,23 +35,27 @@ pub fn apply_effects(
                 store.put_task(&task)?;
             }
             Effect::ParameterValues(values) => {
-                let params: Vec<(String, StoredParam)> = values
+                let values: Vec<(String, CachedValue)> = values
                     .into_iter()
                     .map(|ParameterValue { name, value, kind }| {
+                        let updated_ms = now_ms;
                         (
                             name,
-                            StoredParam {
+                            CachedValue {
                                 value,
                                 kind,
-                                writable: None,
-                                updated_ms: now_ms,
+                                updated_ms,
                             },
                         )
                     })
                     .collect();
-                merge_parameters(store, device_id, &params)?;
+                store.put_values(device_id, &values)?;
             }
-            Effect::ParameterInfo(infos) => merge_writability(store, device_id, &infos, now_ms)?,
+            Effect::ParameterInfo(infos) => {
+                let names: Vec<(String, bool)> =
+                    infos.into_iter().map(|i| (i.name, i.writable)).collect();
+                store.put_writability(device_id, &names)?;
+            }
             Effect::Completion { command_key, fault } => {
                 for mut task in store.tasks(device_id)? {
                     if task.status != TaskStatus::AwaitingCompletion
@@ -106,99 +107,5 @@ fn command_key_of(request: &crate::cwmp::Body) -> Option<&str> {
         Body::ScheduleDownload(s) => Some(&s.command_key),
         Body::ChangeDUState(c) => Some(&c.command_key),
         _ => None,
-    }
-}
-
-/// Writes values, keeping writability already known for each parameter.
-fn merge_parameters(
-    store: &dyn Store,
-    device_id: &str,
-    params: &[(String, StoredParam)],
-) -> StoreResult<()> {
-    if params.is_empty() {
-        return Ok(());
-    }
-    let known: HashMap<String, StoredParam> = if params.iter().all(|(_, p)| p.writable.is_some()) {
-        HashMap::new()
-    } else {
-        let prefix = common_prefix(params.iter().map(|(n, _)| n.as_str()));
-        store.parameters(device_id, prefix)?.into_iter().collect()
-    };
-    let merged: Vec<(String, StoredParam)> = params
-        .iter()
-        .map(|(name, p)| {
-            let mut p = p.clone();
-            if p.writable.is_none() {
-                p.writable = known.get(name).and_then(|k| k.writable);
-            }
-            (name.clone(), p)
-        })
-        .collect();
-    store.put_parameters(device_id, &merged)
-}
-
-/// Records writability from GetParameterNames, keeping cached values.
-fn merge_writability(
-    store: &dyn Store,
-    device_id: &str,
-    infos: &[ParameterInfo],
-    now_ms: u64,
-) -> StoreResult<()> {
-    if infos.is_empty() {
-        return Ok(());
-    }
-    let prefix = common_prefix(infos.iter().map(|i| i.name.as_str()));
-    let known: HashMap<String, StoredParam> =
-        store.parameters(device_id, prefix)?.into_iter().collect();
-    let merged: Vec<(String, StoredParam)> = infos
-        .iter()
-        .map(|i| {
-            let mut p = known.get(&i.name).cloned().unwrap_or(StoredParam {
-                value: String::new(),
-                kind: ValueType::String,
-                writable: None,
-                updated_ms: now_ms,
-            });
-            p.writable = Some(i.writable);
-            (i.name.clone(), p)
-        })
-        .collect();
-    store.put_parameters(device_id, &merged)
-}
-
-/// Longest common prefix of the names, cut back to a whole path segment.
-fn common_prefix<'a>(mut names: impl Iterator<Item = &'a str>) -> &'a str {
-    let Some(first) = names.next() else {
-        return "";
-    };
-    let mut len = first.len();
-    for n in names {
-        len = first
-            .bytes()
-            .zip(n.bytes())
-            .take(len)
-            .take_while(|(a, b)| a == b)
-            .count();
-    }
-    let cut = first[..len].rfind('.').map_or(0, |i| i + 1);
-    &first[..cut]
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn common_prefix_stops_at_a_segment() {
-        assert_eq!(
-            common_prefix(["Device.WiFi.SSID.1.SSID", "Device.WiFi.SSID.10.SSID"].into_iter()),
-            "Device.WiFi.SSID."
-        );
-        assert_eq!(
-            common_prefix(["Device.A", "InternetGatewayDevice.A"].into_iter()),
-            ""
-        );
-        assert_eq!(common_prefix(["Device.X.Y"].into_iter()), "Device.X.");
-        assert_eq!(common_prefix(std::iter::empty()), "");
     }
 }

@@ -3,7 +3,7 @@
 
 use crate::cwmp::rpc::Inform;
 use crate::cwmp::{CwmpVersion, Header};
-use crate::store::{DeviceRecord, EventRecord, MAX_RECENT_EVENTS, StoredParam};
+use crate::store::{CachedValue, DeviceRecord, EventRecord, MAX_RECENT_EVENTS};
 
 /// Event codes with special meaning.
 pub const EVENT_BOOTSTRAP: &str = "0 BOOTSTRAP";
@@ -16,7 +16,7 @@ pub struct InformOutcome {
     /// `0 BOOTSTRAP`: the device was reset or is new; the parameter cache
     /// must be forgotten before `parameters` are written.
     pub bootstrap: bool,
-    pub parameters: Vec<(String, StoredParam)>,
+    pub parameters: Vec<(String, CachedValue)>,
 }
 
 /// Merges an Inform into what was known about the device.
@@ -86,10 +86,9 @@ pub fn apply_inform(
         .map(|p| {
             (
                 p.name.clone(),
-                StoredParam {
+                CachedValue {
                     value: p.value.clone(),
                     kind: p.kind.clone(),
-                    writable: None,
                     updated_ms: now_ms,
                 },
             )

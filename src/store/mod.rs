@@ -9,8 +9,8 @@ mod model;
 mod sled_store;
 
 pub use model::{
-    CpeCredential, DeviceRecord, EventRecord, FaultRecord, MAX_RECENT_EVENTS, NewFault,
-    StoredParam, Task, TaskFault, TaskStatus,
+    CachedValue, CpeCredential, DeviceRecord, EventRecord, FaultRecord, MAX_RECENT_EVENTS,
+    NewFault, StoredParam, Task, TaskFault, TaskStatus,
 };
 pub use sled_store::SledStore;
 
@@ -52,9 +52,13 @@ pub trait Store: Send + Sync + 'static {
     /// Devices in id order, starting after `after`.
     fn list_devices(&self, after: Option<&str>, limit: usize) -> StoreResult<Vec<DeviceRecord>>;
 
-    /// Cached parameters of a device whose path starts with `prefix`.
+    /// Cached parameters of a device whose path starts with `prefix`, in
+    /// path order: values and writability joined.
     fn parameters(&self, device_id: &str, prefix: &str) -> StoreResult<Vec<(String, StoredParam)>>;
-    fn put_parameters(&self, device_id: &str, params: &[(String, StoredParam)]) -> StoreResult<()>;
+    /// Records reported values (overwrites).
+    fn put_values(&self, device_id: &str, values: &[(String, CachedValue)]) -> StoreResult<()>;
+    /// Records writability from GetParameterNames (overwrites).
+    fn put_writability(&self, device_id: &str, names: &[(String, bool)]) -> StoreResult<()>;
     /// Forgets every cached parameter of a device (after `0 BOOTSTRAP`).
     fn clear_parameters(&self, device_id: &str) -> StoreResult<()>;
 

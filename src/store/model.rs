@@ -85,16 +85,24 @@ pub struct EventRecord {
     pub at_ms: u64,
 }
 
-/// A cached parameter.
+/// A parameter value as the device last reported or accepted it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct StoredParam {
+pub struct CachedValue {
     pub value: String,
     #[serde(rename = "type")]
     pub kind: ValueType,
-    /// From GetParameterNames, when known.
-    #[serde(default)]
-    pub writable: Option<bool>,
+    /// Unix milliseconds of the report.
     pub updated_ms: u64,
+}
+
+/// What is cached about one parameter: its value (from Informs,
+/// GetParameterValues, accepted SetParameterValues) and its writability
+/// (from GetParameterNames), kept apart so that neither write has to read
+/// the other first.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct StoredParam {
+    pub value: Option<CachedValue>,
+    pub writable: Option<bool>,
 }
 
 /// Lifecycle of a queued ACS request.

@@ -8,8 +8,8 @@ use serde::de::DeserializeOwned;
 use tokio::sync::Mutex;
 
 use super::{
-    CpeCredential, DeviceRecord, FaultRecord, NewFault, Store, StoreError, StoreResult,
-    StoredParam, SyncFuture, Task, TaskStatus,
+    CachedValue, CpeCredential, DeviceRecord, FaultRecord, NewFault, Store, StoreError,
+    StoreResult, StoredParam, SyncFuture, Task, TaskStatus,
 };
 use crate::cwmp::Body;
 
@@ -23,6 +23,7 @@ pub struct SledStore {
     db: sled::Db,
     devices: sled::Tree,
     params: sled::Tree,
+    writable: sled::Tree,
     tasks: sled::Tree,
     task_index: sled::Tree,
     faults: sled::Tree,
@@ -86,6 +87,7 @@ impl SledStore {
         Ok(SledStore {
             devices: db.open_tree("devices")?,
             params: db.open_tree("params")?,
+            writable: db.open_tree("writable")?,
             tasks: db.open_tree("tasks")?,
             task_index: db.open_tree("task_index")?,
             faults: db.open_tree("faults")?,
@@ -139,34 +141,57 @@ impl Store for SledStore {
     fn parameters(&self, device_id: &str, prefix: &str) -> StoreResult<Vec<(String, StoredParam)>> {
         let start = composite(device_id, prefix.as_bytes());
         let skip = device_id.len() + 1;
-        let mut out = Vec::new();
+        // Both trees are sorted by path: join them in one pass.
+        let mut out: std::collections::BTreeMap<Vec<u8>, StoredParam> = Default::default();
         for kv in self.params.scan_prefix(&start) {
             let (k, v) = kv?;
-            let name = String::from_utf8_lossy(&k[skip..]).into_owned();
-            out.push((name, decode("parameter", &k, &v)?));
+            let value: CachedValue = decode("parameter", &k, &v)?;
+            out.entry(k[skip..].to_vec()).or_default().value = Some(value);
         }
-        Ok(out)
+        for kv in self.writable.scan_prefix(&start) {
+            let (k, v) = kv?;
+            out.entry(k[skip..].to_vec()).or_default().writable = Some(v.first() == Some(&1));
+        }
+        Ok(out
+            .into_iter()
+            .map(|(k, p)| (String::from_utf8_lossy(&k).into_owned(), p))
+            .collect())
     }
 
-    fn put_parameters(&self, device_id: &str, params: &[(String, StoredParam)]) -> StoreResult<()> {
-        if params.is_empty() {
+    fn put_values(&self, device_id: &str, values: &[(String, CachedValue)]) -> StoreResult<()> {
+        if values.is_empty() {
             return Ok(());
         }
         let mut batch = sled::Batch::default();
-        for (name, p) in params {
-            batch.insert(composite(device_id, name.as_bytes()), encode(p)?);
+        for (name, v) in values {
+            batch.insert(composite(device_id, name.as_bytes()), encode(v)?);
         }
         self.params.apply_batch(batch)?;
         self.wrote();
         Ok(())
     }
 
-    fn clear_parameters(&self, device_id: &str) -> StoreResult<()> {
-        let mut batch = sled::Batch::default();
-        for k in self.params.scan_prefix(composite(device_id, b"")).keys() {
-            batch.remove(k?);
+    fn put_writability(&self, device_id: &str, names: &[(String, bool)]) -> StoreResult<()> {
+        if names.is_empty() {
+            return Ok(());
         }
-        self.params.apply_batch(batch)?;
+        let mut batch = sled::Batch::default();
+        for (name, w) in names {
+            batch.insert(composite(device_id, name.as_bytes()), &[u8::from(*w)]);
+        }
+        self.writable.apply_batch(batch)?;
+        self.wrote();
+        Ok(())
+    }
+
+    fn clear_parameters(&self, device_id: &str) -> StoreResult<()> {
+        for tree in [&self.params, &self.writable] {
+            let mut batch = sled::Batch::default();
+            for k in tree.scan_prefix(composite(device_id, b"")).keys() {
+                batch.remove(k?);
+            }
+            tree.apply_batch(batch)?;
+        }
         self.wrote();
         Ok(())
     }
@@ -331,11 +356,10 @@ mod tests {
         DeviceRecord::new(id.into(), DeviceIdStruct::default(), CwmpVersion::V1_0, 1)
     }
 
-    fn param(v: &str) -> StoredParam {
-        StoredParam {
+    fn param(v: &str) -> CachedValue {
+        CachedValue {
             value: v.into(),
             kind: ValueType::String,
-            writable: None,
             updated_ms: 5,
         }
     }
@@ -347,7 +371,7 @@ mod tests {
             let s = SledStore::open(dir.path(), 8 << 20).unwrap();
             s.put_device(&device("A-1")).unwrap();
             s.put_device(&device("A-10")).unwrap();
-            s.put_parameters(
+            s.put_values(
                 "A-1",
                 &[
                     ("Device.X".into(), param("1")),
@@ -355,18 +379,36 @@ mod tests {
                 ],
             )
             .unwrap();
-            s.put_parameters("A-10", &[("Device.X".into(), param("other"))])
+            s.put_values("A-10", &[("Device.X".into(), param("other"))])
                 .unwrap();
             let t = s.insert_task("A-1", Reboot::default().into(), 7).unwrap();
             assert_eq!(s.task(t.id).unwrap().unwrap(), t);
+            s.put_writability(
+                "A-1",
+                &[("Device.Y".into(), true), ("Device.Z.".into(), false)],
+            )
+            .unwrap();
             s.sync().await.unwrap();
         }
         let s = SledStore::open(dir.path(), 8 << 20).unwrap();
         assert_eq!(s.device("A-1").unwrap().unwrap(), device("A-1"));
         // Prefix scans stay inside one device even when another id extends it.
         let p = s.parameters("A-1", "Device.").unwrap();
-        assert_eq!(p.len(), 2);
-        assert_eq!(p[0].1.value, "1");
+        assert_eq!(p.len(), 3);
+        assert_eq!(p[0].0, "Device.X");
+        assert_eq!(p[0].1.value.as_ref().unwrap().value, "1");
+        assert_eq!(p[0].1.writable, None);
+        assert_eq!(p[1].1.writable, Some(true));
+        assert_eq!(
+            p[2],
+            (
+                "Device.Z.".to_owned(),
+                StoredParam {
+                    value: None,
+                    writable: Some(false)
+                }
+            )
+        );
         let ids: Vec<String> = s
             .list_devices(None, 10)
             .unwrap()
