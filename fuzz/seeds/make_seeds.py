@@ -118,27 +118,27 @@ seeds["seed-transfer-complete"] = env(
     "<CompleteTime>0001-01-01T00:00:00Z</CompleteTime></cwmp:TransferComplete>"
 ).encode()
 regressions = {}
-# Open bug (reported): control characters are decoded but encoded as U+FFFD.
-regressions["known-control-chars-to-fffd"] = env(
+# Fixed round-trip bug: control characters were decoded as-is but encoded as
+# U+FFFD (the decoder now replaces them too).
+regressions["control-chars-to-fffd"] = env(
     "<cwmp:GetParameterValues><ParameterNames><string>a\x01b&#2;c&#xFFFE;</string></ParameterNames></cwmp:GetParameterValues>",
     header="<cwmp:ID>\x7f&#1;</cwmp:ID>",
 ).encode()
-
-regressions["known-control-char-ref-in-id"] = (
+regressions["control-char-ref-in-id"] = (
     b"<Envelope><Header><ID>&#1;</ID></Header><Body><Reboot/></Body></Envelope>"
 )
-# Open bug (reported): an unknown method's element name is written back through
-# the text escaper, inside the tag (`&` becomes `&amp;`), or breaks the XML (`"`).
-regressions["known-unknown-method-name-amp"] = b"<Envelope><Body><a&b/></Body></Envelope>"
-regressions["known-unknown-method-name-quote"] = b'<Envelope><Body><a="b:c"/></Body></Envelope>'
-# Open bug (reported): xsi:type is kept raw (entities not decoded) but written
+# Fixed round-trip bug: an unknown method's element name was written back through
+# the text escaper, inside the tag (`&` became `&amp;`), or broke the XML (`"`).
+regressions["unknown-method-name-amp"] = b"<Envelope><Body><a&b/></Body></Envelope>"
+regressions["unknown-method-name-quote"] = b'<Envelope><Body><a="b:c"/></Body></Envelope>'
+# Fixed round-trip bug: xsi:type was kept raw (entities not decoded) but written
 # escaped as text inside a "-quoted attribute.
 _gpvr = (
     b"<Envelope><Body><GetParameterValuesResponse><ParameterList><P><Name>n</Name>"
     b"<Value xsi:type=%s>1</Value></P></ParameterList></GetParameterValuesResponse></Body></Envelope>"
 )
-regressions["known-xsi-type-entity"] = _gpvr % b'"a&amp;b"'
-regressions["known-xsi-type-quote"] = _gpvr % b"'a\"b'"
+regressions["xsi-type-entity"] = _gpvr % b'"a&amp;b"'
+regressions["xsi-type-quote"] = _gpvr % b"'a\"b'"
 
 REG = os.path.join(HERE, "..", "regressions", "envelope")
 for out, files in ((OUT, seeds), (REG, regressions)):
