@@ -14,7 +14,7 @@ pub fn apply_inform(store: &dyn Store, outcome: &InformOutcome) -> StoreResult<(
     if outcome.bootstrap {
         store.clear_parameters(id)?;
     }
-    store.put_values(id, &outcome.parameters)?;
+    store.put_inform_values(id, &outcome.parameters)?;
     store.put_device(&outcome.device)
 }
 

@@ -57,6 +57,15 @@ pub trait Store: Send + Sync + 'static {
     fn parameters(&self, device_id: &str, prefix: &str) -> StoreResult<Vec<(String, StoredParam)>>;
     /// Records reported values (overwrites).
     fn put_values(&self, device_id: &str, values: &[(String, CachedValue)]) -> StoreResult<()>;
+    /// Records the ParameterList of the device's latest Inform as one
+    /// record, replacing the previous one: one write per periodic Inform
+    /// instead of one per parameter. [`Store::parameters`] shows whichever
+    /// of it and the per-parameter values is newer.
+    fn put_inform_values(
+        &self,
+        device_id: &str,
+        values: &[(String, CachedValue)],
+    ) -> StoreResult<()>;
     /// Records writability from GetParameterNames (overwrites).
     fn put_writability(&self, device_id: &str, names: &[(String, bool)]) -> StoreResult<()>;
     /// Forgets every cached parameter of a device (after `0 BOOTSTRAP`).

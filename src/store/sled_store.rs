@@ -24,6 +24,7 @@ pub struct SledStore {
     devices: sled::Tree,
     params: sled::Tree,
     writable: sled::Tree,
+    inform_values: sled::Tree,
     tasks: sled::Tree,
     task_index: sled::Tree,
     faults: sled::Tree,
@@ -88,6 +89,7 @@ impl SledStore {
             devices: db.open_tree("devices")?,
             params: db.open_tree("params")?,
             writable: db.open_tree("writable")?,
+            inform_values: db.open_tree("inform_values")?,
             tasks: db.open_tree("tasks")?,
             task_index: db.open_tree("task_index")?,
             faults: db.open_tree("faults")?,
@@ -152,6 +154,19 @@ impl Store for SledStore {
             let (k, v) = kv?;
             out.entry(k[skip..].to_vec()).or_default().writable = Some(v.first() == Some(&1));
         }
+        if let Some(bytes) = self.inform_values.get(device_id.as_bytes())? {
+            let latest: Vec<(String, CachedValue)> =
+                decode("inform values", device_id.as_bytes(), &bytes)?;
+            for (name, v) in latest.into_iter().filter(|(n, _)| n.starts_with(prefix)) {
+                let slot = &mut out.entry(name.into_bytes()).or_default().value;
+                if slot
+                    .as_ref()
+                    .is_none_or(|old| v.updated_ms > old.updated_ms)
+                {
+                    *slot = Some(v);
+                }
+            }
+        }
         Ok(out
             .into_iter()
             .map(|(k, p)| (String::from_utf8_lossy(&k).into_owned(), p))
@@ -167,6 +182,17 @@ impl Store for SledStore {
             batch.insert(composite(device_id, name.as_bytes()), encode(v)?);
         }
         self.params.apply_batch(batch)?;
+        self.wrote();
+        Ok(())
+    }
+
+    fn put_inform_values(
+        &self,
+        device_id: &str,
+        values: &[(String, CachedValue)],
+    ) -> StoreResult<()> {
+        self.inform_values
+            .insert(device_id.as_bytes(), encode(&values)?)?;
         self.wrote();
         Ok(())
     }
@@ -192,6 +218,7 @@ impl Store for SledStore {
             }
             tree.apply_batch(batch)?;
         }
+        self.inform_values.remove(device_id.as_bytes())?;
         self.wrote();
         Ok(())
     }
@@ -425,6 +452,38 @@ mod tests {
         assert_eq!(after, ["A-10"]);
         assert_eq!(s.tasks("A-1").unwrap().len(), 1);
         assert!(s.tasks("A-10").unwrap().is_empty());
+        // The latest Inform's values show where they are newer.
+        let newer = CachedValue {
+            updated_ms: 9,
+            ..param("from-inform")
+        };
+        let older = CachedValue {
+            updated_ms: 1,
+            ..param("stale")
+        };
+        s.put_inform_values(
+            "A-1",
+            &[
+                ("Device.X".into(), newer),
+                ("Device.Y".into(), older),
+                ("Device.W".into(), param("w")),
+            ],
+        )
+        .unwrap();
+        let p = s.parameters("A-1", "Device.").unwrap();
+        let value = |n: &str| {
+            p.iter()
+                .find(|(k, _)| k == n)
+                .and_then(|(_, v)| v.value.as_ref())
+                .map(|v| v.value.clone())
+        };
+        assert_eq!(value("Device.X").as_deref(), Some("from-inform"));
+        assert_eq!(value("Device.Y").as_deref(), Some("2"));
+        assert_eq!(value("Device.W").as_deref(), Some("w"));
+        assert_eq!(
+            p.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>(),
+            ["Device.W", "Device.X", "Device.Y", "Device.Z."]
+        );
         s.clear_parameters("A-1").unwrap();
         assert!(s.parameters("A-1", "").unwrap().is_empty());
         assert_eq!(s.parameters("A-10", "").unwrap().len(), 1);
