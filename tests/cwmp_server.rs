@@ -876,3 +876,27 @@ fn per_device_credentials_are_bound_and_no_secret_reaches_a_trace_log() {
         "Basic credentials leaked into the log"
     );
 }
+
+#[test]
+fn json_logs_are_one_object_per_line() {
+    let acs = Acs::start(&[("ACS_LOG_FORMAT", "json")]);
+    let mut cpe = acs.cpe();
+    assert_eq!(
+        cpe.post_str(&inform_xml("SOAP-ENV", "1-0", "1", "JSONLOG", &["1 BOOT"]))
+            .status,
+        200
+    );
+    assert_eq!(cpe.empty().status, 204);
+    std::thread::sleep(Duration::from_millis(100));
+    let logs = acs.logs();
+    let mut started = false;
+    for line in logs.lines() {
+        let v: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        if v["fields"]["message"] == "session started" {
+            assert_eq!(v["fields"]["device"], device_id("JSONLOG"));
+            started = true;
+        }
+    }
+    assert!(started, "{logs}");
+}
