@@ -1,0 +1,265 @@
+//! Fleet mode: thousands of simulated devices in one process (tokio tasks,
+//! not processes), informs spread over the interval, sessions bounded by a
+//! concurrency limit; prints sessions/s, latency percentiles and errors.
+
+use std::collections::BTreeMap;
+use std::io::{IsTerminal, Write};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use tokio::sync::Semaphore;
+
+use crate::device::Device;
+use crate::http::{AcsClient, Credentials};
+use crate::model::{Identity, ModelTemplate, personalise};
+use crate::quirks::Quirks;
+use crate::session;
+
+#[derive(Clone, Debug)]
+pub struct FleetOptions {
+    pub acs_url: String,
+    pub models: Vec<(String, Arc<crate::datamodel::DataModel>)>,
+    pub count: u32,
+    pub concurrency: usize,
+    /// 0 means back to back.
+    pub inform_interval: Duration,
+    pub duration: Duration,
+    pub credentials: Credentials,
+    pub quirks: Quirks,
+    pub serial_prefix: String,
+    pub timeout: Duration,
+    pub progress: bool,
+}
+
+#[derive(Default)]
+struct Stats {
+    latencies_us: Vec<u64>,
+    errors: BTreeMap<&'static str, u64>,
+    first_errors: Vec<String>,
+    rpcs: u64,
+}
+
+/// Final numbers of a fleet run.
+#[derive(Debug, Serialize)]
+pub struct FleetReport {
+    pub devices: u32,
+    pub models: Vec<String>,
+    pub concurrency: usize,
+    pub duration_s: f64,
+    pub sessions: u64,
+    pub sessions_per_s: f64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub max_ms: f64,
+    pub rpcs: u64,
+    pub errors: BTreeMap<String, u64>,
+    pub error_samples: Vec<String>,
+}
+
+impl FleetReport {
+    pub fn error_count(&self) -> u64 {
+        self.errors.values().sum()
+    }
+
+    pub fn print_text(&self) {
+        println!(
+            "fleet: {} devices ({}), concurrency {}, {:.1} s",
+            self.devices,
+            self.models.join(", "),
+            self.concurrency,
+            self.duration_s
+        );
+        println!(
+            "sessions: {} ok, {:.1}/s; latency p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms; {} ACS requests answered",
+            self.sessions, self.sessions_per_s, self.p50_ms, self.p99_ms, self.max_ms, self.rpcs
+        );
+        if self.errors.is_empty() {
+            println!("errors: none");
+        } else {
+            let list: Vec<String> = self
+                .errors
+                .iter()
+                .map(|(k, v)| format!("{k}: {v}"))
+                .collect();
+            println!("errors: {}", list.join(", "));
+            for s in &self.error_samples {
+                println!("  e.g. {s}");
+            }
+        }
+    }
+}
+
+/// The identity of fleet device `i` of a model.
+pub fn fleet_identity(model: &str, prefix: &str, i: u32, acs_url: &str) -> Identity {
+    let b = i.to_be_bytes();
+    let oui: [u8; 3] = match model {
+        "rcmg-ont" => [0x00, 0x0e, 0x5e],
+        _ => [0x1c, 0x61, 0xb4],
+    };
+    let vendor = if model == "rcmg-ont" { "RCMG" } else { "TPLG" };
+    Identity {
+        serial: format!("{prefix}{i:07}"),
+        mac: [oui[0], oui[1], oui[2], b[1], b[2], b[3]],
+        gpon_sn: format!("{vendor}{:08X}", i ^ 0x5A00_0000),
+        acs_url: acs_url.to_owned(),
+        cr_url: format!("http://100.{}.{}.{}:7547/", 64 + (b[1] & 63), b[2], b[3]),
+        wan_ip: format!("100.{}.{}.{}", 64 + (b[1] & 63), b[2], b[3]),
+    }
+}
+
+pub async fn run(opts: FleetOptions) -> FleetReport {
+    let stats = Arc::new(Mutex::new(Stats::default()));
+    let in_flight = Arc::new(AtomicU64::new(0));
+    let ok = Arc::new(AtomicU64::new(0));
+    let failed = Arc::new(AtomicU64::new(0));
+    let permits = Arc::new(Semaphore::new(opts.concurrency.max(1)));
+    let start = Instant::now();
+    let deadline = tokio::time::Instant::now() + opts.duration;
+    let spread = if opts.inform_interval.is_zero() {
+        Duration::from_millis(200).min(opts.duration)
+    } else {
+        opts.inform_interval.min(opts.duration)
+    };
+
+    let progress = opts.progress.then(|| {
+        let (ok, failed, in_flight) = (ok.clone(), failed.clone(), in_flight.clone());
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                let t = start.elapsed().as_secs_f64();
+                let n = ok.load(Ordering::Relaxed);
+                eprint!(
+                    "\r[{t:6.1} s] {n} sessions ({:.0}/s), {} errors, {} in flight   ",
+                    n as f64 / t.max(0.001),
+                    failed.load(Ordering::Relaxed),
+                    in_flight.load(Ordering::Relaxed)
+                );
+                let _ = std::io::stderr().flush();
+            }
+        })
+    });
+
+    let mut tasks = Vec::with_capacity(opts.count as usize);
+    for i in 0..opts.count {
+        let (model_name, shared) = opts.models[i as usize % opts.models.len()].clone();
+        let identity = fleet_identity(&model_name, &opts.serial_prefix, i, &opts.acs_url);
+        let opts = opts.clone();
+        let (stats, in_flight, ok, failed, permits) = (
+            stats.clone(),
+            in_flight.clone(),
+            ok.clone(),
+            failed.clone(),
+            permits.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            let model = personalise(&shared, &identity);
+            let Ok(mut dev) = Device::new(identity, model, opts.quirks.clone(), None) else {
+                return;
+            };
+            let Ok(mut client) =
+                AcsClient::new(&opts.acs_url, opts.credentials.clone(), opts.timeout)
+            else {
+                return;
+            };
+            let offset = spread.mul_f64(f64::from(i) / f64::from(opts.count.max(1)));
+            tokio::time::sleep(offset).await;
+            while tokio::time::Instant::now() < deadline {
+                let next = tokio::time::Instant::now() + opts.inform_interval;
+                let Ok(_permit) = permits.acquire().await else {
+                    return;
+                };
+                in_flight.fetch_add(1, Ordering::Relaxed);
+                let t0 = Instant::now();
+                let result = session::run(&mut dev, &mut client).await;
+                let us = t0.elapsed().as_micros() as u64;
+                in_flight.fetch_sub(1, Ordering::Relaxed);
+                drop(_permit);
+                let failure = result
+                    .as_ref()
+                    .err()
+                    .map(|e| (e.kind(), format!("{}: {e}", dev.device_id.serial_number)));
+                {
+                    let mut s = stats.lock().unwrap_or_else(|p| p.into_inner());
+                    match (&result, &failure) {
+                        (Ok(report), _) => {
+                            s.latencies_us.push(us);
+                            s.rpcs += u64::from(report.rpcs);
+                        }
+                        (Err(_), Some((kind, sample))) => {
+                            *s.errors.entry(kind).or_default() += 1;
+                            if s.first_errors.len() < 5 {
+                                s.first_errors.push(sample.clone());
+                            }
+                        }
+                        (Err(_), None) => {}
+                    }
+                }
+                if result.is_err() {
+                    failed.fetch_add(1, Ordering::Relaxed);
+                    dev.session_failed();
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    continue;
+                }
+                ok.fetch_add(1, Ordering::Relaxed);
+                for a in dev.take_actions() {
+                    dev.perform(a);
+                }
+                if !dev.pending_events().is_empty() {
+                    continue;
+                }
+                dev.add_event("2 PERIODIC", "");
+                tokio::time::sleep_until(next.min(deadline)).await;
+            }
+        }));
+    }
+    for t in tasks {
+        let _ = t.await;
+    }
+    if let Some(p) = progress {
+        p.abort();
+        eprintln!();
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    let mut s = stats.lock().unwrap_or_else(|p| p.into_inner());
+    s.latencies_us.sort_unstable();
+    let pct = |p: f64| -> f64 {
+        if s.latencies_us.is_empty() {
+            return 0.0;
+        }
+        let i = ((s.latencies_us.len() as f64 * p) as usize).min(s.latencies_us.len() - 1);
+        s.latencies_us[i] as f64 / 1000.0
+    };
+    FleetReport {
+        devices: opts.count,
+        models: opts.models.iter().map(|(n, _)| n.clone()).collect(),
+        concurrency: opts.concurrency,
+        duration_s: elapsed,
+        sessions: s.latencies_us.len() as u64,
+        sessions_per_s: s.latencies_us.len() as f64 / elapsed.max(0.001),
+        p50_ms: pct(0.5),
+        p99_ms: pct(0.99),
+        max_ms: s.latencies_us.last().map_or(0.0, |v| *v as f64 / 1000.0),
+        rpcs: s.rpcs,
+        errors: s.errors.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
+        error_samples: s.first_errors.clone(),
+    }
+}
+
+/// Loads the model named on the command line (`mixed` = all three).
+pub fn load_models(name: &str) -> Result<Vec<(String, ModelTemplate)>, crate::model::ModelError> {
+    let names: Vec<&str> = if name == "mixed" {
+        vec!["deco", "rcmg-ont", "tplg-ont"]
+    } else {
+        vec![name]
+    };
+    names
+        .into_iter()
+        .map(|n| ModelTemplate::builtin(n).map(|t| (n.to_owned(), t)))
+        .collect()
+}
+
+pub fn is_terminal() -> bool {
+    std::io::stderr().is_terminal()
+}

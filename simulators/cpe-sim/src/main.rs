@@ -1,0 +1,423 @@
+//! `cpe-sim`: simulated TR-069 CPEs (TP-Link Deco mesh, Raisecom RCMG and
+//! TP-Link TPLG GPON ONTs) that talk to an ACS over HTTP exactly as real
+//! devices do. One device (`run`) or thousands (`fleet`).
+#![forbid(unsafe_code)]
+
+mod cr;
+mod datamodel;
+mod device;
+mod fleet;
+mod http;
+mod mesh;
+mod model;
+mod quirks;
+mod runner;
+mod session;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use gigafibre_acs::cwmp::CwmpVersion;
+
+use crate::http::{AuthMode, Credentials};
+use crate::model::{Identity, ModelTemplate};
+use crate::quirks::{MacCase, Quirks};
+
+#[derive(Parser)]
+#[command(
+    name = "cpe-sim",
+    version,
+    about = "Simulated TR-069 CPEs (Deco mesh, RCMG and TPLG ONTs) for testing an ACS"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run one device until stopped: boot, periodic informs, connection requests, ACS RPCs.
+    Run(RunArgs),
+    /// Run a fleet of devices in one process and report sessions/s and latency.
+    Fleet(FleetArgs),
+    /// List the built-in models.
+    Models,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Auth {
+    None,
+    Basic,
+    Digest,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Case {
+    AsIs,
+    Upper,
+    Lower,
+}
+
+#[derive(Args, Clone)]
+struct Common {
+    /// ACS URL (http://host:port/path).
+    #[arg(long)]
+    acs: String,
+    /// How to authenticate to the ACS.
+    #[arg(long, value_enum, default_value = "none")]
+    auth: Auth,
+    #[arg(long, default_value = "")]
+    username: String,
+    #[arg(
+        long,
+        default_value = "",
+        env = "CPE_SIM_PASSWORD",
+        hide_env_values = true
+    )]
+    password: String,
+    /// Seconds to wait for each ACS answer.
+    #[arg(long, default_value_t = 30)]
+    timeout: u64,
+    /// SOAP envelope prefix the CPE writes (SOAP-ENV, soapenv, soap-env, ...).
+    #[arg(long, default_value = "SOAP-ENV")]
+    prefix: String,
+    /// cwmp namespace version (1-0 ... 1-4).
+    #[arg(long, default_value = "1-0")]
+    cwmp: String,
+    /// Report booleans as 0/1.
+    #[arg(long)]
+    numeric_booleans: bool,
+    /// Case of reported MAC addresses.
+    #[arg(long, value_enum, default_value = "as-is")]
+    mac_case: Case,
+    /// Omit the XML declaration.
+    #[arg(long)]
+    no_xml_declaration: bool,
+    /// Write wrong, zero-padded arrayType counts.
+    #[arg(long)]
+    wrong_array_counts: bool,
+    /// Never send the session cookie back.
+    #[arg(long)]
+    no_cookies: bool,
+}
+
+#[derive(Args)]
+struct RunArgs {
+    #[command(flatten)]
+    common: Common,
+    /// Built-in model: deco, tplg-ont, rcmg-ont.
+    #[arg(long, default_value = "deco")]
+    model: String,
+    /// A GenieACS-export CSV to use as the model instead.
+    #[arg(long)]
+    model_file: Option<PathBuf>,
+    /// DeviceInfo.SerialNumber.
+    #[arg(long, default_value = "SIM0000001")]
+    serial: String,
+    /// Main MAC address (AA:BB:CC:DD:EE:FF).
+    #[arg(long, default_value = "1C:61:B4:00:00:01")]
+    mac: String,
+    /// GPON serial for ONT models (ASCII form, e.g. TPLGB4FB2AC8).
+    #[arg(long, default_value = "TPLG00000001")]
+    gpon_sn: String,
+    /// Directory for the device's saved state (BOOT instead of BOOTSTRAP after a restart).
+    #[arg(long)]
+    state_dir: Option<PathBuf>,
+    /// Connection-request listener address (port 0: any free port).
+    #[arg(long, default_value = "127.0.0.1:0")]
+    cr_listen: SocketAddr,
+    /// Connection-request credentials (default: from the model).
+    #[arg(long)]
+    cr_username: Option<String>,
+    #[arg(long, env = "CPE_SIM_CR_PASSWORD", hide_env_values = true)]
+    cr_password: Option<String>,
+    /// Periodic inform interval in seconds (default: from the model if PeriodicInformEnable).
+    #[arg(long)]
+    periodic_interval: Option<u64>,
+    /// Exit after this many successful sessions.
+    #[arg(long)]
+    sessions: Option<u64>,
+    /// First retry wait after a failed session, milliseconds (doubles per failure).
+    #[arg(long, default_value_t = 5000)]
+    retry_base_ms: u64,
+    /// How long a reboot takes, milliseconds.
+    #[arg(long, default_value_t = 1000)]
+    boot_delay_ms: u64,
+    /// Deco: mesh satellites besides the controller.
+    #[arg(long, default_value_t = 2)]
+    satellites: u8,
+    /// Deco: WiFi clients spread over the nodes and bands.
+    #[arg(long, default_value_t = 12)]
+    clients: u8,
+}
+
+#[derive(Args)]
+struct FleetArgs {
+    #[command(flatten)]
+    common: Common,
+    /// deco, tplg-ont, rcmg-ont, or mixed (all three in turn).
+    #[arg(long, default_value = "deco")]
+    model: String,
+    #[arg(long, default_value_t = 100)]
+    count: u32,
+    /// Sessions in flight at most.
+    #[arg(long, default_value_t = 50)]
+    concurrency: usize,
+    /// Seconds between a device's informs (0: back to back).
+    #[arg(long, default_value_t = 300)]
+    inform_interval: u64,
+    /// Seconds to run.
+    #[arg(long, default_value_t = 60)]
+    duration: u64,
+    /// Serial number prefix (devices are PREFIX0000000, PREFIX0000001, ...).
+    #[arg(long, default_value = "FLEET")]
+    serial_prefix: String,
+    /// Deco: mesh satellites per home.
+    #[arg(long, default_value_t = 2)]
+    satellites: u8,
+    /// Deco: WiFi clients per home.
+    #[arg(long, default_value_t = 12)]
+    clients: u8,
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
+    /// Exit with status 1 if any session failed.
+    #[arg(long)]
+    fail_on_error: bool,
+}
+
+impl Common {
+    fn credentials(&self) -> Result<Credentials, String> {
+        let mode = match self.auth {
+            Auth::None => AuthMode::None,
+            Auth::Basic => AuthMode::Basic,
+            Auth::Digest => AuthMode::Digest,
+        };
+        if mode != AuthMode::None && self.username.is_empty() {
+            return Err("--username is needed with --auth basic/digest".into());
+        }
+        Ok(Credentials {
+            mode,
+            username: self.username.clone(),
+            password: self.password.clone(),
+        })
+    }
+
+    fn quirks(&self) -> Result<Quirks, String> {
+        let cwmp_version = CwmpVersion::from_short(&self.cwmp)
+            .ok_or_else(|| format!("--cwmp `{}` is not one of 1-0 ... 1-4", self.cwmp))?;
+        if self.prefix.is_empty()
+            || !self
+                .prefix
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            return Err(format!("--prefix `{}` is not an XML prefix", self.prefix));
+        }
+        Ok(Quirks {
+            envelope_prefix: self.prefix.clone(),
+            cwmp_version,
+            numeric_booleans: self.numeric_booleans,
+            mac_case: match self.mac_case {
+                Case::AsIs => MacCase::AsIs,
+                Case::Upper => MacCase::Upper,
+                Case::Lower => MacCase::Lower,
+            },
+            no_xml_declaration: self.no_xml_declaration,
+            wrong_array_counts: self.wrong_array_counts,
+            send_cookies: !self.no_cookies,
+        })
+    }
+}
+
+fn parse_mac(s: &str) -> Result<[u8; 6], String> {
+    let hex: String = s.chars().filter(|c| c.is_ascii_hexdigit()).collect();
+    if hex.len() != 12
+        || s.chars()
+            .any(|c| !(c.is_ascii_hexdigit() || c == ':' || c == '-'))
+    {
+        return Err(format!("--mac `{s}` is not a MAC address"));
+    }
+    let mut mac = [0u8; 6];
+    for (i, m) in mac.iter_mut().enumerate() {
+        *m = u8::from_str_radix(&hex[i * 2..i * 2 + 2], 16).map_err(|e| e.to_string())?;
+    }
+    Ok(mac)
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(fleet::is_terminal())
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("cpe-sim: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = match cli.command {
+        Command::Models => {
+            for (name, what, _) in model::BUILTIN {
+                println!("{name:<10} {what}");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Run(args) => runtime.block_on(run_one(args)),
+        Command::Fleet(args) => runtime.block_on(run_fleet(args)),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("cpe-sim: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+async fn run_one(args: RunArgs) -> Result<ExitCode, String> {
+    let creds = args.common.credentials()?;
+    let quirks = args.common.quirks()?;
+    let template = match &args.model_file {
+        Some(f) => ModelTemplate::from_file(f),
+        None => ModelTemplate::builtin(&args.model),
+    }
+    .map_err(|e| e.to_string())?;
+    let mut shared = template.tree();
+    if template.name == "deco" {
+        mesh::generate(&mut shared, args.satellites, args.clients);
+    }
+    let (tx, rx) = tokio::sync::mpsc::channel(1);
+    let root = shared.root().to_owned();
+    let model_value = |leaf: &str| {
+        shared
+            .get(&format!("{root}{leaf}"))
+            .map(|v| v.into_owned())
+            .unwrap_or_default()
+    };
+    let cr_user = args
+        .cr_username
+        .clone()
+        .unwrap_or_else(|| model_value("ManagementServer.ConnectionRequestUsername"));
+    let cr_pass = args
+        .cr_password
+        .clone()
+        .unwrap_or_else(|| model_value("ManagementServer.ConnectionRequestPassword"));
+    let cr_addr = cr::serve(args.cr_listen, cr_user, cr_pass, tx)
+        .await
+        .map_err(|e| format!("connection-request listener on {}: {e}", args.cr_listen))?;
+    let identity = Identity {
+        serial: args.serial.clone(),
+        mac: parse_mac(&args.mac)?,
+        gpon_sn: args.gpon_sn.clone(),
+        acs_url: args.common.acs.clone(),
+        cr_url: format!("http://{cr_addr}/"),
+        wan_ip: cr_addr.ip().to_string(),
+    };
+    let state_file = match &args.state_dir {
+        Some(d) => {
+            std::fs::create_dir_all(d).map_err(|e| format!("state dir {}: {e}", d.display()))?;
+            Some(d.join(format!("{}.json", args.serial)))
+        }
+        None => None,
+    };
+    let model = model::personalise(&shared, &identity);
+    let mut dev = device::Device::new(identity, model, quirks, state_file)?;
+    let periodic = match args.periodic_interval {
+        Some(0) => None,
+        Some(s) => Some(Duration::from_secs(s)),
+        None => {
+            let enabled = gigafibre_acs::cwmp::parse_bool(&model_value(
+                "ManagementServer.PeriodicInformEnable",
+            ))
+            .unwrap_or(false);
+            let secs: u64 = model_value("ManagementServer.PeriodicInformInterval")
+                .parse()
+                .unwrap_or(0);
+            (enabled && secs > 0).then(|| Duration::from_secs(secs))
+        }
+    };
+    println!(
+        "cpe-sim: device {} connection request URL http://{cr_addr}/",
+        dev.device_id.device_id()
+    );
+    let mut client = http::AcsClient::new(
+        &args.common.acs,
+        creds,
+        Duration::from_secs(args.common.timeout),
+    )
+    .map_err(|e| e.to_string())?;
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        let _ = tokio::signal::ctrl_c().await;
+        let _ = stop_tx.send(true);
+    });
+    let opts = runner::RunOptions {
+        periodic,
+        max_sessions: args.sessions,
+        retry_base: Duration::from_millis(args.retry_base_ms.max(1)),
+        boot_delay: Duration::from_millis(args.boot_delay_ms),
+    };
+    runner::run(&mut dev, &mut client, rx, opts, stop_rx).await;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn run_fleet(args: FleetArgs) -> Result<ExitCode, String> {
+    let creds = args.common.credentials()?;
+    let quirks = args.common.quirks()?;
+    if args.count == 0 {
+        return Err("--count must be at least 1".into());
+    }
+    let models = fleet::load_models(&args.model).map_err(|e| e.to_string())?;
+    let models = models
+        .into_iter()
+        .map(|(name, t)| {
+            let mut tree = t.tree();
+            if name == "deco" {
+                mesh::generate(&mut tree, args.satellites, args.clients);
+            }
+            (name, Arc::new(tree))
+        })
+        .collect();
+    http::AcsClient::new(&args.common.acs, creds.clone(), Duration::from_secs(1))
+        .map_err(|e| e.to_string())?;
+    let report = fleet::run(fleet::FleetOptions {
+        acs_url: args.common.acs.clone(),
+        models,
+        count: args.count,
+        concurrency: args.concurrency,
+        inform_interval: Duration::from_secs(args.inform_interval),
+        duration: Duration::from_secs(args.duration.max(1)),
+        credentials: creds,
+        quirks,
+        serial_prefix: args.serial_prefix.clone(),
+        timeout: Duration::from_secs(args.common.timeout),
+        progress: fleet::is_terminal() && !args.json,
+    })
+    .await;
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?
+        );
+    } else {
+        report.print_text();
+    }
+    Ok(if args.fail_on_error && report.error_count() > 0 {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}

@@ -1,0 +1,131 @@
+//! Runs one device for real: sessions on boot, on its periodic interval,
+//! on connection requests and after its own actions, retrying failed
+//! sessions with TR-069's backoff.
+
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio::time::{Instant, sleep_until};
+use tracing::{info, warn};
+
+use crate::cr::Trigger;
+use crate::device::{Action, Device};
+use crate::http::AcsClient;
+use crate::session;
+
+#[derive(Clone, Debug)]
+pub struct RunOptions {
+    /// Periodic inform interval (None: only boot, CR and scheduled sessions).
+    pub periodic: Option<Duration>,
+    /// Stop after this many successful sessions.
+    pub max_sessions: Option<u64>,
+    /// First retry wait; doubles per failure up to 2^9 times it (TR-069 3.2.1.1).
+    pub retry_base: Duration,
+    /// Time a reboot or factory reset takes.
+    pub boot_delay: Duration,
+}
+
+fn action_delay(a: &Action, opts: &RunOptions) -> Duration {
+    match a {
+        Action::Reboot { .. } | Action::FactoryReset => opts.boot_delay,
+        Action::ScheduleInform { delay_s, .. } => Duration::from_secs(u64::from(*delay_s)),
+        Action::Transfer { delay_s, .. } => {
+            Duration::from_secs(u64::from(*delay_s)) + opts.boot_delay
+        }
+    }
+}
+
+/// Runs until `max_sessions` or until `stop` fires.
+pub async fn run(
+    dev: &mut Device,
+    client: &mut AcsClient,
+    mut triggers: mpsc::Receiver<Trigger>,
+    opts: RunOptions,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let mut scheduled: Vec<(Instant, Action)> = Vec::new();
+    let mut done = 0u64;
+    loop {
+        match session::run(dev, client).await {
+            Ok(report) => {
+                done += 1;
+                info!(device = %dev.device_id.serial_number, rpcs = report.rpcs, methods = ?report.methods, elapsed_ms = report.elapsed.as_millis() as u64, "session done");
+                let now = Instant::now();
+                for a in dev.take_actions() {
+                    scheduled.push((now + action_delay(&a, &opts), a));
+                }
+            }
+            Err(e) => {
+                dev.session_failed();
+                let n = dev.retry_count().min(10);
+                let wait = match &e {
+                    session::SessionError::Busy {
+                        retry_after: Some(s),
+                    } => Duration::from_secs(*s),
+                    _ => opts.retry_base * (1u32 << (n - 1).min(9)),
+                };
+                warn!(device = %dev.device_id.serial_number, error = %e, retry_in_ms = wait.as_millis() as u64, "session failed");
+                if let Err(e) = dev.save() {
+                    warn!("{e}");
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(wait) => continue,
+                    _ = stop.changed() => return,
+                }
+            }
+        }
+        if let Err(e) = dev.save() {
+            warn!("{e}");
+        }
+        if opts.max_sessions.is_some_and(|m| done >= m) {
+            return;
+        }
+        // Wait for the next reason to open a session.
+        let periodic_at = opts.periodic.map(|p| Instant::now() + p);
+        loop {
+            scheduled.sort_by_key(|(t, _)| *t);
+            let next_action = scheduled.first().map(|(t, _)| *t);
+            let far = Instant::now() + Duration::from_secs(86_400 * 365);
+            tokio::select! {
+                _ = sleep_until(next_action.unwrap_or(far)), if next_action.is_some() => {
+                    let now = Instant::now();
+                    let due: Vec<Action> = scheduled.iter().filter(|(t, _)| *t <= now).map(|(_, a)| a.clone()).collect();
+                    scheduled.retain(|(t, _)| *t > now);
+                    for a in due {
+                        if matches!(a, Action::Reboot { .. } | Action::FactoryReset) {
+                            client.disconnect();
+                        }
+                        if a == Action::FactoryReset {
+                            dev.wipe_state();
+                        }
+                        dev.perform(a);
+                    }
+                    break;
+                }
+                _ = sleep_until(periodic_at.unwrap_or(far)), if periodic_at.is_some() => {
+                    dev.add_event("2 PERIODIC", "");
+                    break;
+                }
+                Some(t) = triggers.recv() => match t {
+                    Trigger::ConnectionRequest => {
+                        dev.add_event("6 CONNECTION REQUEST", "");
+                        break;
+                    }
+                    Trigger::SetValue { name, value } => {
+                        // Passive notification waits for the next Inform;
+                        // active opens a session now (TR-069 3.2.1).
+                        match dev.model.set_local(&name, &value) {
+                            Some(0) | None => {}
+                            Some(1) => dev.add_event("4 VALUE CHANGE", ""),
+                            Some(_) => {
+                                dev.add_event("4 VALUE CHANGE", "");
+                                break;
+                            }
+                        }
+                    }
+                },
+                _ = stop.changed() => return,
+            }
+        }
+    }
+}
