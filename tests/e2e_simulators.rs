@@ -436,3 +436,87 @@ fn quirky_cpes_get_sessions_too() {
     let (_, list) = acs.api_get("/api/v1/devices?limit=100");
     assert_eq!(list["devices"].as_array().unwrap().len(), 36);
 }
+
+#[test]
+fn fleet_state_survives_a_restart_and_answers_connection_requests() {
+    let acs = Acs::start(&[]);
+    let url = format!("http://{}/", acs.cwmp);
+    let state = tempfile::tempdir().unwrap();
+    let dir = state.path().to_str().unwrap().to_owned();
+    let fleet = |duration: &str| {
+        Command::new(workspace_bin("cpe-sim"))
+            .args([
+                "fleet",
+                "--acs",
+                &url,
+                "--model",
+                "tplg-ont",
+                "--count",
+                "3",
+                "--concurrency",
+                "3",
+                "--inform-interval",
+                "30",
+                "--duration",
+                duration,
+                "--json",
+                "--state-dir",
+                &dir,
+                "--connection-requests",
+                "--serial-prefix",
+                "CR",
+            ])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    ok_child(fleet("1"));
+    let id = "1C61B4-Device2-CR0000001";
+    assert_eq!(events(&acs, id), ["0 BOOTSTRAP", "1 BOOT"]);
+
+    // Second run: the devices boot (state kept) and wait 30 s for their
+    // periodic inform; a connection request brings one in at once.
+    let child = fleet("4");
+    let mut cr_url = String::new();
+    for _ in 0..100 {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        let (_, d) = acs.api_get(&format!("/api/v1/devices/{id}"));
+        if d["inform_count"] == 2 {
+            cr_url = d["connection_request_url"].as_str().unwrap().to_owned();
+            break;
+        }
+    }
+    assert_eq!(events(&acs, id), ["0 BOOTSTRAP", "1 BOOT", "1 BOOT"]);
+    let addr: std::net::SocketAddr = cr_url
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .parse()
+        .unwrap();
+    let r = HttpConn::connect(addr).request("GET", "/", &[], b"");
+    let nonce = between(r.header("www-authenticate").unwrap(), "nonce=\"", "\"")
+        .unwrap()
+        .to_owned();
+    use md5::Digest as _;
+    let md5 = |s: String| format!("{:x}", md5::Md5::digest(s.as_bytes()));
+    let ha1 = md5("CR0000001:cpe-sim:cr-CR0000001".into());
+    let resp = md5(format!("{ha1}:{nonce}:{}", md5("GET:/".into())));
+    let auth = format!(
+        "Digest username=\"CR0000001\", realm=\"cpe-sim\", nonce=\"{nonce}\", uri=\"/\", response=\"{resp}\""
+    );
+    assert_eq!(
+        HttpConn::connect(addr)
+            .request("GET", "/", &[("Authorization", &auth)], b"")
+            .status,
+        200
+    );
+    let report = ok_child(child);
+    assert_eq!(report["errors"], json!({}));
+    assert_eq!(events(&acs, id).last().unwrap(), "6 CONNECTION REQUEST");
+}
+
+fn ok_child(child: std::process::Child) -> serde_json::Value {
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    serde_json::from_slice(&out.stdout).unwrap()
+}

@@ -11,7 +11,6 @@ use gigafibre_acs::cwmp::{Body, Envelope, format_datetime};
 use serde::{Deserialize, Serialize};
 
 use crate::datamodel::{DataModel, cpe_fault};
-use crate::model::Identity;
 use crate::quirks::Quirks;
 
 /// Something the device does once the session is over.
@@ -82,7 +81,6 @@ impl Device {
     /// exists, the device restarts (`1 BOOT`); without, it is new
     /// (`0 BOOTSTRAP` + `1 BOOT`).
     pub fn new(
-        identity: Identity,
         factory: DataModel,
         quirks: Quirks,
         state_file: Option<PathBuf>,
@@ -109,7 +107,6 @@ impl Device {
             product_class: read(&factory, "DeviceInfo.ProductClass"),
             serial_number: read(&factory, "DeviceInfo.SerialNumber"),
         };
-        let _ = identity;
         let mut d = Device {
             device_id,
             model: factory.clone(),

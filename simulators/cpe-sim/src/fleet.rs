@@ -31,6 +31,10 @@ pub struct FleetOptions {
     pub serial_prefix: String,
     pub timeout: Duration,
     pub progress: bool,
+    /// Per-device state files (BOOT instead of BOOTSTRAP on the next run).
+    pub state_dir: Option<std::path::PathBuf>,
+    /// Give every device its own connection-request listener on loopback.
+    pub connection_requests: bool,
 }
 
 #[derive(Default)]
@@ -154,9 +158,35 @@ pub async fn run(opts: FleetOptions) -> FleetReport {
             permits.clone(),
         );
         tasks.push(tokio::spawn(async move {
+            let (tx, mut triggers) = tokio::sync::mpsc::channel(1);
+            let mut identity = identity;
+            let record_error = |kind: &'static str, sample: String| {
+                let mut s = stats.lock().unwrap_or_else(|p| p.into_inner());
+                *s.errors.entry(kind).or_default() += 1;
+                if s.first_errors.len() < 5 {
+                    s.first_errors.push(sample);
+                }
+            };
+            if opts.connection_requests {
+                let cr_pass = format!("cr-{}", identity.serial);
+                match crate::cr::serve(([127, 0, 0, 1], 0).into(), identity.serial.clone(), cr_pass, tx).await {
+                    Ok(addr) => identity.cr_url = format!("http://{addr}/"),
+                    Err(e) => {
+                        record_error("cr_listener", format!("{}: connection-request listener: {e}", identity.serial));
+                        return;
+                    }
+                }
+            } else {
+                drop(tx);
+            }
+            let state_file = opts.state_dir.as_ref().map(|d| d.join(format!("{}.json", identity.serial)));
             let model = personalise(&shared, &identity);
-            let Ok(mut dev) = Device::new(identity, model, opts.quirks.clone(), None) else {
-                return;
+            let mut dev = match Device::new(model, opts.quirks.clone(), state_file) {
+                Ok(d) => d,
+                Err(e) => {
+                    record_error("state_file", e);
+                    return;
+                }
             };
             let Ok(mut client) =
                 AcsClient::new(&opts.acs_url, opts.credentials.clone(), opts.timeout)
@@ -206,11 +236,14 @@ pub async fn run(opts: FleetOptions) -> FleetReport {
                 for a in dev.take_actions() {
                     dev.perform(a);
                 }
+                let _ = dev.save();
                 if !dev.pending_events().is_empty() {
                     continue;
                 }
-                dev.add_event("2 PERIODIC", "");
-                tokio::time::sleep_until(next.min(deadline)).await;
+                tokio::select! {
+                    _ = tokio::time::sleep_until(next.min(deadline)) => dev.add_event("2 PERIODIC", ""),
+                    Some(crate::cr::Trigger::ConnectionRequest) = triggers.recv() => dev.add_event("6 CONNECTION REQUEST", ""),
+                }
             }
         }));
     }
@@ -247,8 +280,18 @@ pub async fn run(opts: FleetOptions) -> FleetReport {
     }
 }
 
-/// Loads the model named on the command line (`mixed` = all three).
-pub fn load_models(name: &str) -> Result<Vec<(String, ModelTemplate)>, crate::model::ModelError> {
+/// Loads the model named on the command line (`mixed` = all three), or
+/// the given GenieACS-export file.
+pub fn load_models(
+    name: &str,
+    file: Option<&std::path::Path>,
+) -> Result<Vec<(String, ModelTemplate)>, crate::model::ModelError> {
+    if let Some(f) = file {
+        return Ok(vec![(
+            f.display().to_string(),
+            ModelTemplate::from_file(f)?,
+        )]);
+    }
     let names: Vec<&str> = if name == "mixed" {
         vec!["deco", "rcmg-ont", "tplg-ont"]
     } else {

@@ -162,8 +162,18 @@ struct FleetArgs {
     /// deco, tplg-ont, rcmg-ont, or mixed (all three in turn).
     #[arg(long, default_value = "deco")]
     model: String,
+    /// A GenieACS-export CSV to use as the model instead.
+    #[arg(long)]
+    model_file: Option<PathBuf>,
     #[arg(long, default_value_t = 100)]
     count: u32,
+    /// Directory for per-device state (a second run boots instead of bootstrapping).
+    #[arg(long)]
+    state_dir: Option<PathBuf>,
+    /// Give each device a Digest-protected connection-request listener on
+    /// 127.0.0.1 (user = serial, password = `cr-<serial>`).
+    #[arg(long)]
+    connection_requests: bool,
     /// Sessions in flight at most.
     #[arg(long, default_value_t = 50)]
     concurrency: usize,
@@ -334,7 +344,7 @@ async fn run_one(args: RunArgs) -> Result<ExitCode, String> {
         None => None,
     };
     let model = model::personalise(&shared, &identity);
-    let mut dev = device::Device::new(identity, model, quirks, state_file)?;
+    let mut dev = device::Device::new(model, quirks, state_file)?;
     let periodic = match args.periodic_interval {
         Some(0) => None,
         Some(s) => Some(Duration::from_secs(s)),
@@ -380,7 +390,11 @@ async fn run_fleet(args: FleetArgs) -> Result<ExitCode, String> {
     if args.count == 0 {
         return Err("--count must be at least 1".into());
     }
-    let models = fleet::load_models(&args.model).map_err(|e| e.to_string())?;
+    let models =
+        fleet::load_models(&args.model, args.model_file.as_deref()).map_err(|e| e.to_string())?;
+    if let Some(d) = &args.state_dir {
+        std::fs::create_dir_all(d).map_err(|e| format!("state dir {}: {e}", d.display()))?;
+    }
     let models = models
         .into_iter()
         .map(|(name, t)| {
@@ -405,6 +419,8 @@ async fn run_fleet(args: FleetArgs) -> Result<ExitCode, String> {
         serial_prefix: args.serial_prefix.clone(),
         timeout: Duration::from_secs(args.common.timeout),
         progress: fleet::is_terminal() && !args.json,
+        state_dir: args.state_dir.clone(),
+        connection_requests: args.connection_requests,
     })
     .await;
     if args.json {
