@@ -520,3 +520,69 @@ fn ok_child(child: std::process::Child) -> serde_json::Value {
     assert!(out.status.success());
     serde_json::from_slice(&out.stdout).unwrap()
 }
+
+#[test]
+fn a_fleet_over_https_with_digest() {
+    let data = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data");
+    let acs = Acs::start(&[
+        ("ACS_TLS_CERT", data.join("test-cert.pem").to_str().unwrap()),
+        ("ACS_TLS_KEY", data.join("test-key.pem").to_str().unwrap()),
+        ("ACS_CPE_AUTH", "digest"),
+        ("ACS_CPE_USERNAME", "cpe"),
+        ("ACS_CPE_PASSWORD", "tls-fleet-pw"),
+    ]);
+    let url = format!("https://localhost:{}/", acs.cwmp.port());
+    let ca = data.join("test-ca.pem");
+    let out = cpe_sim(&[
+        "fleet",
+        "--acs",
+        &url,
+        "--ca-file",
+        ca.to_str().unwrap(),
+        "--model",
+        "mixed",
+        "--count",
+        "30",
+        "--concurrency",
+        "10",
+        "--inform-interval",
+        "1",
+        "--duration",
+        "2",
+        "--json",
+        "--fail-on-error",
+        "--auth",
+        "digest",
+        "--username",
+        "cpe",
+        "--password",
+        "tls-fleet-pw",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        acs.api_get("/api/v1/devices?limit=100").1["devices"]
+            .as_array()
+            .unwrap()
+            .len(),
+        30
+    );
+    // Without the CA, the handshake fails with a clear error.
+    let out = cpe_sim(&[
+        "fleet",
+        "--acs",
+        &url,
+        "--model",
+        "deco",
+        "--count",
+        "1",
+        "--duration",
+        "1",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--ca-file"));
+}

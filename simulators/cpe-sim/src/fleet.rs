@@ -20,6 +20,7 @@ use crate::session;
 #[derive(Clone, Debug)]
 pub struct FleetOptions {
     pub acs_url: String,
+    pub tls: Option<Arc<rustls::ClientConfig>>,
     pub models: Vec<(String, Arc<crate::datamodel::DataModel>)>,
     pub count: u32,
     pub concurrency: usize,
@@ -189,7 +190,7 @@ pub async fn run(opts: FleetOptions) -> FleetReport {
                 }
             };
             let Ok(mut client) =
-                AcsClient::new(&opts.acs_url, opts.credentials.clone(), opts.timeout)
+                AcsClient::new(&opts.acs_url, opts.credentials.clone(), opts.timeout, opts.tls.clone())
             else {
                 return;
             };

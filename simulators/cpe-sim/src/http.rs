@@ -35,8 +35,10 @@ pub struct Credentials {
 #[derive(Debug, Error)]
 #[non_exhaustive]
 pub enum ClientError {
-    #[error("ACS URL `{0}` is not an http:// URL with a host")]
+    #[error("ACS URL `{0}` is not an http:// or https:// URL with a host")]
     BadUrl(String),
+    #[error("TLS: {0}")]
+    Tls(String),
     #[error("cannot connect to the ACS at {addr}: {reason}")]
     Connect { addr: String, reason: String },
     #[error("HTTP exchange with the ACS failed: {0}")]
@@ -79,16 +81,76 @@ pub struct AcsClient {
     timeout: Duration,
     /// TCP connections opened so far (for tests and stats).
     pub connections: u64,
+    tls: Option<(
+        tokio_rustls::TlsConnector,
+        rustls_pki_types::ServerName<'static>,
+    )>,
+}
+
+/// A TLS client configuration trusting the CA certificates in a PEM file.
+pub fn tls_config(
+    ca_file: &std::path::Path,
+) -> Result<std::sync::Arc<rustls::ClientConfig>, ClientError> {
+    use rustls_pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    let certs = rustls_pki_types::CertificateDer::pem_file_iter(ca_file)
+        .map_err(|e| ClientError::Tls(format!("reading {}: {e}", ca_file.display())))?;
+    for c in certs {
+        let c = c.map_err(|e| ClientError::Tls(format!("{}: {e}", ca_file.display())))?;
+        roots
+            .add(c)
+            .map_err(|e| ClientError::Tls(format!("{}: {e}", ca_file.display())))?;
+    }
+    if roots.is_empty() {
+        return Err(ClientError::Tls(format!(
+            "{} holds no certificate",
+            ca_file.display()
+        )));
+    }
+    let config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| ClientError::Tls(e.to_string()))?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    Ok(std::sync::Arc::new(config))
 }
 
 impl AcsClient {
-    pub fn new(url: &str, creds: Credentials, timeout: Duration) -> Result<AcsClient, ClientError> {
+    /// A client for `url`; `https://` needs `tls` (see [`tls_config`]).
+    pub fn new(
+        url: &str,
+        creds: Credentials,
+        timeout: Duration,
+        tls: Option<std::sync::Arc<rustls::ClientConfig>>,
+    ) -> Result<AcsClient, ClientError> {
         let uri: Uri = url
             .parse()
             .map_err(|_| ClientError::BadUrl(url.to_owned()))?;
-        if uri.scheme_str() != Some("http") {
-            return Err(ClientError::BadUrl(url.to_owned()));
-        }
+        let https = match uri.scheme_str() {
+            Some("http") => false,
+            Some("https") => true,
+            _ => return Err(ClientError::BadUrl(url.to_owned())),
+        };
+        let tls = match (https, tls) {
+            (false, _) => None,
+            (true, None) => {
+                return Err(ClientError::Tls(
+                    "an https:// ACS URL needs --ca-file".into(),
+                ));
+            }
+            (true, Some(config)) => {
+                let host = uri
+                    .host()
+                    .unwrap_or_default()
+                    .trim_matches(['[', ']'])
+                    .to_owned();
+                let name = rustls_pki_types::ServerName::try_from(host)
+                    .map_err(|e| ClientError::Tls(format!("server name: {e}")))?;
+                Some((tokio_rustls::TlsConnector::from(config), name))
+            }
+        };
         let authority = uri
             .authority()
             .ok_or_else(|| ClientError::BadUrl(url.to_owned()))?
@@ -108,6 +170,7 @@ impl AcsClient {
             reconnect_after_401: true,
             timeout,
             connections: 0,
+            tls,
         })
     }
 
@@ -123,10 +186,11 @@ impl AcsClient {
 
     async fn connect(&mut self) -> Result<(), ClientError> {
         let host = self.authority.clone();
-        let addr = if host.contains(':') {
+        let default_port = if self.tls.is_some() { 443 } else { 80 };
+        let addr = if host.rsplit(']').next().unwrap_or(&host).contains(':') {
             host.clone()
         } else {
-            format!("{host}:80")
+            format!("{host}:{default_port}")
         };
         let stream = tokio::time::timeout(self.timeout, TcpStream::connect(&addr))
             .await
@@ -136,16 +200,35 @@ impl AcsClient {
                 reason: e.to_string(),
             })?;
         let _ = stream.set_nodelay(true);
-        let (sender, conn) =
-            http1::handshake(TokioIo::new(stream))
-                .await
-                .map_err(|e| ClientError::Connect {
-                    addr,
-                    reason: e.to_string(),
-                })?;
-        tokio::spawn(async move {
-            let _ = conn.await;
-        });
+        let connect_err = |e: hyper::Error| ClientError::Connect {
+            addr: addr.clone(),
+            reason: e.to_string(),
+        };
+        let sender = match &self.tls {
+            None => {
+                let (sender, conn) = http1::handshake(TokioIo::new(stream))
+                    .await
+                    .map_err(connect_err)?;
+                tokio::spawn(async move {
+                    let _ = conn.await;
+                });
+                sender
+            }
+            Some((connector, name)) => {
+                let tls =
+                    tokio::time::timeout(self.timeout, connector.connect(name.clone(), stream))
+                        .await
+                        .map_err(|_| ClientError::Timeout(self.timeout))?
+                        .map_err(|e| ClientError::Tls(format!("handshake with {addr}: {e}")))?;
+                let (sender, conn) = http1::handshake(TokioIo::new(tls))
+                    .await
+                    .map_err(connect_err)?;
+                tokio::spawn(async move {
+                    let _ = conn.await;
+                });
+                sender
+            }
+        };
         self.sender = Some(sender);
         self.connections += 1;
         Ok(())

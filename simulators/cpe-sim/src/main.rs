@@ -64,9 +64,12 @@ enum Case {
 
 #[derive(Args, Clone)]
 struct Common {
-    /// ACS URL (http://host:port/path).
+    /// ACS URL (http://host:port/path or https://…).
     #[arg(long)]
     acs: String,
+    /// PEM file of the CA(s) to trust for an https:// ACS.
+    #[arg(long)]
+    ca_file: Option<PathBuf>,
     /// How to authenticate to the ACS.
     #[arg(long, value_enum, default_value = "none")]
     auth: Auth,
@@ -215,6 +218,14 @@ impl Common {
             username: self.username.clone(),
             password: self.password.clone(),
         })
+    }
+
+    fn tls(&self) -> Result<Option<Arc<rustls::ClientConfig>>, String> {
+        self.ca_file
+            .as_deref()
+            .map(http::tls_config)
+            .transpose()
+            .map_err(|e| e.to_string())
     }
 
     fn quirks(&self) -> Result<Quirks, String> {
@@ -367,6 +378,7 @@ async fn run_one(args: RunArgs) -> Result<ExitCode, String> {
         &args.common.acs,
         creds,
         Duration::from_secs(args.common.timeout),
+        args.common.tls()?,
     )
     .map_err(|e| e.to_string())?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -405,10 +417,17 @@ async fn run_fleet(args: FleetArgs) -> Result<ExitCode, String> {
             (name, Arc::new(tree))
         })
         .collect();
-    http::AcsClient::new(&args.common.acs, creds.clone(), Duration::from_secs(1))
-        .map_err(|e| e.to_string())?;
+    let tls = args.common.tls()?;
+    http::AcsClient::new(
+        &args.common.acs,
+        creds.clone(),
+        Duration::from_secs(1),
+        tls.clone(),
+    )
+    .map_err(|e| e.to_string())?;
     let report = fleet::run(fleet::FleetOptions {
         acs_url: args.common.acs.clone(),
+        tls,
         models,
         count: args.count,
         concurrency: args.concurrency,
