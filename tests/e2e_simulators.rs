@@ -28,12 +28,11 @@ fn workspace_bin(name: &str) -> PathBuf {
 }
 
 fn cpe_sim(args: &[&str]) -> Output {
-    let out = Command::new(workspace_bin("cpe-sim"))
+    Command::new(workspace_bin("cpe-sim"))
         .args(args)
         .env("RUST_LOG", "info")
         .output()
-        .unwrap();
-    out
+        .unwrap()
 }
 
 fn ok(out: &Output) -> String {
