@@ -360,7 +360,7 @@ fn bad_model_files_and_flags_are_clear_errors() {
     assert!(err.contains("line 2") && err.contains("Object"), "{err}");
     let out = cpe_sim(&["run", "--acs", "not a url", "--sessions", "1"]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("not an http:// URL"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not an http:// or https:// URL"));
     let out = cpe_sim(&[
         "fleet",
         "--acs",
