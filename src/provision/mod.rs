@@ -1,0 +1,7 @@
+//! Zero-touch provisioning, the pure part: device profiles, identity
+//! normalisation, and the planner that turns a device and its desired
+//! configuration into RPCs. No I/O here: ERPNext is in [`crate::erpnext`],
+//! the session glue in [`crate::server`].
+
+pub mod identity;
+pub mod profile;
