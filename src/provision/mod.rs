@@ -3,5 +3,7 @@
 //! configuration into RPCs. No I/O here: ERPNext is in [`crate::erpnext`],
 //! the session glue in [`crate::server`].
 
+pub mod flow;
 pub mod identity;
+pub mod plan;
 pub mod profile;
