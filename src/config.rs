@@ -59,6 +59,28 @@ keys! {
     "store_cache_mb", "ACS_STORE_CACHE_MB", "256", false, "memory the embedded database may use as cache";
     "shutdown_grace_s", "ACS_SHUTDOWN_GRACE_S", "10", false, "seconds in-flight exchanges get to finish on SIGTERM/SIGINT";
     "log_format", "ACS_LOG_FORMAT", "text", false, "log output: text or json (filter with RUST_LOG)";
+    "provisioning", "ACS_PROVISIONING", "on", false, "zero-touch provisioning (device profiles, ERPNext, ACS settings): on or off";
+    "erpnext_url", "ERPNEXT_URL", "", false, "ERPNext base URL (http[s]://host[:port]); empty: no zero-touch provisioning from ERPNext";
+    "erpnext_api_key", "ERPNEXT_API_KEY", "", false, "ERPNext API key (token auth)";
+    "erpnext_api_secret", "ERPNEXT_API_SECRET", "", true, "ERPNext API secret";
+    "erpnext_timeout_ms", "ACS_ERPNEXT_TIMEOUT_MS", "3000", false, "timeout of one ERPNext request";
+    "erpnext_max_attempts", "ACS_ERPNEXT_MAX_ATTEMPTS", "3", false, "attempts per ERPNext request (retries on 5xx, 429 and connection errors)";
+    "erpnext_session_budget_ms", "ACS_ERPNEXT_SESSION_BUDGET_MS", "2000", false, "longest a CWMP exchange waits for ERPNext; beyond, provisioning is deferred";
+    "erpnext_breaker_failures", "ACS_ERPNEXT_BREAKER_FAILURES", "5", false, "consecutive ERPNext failures that stop calls for the cooldown";
+    "erpnext_breaker_cooldown_s", "ACS_ERPNEXT_BREAKER_COOLDOWN_S", "30", false, "seconds ERPNext is left alone after the breaker opens";
+    "erpnext_cache_ttl_s", "ACS_ERPNEXT_CACHE_TTL_S", "30", false, "seconds ERPNext answers are reused";
+    "erpnext_provisioned_at_field", "ACS_ERPNEXT_PROVISIONED_AT_FIELD", "custom_provisioned_at", false, "Service Equipment field receiving the provisioning time";
+    "profiles_dir", "ACS_PROFILES_DIR", "", false, "directory of extra device profiles (*.toml), added to the built-in ones";
+    "provision_periodic_interval_s", "ACS_PROVISION_PERIODIC_INTERVAL_S", "300", false, "PeriodicInformInterval set on provisioned devices (0: leave as is)";
+    "provision_recheck_s", "ACS_PROVISION_RECHECK_S", "0", false, "seconds between ERPNext checks of a provisioned device on periodic informs (0: every inform)";
+    "provision_retry_s", "ACS_PROVISION_RETRY_S", "60", false, "first wait before retrying a failed or unresolved provisioning (doubles, up to 6 h)";
+    "sip_registrar", "ACS_SIP_REGISTRAR", "", false, "SIP registrar pushed to ONT voice lines (empty: untouched)";
+    "sip_registrar_port", "ACS_SIP_REGISTRAR_PORT", "", false, "SIP registrar port";
+    "sip_proxy", "ACS_SIP_PROXY", "", false, "SIP proxy";
+    "sip_proxy_port", "ACS_SIP_PROXY_PORT", "", false, "SIP proxy port";
+    "sip_outbound_proxy", "ACS_SIP_OUTBOUND_PROXY", "", false, "SIP outbound proxy";
+    "sip_outbound_proxy_port", "ACS_SIP_OUTBOUND_PROXY_PORT", "", false, "SIP outbound proxy port";
+    "sip_domain", "ACS_SIP_DOMAIN", "", false, "SIP domain (UserAgentDomain; line URI sip:user@domain)";
 }
 
 /// CPE authentication scheme.
@@ -160,6 +182,40 @@ pub struct Config {
     pub store_cache_bytes: u64,
     pub shutdown_grace: Duration,
     pub log_format: LogFormat,
+    pub provisioning: bool,
+    pub erpnext: Option<ErpNextSettings>,
+    pub profiles_dir: Option<PathBuf>,
+    pub provision_periodic_interval_s: Option<u32>,
+    pub provision_recheck: Duration,
+    pub provision_retry: Duration,
+    pub sip: SipSettings,
+}
+
+/// Connection to ERPNext.
+#[derive(Clone, Debug)]
+pub struct ErpNextSettings {
+    pub url: String,
+    pub api_key: String,
+    pub api_secret: Secret,
+    pub timeout: Duration,
+    pub max_attempts: u32,
+    pub session_budget: Duration,
+    pub breaker_failures: u32,
+    pub breaker_cooldown: Duration,
+    pub cache_ttl: Duration,
+    pub provisioned_at_field: String,
+}
+
+/// SIP servers pushed with every voice line.
+#[derive(Clone, Debug, Default)]
+pub struct SipSettings {
+    pub registrar: Option<String>,
+    pub registrar_port: Option<u16>,
+    pub proxy: Option<String>,
+    pub proxy_port: Option<u16>,
+    pub outbound_proxy: Option<String>,
+    pub outbound_proxy_port: Option<u16>,
+    pub domain: Option<String>,
 }
 
 #[derive(Clone, Debug)]
@@ -424,7 +480,101 @@ fn parse(values: &BTreeMap<&'static str, (String, Source)>) -> Result<Config, Co
         }
     };
 
+    let text = |key: &'static str| -> Option<String> {
+        let v = get(key).trim();
+        (!v.is_empty()).then(|| v.to_owned())
+    };
+    let port = |key: &'static str| -> Result<Option<u16>, ConfigError> {
+        match text(key) {
+            None => Ok(None),
+            Some(v) => v
+                .parse::<u16>()
+                .ok()
+                .filter(|p| *p > 0)
+                .map(Some)
+                .ok_or_else(|| invalid(key, format!("`{v}` is not a port number"))),
+        }
+    };
+    let erpnext = match text("erpnext_url") {
+        None => None,
+        Some(url) => {
+            if !(url.starts_with("http://") || url.starts_with("https://")) || url.len() < 10 {
+                return Err(invalid(
+                    "erpnext_url",
+                    format!("`{url}` is not an http:// or https:// URL"),
+                ));
+            }
+            let api_key = text("erpnext_api_key").ok_or_else(|| {
+                invalid(
+                    "erpnext_api_key",
+                    "ERPNEXT_API_KEY is needed with ERPNEXT_URL",
+                )
+            })?;
+            let api_secret = text("erpnext_api_secret").ok_or_else(|| {
+                invalid(
+                    "erpnext_api_secret",
+                    "ERPNEXT_API_SECRET is needed with ERPNEXT_URL",
+                )
+            })?;
+            let field = get("erpnext_provisioned_at_field").trim().to_owned();
+            if field.is_empty() || !field.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                return Err(invalid(
+                    "erpnext_provisioned_at_field",
+                    format!("`{field}` is not a field name"),
+                ));
+            }
+            Some(ErpNextSettings {
+                url: url.trim_end_matches('/').to_owned(),
+                api_key,
+                api_secret: Secret::new(api_secret),
+                timeout: Duration::from_millis(number("erpnext_timeout_ms", 50, 120_000)?),
+                max_attempts: number("erpnext_max_attempts", 1, 10)? as u32,
+                session_budget: Duration::from_millis(number(
+                    "erpnext_session_budget_ms",
+                    10,
+                    60_000,
+                )?),
+                breaker_failures: number("erpnext_breaker_failures", 1, 1000)? as u32,
+                breaker_cooldown: Duration::from_secs(number(
+                    "erpnext_breaker_cooldown_s",
+                    1,
+                    3600,
+                )?),
+                cache_ttl: Duration::from_secs(number("erpnext_cache_ttl_s", 0, 3600)?),
+                provisioned_at_field: field,
+            })
+        }
+    };
+    let periodic = number("provision_periodic_interval_s", 0, 86_400 * 7)? as u32;
+    let sip = SipSettings {
+        registrar: text("sip_registrar"),
+        registrar_port: port("sip_registrar_port")?,
+        proxy: text("sip_proxy"),
+        proxy_port: port("sip_proxy_port")?,
+        outbound_proxy: text("sip_outbound_proxy"),
+        outbound_proxy_port: port("sip_outbound_proxy_port")?,
+        domain: text("sip_domain"),
+    };
+
+    let provisioning = match get("provisioning").trim().to_ascii_lowercase().as_str() {
+        "on" | "true" | "1" => true,
+        "off" | "false" | "0" => false,
+        other => {
+            return Err(invalid(
+                "provisioning",
+                format!("`{other}` is not on or off"),
+            ));
+        }
+    };
+
     Ok(Config {
+        provisioning,
+        erpnext,
+        profiles_dir: text("profiles_dir").map(PathBuf::from),
+        provision_periodic_interval_s: (periodic > 0).then_some(periodic),
+        provision_recheck: Duration::from_secs(number("provision_recheck_s", 0, 86_400 * 30)?),
+        provision_retry: Duration::from_secs(number("provision_retry_s", 1, 86_400)?),
+        sip,
         data_dir,
         cwmp_listen: addr("cwmp_listen")?,
         api_listen: addr("api_listen")?,

@@ -9,6 +9,7 @@
 pub mod api;
 pub mod config;
 pub mod cwmp;
+pub mod erpnext;
 pub mod provision;
 pub mod server;
 pub mod session;

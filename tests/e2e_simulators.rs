@@ -8,24 +8,10 @@
 
 mod common;
 
-use std::path::PathBuf;
 use std::process::{Command, Output};
 
 use common::*;
 use serde_json::json;
-
-/// A binary of another workspace member, built into the same target dir.
-fn workspace_bin(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let dir = exe.parent().unwrap().parent().unwrap();
-    let path = dir.join(name);
-    assert!(
-        path.exists(),
-        "{} not built: run `cargo test --workspace`",
-        path.display()
-    );
-    path
-}
 
 fn cpe_sim(args: &[&str]) -> Output {
     Command::new(workspace_bin("cpe-sim"))

@@ -47,8 +47,41 @@ struct DeviceView<'a> {
     parameter_key: Option<&'a str>,
     inform_count: u64,
     session_active: bool,
+    provisioning: ProvisioningView<'a>,
     #[serde(skip_serializing_if = "Option::is_none")]
     recent_events: Option<Vec<EventView<'a>>>,
+}
+
+/// Provisioning state as Ops sees it (no credentials).
+#[derive(Serialize)]
+struct ProvisioningView<'a> {
+    status: crate::store::ProvisionStatus,
+    reason: Option<&'a str>,
+    equipment: Option<&'a str>,
+    candidates: &'a [String],
+    profile: Option<&'a str>,
+    mac: Option<&'a str>,
+    gpon_serial: Option<&'a str>,
+    attempts: u32,
+    last_attempt: Option<String>,
+    next_attempt: Option<String>,
+    provisioned_at: Option<String>,
+}
+
+fn provisioning_view(p: &crate::store::ProvisioningState) -> ProvisioningView<'_> {
+    ProvisioningView {
+        status: p.status,
+        reason: p.reason.as_deref(),
+        equipment: p.equipment.as_deref(),
+        candidates: &p.candidates,
+        profile: p.profile.as_deref(),
+        mac: p.mac.as_deref(),
+        gpon_serial: p.gpon_serial.as_deref(),
+        attempts: p.attempts,
+        last_attempt: p.last_attempt_ms.map(rfc3339),
+        next_attempt: p.next_attempt_ms.map(rfc3339),
+        provisioned_at: p.provisioned_ms.map(rfc3339),
+    }
 }
 
 fn view<'a>(acs: &Acs, d: &'a DeviceRecord, with_events: bool) -> DeviceView<'a> {
@@ -71,6 +104,7 @@ fn view<'a>(acs: &Acs, d: &'a DeviceRecord, with_events: bool) -> DeviceView<'a>
         parameter_key: d.parameter_key.as_deref(),
         inform_count: d.inform_count,
         session_active: acs.sessions.has_device(&d.id),
+        provisioning: provisioning_view(&d.provisioning),
         recent_events: with_events.then(|| {
             d.recent_events
                 .iter()

@@ -6,4 +6,5 @@
 pub mod flow;
 pub mod identity;
 pub mod plan;
+pub mod policy;
 pub mod profile;

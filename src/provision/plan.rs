@@ -325,9 +325,37 @@ pub fn read_names(profile: &Profile) -> Vec<String> {
         names.push(band.ssid.clone());
         names.extend(band.enable.iter().cloned());
     }
-    names.push(profile.management("ParameterKey"));
-    names.push(profile.management("PeriodicInformInterval"));
-    names.push(profile.management("ConnectionRequestUsername"));
+    if let Some(sip) = &profile.sip {
+        // Line 1 is read ahead of ERPNext's answer; another line is simply
+        // written without comparison.
+        let line = |p: &str| p.replace("{line}", "1");
+        names.push(line(&sip.auth_username));
+        for p in [&sip.uri, &sip.line_enable].into_iter().flatten() {
+            names.push(line(p));
+        }
+        for p in [
+            &sip.registrar,
+            &sip.registrar_port,
+            &sip.proxy,
+            &sip.proxy_port,
+            &sip.outbound_proxy,
+            &sip.outbound_proxy_port,
+            &sip.domain,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            names.push(p.clone());
+        }
+    }
+    for leaf in [
+        "ParameterKey",
+        "PeriodicInformEnable",
+        "PeriodicInformInterval",
+        "ConnectionRequestUsername",
+    ] {
+        names.push(profile.management(leaf));
+    }
     let mut seen = std::collections::BTreeSet::new();
     names.retain(|n| seen.insert(n.clone()));
     names

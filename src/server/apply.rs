@@ -1,8 +1,10 @@
 //! Applying what a session decided to the store.
 
 use crate::cwmp::ParameterValue;
+use crate::provision::flow::Outcome;
+use crate::provision::policy;
 use crate::session::{Effect, InformOutcome};
-use crate::store::{CachedValue, NewFault, Store, StoreResult, TaskStatus};
+use crate::store::{CachedValue, NewFault, Store, StoreResult, TaskStatus, Writeback};
 
 /// Finished tasks kept per device for Ops to look at.
 const FINISHED_TASKS_KEPT: usize = 50;
@@ -25,6 +27,7 @@ pub fn apply_effects(
     device_id: &str,
     effects: Vec<Effect>,
     now_ms: u64,
+    retry_ms: u64,
 ) -> StoreResult<bool> {
     let wrote = !effects.is_empty();
     let mut prune = false;
@@ -55,6 +58,9 @@ pub fn apply_effects(
                 let names: Vec<(String, bool)> =
                     infos.into_iter().map(|i| (i.name, i.writable)).collect();
                 store.put_writability(device_id, &names)?;
+            }
+            Effect::Provisioning(outcome) => {
+                apply_provisioning(store, device_id, &outcome, now_ms, retry_ms)?
             }
             Effect::Completion { command_key, fault } => {
                 for mut task in store.tasks(device_id)? {
@@ -97,6 +103,43 @@ pub fn apply_effects(
         store.prune_finished_tasks(device_id, FINISHED_TASKS_KEPT)?;
     }
     Ok(wrote)
+}
+
+/// Records a provisioning outcome in the device record, queues the ERPNext
+/// write-back it calls for, and lists its fault for Ops.
+fn apply_provisioning(
+    store: &dyn Store,
+    device_id: &str,
+    outcome: &Outcome,
+    now_ms: u64,
+    retry_ms: u64,
+) -> StoreResult<()> {
+    let Some(mut device) = store.device(device_id)? else {
+        return Ok(());
+    };
+    let c = policy::record(&mut device.provisioning, outcome, now_ms, retry_ms);
+    tracing::info!(device = %device_id, status = ?device.provisioning.status, equipment = device.provisioning.equipment.as_deref().unwrap_or("-"), "provisioning");
+    if let Some(equipment) = c.writeback {
+        store.put_writeback(&Writeback {
+            device_id: device_id.to_owned(),
+            equipment,
+            cwmp_serial: device.identity.serial_number.clone(),
+            at_ms: now_ms,
+            attempts: 0,
+        })?;
+    }
+    if let Some((code, message)) = c.fault {
+        store.record_fault(NewFault {
+            device_id: device_id.to_owned(),
+            at_ms: now_ms,
+            source: "provisioning",
+            code,
+            message,
+            rpc: None,
+            task_id: None,
+        })?;
+    }
+    store.put_device(&device)
 }
 
 fn command_key_of(request: &crate::cwmp::Body) -> Option<&str> {

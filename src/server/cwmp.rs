@@ -23,6 +23,7 @@ use super::body::{BodyError, decode_content, read_limited};
 use super::sessions::{LiveSession, Refused, SessionKey};
 use crate::config::CpeAuthMode;
 use crate::cwmp::{Body, Envelope};
+use crate::provision::flow::DesiredOutcome;
 use crate::server::apply;
 use crate::session::{self, Input, Reply, Session};
 
@@ -302,8 +303,26 @@ async fn start_session(
         Ok(t) => t,
         Err(e) => return internal_error("reading the task queue failed", e),
     };
-    let (session, start_effects) =
-        Session::start(device_id.clone(), env.version, tasks, acs.limits, now_ms);
+    // What the Inform changes, and whether this session provisions.
+    let mut outcome = session::apply_inform(
+        existing,
+        inform,
+        &env.header,
+        env.version,
+        Some(conn.remote.ip().to_string()),
+        now_ms,
+    );
+    let flow = acs
+        .provisioning
+        .flow_for(&mut outcome.device, inform, now_ms);
+    let (session, start_effects) = Session::start_with(
+        device_id.clone(),
+        env.version,
+        tasks,
+        acs.limits,
+        flow,
+        now_ms,
+    );
     let timeout_ms = acs.session_timeout_ms(env.header.session_timeout);
     let live = match acs.sessions.begin(&device_id, session, timeout_ms, now_ms) {
         Ok(l) => l,
@@ -320,16 +339,15 @@ async fn start_session(
         }
     };
 
-    let outcome = session::apply_inform(
-        existing,
-        inform,
-        &env.header,
-        env.version,
-        Some(conn.remote.ip().to_string()),
-        now_ms,
-    );
-    let written = apply::apply_inform(store, &outcome)
-        .and_then(|()| apply::apply_effects(store, &device_id, start_effects, now_ms));
+    let written = apply::apply_inform(store, &outcome).and_then(|()| {
+        apply::apply_effects(
+            store,
+            &device_id,
+            start_effects,
+            now_ms,
+            acs.provisioning.retry_ms(),
+        )
+    });
     if let Err(e) = written {
         acs.sessions.end(&live.key);
         return internal_error("storing the Inform failed", e);
@@ -390,10 +408,32 @@ async fn continue_session(
     };
     let mut session = live.state.lock().await;
     live.touch(now_ms);
-    let step = session.handle(input, now_ms);
-    let ends = step.ends_session();
+    let mut step = session.handle(input, now_ms);
     let store = acs.store.as_ref();
-    match apply::apply_effects(store, &live.device_id, step.effects, now_ms) {
+    // Provisioning may need ERPNext before the session can answer; the
+    // wait is bounded by the session budget.
+    while let Reply::NeedDesired(req) = &step.reply {
+        let req = req.clone();
+        let answer = match store.device(&live.device_id) {
+            Ok(Some(device)) => acs.provisioning.answer(&req, &device).await,
+            Ok(None) => DesiredOutcome::Failed("the device record is missing".into()),
+            Err(e) => DesiredOutcome::Failed(format!("reading the device record failed: {e}")),
+        };
+        live.touch(now_ms);
+        let mut next = session.supply_desired(answer, now_ms);
+        let mut effects = std::mem::take(&mut step.effects);
+        effects.append(&mut next.effects);
+        next.effects = effects;
+        step = next;
+    }
+    let ends = step.ends_session();
+    match apply::apply_effects(
+        store,
+        &live.device_id,
+        step.effects,
+        now_ms,
+        acs.provisioning.retry_ms(),
+    ) {
         Ok(true) => {
             if let Err(e) = store.sync().await {
                 return internal_error("making session results durable failed", e);
@@ -416,6 +456,10 @@ async fn continue_session(
             }
             no_content()
         }
+        Reply::NeedDesired(_) => text(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal error: provisioning",
+        ),
     }
 }
 

@@ -6,6 +6,7 @@ pub mod auth;
 mod body;
 pub mod conn;
 pub mod cwmp;
+pub mod provisioning;
 pub mod sessions;
 mod tls;
 
@@ -30,6 +31,7 @@ use crate::store::{SledStore, Store, StoreError};
 use auth::CpeAuthenticator;
 use conn::{ConnLimits, Handler, accept_loop};
 use cwmp::ConnState;
+use provisioning::Provisioning;
 use sessions::SessionTable;
 
 /// Checks that the TLS files load (for `check-config`).
@@ -44,11 +46,13 @@ pub struct Acs {
     pub sessions: SessionTable,
     pub auth: CpeAuthenticator,
     pub limits: SessionLimits,
+    pub provisioning: Arc<Provisioning>,
 }
 
 impl Acs {
-    pub fn new(config: Config, store: Arc<dyn Store>) -> Acs {
+    pub fn new(config: Config, store: Arc<dyn Store>, provisioning: Arc<Provisioning>) -> Acs {
         Acs {
+            provisioning,
             sessions: SessionTable::new(config.max_sessions),
             auth: CpeAuthenticator::new(&config),
             limits: SessionLimits {
@@ -87,6 +91,8 @@ pub enum StartError {
     Tls(String),
     #[error("API token: {0}")]
     Token(String),
+    #[error("provisioning: {0}")]
+    Provisioning(String),
 }
 
 #[derive(Clone)]
@@ -150,6 +156,12 @@ pub async fn run(
         None => None,
     };
     let tokens = Arc::new(api::load_or_create_tokens(&config).map_err(StartError::Token)?);
+    let provisioning = Arc::new(Provisioning::new(&config).map_err(StartError::Provisioning)?);
+    if provisioning.erp.is_none() {
+        warn!(
+            "ERPNEXT_URL is not set: devices get the ACS's own settings but no WiFi/SIP configuration from ERPNext"
+        );
+    }
     let store: Arc<dyn Store> = Arc::new(SledStore::open(
         &config.data_dir.join("db"),
         config.store_cache_bytes,
@@ -185,7 +197,7 @@ pub async fn run(
         ..limits
     };
     let grace = config.shutdown_grace;
-    let acs = Arc::new(Acs::new(config, store.clone()));
+    let acs = Arc::new(Acs::new(config, store.clone(), provisioning.clone()));
     let (stop_tx, stop_rx) = watch::channel(false);
     let (drain_tx, mut drain_rx) = mpsc::channel::<()>(1);
 
@@ -206,6 +218,11 @@ pub async fn run(
         drain_tx.clone(),
     ));
     drop(drain_tx);
+    let writebacks = tokio::spawn(provisioning::writeback_loop(
+        store.clone(),
+        provisioning,
+        stop_rx.clone(),
+    ));
     let reaper = tokio::spawn(reap_sessions(acs.clone(), stop_rx));
     on_ready(bound);
 
@@ -215,6 +232,7 @@ pub async fn run(
     let _ = cwmp_task.await;
     let _ = api_task.await;
     let _ = reaper.await;
+    let _ = writebacks.await;
     if tokio::time::timeout(grace, drain_rx.recv()).await.is_err() {
         warn!(
             ?grace,

@@ -53,6 +53,13 @@ pub fn apply_inform(
     if remote_addr.is_some() {
         device.remote_addr = remote_addr;
     }
+    if let Some(root) = inform.parameters.iter().find_map(|p| {
+        ["Device.", "InternetGatewayDevice."]
+            .into_iter()
+            .find(|r| p.name.starts_with(r))
+    }) {
+        device.root = Some(root.to_owned());
+    }
     if header.session_timeout.is_some() {
         device.cpe_session_timeout_s = header.session_timeout;
     }

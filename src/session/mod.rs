@@ -25,6 +25,7 @@ use crate::cwmp::rpc::{
     ParameterInfo, RequestDownloadResponse, TransferCompleteResponse,
 };
 use crate::cwmp::{AcsFaultCode, Body, CwmpVersion, Envelope, Fault, Header, ParameterValue};
+use crate::provision::flow::{DesiredOutcome, DesiredRequest, Flow, FlowStep, Outcome};
 use crate::store::{Task, TaskFault, TaskStatus};
 
 /// Limits of one session.
@@ -65,6 +66,9 @@ pub enum Reply {
     Envelope(Envelope),
     /// `204 No Content`: the ACS has nothing more; the session ends.
     NoContent,
+    /// Provisioning needs ERPNext's answer before the session can reply:
+    /// the server asks ERPNext and calls [`Session::supply_desired`].
+    NeedDesired(DesiredRequest),
 }
 
 /// Something the server must persist before sending the reply.
@@ -86,6 +90,8 @@ pub enum Effect {
         command_key: String,
         fault: Option<TaskFault>,
     },
+    /// A provisioning run ended.
+    Provisioning(Outcome),
     /// Something to show Ops in the device's fault list.
     Fault {
         source: &'static str,
@@ -101,6 +107,18 @@ pub enum Effect {
 pub struct Step {
     pub reply: Reply,
     pub effects: Vec<Effect>,
+}
+
+impl Session {
+    /// Ends an unfinished provisioning run (the session is over).
+    fn abandon_flow(&mut self, effects: &mut Vec<Effect>, why: &str) {
+        if self.flow.take().is_some() {
+            self.flow_step = None;
+            effects.push(Effect::Provisioning(Outcome::Deferred {
+                reason: why.to_owned(),
+            }));
+        }
+    }
 }
 
 impl Step {
@@ -146,9 +164,18 @@ enum Phase {
     Ended,
 }
 
+/// Who asked for the request in flight.
+// One per session at a time; boxing the task would save nothing.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug)]
+enum Origin {
+    Task(Task),
+    Provisioning,
+}
+
 #[derive(Debug)]
 struct InFlight {
-    task: Task,
+    origin: Origin,
     expects: String,
 }
 
@@ -162,6 +189,11 @@ pub struct Session {
     in_flight: Option<InFlight>,
     phase: Phase,
     rpcs_sent: u32,
+    /// The provisioning run of this session and its next step; it goes
+    /// before queued tasks (a queued Reboot must not cut it short).
+    flow: Option<Flow>,
+    flow_step: Option<FlowStep>,
+    next_rpc_id: u32,
 }
 
 impl Session {
@@ -172,6 +204,18 @@ impl Session {
         version: CwmpVersion,
         tasks: Vec<Task>,
         limits: SessionLimits,
+        now_ms: u64,
+    ) -> (Session, Vec<Effect>) {
+        Self::start_with(device_id, version, tasks, limits, None, now_ms)
+    }
+
+    /// [`Session::start`] with a provisioning run.
+    pub fn start_with(
+        device_id: String,
+        version: CwmpVersion,
+        tasks: Vec<Task>,
+        limits: SessionLimits,
+        flow: Option<Flow>,
         now_ms: u64,
     ) -> (Session, Vec<Effect>) {
         let mut effects = Vec::new();
@@ -197,6 +241,8 @@ impl Session {
                 queue.push_back(task);
             }
         }
+        let mut flow = flow;
+        let flow_step = flow.as_mut().map(Flow::begin);
         let session = Session {
             device_id,
             version,
@@ -205,6 +251,9 @@ impl Session {
             in_flight: None,
             phase: Phase::CpeRequests,
             rpcs_sent: 0,
+            flow,
+            flow_step,
+            next_rpc_id: 0,
         };
         (session, effects)
     }
@@ -226,7 +275,25 @@ impl Session {
 
     /// Id of the task whose answer is awaited, if any.
     pub fn in_flight_task(&self) -> Option<u64> {
-        self.in_flight.as_ref().map(|f| f.task.id)
+        match self.in_flight.as_ref().map(|f| &f.origin) {
+            Some(Origin::Task(t)) => Some(t.id),
+            _ => None,
+        }
+    }
+
+    /// Whether a provisioning run is still going on.
+    pub fn provisioning(&self) -> bool {
+        self.flow.is_some()
+    }
+
+    /// ERPNext's answer to a [`Reply::NeedDesired`].
+    pub fn supply_desired(&mut self, answer: DesiredOutcome, now_ms: u64) -> Step {
+        let step = match self.flow.as_mut() {
+            Some(flow) => flow.supply(answer),
+            None => return self.next_request(Vec::new(), now_ms),
+        };
+        self.flow_step = Some(step);
+        self.next_request(Vec::new(), now_ms)
     }
 
     pub fn is_ended(&self) -> bool {
@@ -258,7 +325,18 @@ impl Session {
             }
             Body::Fault(fault) => {
                 match self.in_flight.take() {
-                    Some(InFlight { mut task, .. }) => {
+                    Some(InFlight {
+                        origin: Origin::Provisioning,
+                        ..
+                    }) => {
+                        if let Some(flow) = self.flow.as_mut() {
+                            self.flow_step = Some(flow.on_response(Body::Fault(fault)));
+                        }
+                    }
+                    Some(InFlight {
+                        origin: Origin::Task(mut task),
+                        ..
+                    }) => {
                         effects.push(Effect::Fault {
                             source: "cpe",
                             code: fault.code,
@@ -395,7 +473,7 @@ impl Session {
     }
 
     fn record_response(&mut self, body: Body, effects: &mut Vec<Effect>, now_ms: u64) {
-        let Some(InFlight { mut task, expects }) = self.in_flight.take() else {
+        let Some(InFlight { origin, expects }) = self.in_flight.take() else {
             effects.push(Effect::Fault {
                 source: "acs",
                 code: 0,
@@ -404,6 +482,19 @@ impl Session {
                 task_id: None,
             });
             return;
+        };
+        let mut task = match origin {
+            Origin::Provisioning => {
+                // What provisioning reads is cached like any other read.
+                if let Body::GetParameterValuesResponse(r) = &body {
+                    effects.push(Effect::ParameterValues(r.parameters.clone()));
+                }
+                if let Some(flow) = self.flow.as_mut() {
+                    self.flow_step = Some(flow.on_response(body));
+                }
+                return;
+            }
+            Origin::Task(task) => task,
         };
         task.updated_ms = now_ms;
         if body.name() != expects {
@@ -463,10 +554,41 @@ impl Session {
         }
         if self.rpcs_sent >= self.limits.max_rpcs {
             self.phase = Phase::Ended;
+            self.abandon_flow(&mut effects, "the session's RPC limit was reached");
             return Step {
                 reply: Reply::NoContent,
                 effects,
             };
+        }
+        match self.flow_step.take() {
+            Some(FlowStep::Send(body)) => {
+                self.rpcs_sent += 1;
+                self.next_rpc_id += 1;
+                let envelope = Envelope::new(
+                    self.version,
+                    Some(format!("prov-{}", self.next_rpc_id)),
+                    body.clone(),
+                );
+                self.in_flight = Some(InFlight {
+                    origin: Origin::Provisioning,
+                    expects: body.response_name(),
+                });
+                return Step {
+                    reply: Reply::Envelope(envelope),
+                    effects,
+                };
+            }
+            Some(FlowStep::NeedDesired(req)) => {
+                return Step {
+                    reply: Reply::NeedDesired(req),
+                    effects,
+                };
+            }
+            Some(FlowStep::Finished(outcome)) => {
+                self.flow = None;
+                effects.push(Effect::Provisioning(outcome));
+            }
+            None => {}
         }
         let Some(mut task) = self.queue.pop_front() else {
             self.phase = Phase::Ended;
@@ -485,7 +607,7 @@ impl Session {
         effects.push(Effect::Task(task.clone()));
         self.in_flight = Some(InFlight {
             expects: task.request.response_name(),
-            task,
+            origin: Origin::Task(task),
         });
         Step {
             reply: Reply::Envelope(envelope),

@@ -42,6 +42,7 @@ fn sent(step: &Step) -> &Envelope {
     match &step.reply {
         Reply::Envelope(e) => e,
         Reply::NoContent => panic!("expected an envelope, got 204"),
+        Reply::NeedDesired(r) => panic!("expected an envelope, got a request for ERPNext {r:?}"),
     }
 }
 

@@ -10,7 +10,8 @@ mod sled_store;
 
 pub use model::{
     CachedValue, CpeCredential, DeviceRecord, EventRecord, FaultRecord, MAX_RECENT_EVENTS,
-    NewFault, StoredParam, Task, TaskFault, TaskStatus,
+    NewFault, ProvisionStatus, ProvisioningState, StoredParam, Task, TaskFault, TaskStatus,
+    Writeback,
 };
 pub use sled_store::SledStore;
 
@@ -89,6 +90,11 @@ pub trait Store: Send + Sync + 'static {
     fn put_cpe_credential(&self, credential: &CpeCredential) -> StoreResult<()>;
     /// Removes a credential; `false` if there was none.
     fn delete_cpe_credential(&self, username: &str) -> StoreResult<bool>;
+
+    /// Queues a write to ERPNext (one per device: a newer one replaces it).
+    fn put_writeback(&self, w: &Writeback) -> StoreResult<()>;
+    fn writebacks(&self, limit: usize) -> StoreResult<Vec<Writeback>>;
+    fn delete_writeback(&self, device_id: &str) -> StoreResult<()>;
 
     /// Resolves once every write made before the call is on disk.
     fn sync(&self) -> SyncFuture<'_>;

@@ -45,6 +45,97 @@ pub struct DeviceRecord {
     /// `SessionTimeout` the CPE announced (CWMP 1.3+), seconds.
     #[serde(default)]
     pub cpe_session_timeout_s: Option<u32>,
+    /// Data-model root (`Device.` / `InternetGatewayDevice.`), from the Inform.
+    #[serde(default)]
+    pub root: Option<String>,
+    #[serde(default)]
+    pub provisioning: ProvisioningState,
+}
+
+/// Where zero-touch provisioning stands for a device.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProvisionStatus {
+    /// Never attempted.
+    #[default]
+    Pending,
+    Provisioned,
+    /// ERPNext's record has no WiFi or SIP data: the device is left alone.
+    NoConfig,
+    Unresolved,
+    Ambiguous,
+    /// ERPNext unavailable (or not configured): retried at the next contact.
+    Deferred,
+    Fault,
+    /// No device profile matches.
+    NoProfile,
+}
+
+/// Provisioning state of one device.
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProvisioningState {
+    pub status: ProvisionStatus,
+    #[serde(default)]
+    pub reason: Option<String>,
+    #[serde(default)]
+    pub candidates: Vec<String>,
+    /// Linked Service Equipment.
+    #[serde(default)]
+    pub equipment: Option<String>,
+    /// The record's `modified` when last applied (cheap change detection).
+    #[serde(default)]
+    pub erp_modified: Option<String>,
+    /// ParameterKey of the configuration last verified on the device.
+    #[serde(default)]
+    pub applied_key: Option<String>,
+    #[serde(default)]
+    pub profile: Option<String>,
+    #[serde(default)]
+    pub mac: Option<String>,
+    #[serde(default)]
+    pub gpon_serial: Option<String>,
+    #[serde(default)]
+    pub last_attempt_ms: Option<u64>,
+    #[serde(default)]
+    pub attempts: u32,
+    #[serde(default)]
+    pub next_attempt_ms: Option<u64>,
+    #[serde(default)]
+    pub provisioned_ms: Option<u64>,
+    /// Connection-request credentials the ACS gave the device.
+    #[serde(default)]
+    pub cr_username: Option<String>,
+    #[serde(default)]
+    pub cr_password: Option<String>,
+    /// Set by Ops to force a run at the next contact.
+    #[serde(default)]
+    pub requested: bool,
+}
+
+impl fmt::Debug for ProvisioningState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ProvisioningState")
+            .field("status", &self.status)
+            .field("reason", &self.reason)
+            .field("equipment", &self.equipment)
+            .field("attempts", &self.attempts)
+            .field(
+                "cr_password",
+                &self.cr_password.as_ref().map(|_| "********"),
+            )
+            .finish_non_exhaustive()
+    }
+}
+
+/// A write to ERPNext that must happen (survives restarts and outages).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Writeback {
+    pub device_id: String,
+    pub equipment: String,
+    pub cwmp_serial: String,
+    pub at_ms: u64,
+    #[serde(default)]
+    pub attempts: u32,
 }
 
 impl DeviceRecord {
@@ -72,6 +163,8 @@ impl DeviceRecord {
             recent_events: Vec::new(),
             inform_count: 0,
             cpe_session_timeout_s: None,
+            root: None,
+            provisioning: ProvisioningState::default(),
         }
     }
 }

@@ -9,7 +9,7 @@ use tokio::sync::Mutex;
 
 use super::{
     CachedValue, CpeCredential, DeviceRecord, FaultRecord, NewFault, Store, StoreError,
-    StoreResult, StoredParam, SyncFuture, Task, TaskStatus,
+    StoreResult, StoredParam, SyncFuture, Task, TaskStatus, Writeback,
 };
 use crate::cwmp::Body;
 
@@ -29,6 +29,7 @@ pub struct SledStore {
     task_index: sled::Tree,
     faults: sled::Tree,
     credentials: sled::Tree,
+    writebacks: sled::Tree,
     durability: Durability,
 }
 
@@ -94,6 +95,7 @@ impl SledStore {
             task_index: db.open_tree("task_index")?,
             faults: db.open_tree("faults")?,
             credentials: db.open_tree("credentials")?,
+            writebacks: db.open_tree("writebacks")?,
             db,
             durability,
         })
@@ -342,6 +344,27 @@ impl Store for SledStore {
         let existed = self.credentials.remove(username.as_bytes())?.is_some();
         self.wrote();
         Ok(existed)
+    }
+
+    fn put_writeback(&self, w: &Writeback) -> StoreResult<()> {
+        self.writebacks.insert(w.device_id.as_bytes(), encode(w)?)?;
+        self.wrote();
+        Ok(())
+    }
+
+    fn writebacks(&self, limit: usize) -> StoreResult<Vec<Writeback>> {
+        let mut out = Vec::new();
+        for kv in self.writebacks.iter().take(limit) {
+            let (k, v) = kv?;
+            out.push(decode("writeback", &k, &v)?);
+        }
+        Ok(out)
+    }
+
+    fn delete_writeback(&self, device_id: &str) -> StoreResult<()> {
+        self.writebacks.remove(device_id.as_bytes())?;
+        self.wrote();
+        Ok(())
     }
 
     fn sync(&self) -> SyncFuture<'_> {

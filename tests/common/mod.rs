@@ -11,6 +11,136 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+/// A binary of another workspace member (`cpe-sim`, `erpnext-sim`), built
+/// into the same target dir by `cargo test --workspace`.
+pub fn workspace_bin(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().unwrap().parent().unwrap();
+    let path = dir.join(name);
+    assert!(
+        path.exists(),
+        "{} not built: run `cargo test --workspace`",
+        path.display()
+    );
+    path
+}
+
+/// A running erpnext-sim.
+pub struct ErpSim {
+    child: Child,
+    pub url: String,
+    pub key: String,
+    pub secret: String,
+}
+
+impl ErpSim {
+    /// Starts erpnext-sim on a free loopback port with this fixture (JSON).
+    pub fn start(fixture: &serde_json::Value) -> ErpSim {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("fixture.json");
+        std::fs::write(&path, fixture.to_string()).unwrap();
+        let mut child = Command::new(workspace_bin("erpnext-sim"))
+            .args([
+                "--listen",
+                "127.0.0.1:0",
+                "--api-key",
+                "acs-key",
+                "--api-secret",
+                "acs-secret-0123",
+                "--fixture",
+            ])
+            .arg(&path)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let url = line.trim().rsplit(' ').next().unwrap().to_owned();
+        assert!(url.starts_with("http://"), "erpnext-sim said {line:?}");
+        drop(dir);
+        ErpSim {
+            child,
+            url,
+            key: "acs-key".into(),
+            secret: "acs-secret-0123".into(),
+        }
+    }
+
+    /// Environment for an ACS that uses this ERPNext.
+    pub fn acs_env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("ERPNEXT_URL", self.url.clone()),
+            ("ERPNEXT_API_KEY", self.key.clone()),
+            ("ERPNEXT_API_SECRET", self.secret.clone()),
+        ]
+    }
+
+    fn addr(&self) -> SocketAddr {
+        self.url
+            .trim_start_matches("http://")
+            .trim_end_matches('/')
+            .parse()
+            .unwrap()
+    }
+
+    /// A request with the API token; returns status and JSON.
+    pub fn call(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&serde_json::Value>,
+    ) -> (u16, serde_json::Value) {
+        let auth = format!("token {}:{}", self.key, self.secret);
+        let body = body.map(|b| b.to_string()).unwrap_or_default();
+        let r = HttpConn::connect(self.addr()).request(
+            method,
+            path,
+            &[
+                ("Authorization", &auth),
+                ("Content-Type", "application/json"),
+            ],
+            body.as_bytes(),
+        );
+        (
+            r.status,
+            serde_json::from_slice(&r.body).unwrap_or(serde_json::Value::Null),
+        )
+    }
+
+    /// One Service Equipment document.
+    pub fn equipment(&self, name: &str) -> serde_json::Value {
+        let (status, doc) = self.call(
+            "GET",
+            &format!("/api/resource/Service%20Equipment/{}", encode_segment(name)),
+            None,
+        );
+        assert_eq!(status, 200, "{doc}");
+        doc["data"].clone()
+    }
+
+    /// The admin API (fault injection).
+    pub fn admin(&self, path: &str, body: &serde_json::Value) -> u16 {
+        HttpConn::connect(self.addr())
+            .request(
+                "POST",
+                path,
+                &[("Content-Type", "application/json")],
+                body.to_string().as_bytes(),
+            )
+            .status
+    }
+}
+
+impl Drop for ErpSim {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 pub const TOKEN: &str = "test-token-0123456789abcdef";
 
 /// A running ACS process.
@@ -42,6 +172,9 @@ impl Acs {
             .env("ACS_CWMP_LISTEN", "127.0.0.1:0")
             .env("ACS_API_LISTEN", "127.0.0.1:0")
             .env("ACS_API_TOKEN", TOKEN)
+            // The CWMP core tests script every exchange; provisioning (which
+            // adds its own RPCs) is switched on by the tests about it.
+            .env("ACS_PROVISIONING", "off")
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::null())

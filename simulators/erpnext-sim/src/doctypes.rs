@@ -4,6 +4,8 @@
 
 use serde_json::{Number, Value};
 
+use crate::util::normalize_datetime;
+
 /// Frappe field types the ISP's DocTypes use.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum FieldType {
@@ -17,6 +19,9 @@ pub enum FieldType {
     Float,
     /// Stored encrypted in `__Auth`; the column holds asterisks.
     Password,
+    /// DATETIME(6): Frappe datetime text (`YYYY-MM-DD HH:MM:SS[.ffffff]`),
+    /// nullable, compared chronologically.
+    Datetime,
 }
 
 /// A static default value.
@@ -176,7 +181,7 @@ static SERVICE_LOCATION_FIELDS: [FieldDef; 17] = [
     f("notes", "Notes", FieldType::Data),
 ];
 
-static SERVICE_EQUIPMENT_FIELDS: [FieldDef; 29] = [
+static SERVICE_EQUIPMENT_FIELDS: [FieldDef; 30] = [
     f("customer", "Customer", FieldType::Link("Customer")),
     f(
         "service_location",
@@ -218,6 +223,12 @@ static SERVICE_EQUIPMENT_FIELDS: [FieldDef; 29] = [
     ),
     f("custom_gpon_serial", "GPON Serial", FieldType::Data),
     f("custom_cwmp_serial", "CWMP Serial", FieldType::Data),
+    // Written back by the ACS when it provisions the device.
+    f(
+        "custom_provisioned_at",
+        "Provisioned At",
+        FieldType::Datetime,
+    ),
     f(
         "custom_fibre_line_profile",
         "Line Profile ID",
@@ -293,6 +304,7 @@ impl DocType {
             name: fd.name,
             kind: match fd.ftype {
                 FieldType::Int | FieldType::Check | FieldType::Float => ColKind::Numeric,
+                FieldType::Datetime => ColKind::Datetime,
                 _ => ColKind::Text,
             },
             field: Some(fd),
@@ -450,6 +462,18 @@ pub fn coerce(fd: &FieldDef, v: &Value) -> Result<Value, String> {
                 None => Err(bad("a number")),
             }
         }
+        FieldType::Datetime => match v {
+            Value::Null => Ok(Value::Null),
+            Value::String(s) if s.trim().is_empty() => Ok(Value::Null),
+            Value::String(s) => match normalize_datetime(s, false) {
+                // Stored as DATETIME(6); read back as Python prints it.
+                Some(n) => Ok(Value::String(
+                    n.strip_suffix(".000000").map(str::to_string).unwrap_or(n),
+                )),
+                None => Err(bad("a datetime (YYYY-MM-DD HH:MM:SS)")),
+            },
+            _ => Err(bad("a datetime (YYYY-MM-DD HH:MM:SS)")),
+        },
         FieldType::Data | FieldType::Link(_) | FieldType::Password | FieldType::Select(_) => {
             let s = match v {
                 Value::Null => return Ok(Value::Null),
@@ -594,6 +618,34 @@ mod tests {
         // Select options are case-sensitive in Frappe.
         assert!(select_error(et, &json!("ont")).is_some());
         assert_eq!(select_error(ssid, &json!("anything")), None);
+    }
+
+    #[test]
+    fn coerce_datetime() {
+        let fd = se().field("custom_provisioned_at").expect("field");
+        assert_eq!(fd.ftype, FieldType::Datetime);
+        assert_eq!(
+            se().column("custom_provisioned_at").map(|c| c.kind),
+            Some(ColKind::Datetime)
+        );
+        assert_eq!(fd.default_value(), Value::Null);
+        assert_eq!(
+            coerce(fd, &json!("2025-09-08 08:00:43")),
+            Ok(json!("2025-09-08 08:00:43"))
+        );
+        assert_eq!(
+            coerce(fd, &json!("2025-09-08 08:00:43.25")),
+            Ok(json!("2025-09-08 08:00:43.250000"))
+        );
+        assert_eq!(
+            coerce(fd, &json!("2025-09-08")),
+            Ok(json!("2025-09-08 00:00:00"))
+        );
+        assert_eq!(coerce(fd, &json!("")), Ok(Value::Null));
+        assert_eq!(coerce(fd, &Value::Null), Ok(Value::Null));
+        assert!(coerce(fd, &json!("yesterday")).is_err());
+        assert!(coerce(fd, &json!("2025-13-01 00:00:00")).is_err());
+        assert!(coerce(fd, &json!(20250908)).is_err());
     }
 
     #[test]

@@ -1,0 +1,211 @@
+//! The ERPNext client: reads `Service Equipment` records (and their
+//! Password fields) over Frappe's REST API v1 and writes back what the ACS
+//! learned when it provisioned a device.
+//!
+//! - [`ErpNextClient::find`] looks records up by name, CWMP serial, GPON
+//!   serial or MAC. ERPNext stores serials and MACs in many spellings and its
+//!   filters cannot canonicalise, so the query is broad (both serial fields
+//!   in both the ASCII and the 16-hex form; a `like` pattern for MACs) and
+//!   the rows are **re-checked locally** with
+//!   [`crate::provision::identity`]: only rows whose value canonicalises to
+//!   the looked-up identifier are returned. Every matching row is returned,
+//!   whatever its `status`; choosing is [`resolve()`]'s job.
+//! - [`ErpNextClient::password`] reads a Password field through
+//!   `frappe.client.get_password` (a plain GET only shows asterisks).
+//! - [`ErpNextClient::mark_provisioned`] sends a partial `PUT` with exactly
+//!   three fields: `status` = `Actif`, `custom_cwmp_serial` and the
+//!   configured provisioned-at field (UTC, Frappe datetime text).
+//!
+//! Resilience: every request has a connect and a total timeout; connection
+//! errors, timeouts, 5xx and 429 are retried with jittered exponential
+//! backoff (a `Retry-After` in seconds is honoured, capped at
+//! [`MAX_RETRY_AFTER`]) up to [`ErpConfig::max_attempts`]; a circuit
+//! breaker opens after [`ErpConfig::breaker_failures`] consecutive failed
+//! attempts so that, while ERPNext is down, calls fail at once with
+//! [`ErpError::Unavailable`] instead of waiting for timeouts; after
+//! [`ErpConfig::breaker_cooldown`] one probe request is let through, and its
+//! success closes the breaker. Lookups and passwords are kept in a TTL cache
+//! ([`ErpConfig::cache_ttl`]), served even while the breaker is open; a write
+//! invalidates the record's entries.
+//!
+//! Secrets (the API secret, passwords read from ERPNext) are held in
+//! [`Secret`] and never appear in an error, a log line or a `Debug` output.
+
+mod backoff;
+mod breaker;
+mod cache;
+mod client;
+mod frappe_error;
+mod query;
+pub mod resolve;
+
+use std::time::Duration;
+
+use crate::config::Secret;
+
+pub use backoff::{MAX_BACKOFF, MAX_RETRY_AFTER};
+pub use client::ErpNextClient;
+pub use resolve::{DeviceKeys, Resolution, resolve};
+
+/// The DocType of the records the ACS works with.
+pub const SERVICE_EQUIPMENT: &str = "Service Equipment";
+
+/// How to reach ERPNext and how patient to be with it.
+#[derive(Clone, Debug)]
+pub struct ErpConfig {
+    /// Base URL of the site, e.g. `http://127.0.0.1:8000` or
+    /// `https://erp.example.com/` (a path prefix is kept).
+    pub url: String,
+    pub api_key: String,
+    pub api_secret: Secret,
+    /// Per request: the connect timeout is the smaller of this and 2 s; the
+    /// total (connect, send, whole answer) is this.
+    pub timeout: Duration,
+    /// Attempts per call, including the first (at least 1).
+    pub max_attempts: u32,
+    /// Consecutive failed attempts that open the breaker (at least 1).
+    pub breaker_failures: u32,
+    /// How long the breaker stays open before one probe is let through.
+    pub breaker_cooldown: Duration,
+    /// How long lookups and passwords are cached; zero disables the cache.
+    pub cache_ttl: Duration,
+    /// The Datetime field `mark_provisioned` writes (`custom_provisioned_at`).
+    pub provisioned_at_field: String,
+}
+
+impl ErpConfig {
+    /// A configuration with the default timeouts, retries, breaker and cache.
+    pub fn new(
+        url: impl Into<String>,
+        api_key: impl Into<String>,
+        api_secret: Secret,
+    ) -> ErpConfig {
+        ErpConfig {
+            url: url.into(),
+            api_key: api_key.into(),
+            api_secret,
+            timeout: Duration::from_secs(5),
+            max_attempts: 3,
+            breaker_failures: 5,
+            breaker_cooldown: Duration::from_secs(30),
+            cache_ttl: Duration::from_secs(60),
+            provisioned_at_field: "custom_provisioned_at".to_string(),
+        }
+    }
+}
+
+/// One `Service Equipment` record, as the ACS needs it. Password fields are
+/// not included: `has_*_password` says whether one is set (the masked value
+/// is non-empty) and [`ErpNextClient::password`] reads it.
+///
+/// Null, omitted and empty (or blank) text fields are `None`.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Equipment {
+    pub name: String,
+    pub customer: Option<String>,
+    pub service_location: Option<String>,
+    pub equipment_type: Option<String>,
+    pub brand: Option<String>,
+    pub model: Option<String>,
+    pub serial_number: Option<String>,
+    pub mac_address: Option<String>,
+    pub status: Option<String>,
+    /// `custom_wifi_ssid`
+    pub wifi_ssid: Option<String>,
+    /// `custom_wifi_ssid_5g`
+    pub wifi_ssid_5g: Option<String>,
+    /// `custom_wifi_enabled`
+    pub wifi_enabled: Option<bool>,
+    /// `custom_wifi_password` is set.
+    pub has_wifi_password: bool,
+    /// `custom_sip_username`
+    pub sip_username: Option<String>,
+    /// `custom_sip_password` is set.
+    pub has_sip_password: bool,
+    /// `custom_sip_line`
+    pub sip_line: Option<u32>,
+    /// `custom_gpon_serial`
+    pub gpon_serial: Option<String>,
+    /// `custom_cwmp_serial`
+    pub cwmp_serial: Option<String>,
+    pub modified: Option<String>,
+}
+
+/// What to look a `Service Equipment` record up by.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Lookup<'a> {
+    /// The document name (a direct GET).
+    Name(&'a str),
+    /// `custom_cwmp_serial`, compared case-insensitively after trimming.
+    CwmpSerial(&'a str),
+    /// A GPON serial (canonical ASCII `RCMG1A2B3C4D`; the 16-hex form is
+    /// accepted too), found in `serial_number` or `custom_gpon_serial` in
+    /// either form.
+    GponSerial(&'a str),
+    /// A MAC (canonical 12 hex digits; any spelling is accepted), found in
+    /// `mac_address` in any spelling.
+    Mac(&'a str),
+}
+
+/// Why a call to ERPNext failed. The texts are short, name the operation
+/// and never contain a secret.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ErpError {
+    /// ERPNext cannot be used right now: the breaker is open, or the
+    /// connection failed / timed out / got 5xx or 429 on every attempt.
+    #[error("ERPNext unavailable: {reason}")]
+    Unavailable { reason: String },
+    /// 401/403: the API key or secret is wrong, or lacks permission.
+    /// `message` is the complete sentence.
+    #[error("{message}")]
+    Auth { status: u16, message: String },
+    /// The document (`"Service Equipment EQ-00099"`) does not exist.
+    #[error("ERPNext has no {what}")]
+    NotFound { what: String },
+    /// ERPNext refused the request (417 ValidationError, 409
+    /// DuplicateEntryError, …). `message` is the complete sentence, e.g.
+    /// `ERPNext refused the update of EQ-00012 (ValidationError): Invalid
+    /// value for status`.
+    #[error("{message}")]
+    Rejected {
+        status: u16,
+        exc_type: String,
+        message: String,
+    },
+    /// The answer could not be understood.
+    #[error("unexpected answer from ERPNext: {reason}")]
+    Protocol { reason: String },
+    /// [`ErpNextClient::new`] was given an unusable configuration.
+    #[error("invalid ERPNext configuration: {reason}")]
+    Config { reason: String },
+}
+
+impl ErpError {
+    /// True for errors that say nothing about the data (ERPNext is down or
+    /// overloaded): worth retrying later.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, ErpError::Unavailable { .. })
+    }
+}
+
+/// Counters for metrics. All counts since the client was created.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ErpStats {
+    /// Calls that needed ERPNext (cache hits excluded).
+    pub calls: u64,
+    /// HTTP requests sent (first attempts and retries).
+    pub attempts: u64,
+    /// Calls that ended in an [`ErpError`].
+    pub errors: u64,
+    /// Attempts after the first.
+    pub retries: u64,
+    /// Transitions of the breaker to open.
+    pub breaker_opens: u64,
+    /// Calls refused at once because the breaker was open.
+    pub breaker_rejections: u64,
+    /// Calls answered from the cache.
+    pub cache_hits: u64,
+    /// Duration of the last HTTP attempt (answered or failed).
+    pub last_latency: Option<Duration>,
+}

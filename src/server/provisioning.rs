@@ -1,0 +1,383 @@
+//! Zero-touch provisioning, the I/O side: which sessions provision, ERPNext's
+//! answers within a time budget (so an ERPNext outage never slows a CWMP
+//! session), and the durable queue of ERPNext write-backs.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use ring::hmac;
+use ring::rand::{SecureRandom, SystemRandom};
+use tracing::{debug, info, warn};
+
+use crate::config::{Config, Secret};
+use crate::cwmp::rpc::Inform;
+use crate::erpnext::{
+    DeviceKeys, Equipment, ErpConfig, ErpError, ErpNextClient, Lookup, Resolution, resolve,
+};
+use crate::provision::flow::{DesiredOutcome, DesiredRequest, Flow, FlowContext};
+use crate::provision::plan::{Desired, ManagementConfig, SipConfig, SipServers, WifiConfig};
+use crate::provision::policy::{self, RunKind};
+use crate::provision::profile::{DeviceFacts, Profiles};
+use crate::store::{DeviceRecord, NewFault, ProvisionStatus, Store};
+
+use super::auth::hex;
+
+/// File in the data dir holding the key of ParameterKey HMACs.
+const KEY_FILE: &str = "provision-key";
+
+/// Provisioning configuration and the ERPNext client.
+pub struct Provisioning {
+    enabled: bool,
+    pub profiles: Profiles,
+    pub erp: Option<ErpNextClient>,
+    key: Arc<hmac::Key>,
+    sip: SipServers,
+    periodic_interval_s: Option<u32>,
+    recheck_ms: u64,
+    retry_ms: u64,
+    budget: Duration,
+}
+
+fn random_text(n: usize) -> String {
+    let mut raw = vec![0u8; n];
+    let _ = SystemRandom::new().fill(&mut raw);
+    // Letters and digits only: every CPE's web UI accepts them.
+    const ALPHABET: &[u8] = b"abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
+    raw.iter()
+        .map(|b| char::from(ALPHABET[usize::from(*b) % ALPHABET.len()]))
+        .collect()
+}
+
+/// Reads or creates the installation's HMAC key (mode 0600).
+fn load_key(dir: &Path) -> Result<hmac::Key, String> {
+    let path = dir.join(KEY_FILE);
+    if let Ok(text) = std::fs::read_to_string(&path) {
+        let text = text.trim();
+        if text.len() >= 32 {
+            return Ok(hmac::Key::new(hmac::HMAC_SHA256, text.as_bytes()));
+        }
+        return Err(format!("{} is too short to be a key", path.display()));
+    }
+    let mut raw = [0u8; 32];
+    SystemRandom::new()
+        .fill(&mut raw)
+        .map_err(|_| "the system random generator failed".to_owned())?;
+    let text = hex(&raw);
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    use std::io::Write;
+    let mut f = options
+        .open(&path)
+        .map_err(|e| format!("creating {}: {e}", path.display()))?;
+    f.write_all(text.as_bytes())
+        .and_then(|()| f.sync_all())
+        .map_err(|e| format!("writing {}: {e}", path.display()))?;
+    Ok(hmac::Key::new(hmac::HMAC_SHA256, text.as_bytes()))
+}
+
+impl Provisioning {
+    pub fn new(config: &Config) -> Result<Provisioning, String> {
+        let profiles = Profiles::load(config.profiles_dir.as_deref()).map_err(|e| e.to_string())?;
+        let erp = match &config.erpnext {
+            None => None,
+            Some(e) => Some(
+                ErpNextClient::new(ErpConfig {
+                    url: e.url.clone(),
+                    api_key: e.api_key.clone(),
+                    api_secret: e.api_secret.clone(),
+                    timeout: e.timeout,
+                    max_attempts: e.max_attempts,
+                    breaker_failures: e.breaker_failures,
+                    breaker_cooldown: e.breaker_cooldown,
+                    cache_ttl: e.cache_ttl,
+                    provisioned_at_field: e.provisioned_at_field.clone(),
+                })
+                .map_err(|e| e.to_string())?,
+            ),
+        };
+        let s = &config.sip;
+        Ok(Provisioning {
+            enabled: config.provisioning,
+            profiles,
+            erp,
+            key: Arc::new(load_key(&config.data_dir)?),
+            sip: SipServers {
+                registrar: s.registrar.clone(),
+                registrar_port: s.registrar_port,
+                proxy: s.proxy.clone(),
+                proxy_port: s.proxy_port,
+                outbound_proxy: s.outbound_proxy.clone(),
+                outbound_proxy_port: s.outbound_proxy_port,
+                domain: s.domain.clone(),
+            },
+            periodic_interval_s: config.provision_periodic_interval_s,
+            recheck_ms: config.provision_recheck.as_millis() as u64,
+            retry_ms: config.provision_retry.as_millis() as u64,
+            budget: config
+                .erpnext
+                .as_ref()
+                .map_or(Duration::from_secs(2), |e| e.session_budget),
+        })
+    }
+
+    pub fn retry_ms(&self) -> u64 {
+        self.retry_ms
+    }
+
+    /// The provisioning run for this session, if any. Gives the device its
+    /// connection-request credentials the first time (stored with the
+    /// device record, which the caller writes before answering).
+    pub fn flow_for(
+        &self,
+        device: &mut DeviceRecord,
+        inform: &Inform,
+        now_ms: u64,
+    ) -> Option<Flow> {
+        if !self.enabled {
+            return None;
+        }
+        let facts = DeviceFacts {
+            manufacturer: &device.identity.manufacturer,
+            oui: &device.identity.oui,
+            product_class: &device.identity.product_class,
+            model_name: device.model_name.as_deref().unwrap_or(""),
+            root: device.root.as_deref().unwrap_or(""),
+        };
+        let Some(profile) = self.profiles.find(&facts) else {
+            if device.provisioning.status != ProvisionStatus::NoProfile {
+                device.provisioning.status = ProvisionStatus::NoProfile;
+                device.provisioning.reason = Some(format!(
+                    "no device profile matches {} {} ({}) with data model {}",
+                    facts.manufacturer,
+                    facts.model_name,
+                    facts.product_class,
+                    if facts.root.is_empty() {
+                        "unknown"
+                    } else {
+                        facts.root
+                    }
+                ));
+            }
+            return None;
+        };
+        let p = &mut device.provisioning;
+        if p.status == ProvisionStatus::NoProfile {
+            p.status = ProvisionStatus::Pending;
+        }
+        p.profile = Some(profile.name.clone());
+        let kind = policy::decide(
+            p,
+            &inform.events,
+            self.erp.is_some(),
+            now_ms,
+            self.recheck_ms,
+        )?;
+        let cr_username = p
+            .cr_username
+            .get_or_insert_with(|| device.identity.serial_number.clone())
+            .clone();
+        let cr_password = p.cr_password.get_or_insert_with(|| random_text(20)).clone();
+        let ctx = FlowContext {
+            profile: Arc::new(profile.clone()),
+            key: self.key.clone(),
+            management: Some(ManagementConfig {
+                periodic_interval_s: self.periodic_interval_s,
+                cr_username,
+                cr_password: Secret::new(cr_password),
+            }),
+            sip_servers: self.sip.clone(),
+        };
+        let check = match kind {
+            RunKind::Full => None,
+            RunKind::Check {
+                equipment,
+                modified,
+            } => Some((equipment, modified)),
+        };
+        Some(Flow::new(ctx, check))
+    }
+
+    /// ERPNext's answer for a flow, within the session budget.
+    pub async fn answer(&self, req: &DesiredRequest, device: &DeviceRecord) -> DesiredOutcome {
+        let Some(client) = &self.erp else {
+            return DesiredOutcome::Unavailable("ERPNext is not configured (ERPNEXT_URL)".into());
+        };
+        // An open breaker makes the client fail at once (and lets a probe
+        // through after the cooldown), so no check here.
+        match tokio::time::timeout(self.budget, lookup(client, req, device)).await {
+            Ok(outcome) => outcome,
+            Err(_) => DesiredOutcome::Unavailable(format!(
+                "ERPNext did not answer within {} ms",
+                self.budget.as_millis()
+            )),
+        }
+    }
+}
+
+fn erp_outcome(e: ErpError) -> DesiredOutcome {
+    if e.is_unavailable() {
+        DesiredOutcome::Unavailable(e.to_string())
+    } else {
+        DesiredOutcome::Failed(e.to_string())
+    }
+}
+
+async fn lookup(
+    client: &ErpNextClient,
+    req: &DesiredRequest,
+    device: &DeviceRecord,
+) -> DesiredOutcome {
+    if let Some((equipment, modified)) = &req.check {
+        let rows = match client.find(Lookup::Name(equipment)).await {
+            Ok(rows) => rows,
+            Err(e) => return erp_outcome(e),
+        };
+        let Some(row) = rows.into_iter().next() else {
+            return DesiredOutcome::Unresolved;
+        };
+        if row.modified.is_some() && row.modified == *modified {
+            return DesiredOutcome::Unchanged;
+        }
+        return match desired(client, &row).await {
+            Ok(d) => DesiredOutcome::Found {
+                equipment: row.name.clone(),
+                modified: row.modified.clone(),
+                desired: d,
+            },
+            Err(e) => erp_outcome(e),
+        };
+    }
+    let keys = DeviceKeys {
+        known_name: device.provisioning.equipment.as_deref(),
+        cwmp_serial: &device.identity.serial_number,
+        gpon_serial: req.identity.gpon_serial.as_deref(),
+        mac: req.identity.mac.as_deref(),
+    };
+    match resolve(client, &keys).await {
+        Ok(Resolution::Found(row)) => match desired(client, &row).await {
+            Ok(d) => DesiredOutcome::Found {
+                equipment: row.name.clone(),
+                modified: row.modified.clone(),
+                desired: d,
+            },
+            Err(e) => erp_outcome(e),
+        },
+        Ok(Resolution::Unresolved) => DesiredOutcome::Unresolved,
+        Ok(Resolution::Ambiguous(names)) => DesiredOutcome::Ambiguous(names),
+        Err(e) => erp_outcome(e),
+    }
+}
+
+/// The configuration a Service Equipment record asks for. Empty WiFi or
+/// SIP fields mean "leave the device's settings alone".
+async fn desired(client: &ErpNextClient, eq: &Equipment) -> Result<Desired, ErpError> {
+    let wifi = match eq.wifi_ssid.clone() {
+        Some(ssid) => {
+            let passphrase = if eq.has_wifi_password {
+                client.password(&eq.name, "custom_wifi_password").await?
+            } else {
+                None
+            };
+            Some(WifiConfig {
+                ssid_5g: eq.wifi_ssid_5g.clone().unwrap_or_else(|| ssid.clone()),
+                ssid,
+                passphrase,
+                enabled: eq.wifi_enabled.unwrap_or(true),
+            })
+        }
+        None => None,
+    };
+    let sip = match eq.sip_username.clone() {
+        Some(username) => {
+            let password = if eq.has_sip_password {
+                client.password(&eq.name, "custom_sip_password").await?
+            } else {
+                None
+            };
+            Some(SipConfig {
+                username,
+                password,
+                line: eq.sip_line.unwrap_or(1),
+            })
+        }
+        None => None,
+    };
+    Ok(Desired {
+        wifi,
+        sip,
+        ..Desired::default()
+    })
+}
+
+/// Sends queued write-backs to ERPNext until the server stops: every few
+/// seconds, and each one until ERPNext takes it (an outage only delays
+/// them; they are in the store, so restarts do not lose them either).
+pub async fn writeback_loop(
+    store: Arc<dyn Store>,
+    prov: Arc<Provisioning>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let Some(client) = prov.erp.as_ref() else {
+        return;
+    };
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.changed() => return,
+        }
+        let pending = match store.writebacks(100) {
+            Ok(p) => p,
+            Err(e) => {
+                warn!(error = %e, "reading ERPNext write-backs failed");
+                continue;
+            }
+        };
+        for mut w in pending {
+            let at = SystemTime::UNIX_EPOCH + Duration::from_millis(w.at_ms);
+            match client
+                .mark_provisioned(&w.equipment, &w.cwmp_serial, at)
+                .await
+            {
+                Ok(()) => {
+                    info!(device = %w.device_id, equipment = %w.equipment, "ERPNext updated: Actif");
+                    if let Err(e) = store.delete_writeback(&w.device_id) {
+                        warn!(error = %e, "removing a done write-back failed");
+                    }
+                }
+                Err(e) if e.is_unavailable() => {
+                    debug!(error = %e, "ERPNext write-back deferred");
+                    break;
+                }
+                Err(e) => {
+                    w.attempts += 1;
+                    let now = super::cwmp::now_ms(SystemTime::now());
+                    let _ = store.record_fault(NewFault {
+                        device_id: w.device_id.clone(),
+                        at_ms: now,
+                        source: "erpnext",
+                        code: 0,
+                        message: format!("updating {} in ERPNext failed: {e}", w.equipment),
+                        rpc: None,
+                        task_id: None,
+                    });
+                    let result = if w.attempts >= 5 {
+                        store.delete_writeback(&w.device_id)
+                    } else {
+                        store.put_writeback(&w)
+                    };
+                    if let Err(e) = result {
+                        warn!(error = %e, "updating a write-back failed");
+                    }
+                }
+            }
+        }
+        let _ = store.sync().await;
+    }
+}
