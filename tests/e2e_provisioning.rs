@@ -22,9 +22,9 @@ fn location(n: u32, customer: &str) -> Value {
     json!({"name": format!("LOC-{n:05}"), "customer": customer, "address_line": format!("{n} rue Principale"), "city": "Salaberry-de-Valleyfield", "province": "QC", "postal_code": "J6S 1A1", "status": "Active"})
 }
 
-/// A fixture: a Deco, an RCMG ONT, a TPLG ONT, an ambiguous pair, a bad
-/// passphrase, and `wave` Decos for the fleet test.
-fn fixture(wave: u32) -> Value {
+/// A fixture: a Deco, an RCMG ONT, a TPLG ONT, an ambiguous pair and a bad
+/// passphrase.
+fn fixture() -> Value {
     let mut eq = vec![
         json!({"name": "EQ-00001", "customer": "Jean Tremblay", "service_location": "LOC-00001", "equipment_type": "Routeur", "brand": "TP-Link", "model": "Deco X20",
                "status": "En inventaire", "mac_address": "1c-61-b4-aa-00-11", "custom_wifi_ssid": "Gigafibre-Tremblay", "custom_wifi_password": DECO_PASS, "custom_wifi_enabled": 1}),
@@ -39,16 +39,34 @@ fn fixture(wave: u32) -> Value {
         json!({"name": "EQ-00006", "customer": "Luc Roy", "service_location": "LOC-00003", "equipment_type": "Routeur", "brand": "TP-Link", "model": "Deco X20",
                "status": "En inventaire", "mac_address": "1C61B4AA0033", "custom_wifi_ssid": "Gigafibre-Roy", "custom_wifi_password": "seven77"}),
     ];
-    for i in 0..wave {
-        let b = i.to_be_bytes();
-        eq.push(json!({"name": format!("EQ-1{i:04}"), "customer": "Luc Roy", "service_location": "LOC-00003", "equipment_type": "Routeur", "brand": "TP-Link", "model": "Deco X20",
-                       "status": "En inventaire", "mac_address": format!("1C:61:B4:{:02X}:{:02X}:{:02X}", b[1], b[2], b[3]), "custom_wifi_ssid": format!("Gigafibre-W{i}"), "custom_wifi_password": format!("wave-pass-{i:04}")}));
-    }
     json!({
         "Customer": [customer("Jean Tremblay"), customer("Marie Gagnon"), customer("Luc Roy")],
         "Service Location": [location(1, "Jean Tremblay"), location(2, "Marie Gagnon"), location(3, "Luc Roy")],
         "Service Equipment": eq,
     })
+}
+
+/// The fixture `cpe-sim fixture` makes for a fleet, merged into `base`.
+fn with_fleet(mut base: Value, model: &str, count: u32, prefix: &str) -> Value {
+    let out = Command::new(workspace_bin("cpe-sim"))
+        .args([
+            "fixture",
+            "--model",
+            model,
+            "--count",
+            &count.to_string(),
+            "--serial-prefix",
+            prefix,
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let fleet: Value = serde_json::from_slice(&out.stdout).unwrap();
+    for doctype in ["Customer", "Service Location", "Service Equipment"] {
+        let extra = fleet[doctype].as_array().unwrap().clone();
+        base[doctype].as_array_mut().unwrap().extend(extra);
+    }
+    base
 }
 
 fn start(erp: &ErpSim, extra: &[(&str, &str)]) -> Acs {
@@ -116,7 +134,7 @@ fn wait_actif(erp: &ErpSim, name: &str) -> Value {
 
 #[test]
 fn a_deco_bootstraps_and_gets_its_wifi_from_erpnext() {
-    let erp = ErpSim::start(&fixture(0));
+    let erp = ErpSim::start(&fixture());
     let acs = start(&erp, &[]);
     let url = format!("http://{}/", acs.cwmp);
     let state = tempfile::tempdir().unwrap();
@@ -266,7 +284,7 @@ fn a_deco_bootstraps_and_gets_its_wifi_from_erpnext() {
 
 #[test]
 fn onts_found_by_gpon_serial_get_their_sip_account() {
-    let erp = ErpSim::start(&fixture(0));
+    let erp = ErpSim::start(&fixture());
     let acs = start(&erp, &[]);
     let url = format!("http://{}/", acs.cwmp);
     let state = tempfile::tempdir().unwrap();
@@ -365,7 +383,7 @@ fn onts_found_by_gpon_serial_get_their_sip_account() {
 
 #[test]
 fn unknown_ambiguous_and_invalid_devices_are_marked_not_provisioned() {
-    let erp = ErpSim::start(&fixture(0));
+    let erp = ErpSim::start(&fixture());
     let acs = start(&erp, &[]);
     let url = format!("http://{}/", acs.cwmp);
     let state = tempfile::tempdir().unwrap();
@@ -435,7 +453,7 @@ fn unknown_ambiguous_and_invalid_devices_are_marked_not_provisioned() {
 
 #[test]
 fn a_bootstrap_wave_during_an_erpnext_outage_is_provisioned_after_recovery() {
-    let erp = ErpSim::start(&fixture(100));
+    let erp = ErpSim::start(&with_fleet(fixture(), "deco", 100, "WAVE"));
     let acs = start(
         &erp,
         &[
@@ -494,6 +512,51 @@ fn a_bootstrap_wave_during_an_erpnext_outage_is_provisioned_after_recovery() {
         &not_done[..not_done.len().min(3)]
     );
     for i in [0u32, 50, 99] {
-        wait_actif(&erp, &format!("EQ-1{i:04}"));
+        wait_actif(&erp, &format!("EQ-WAVE-{i:05}"));
+    }
+}
+
+#[test]
+fn the_rehearsal_provisions_a_mixed_fleet_and_updates_erpnext() {
+    // README's rehearsal, at test scale: fixture from cpe-sim, ERPNext,
+    // ACS, then a mixed fleet; every device ends provisioned and Actif.
+    let empty = json!({"Customer": [], "Service Location": [], "Service Equipment": []});
+    let erp = ErpSim::start(&with_fleet(empty, "mixed", 30, "REH"));
+    let acs = start(&erp, &[("RUST_LOG", "info")]);
+    let url = format!("http://{}/", acs.cwmp);
+    let out = cpe_sim(&[
+        "fleet",
+        "--acs",
+        &url,
+        "--model",
+        "mixed",
+        "--count",
+        "30",
+        "--concurrency",
+        "10",
+        "--inform-interval",
+        "2",
+        "--duration",
+        "3",
+        "--json",
+        "--fail-on-error",
+        "--serial-prefix",
+        "REH",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let (_, list) = acs.api_get("/api/v1/devices?limit=100");
+    let devices = list["devices"].as_array().unwrap();
+    assert_eq!(devices.len(), 30);
+    for d in devices {
+        let p = provisioning(&acs, d["id"].as_str().unwrap());
+        assert_eq!(p["status"], "provisioned", "{}: {p}", d["id"]);
+    }
+    for i in 0..30u32 {
+        let doc = wait_actif(&erp, &format!("EQ-REH-{i:05}"));
+        assert!(doc["custom_cwmp_serial"].as_str().is_some(), "{doc}");
     }
 }

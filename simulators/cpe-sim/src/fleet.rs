@@ -97,17 +97,31 @@ impl FleetReport {
 }
 
 /// The identity of fleet device `i` of a model.
+///
+/// MACs and GPON serials depend on the serial prefix too, so fleets with
+/// different prefixes never collide. Raisecom ONTs report their GPON
+/// serial as SerialNumber, so it is also their serial.
 pub fn fleet_identity(model: &str, prefix: &str, i: u32, acs_url: &str) -> Identity {
     let b = i.to_be_bytes();
     let oui: [u8; 3] = match model {
         "rcmg-ont" => [0x00, 0x0e, 0x5e],
         _ => [0x1c, 0x61, 0xb4],
     };
+    // FNV-1a of the prefix, folded to a byte.
+    let p = prefix.bytes().fold(0x811c_9dc5u32, |h, c| {
+        (h ^ u32::from(c)).wrapping_mul(0x0100_0193)
+    });
+    let p = (p ^ (p >> 8) ^ (p >> 16) ^ (p >> 24)) as u8;
     let vendor = if model == "rcmg-ont" { "RCMG" } else { "TPLG" };
+    let gpon_sn = format!("{vendor}{:08X}", (u32::from(p) << 24) ^ i);
     Identity {
-        serial: format!("{prefix}{i:07}"),
-        mac: [oui[0], oui[1], oui[2], b[1], b[2], b[3]],
-        gpon_sn: format!("{vendor}{:08X}", i ^ 0x5A00_0000),
+        serial: if model == "rcmg-ont" {
+            gpon_sn.clone()
+        } else {
+            format!("{prefix}{i:07}")
+        },
+        mac: [oui[0], oui[1], oui[2], b[1] ^ p, b[2], b[3]],
+        gpon_sn,
         acs_url: acs_url.to_owned(),
         cr_url: format!("http://100.{}.{}.{}:7547/", 64 + (b[1] & 63), b[2], b[3]),
         wan_ip: format!("100.{}.{}.{}", 64 + (b[1] & 63), b[2], b[3]),
@@ -279,6 +293,48 @@ pub async fn run(opts: FleetOptions) -> FleetReport {
         errors: s.errors.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
         error_samples: s.first_errors.clone(),
     }
+}
+
+/// An ERPNext fixture (erpnext-sim's format) with one customer, service
+/// location and Service Equipment per fleet device, so a rehearsal can
+/// provision the whole fleet. Identifiers are written the many ways ERPNext
+/// data has them (MAC separators and case, GPON serial ASCII or hex).
+pub fn erpnext_fixture(models: &[String], prefix: &str, count: u32) -> serde_json::Value {
+    let mut customers = Vec::new();
+    let mut locations = Vec::new();
+    let mut equipment = Vec::new();
+    for i in 0..count {
+        let model = &models[i as usize % models.len()];
+        let id = fleet_identity(model, prefix, i, "");
+        let customer = format!("{prefix} Client {i:05}");
+        let location = format!("LOC-{prefix}-{i:05}");
+        customers.push(serde_json::json!({"name": customer, "customer_name": customer, "customer_type": "Individual", "customer_group": "Résidentiel", "territory": "Québec"}));
+        locations.push(serde_json::json!({"name": location, "customer": customer, "address_line": format!("{} rue des Érables", i + 1), "city": "Salaberry-de-Valleyfield", "province": "QC", "postal_code": "J6S 4V7", "status": "Active"}));
+        let mac = match i % 3 {
+            0 => id.mac_upper(),
+            1 => id.mac_lower().replace(':', "-"),
+            _ => id.mac_lower().replace(':', ""),
+        };
+        let name = format!("EQ-{prefix}-{i:05}");
+        let doc = match model.as_str() {
+            "deco" => {
+                serde_json::json!({"name": name, "customer": customer, "service_location": location, "equipment_type": "Routeur", "brand": "TP-Link", "model": "Deco X20",
+                "status": "En inventaire", "mac_address": mac, "custom_wifi_ssid": format!("Gigafibre-{i:05}"), "custom_wifi_password": format!("Wifi-{prefix}-{i:05}"), "custom_wifi_enabled": 1})
+            }
+            "tplg-ont" => {
+                serde_json::json!({"name": name, "customer": customer, "service_location": location, "equipment_type": "ONT", "brand": "TP-Link", "model": "XX230v",
+                "status": "En inventaire", "custom_gpon_serial": if i % 2 == 0 { id.gpon_sn.clone() } else { id.gpon_sn_hex() },
+                "custom_sip_username": format!("1450555{i:04}"), "custom_sip_password": format!("Sip-{prefix}-{i:05}"), "custom_sip_line": 1})
+            }
+            _ => {
+                serde_json::json!({"name": name, "customer": customer, "service_location": location, "equipment_type": "ONT", "brand": "Raisecom", "model": "HT803G-WS2",
+                "status": "En inventaire", "serial_number": if i % 2 == 0 { id.gpon_sn_hex() } else { id.gpon_sn.clone() },
+                "custom_sip_username": format!("1450556{i:04}"), "custom_sip_password": format!("Sip-{prefix}-{i:05}"), "custom_sip_line": 1})
+            }
+        };
+        equipment.push(doc);
+    }
+    serde_json::json!({"Customer": customers, "Service Location": locations, "Service Equipment": equipment})
 }
 
 /// Loads the model named on the command line (`mixed` = all three), or

@@ -46,6 +46,20 @@ enum Command {
     Fleet(FleetArgs),
     /// List the built-in models.
     Models,
+    /// Print an ERPNext fixture (erpnext-sim format) matching a fleet, for rehearsals.
+    Fixture(FixtureArgs),
+}
+
+#[derive(Args)]
+struct FixtureArgs {
+    /// deco, tplg-ont, rcmg-ont, or mixed: as for `fleet`.
+    #[arg(long, default_value = "mixed")]
+    model: String,
+    #[arg(long, default_value_t = 100)]
+    count: u32,
+    /// Serial number prefix used by the fleet.
+    #[arg(long, default_value = "FLEET")]
+    serial_prefix: String,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -294,6 +308,24 @@ fn main() -> ExitCode {
             for (name, what, _) in model::BUILTIN {
                 println!("{name:<10} {what}");
             }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Fixture(args) => {
+            let names: Vec<String> = if args.model == "mixed" {
+                ["deco", "rcmg-ont", "tplg-ont"].map(String::from).to_vec()
+            } else if model::BUILTIN.iter().any(|(n, _, _)| *n == args.model) {
+                vec![args.model.clone()]
+            } else {
+                eprintln!(
+                    "cpe-sim: unknown model `{}` (built in: deco, tplg-ont, rcmg-ont, or mixed)",
+                    args.model
+                );
+                return ExitCode::from(2);
+            };
+            println!(
+                "{}",
+                fleet::erpnext_fixture(&names, &args.serial_prefix, args.count)
+            );
             Ok(ExitCode::SUCCESS)
         }
         Command::Run(args) => runtime.block_on(run_one(args)),
