@@ -25,7 +25,7 @@ fn location(n: u32, customer: &str) -> Value {
 /// A fixture: a Deco, an RCMG ONT, a TPLG ONT, an ambiguous pair and a bad
 /// passphrase.
 fn fixture() -> Value {
-    let mut eq = vec![
+    let eq = vec![
         json!({"name": "EQ-00001", "customer": "Jean Tremblay", "service_location": "LOC-00001", "equipment_type": "Routeur", "brand": "TP-Link", "model": "Deco X20",
                "status": "En inventaire", "mac_address": "1c-61-b4-aa-00-11", "custom_wifi_ssid": "Gigafibre-Tremblay", "custom_wifi_password": DECO_PASS, "custom_wifi_enabled": 1}),
         json!({"name": "EQ-00002", "customer": "Jean Tremblay", "service_location": "LOC-00001", "equipment_type": "ONT", "brand": "Raisecom", "model": "HT803G-WS2",
