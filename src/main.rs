@@ -50,11 +50,23 @@ fn main() -> ExitCode {
                     return ExitCode::from(2);
                 }
             }
-            println!("configuration OK");
+            // Written with `writeln!` rather than `println!`: a closed stdout (`| head`) must
+            // end the listing quietly, not panic.
+            use std::io::Write as _;
+            let mut out = std::io::stdout().lock();
+            let mut listing = writeln!(out, "configuration OK");
             for (key, env, value, source) in effective.rows() {
-                println!("{key:<22} {env:<26} {value:<28} ({source})");
+                listing = listing
+                    .and_then(|()| writeln!(out, "{key:<22} {env:<26} {value:<28} ({source})"));
             }
-            ExitCode::SUCCESS
+            match listing.and_then(|()| out.flush()) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("gigafibre-acs: cannot write the configuration listing: {e}");
+                    ExitCode::FAILURE
+                }
+            }
         }
         Command::Serve => {
             init_logging(config.log_format);
