@@ -81,6 +81,16 @@ keys! {
     "sip_outbound_proxy", "ACS_SIP_OUTBOUND_PROXY", "", false, "SIP outbound proxy";
     "sip_outbound_proxy_port", "ACS_SIP_OUTBOUND_PROXY_PORT", "", false, "SIP outbound proxy port";
     "sip_domain", "ACS_SIP_DOMAIN", "", false, "SIP domain (UserAgentDomain; line URI sip:user@domain)";
+    "cr_timeout_s", "ACS_CR_TIMEOUT_S", "5", false, "seconds a device has to answer a connection request";
+    "cr_min_interval_s", "ACS_CR_MIN_INTERVAL_S", "10", false, "seconds between two connection requests to one device (more are refused as rate-limited)";
+    "cr_allow_basic", "ACS_CR_ALLOW_BASIC", "false", false, "answer a device's Basic challenge to a connection request (sends the password in clear over http)";
+    "cr_username", "ACS_CR_USERNAME", "", false, "connection-request username for devices the ACS has not given their own";
+    "cr_password", "ACS_CR_PASSWORD", "", true, "connection-request password going with cr_username";
+    "hosts_collect", "ACS_HOSTS_COLLECT", "on", false, "read host tables and ONT diagnostics on bootstrap, first contact and by age: on or off (on-demand refreshes work either way)";
+    "hosts_max_age_s", "ACS_HOSTS_MAX_AGE_S", "3600", false, "host table and ONT diagnostics older than this are re-read in the device's next session (0: only on bootstrap and on demand)";
+    "webhook_url", "ACS_WEBHOOK_URL", "", false, "URL receiving every event as a JSON POST (empty: no webhook)";
+    "webhook_secret", "ACS_WEBHOOK_SECRET", "", true, "key of the X-Gigafibre-Signature HMAC-SHA256 header on webhook POSTs";
+    "stun_listen", "ACS_STUN_LISTEN", "off", false, "UDP address of the built-in STUN server for TR-111 (off: none)";
 }
 
 /// CPE authentication scheme.
@@ -189,6 +199,31 @@ pub struct Config {
     pub provision_recheck: Duration,
     pub provision_retry: Duration,
     pub sip: SipSettings,
+    pub connection_request: ConnectionRequestSettings,
+    /// Host tables are collected without being asked (bootstrap, age).
+    pub hosts_collect: bool,
+    /// Age after which the host table is re-read (`None`: never by age).
+    pub hosts_max_age: Option<Duration>,
+    pub webhook: Option<WebhookSettings>,
+    pub stun_listen: Option<SocketAddr>,
+}
+
+/// How the ACS asks devices to open a session.
+#[derive(Clone, Debug)]
+pub struct ConnectionRequestSettings {
+    pub timeout: Duration,
+    pub min_interval: Duration,
+    pub allow_basic: bool,
+    /// Fallback credentials for devices without their own.
+    pub username: Option<String>,
+    pub password: Secret,
+}
+
+/// Where events are POSTed.
+#[derive(Clone, Debug)]
+pub struct WebhookSettings {
+    pub url: String,
+    pub secret: Option<Secret>,
 }
 
 /// Connection to ERPNext.
@@ -567,7 +602,53 @@ fn parse(values: &BTreeMap<&'static str, (String, Source)>) -> Result<Config, Co
         }
     };
 
+    let boolean = |key: &'static str| -> Result<bool, ConfigError> {
+        match get(key).trim().to_ascii_lowercase().as_str() {
+            "on" | "true" | "1" | "yes" => Ok(true),
+            "off" | "false" | "0" | "no" => Ok(false),
+            other => Err(invalid(key, format!("`{other}` is not true or false"))),
+        }
+    };
+    let connection_request = ConnectionRequestSettings {
+        timeout: secs("cr_timeout_s", 120)?,
+        min_interval: Duration::from_secs(number("cr_min_interval_s", 0, 3600)?),
+        allow_basic: boolean("cr_allow_basic")?,
+        username: text("cr_username"),
+        password: Secret::new(get("cr_password")),
+    };
+    if connection_request.username.is_some() == connection_request.password.is_empty() {
+        return Err(invalid(
+            "cr_password",
+            "ACS_CR_USERNAME and ACS_CR_PASSWORD go together: set both or neither",
+        ));
+    }
+    let hosts_max_age = number("hosts_max_age_s", 0, 86_400 * 30)?;
+    let webhook = match text("webhook_url") {
+        None => None,
+        Some(url) => {
+            let ok = (url.starts_with("http://") || url.starts_with("https://"))
+                && url.len() > 10
+                && reqwest::Url::parse(&url).is_ok();
+            if !ok {
+                return Err(invalid("webhook_url", "not an http:// or https:// URL"));
+            }
+            Some(WebhookSettings {
+                url,
+                secret: text("webhook_secret").map(Secret::new),
+            })
+        }
+    };
+    let stun_listen = match get("stun_listen").trim() {
+        "" | "off" => None,
+        _ => Some(addr("stun_listen")?),
+    };
+
     Ok(Config {
+        connection_request,
+        hosts_collect: boolean("hosts_collect")?,
+        hosts_max_age: (hosts_max_age > 0).then(|| Duration::from_secs(hosts_max_age)),
+        webhook,
+        stun_listen,
         provisioning,
         erpnext,
         profiles_dir: text("profiles_dir").map(PathBuf::from),

@@ -8,9 +8,15 @@
 
 pub mod api;
 pub mod config;
+pub mod connreq;
 pub mod cwmp;
+pub mod digest;
 pub mod erpnext;
+pub mod events;
+pub mod http_client;
+pub mod metrics;
 pub mod provision;
 pub mod server;
 pub mod session;
 pub mod store;
+pub mod topology;

@@ -2,8 +2,6 @@
 //! username/password instead of the global one, optionally bound so that
 //! only that device may use them.
 
-use http::{Response, StatusCode};
-use http_body_util::Full;
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -20,9 +18,7 @@ struct CredentialBody {
 }
 
 fn no_content() -> ApiResult {
-    let mut r = Response::new(Full::default());
-    *r.status_mut() = StatusCode::NO_CONTENT;
-    Ok(r)
+    Ok(super::no_content())
 }
 
 /// `PUT /api/v1/cpe-credentials/{username}` with

@@ -1,23 +1,19 @@
-//! Device, parameter, task and fault routes.
+//! Device routes: search/list, one device (with ONT diagnostics), cached
+//! parameters.
+
+use std::collections::BTreeMap;
 
 use http::StatusCode;
 use serde::Serialize;
 use serde_json::Value;
 
-use super::mask::{mask_body, mask_value};
-use super::{
-    ApiError, ApiResult, Query, decode_cursor, encode_cursor, json_error_without_values,
-    json_response,
-};
-use crate::cwmp::{Body, format_datetime};
+use super::mask::mask_value;
+use super::{ApiError, ApiResult, Query, decode_cursor, encode_cursor, json_response, rfc3339};
+use crate::connreq::CrResult;
 use crate::server::Acs;
 use crate::server::cwmp::now_ms;
-use crate::session::is_queueable;
-use crate::store::{DeviceRecord, FaultRecord, Task};
-
-fn rfc3339(ms: u64) -> String {
-    format_datetime(std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms))
-}
+use crate::store::{DeviceRecord, search_keys};
+use crate::topology::OntDiagnostics;
 
 #[derive(Serialize)]
 struct EventView<'a> {
@@ -37,19 +33,68 @@ struct DeviceView<'a> {
     model_name: Option<&'a str>,
     software_version: Option<&'a str>,
     hardware_version: Option<&'a str>,
+    /// `Device.` (TR-181) or `InternetGatewayDevice.` (TR-098).
+    data_model: Option<&'a str>,
     cwmp_version: String,
     first_seen: String,
     last_inform: String,
     last_boot: Option<String>,
     last_bootstrap: Option<String>,
+    /// Informed within the online window (two periodic intervals + 1 min).
+    online: bool,
     remote_addr: Option<&'a str>,
     connection_request_url: Option<&'a str>,
     parameter_key: Option<&'a str>,
     inform_count: u64,
     session_active: bool,
+    erpnext: Option<ErpView<'a>>,
     provisioning: ProvisioningView<'a>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    diagnostics: Option<OntDiagnostics>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    management_url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    hosts_collected_at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    connection_request: Option<CrView>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     recent_events: Option<Vec<EventView<'a>>>,
+}
+
+/// The device's Service Equipment in ERPNext.
+#[derive(Serialize)]
+struct ErpView<'a> {
+    equipment: &'a str,
+    customer: Option<&'a str>,
+    /// `Actif` once provisioning verified the device (the ACS writes it
+    /// back to ERPNext), else `null`.
+    status: Option<&'static str>,
+    /// Link to the record in ERPNext's desk, when ERPNext is configured.
+    url: Option<String>,
+}
+
+/// A connection request's result as the API shows it.
+#[derive(Serialize)]
+pub struct CrView {
+    pub sent: bool,
+    pub ok: bool,
+    pub transport: &'static str,
+    pub status: Option<u16>,
+    pub detail: String,
+    pub at: String,
+}
+
+impl From<CrResult> for CrView {
+    fn from(r: CrResult) -> CrView {
+        CrView {
+            sent: r.sent,
+            ok: r.ok,
+            transport: r.transport,
+            status: r.status,
+            detail: r.detail,
+            at: rfc3339(r.at_ms),
+        }
+    }
 }
 
 /// Provisioning state as Ops sees it (no credentials).
@@ -84,7 +129,45 @@ fn provisioning_view(p: &crate::store::ProvisioningState) -> ProvisioningView<'_
     }
 }
 
-fn view<'a>(acs: &Acs, d: &'a DeviceRecord, with_events: bool) -> DeviceView<'a> {
+/// Percent-encodes a path segment (for ERPNext desk links).
+fn encode_segment(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                char::from(b).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+fn erp_view<'a>(acs: &Acs, d: &'a DeviceRecord) -> Option<ErpView<'a>> {
+    let p = &d.provisioning;
+    let equipment = p.equipment.as_deref()?;
+    Some(ErpView {
+        equipment,
+        customer: p.customer.as_deref(),
+        status: matches!(
+            p.status,
+            crate::store::ProvisionStatus::Provisioned | crate::store::ProvisionStatus::NoConfig
+        )
+        .then_some("Actif"),
+        url: acs.config.erpnext.as_ref().map(|e| {
+            format!(
+                "{}/app/service-equipment/{}",
+                e.url,
+                encode_segment(equipment)
+            )
+        }),
+    })
+}
+
+/// Whether the device informed within the online window.
+pub fn is_online(acs: &Acs, d: &DeviceRecord, now_ms: u64) -> bool {
+    now_ms.saturating_sub(d.last_inform_ms) <= acs.online_window_ms()
+}
+
+fn view<'a>(acs: &Acs, d: &'a DeviceRecord, now: u64) -> DeviceView<'a> {
     DeviceView {
         id: &d.id,
         manufacturer: &d.identity.manufacturer,
@@ -94,59 +177,121 @@ fn view<'a>(acs: &Acs, d: &'a DeviceRecord, with_events: bool) -> DeviceView<'a>
         model_name: d.model_name.as_deref(),
         software_version: d.software_version.as_deref(),
         hardware_version: d.hardware_version.as_deref(),
+        data_model: d.root.as_deref(),
         cwmp_version: d.cwmp_version.to_string(),
         first_seen: rfc3339(d.first_seen_ms),
         last_inform: rfc3339(d.last_inform_ms),
         last_boot: d.last_boot_ms.map(rfc3339),
         last_bootstrap: d.last_bootstrap_ms.map(rfc3339),
+        online: is_online(acs, d, now),
         remote_addr: d.remote_addr.as_deref(),
         connection_request_url: d.connection_request_url.as_deref(),
         parameter_key: d.parameter_key.as_deref(),
         inform_count: d.inform_count,
         session_active: acs.sessions.has_device(&d.id),
+        erpnext: erp_view(acs, d),
         provisioning: provisioning_view(&d.provisioning),
-        recent_events: with_events.then(|| {
-            d.recent_events
-                .iter()
-                .map(|e| EventView {
-                    code: &e.code,
-                    command_key: &e.command_key,
-                    at: rfc3339(e.at_ms),
-                })
-                .collect()
-        }),
+        diagnostics: None,
+        management_url: None,
+        hosts_collected_at: d.hosts_collected_ms.map(rfc3339),
+        connection_request: None,
+        recent_events: None,
     }
 }
 
-fn load_device(acs: &Acs, id: &str) -> Result<DeviceRecord, ApiError> {
+pub fn load_device(acs: &Acs, id: &str) -> Result<DeviceRecord, ApiError> {
     acs.store
         .device(id)
         .map_err(ApiError::internal)?
         .ok_or_else(|| ApiError::not_found(format!("no device `{id}`")))
 }
 
+/// The device's cached values as path → value (unmasked: for the pure
+/// builders only, never serialised as is).
+pub fn cached_values(acs: &Acs, id: &str) -> Result<BTreeMap<String, String>, ApiError> {
+    Ok(acs
+        .store
+        .parameters(id, "")
+        .map_err(ApiError::internal)?
+        .into_iter()
+        .filter_map(|(name, p)| p.value.map(|v| (name, v.value)))
+        .collect())
+}
+
+/// `GET /api/v1/devices?q=&limit=&cursor=`.
 pub fn list(acs: &Acs, q: &Query) -> ApiResult {
     let limit = q.limit("limit", 50, 1000)?;
     let after = q.get("cursor").map(decode_cursor).transpose()?;
-    let devices = acs
-        .store
-        .list_devices(after.as_deref(), limit)
-        .map_err(ApiError::internal)?;
+    let devices = match q.get("q").map(str::trim).filter(|s| !s.is_empty()) {
+        None => acs
+            .store
+            .list_devices(after.as_deref(), limit)
+            .map_err(ApiError::internal)?,
+        Some(text) => {
+            if text.len() > 256 {
+                return Err(ApiError::bad_request("`q` is longer than 256 characters"));
+            }
+            let ids = acs
+                .store
+                .search_devices(&search_keys(text), after.as_deref(), limit)
+                .map_err(ApiError::internal)?;
+            let mut out = Vec::with_capacity(ids.len());
+            for id in ids {
+                if let Some(d) = acs.store.device(&id).map_err(ApiError::internal)? {
+                    out.push(d);
+                }
+            }
+            out
+        }
+    };
     let next_cursor = (devices.len() == limit)
         .then(|| devices.last().map(|d| encode_cursor(&d.id)))
         .flatten();
-    let views: Vec<DeviceView<'_>> = devices.iter().map(|d| view(acs, d, false)).collect();
+    let now = now_ms(std::time::SystemTime::now());
+    let views: Vec<DeviceView<'_>> = devices.iter().map(|d| view(acs, d, now)).collect();
     Ok(json_response(
         StatusCode::OK,
         &serde_json::json!({ "devices": views, "next_cursor": next_cursor }),
     ))
 }
 
+/// `GET /api/v1/devices/{id}`.
 pub fn get(acs: &Acs, id: &str) -> ApiResult {
     let d = load_device(acs, id)?;
-    Ok(json_response(StatusCode::OK, &view(acs, &d, true)))
+    let now = now_ms(std::time::SystemTime::now());
+    let mut v = view(acs, &d, now);
+    v.recent_events = Some(
+        d.recent_events
+            .iter()
+            .map(|e| EventView {
+                code: &e.code,
+                command_key: &e.command_key,
+                at: rfc3339(e.at_ms),
+            })
+            .collect(),
+    );
+    if let Some(profile) = acs.provisioning.profile_for(&d) {
+        let values = cached_values(acs, id)?;
+        let diagnostics = crate::topology::diagnostics(&values, profile);
+        v.management_url = management_url(&d, &diagnostics);
+        v.diagnostics = Some(diagnostics);
+    }
+    v.connection_request = acs.connreq.last_result(id).map(CrView::from);
+    Ok(json_response(StatusCode::OK, &v))
 }
 
+/// The device's web interface: its first WAN IPv4 address, else the host
+/// of its ConnectionRequestURL (the address it says the ACS can reach).
+fn management_url(d: &DeviceRecord, diag: &OntDiagnostics) -> Option<String> {
+    if let Some(a) = diag.wan_ipv4.first() {
+        return Some(format!("http://{}/", a.address));
+    }
+    let url = reqwest::Url::parse(d.connection_request_url.as_deref()?).ok()?;
+    let host = url.host_str()?;
+    Some(format!("{}://{host}/", url.scheme()))
+}
+
+/// `GET /api/v1/devices/{id}/parameters?prefix=`.
 pub fn parameters(acs: &Acs, id: &str, q: &Query) -> ApiResult {
     load_device(acs, id)?;
     let prefix = q.get("prefix").unwrap_or("");
@@ -172,102 +317,5 @@ pub fn parameters(acs: &Acs, id: &str, q: &Query) -> ApiResult {
     Ok(json_response(
         StatusCode::OK,
         &serde_json::json!({ "parameters": out }),
-    ))
-}
-
-fn task_view(task: &Task) -> Value {
-    let mut t = task.clone();
-    mask_body(&mut t.request);
-    if let Some(r) = t.response.as_mut() {
-        mask_body(r);
-    }
-    serde_json::json!({
-        "id": t.id,
-        "device_id": t.device_id,
-        "rpc": t.request.name(),
-        "request": t.request,
-        "status": t.status,
-        "created": rfc3339(t.created_ms),
-        "updated": rfc3339(t.updated_ms),
-        "attempts": t.attempts,
-        "response": t.response,
-        "fault": t.fault,
-    })
-}
-
-pub fn tasks(acs: &Acs, id: &str) -> ApiResult {
-    load_device(acs, id)?;
-    let tasks = acs.store.tasks(id).map_err(ApiError::internal)?;
-    let out: Vec<Value> = tasks.iter().map(task_view).collect();
-    Ok(json_response(
-        StatusCode::OK,
-        &serde_json::json!({ "tasks": out }),
-    ))
-}
-
-pub fn task(acs: &Acs, id: &str) -> ApiResult {
-    let id: u64 = id
-        .parse()
-        .map_err(|_| ApiError::bad_request(format!("task id `{id}` is not a number")))?;
-    let task = acs
-        .store
-        .task(id)
-        .map_err(ApiError::internal)?
-        .ok_or_else(|| ApiError::not_found(format!("no task {id}")))?;
-    Ok(json_response(StatusCode::OK, &task_view(&task)))
-}
-
-/// Queues an RPC given in the codec's JSON form, e.g.
-/// `{"GetParameterValues": {"names": ["Device.DeviceInfo."]}}`. It goes out
-/// in the device's open session, if any, or its next one.
-pub async fn create_task(acs: &Acs, id: &str, body: Value) -> ApiResult {
-    load_device(acs, id)?;
-    let request: Body = serde_json::from_value(body).map_err(|e| {
-        ApiError::bad_request(format!(
-            "body is not an RPC such as {{\"GetParameterValues\": {{\"names\": [\"Device.\"]}}}}: {}",
-            json_error_without_values(&e)
-        ))
-    })?;
-    if !is_queueable(&request) {
-        return Err(ApiError::bad_request(format!(
-            "{} is not a request the ACS can send to a CPE",
-            request.name()
-        )));
-    }
-    let now = now_ms(std::time::SystemTime::now());
-    let task = acs
-        .store
-        .insert_task(id, request, now)
-        .map_err(ApiError::internal)?;
-    acs.store.sync().await.map_err(ApiError::internal)?;
-    acs.sessions.offer_task(&task).await;
-    Ok(json_response(StatusCode::CREATED, &task_view(&task)))
-}
-
-pub fn faults(acs: &Acs, q: &Query) -> ApiResult {
-    let limit = q.limit("limit", 100, 1000)?;
-    let device = q.get("device");
-    let faults: Vec<FaultRecord> = acs
-        .store
-        .faults(device, limit)
-        .map_err(ApiError::internal)?;
-    let out: Vec<Value> = faults
-        .iter()
-        .map(|f| {
-            serde_json::json!({
-                "id": f.id,
-                "device_id": f.device_id,
-                "at": rfc3339(f.at_ms),
-                "source": f.source,
-                "code": f.code,
-                "message": f.message,
-                "rpc": f.rpc,
-                "task_id": f.task_id,
-            })
-        })
-        .collect();
-    Ok(json_response(
-        StatusCode::OK,
-        &serde_json::json!({ "faults": out }),
     ))
 }

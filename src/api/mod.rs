@@ -1,31 +1,47 @@
-//! The Ops JSON API: devices, their parameters, tasks and faults.
+//! The Ops JSON API: devices, topology, provisioning, tasks, faults, live
+//! events, metrics.
 //!
 //! Every `/api/` route needs `Authorization: Bearer <token>`; `/healthz`
-//! does not. Errors are `{"error": {"code": "...", "message": "..."}}`
-//! with the matching status. Routes are listed once in [`route`], so adding
-//! one is one match arm and one handler.
+//! and `/metrics` do not. Errors are `{"error": {"code": "...", "message":
+//! "..."}}` with the matching status. Every route is declared once in
+//! [`ROUTES`]: the router dispatches from it and the OpenAPI document
+//! ([`openapi`]) is generated from it, so the two cannot disagree.
 
 mod credentials;
 mod devices;
+mod events;
+mod faults;
+mod hosts;
 mod mask;
+mod metrics;
+pub mod openapi;
+mod provision;
+mod routes;
+pub mod tasks;
 mod tokens;
 
+pub use routes::{Op, ROUTES, Route};
 pub use tokens::{ApiTokens, load_or_create_tokens};
 
+use std::convert::Infallible;
 use std::sync::Arc;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use bytes::Bytes;
 use http::header::{self, HeaderValue};
-use http::{Method, Request, Response, StatusCode};
+use http::{Request, Response, StatusCode};
+use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use serde::Serialize;
 
+use crate::metrics::Metrics;
 use crate::server::Acs;
 
-type HttpResponse = Response<Full<Bytes>>;
+/// Body of every API response (buffered JSON, or the event stream).
+pub type ApiBody = BoxBody<Bytes, Infallible>;
+pub type HttpResponse = Response<ApiBody>;
 
 /// Largest API request body.
 const MAX_API_BODY: usize = 256 << 10;
@@ -55,6 +71,10 @@ impl ApiError {
         ApiError::new(StatusCode::NOT_FOUND, "not_found", message)
     }
 
+    pub fn conflict(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::CONFLICT, "conflict", message)
+    }
+
     pub fn internal(e: impl std::fmt::Display) -> ApiError {
         tracing::error!(error = %e, "API request failed");
         ApiError::new(
@@ -62,6 +82,14 @@ impl ApiError {
             "internal",
             "internal error; see the ACS log",
         )
+    }
+
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    pub fn message(&self) -> &str {
+        &self.message
     }
 
     fn into_response(self) -> HttpResponse {
@@ -95,9 +123,13 @@ impl ApiError {
 
 pub type ApiResult = Result<HttpResponse, ApiError>;
 
+pub fn full(bytes: impl Into<Bytes>) -> ApiBody {
+    Full::new(bytes.into()).boxed()
+}
+
 pub fn json_response<T: Serialize>(status: StatusCode, value: &T) -> HttpResponse {
     let body = serde_json::to_vec(value).unwrap_or_else(|_| b"{}".to_vec());
-    let mut r = Response::new(Full::new(Bytes::from(body)));
+    let mut r = Response::new(full(body));
     *r.status_mut() = status;
     r.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -106,10 +138,19 @@ pub fn json_response<T: Serialize>(status: StatusCode, value: &T) -> HttpRespons
     r
 }
 
+pub fn no_content() -> HttpResponse {
+    let mut r = Response::new(full(Bytes::new()));
+    *r.status_mut() = StatusCode::NO_CONTENT;
+    r
+}
+
 /// Handles one API request.
 pub async fn handle(acs: Arc<Acs>, tokens: Arc<ApiTokens>, req: Request<Incoming>) -> HttpResponse {
+    Metrics::inc(&acs.metrics.api_requests);
     let path = req.uri().path().to_owned();
-    if path != "/healthz" && !tokens.authorizes(req.headers().get(header::AUTHORIZATION)) {
+    let matched = routes::find(req.method(), &path);
+    let public = matches!(&matched, routes::Match::Found { route, .. } if route.public);
+    if !public && !tokens.authorizes(req.headers().get(header::AUTHORIZATION)) {
         return ApiError::new(
             StatusCode::UNAUTHORIZED,
             "unauthorized",
@@ -117,56 +158,77 @@ pub async fn handle(acs: Arc<Acs>, tokens: Arc<ApiTokens>, req: Request<Incoming
         )
         .into_response();
     }
-    match route(&acs, req, &path).await {
+    let result = match matched {
+        routes::Match::Found { route, params } => match Query::parse(req.uri().query()) {
+            Ok(query) => dispatch(&acs, route.op, params, query, req).await,
+            Err(e) => Err(e),
+        },
+        routes::Match::WrongMethod { allowed } => {
+            let mut r = ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                format!("{} is not allowed on {path}", req.method()),
+            )
+            .into_response();
+            if let Ok(v) = HeaderValue::from_str(&allowed.join(", ")) {
+                r.headers_mut().insert(header::ALLOW, v);
+            }
+            return r;
+        }
+        routes::Match::NotFound => Err(ApiError::not_found(format!("no route {path}"))),
+    };
+    match result {
         Ok(r) => r,
         Err(e) => e.into_response(),
     }
 }
 
-async fn route(acs: &Acs, req: Request<Incoming>, path: &str) -> ApiResult {
-    let segments: Vec<&str> = path.trim_end_matches('/').split('/').skip(1).collect();
-    let query = Query::parse(req.uri().query())?;
-    let method = req.method().clone();
-    match (&method, segments.as_slice()) {
-        (&Method::GET, ["healthz"]) => Ok(json_response(
+/// Path parameters of a matched route, percent-decoded, in pattern order.
+pub struct PathParams(Vec<String>);
+
+impl PathParams {
+    fn first(&self) -> &str {
+        self.0.first().map(String::as_str).unwrap_or("")
+    }
+}
+
+async fn dispatch(
+    acs: &Arc<Acs>,
+    op: Op,
+    params: PathParams,
+    q: Query,
+    req: Request<Incoming>,
+) -> ApiResult {
+    let id = params.first();
+    match op {
+        Op::Healthz => Ok(json_response(
             StatusCode::OK,
             &serde_json::json!({"status": "ok"}),
         )),
-        (&Method::GET, ["api", "v1", "devices"]) => devices::list(acs, &query),
-        (&Method::GET, ["api", "v1", "devices", id]) => devices::get(acs, &decode_segment(id)?),
-        (&Method::GET, ["api", "v1", "devices", id, "parameters"]) => {
-            devices::parameters(acs, &decode_segment(id)?, &query)
-        }
-        (&Method::GET, ["api", "v1", "devices", id, "tasks"]) => {
-            devices::tasks(acs, &decode_segment(id)?)
-        }
-        (&Method::POST, ["api", "v1", "devices", id, "tasks"]) => {
-            let id = decode_segment(id)?;
+        Op::Metrics => Ok(metrics::render(acs)),
+        Op::OpenApi => Ok(json_response(StatusCode::OK, &openapi::document())),
+        Op::ListDevices => devices::list(acs, &q),
+        Op::GetDevice => devices::get(acs, id),
+        Op::Parameters => devices::parameters(acs, id, &q),
+        Op::Hosts => hosts::get(acs, id, &q).await,
+        Op::ProvisionPreview => provision::preview(acs, id).await,
+        Op::Reprovision => provision::reprovision(acs, id, &q).await,
+        Op::ConnectionRequest => provision::connection_request(acs, id).await,
+        Op::ListDeviceTasks => tasks::list(acs, id),
+        Op::CreateTask => {
             let body = read_json_body(req).await?;
-            devices::create_task(acs, &id, body).await
+            tasks::create(acs, id, body, &q).await
         }
-        (&Method::GET, ["api", "v1", "tasks", id]) => devices::task(acs, id),
-        (&Method::GET, ["api", "v1", "faults"]) => devices::faults(acs, &query),
-        (&Method::PUT, ["api", "v1", "cpe-credentials", user]) => {
-            let user = decode_segment(user)?;
+        Op::GetTask => tasks::get(acs, id),
+        Op::CancelTask => tasks::cancel(acs, id).await,
+        Op::ListFaults => faults::list(acs, &q),
+        Op::RetryFault => faults::retry(acs, id).await,
+        Op::Events => events::stream(acs, &q),
+        Op::PutCredential => {
             let body = read_json_body(req).await?;
-            credentials::put(acs, &user, body).await
+            credentials::put(acs, id, body).await
         }
-        (&Method::DELETE, ["api", "v1", "cpe-credentials", user]) => {
-            credentials::delete(acs, &decode_segment(user)?).await
-        }
-        (_, ["healthz"])
-        | (_, ["api", "v1", "devices"])
-        | (_, ["api", "v1", "devices", _])
-        | (_, ["api", "v1", "devices", _, "parameters" | "tasks"])
-        | (_, ["api", "v1", "tasks", _])
-        | (_, ["api", "v1", "faults"])
-        | (_, ["api", "v1", "cpe-credentials", _]) => Err(ApiError::new(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "method_not_allowed",
-            format!("{method} is not allowed on {path}"),
-        )),
-        _ => Err(ApiError::not_found(format!("no route {path}"))),
+        Op::DeleteCredential => credentials::delete(acs, id).await,
     }
 }
 
@@ -239,6 +301,31 @@ impl Query {
             },
         }
     }
+
+    /// Seconds to wait, `0..=max` (absent: 0).
+    pub fn wait_s(&self, max: u64) -> Result<u64, ApiError> {
+        match self.get("wait") {
+            None => Ok(0),
+            Some(v) => match v.parse::<u64>() {
+                Ok(n) if n <= max => Ok(n),
+                _ => Err(ApiError::bad_request(format!(
+                    "`wait` must be a whole number of seconds from 0 to {max}, got `{v}`"
+                ))),
+            },
+        }
+    }
+
+    /// A boolean flag (`true`/`false`/`1`/`0`; a bare `?flag` is true).
+    pub fn flag(&self, key: &'static str, default: bool) -> Result<bool, ApiError> {
+        match self.get(key) {
+            None => Ok(default),
+            Some("" | "true" | "1" | "yes") => Ok(true),
+            Some("false" | "0" | "no") => Ok(false),
+            Some(v) => Err(ApiError::bad_request(format!(
+                "`{key}` must be true or false, got `{v}`"
+            ))),
+        }
+    }
 }
 
 /// Opaque pagination cursors.
@@ -252,12 +339,6 @@ pub fn decode_cursor(cursor: &str) -> Result<String, ApiError> {
         .ok()
         .and_then(|b| String::from_utf8(b).ok())
         .ok_or_else(|| ApiError::bad_request("`cursor` is not a cursor returned by this API"))
-}
-
-fn decode_segment(s: &str) -> Result<String, ApiError> {
-    percent_decode(s).ok_or_else(|| {
-        ApiError::bad_request(format!("path segment `{s}` has invalid percent-encoding"))
-    })
 }
 
 /// Decodes `%XX` escapes; `None` for a malformed escape or non-UTF-8 result.
@@ -276,6 +357,11 @@ pub fn percent_decode(s: &str) -> Option<String> {
         }
     }
     String::from_utf8(out).ok()
+}
+
+/// RFC 3339 UTC of Unix milliseconds.
+pub fn rfc3339(ms: u64) -> String {
+    crate::cwmp::format_datetime(std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms))
 }
 
 #[cfg(test)]
@@ -308,20 +394,26 @@ mod tests {
     }
 
     #[test]
-    fn query_limits() {
-        let q = Query::parse(Some("limit=5&q=a+b")).unwrap();
+    fn query_parameters() {
+        let q = Query::parse(Some("limit=5&q=a+b&refresh&wait=30")).unwrap();
         assert_eq!(q.limit("limit", 50, 100).unwrap(), 5);
         assert_eq!(q.get("q"), Some("a b"));
+        assert!(q.flag("refresh", false).unwrap());
+        assert!(!q.flag("absent", false).unwrap());
+        assert_eq!(q.wait_s(60).unwrap(), 30);
+        assert!(q.wait_s(10).is_err());
+        for bad in ["limit=0", "limit=x"] {
+            assert!(
+                Query::parse(Some(bad))
+                    .unwrap()
+                    .limit("limit", 50, 100)
+                    .is_err()
+            );
+        }
         assert!(
-            Query::parse(Some("limit=0"))
+            Query::parse(Some("refresh=maybe"))
                 .unwrap()
-                .limit("limit", 50, 100)
-                .is_err()
-        );
-        assert!(
-            Query::parse(Some("limit=x"))
-                .unwrap()
-                .limit("limit", 50, 100)
+                .flag("refresh", false)
                 .is_err()
         );
     }

@@ -15,6 +15,7 @@
 mod envelope;
 mod error;
 mod fault;
+pub mod path;
 pub mod rpc;
 mod time;
 mod value;

@@ -131,29 +131,6 @@ fn valid_field_name(f: &str) -> bool {
         && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
 }
 
-/// rustls with the ring provider and the platform's roots. For a plain
-/// http URL a verifier failure does not matter (TLS is never used).
-fn tls_config(https: bool) -> Result<rustls::ClientConfig, ErpError> {
-    use rustls_platform_verifier::BuilderVerifierExt;
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let builder = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| config_error(format!("TLS setup: {e}")))?;
-    let mut config = match builder.clone().with_platform_verifier() {
-        Ok(b) => b.with_no_client_auth(),
-        Err(e) if https => {
-            return Err(config_error(format!(
-                "TLS setup: cannot load the system's certificate verifier: {e}"
-            )));
-        }
-        Err(_) => builder
-            .with_root_certificates(rustls::RootCertStore::empty())
-            .with_no_client_auth(),
-    };
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(config)
-}
-
 /// `YYYY-MM-DD HH:MM:SS` (UTC) as Frappe writes a Datetime.
 pub fn frappe_datetime(t: SystemTime) -> String {
     let secs = t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
@@ -184,35 +161,6 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
         u32::try_from(m).unwrap_or(1),
         u32::try_from(d).unwrap_or(1),
     )
-}
-
-/// A transport error as short text: reqwest's own line (which carries the
-/// whole URL) is replaced by a word, the causes below it are kept.
-fn transport_reason(e: &reqwest::Error, timeout: Duration) -> String {
-    if e.is_timeout() {
-        return format!("no answer within {} ms", timeout.as_millis());
-    }
-    let mut parts: Vec<String> = Vec::new();
-    let mut src = std::error::Error::source(e);
-    while let Some(s) = src {
-        let text = s.to_string();
-        if !parts.iter().any(|p| p.contains(&text)) {
-            parts.push(text);
-        }
-        src = s.source();
-    }
-    let what = if e.is_connect() {
-        "cannot connect"
-    } else if e.is_body() || e.is_decode() {
-        "answer interrupted"
-    } else {
-        "connection failed"
-    };
-    if parts.is_empty() {
-        what.to_string()
-    } else {
-        clean(&format!("{what}: {}", parts.join(": ")))
-    }
 }
 
 impl ErpNextClient {
@@ -262,7 +210,9 @@ impl ErpNextClient {
         headers.insert(header::AUTHORIZATION, auth);
         headers.insert(header::ACCEPT, HeaderValue::from_static("application/json"));
         let http = reqwest::Client::builder()
-            .tls_backend_preconfigured(tls_config(base.scheme() == "https")?)
+            .tls_backend_preconfigured(
+                crate::http_client::tls_config(base.scheme() == "https").map_err(config_error)?,
+            )
             .default_headers(headers)
             .user_agent(concat!("gigafibre-acs/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(cfg.timeout.min(MAX_CONNECT_TIMEOUT))
@@ -363,6 +313,15 @@ impl ErpNextClient {
             *k != by_name && !rows.iter().any(|e| e.name.to_lowercase() == lower)
         });
         self.inner.passwords.retain(|(n, _), _| *n != lower);
+    }
+
+    /// Drops the cached answers of these lookups.
+    pub fn forget(&self, lookups: &[Lookup<'_>]) {
+        for l in lookups {
+            if let Some(k) = Key::from_lookup(l) {
+                self.inner.lookups.remove(&k.cache_key());
+            }
+        }
     }
 
     /// The breaker is not closed (open, or half-open waiting for a probe).
@@ -634,7 +593,7 @@ impl ErpNextClient {
             Ok(r) => r,
             Err(e) => {
                 return Ok(Outcome::Retryable {
-                    reason: transport_reason(&e, timeout),
+                    reason: crate::http_client::transport_reason(&e, timeout),
                     retry_after: None,
                 });
             }
@@ -667,7 +626,7 @@ impl ErpNextClient {
                 Ok(None) => break,
                 Err(e) => {
                     return Ok(Outcome::Retryable {
-                        reason: transport_reason(&e, timeout),
+                        reason: crate::http_client::transport_reason(&e, timeout),
                         retry_after: None,
                     });
                 }

@@ -45,6 +45,7 @@ use crate::config::Secret;
 
 pub use backoff::{MAX_BACKOFF, MAX_RETRY_AFTER};
 pub use client::ErpNextClient;
+pub use frappe_error::clean as clean_text;
 pub use resolve::{DeviceKeys, Resolution, resolve};
 
 /// The DocType of the records the ACS works with.

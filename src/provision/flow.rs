@@ -28,6 +28,23 @@ pub struct ReadIdentity {
     pub gpon_serial: Option<String>,
 }
 
+/// The MAC and GPON serial a device reports at its profile's identity
+/// paths, canonical.
+pub fn read_identity(profile: &Profile, values: &BTreeMap<String, String>) -> ReadIdentity {
+    ReadIdentity {
+        mac: profile
+            .identity
+            .mac
+            .iter()
+            .find_map(|path| values.get(path).and_then(|v| canonical_mac(v))),
+        gpon_serial: profile
+            .identity
+            .gpon_serial
+            .iter()
+            .find_map(|path| values.get(path).and_then(|v| canonical_gpon_serial(v))),
+    }
+}
+
 /// What the flow needs from ERPNext.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DesiredRequest {
@@ -63,6 +80,9 @@ pub enum Outcome {
     /// Desired configuration applied and verified (or nothing to change).
     Provisioned {
         equipment: String,
+        /// The record's customer, for Ops.
+        #[serde(default)]
+        customer: Option<String>,
         modified: Option<String>,
         key: String,
         pushed: usize,
@@ -73,6 +93,8 @@ pub enum Outcome {
     /// The record has no WiFi or SIP data; the device was left alone.
     NoConfig {
         equipment: String,
+        #[serde(default)]
+        customer: Option<String>,
         modified: Option<String>,
     },
     Unresolved {
@@ -220,17 +242,7 @@ impl Flow {
     }
 
     fn extract_identity(&mut self) {
-        let p = &self.ctx.profile;
-        self.identity.mac = p
-            .identity
-            .mac
-            .iter()
-            .find_map(|path| self.values.get(path).and_then(|v| canonical_mac(v)));
-        self.identity.gpon_serial = p
-            .identity
-            .gpon_serial
-            .iter()
-            .find_map(|path| self.values.get(path).and_then(|v| canonical_gpon_serial(v)));
+        self.identity = read_identity(&self.ctx.profile, &self.values);
     }
 
     /// Values are read: plan with ERPNext's answer if we have it, else ask.
@@ -255,13 +267,12 @@ impl Flow {
                 d.management = self.ctx.management.clone();
                 d.sip_servers = self.ctx.sip_servers.clone();
                 let no_config = d.wifi.is_none() && d.sip.is_none();
-                (
-                    d,
-                    no_config.then(|| Outcome::NoConfig {
-                        equipment: equipment.clone(),
-                        modified: modified.clone(),
-                    }),
-                )
+                let done = no_config.then(|| Outcome::NoConfig {
+                    equipment: equipment.clone(),
+                    customer: d.customer.clone(),
+                    modified: modified.clone(),
+                });
+                (d, done)
             }
             None => (
                 Desired {
@@ -291,8 +302,9 @@ impl Flow {
 
     fn provisioned(&self, key: String, pushed: usize, pending_reboot: bool) -> Outcome {
         match &self.found {
-            Some((equipment, modified, _)) => Outcome::Provisioned {
+            Some((equipment, modified, d)) => Outcome::Provisioned {
                 equipment: equipment.clone(),
+                customer: d.customer.clone(),
                 modified: modified.clone(),
                 key,
                 pushed,

@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use super::profile::Profile;
 use crate::config::Secret;
+use crate::cwmp::path::{passphrase_problem, ssid_problem};
 use crate::cwmp::rpc::SetParameterValues;
 use crate::cwmp::{ParameterValue, ValueType, parse_bool};
 
@@ -58,6 +59,8 @@ pub struct ManagementConfig {
 /// Everything the ACS wants on one device.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Desired {
+    /// The ERPNext record's customer: shown to Ops, never pushed.
+    pub customer: Option<String>,
     pub wifi: Option<WifiConfig>,
     pub sip: Option<SipConfig>,
     pub sip_servers: SipServers,
@@ -88,30 +91,18 @@ pub fn validate(d: &Desired) -> Vec<InvalidValue> {
             ("custom_wifi_ssid", &w.ssid),
             ("custom_wifi_ssid_5g", &w.ssid_5g),
         ] {
-            if ssid.is_empty() || ssid.len() > 32 {
+            if let Err(reason) = ssid_problem(ssid) {
                 out.push(InvalidValue {
                     field: field.into(),
-                    reason: format!(
-                        "an SSID must be 1 to 32 bytes, this one is {} bytes",
-                        ssid.len()
-                    ),
+                    reason,
                 });
             }
         }
         if let Some(p) = &w.passphrase {
-            let p = p.expose();
-            let n = p.chars().count();
-            if !(8..=63).contains(&n) {
+            if let Err(reason) = passphrase_problem(p.expose()) {
                 out.push(InvalidValue {
                     field: "custom_wifi_password".into(),
-                    reason: format!(
-                        "a WPA passphrase must be 8 to 63 characters, this one has {n}"
-                    ),
-                });
-            } else if !p.chars().all(|c| (' '..='~').contains(&c)) {
-                out.push(InvalidValue {
-                    field: "custom_wifi_password".into(),
-                    reason: "a WPA passphrase must be printable ASCII".into(),
+                    reason,
                 });
             }
         }

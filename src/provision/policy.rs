@@ -108,6 +108,7 @@ pub fn record(
     match outcome {
         Outcome::Provisioned {
             equipment,
+            customer,
             modified,
             key,
             pushed,
@@ -123,6 +124,7 @@ pub fn record(
             state.reason =
                 pending_reboot.then(|| "applied by the device at its next reboot".to_owned());
             state.equipment = Some(equipment.clone());
+            state.customer = customer.clone();
             state.erp_modified = modified.clone();
             state.applied_key = Some(key.clone());
             state.candidates.clear();
@@ -134,6 +136,7 @@ pub fn record(
         }
         Outcome::NoConfig {
             equipment,
+            customer,
             modified,
         } => {
             if state.status != ProvisionStatus::NoConfig
@@ -144,6 +147,7 @@ pub fn record(
             state.status = ProvisionStatus::NoConfig;
             state.reason = Some("no WiFi or SIP configuration in ERPNext: the device's settings are left as they are".into());
             state.equipment = Some(equipment.clone());
+            state.customer = customer.clone();
             state.erp_modified = modified.clone();
             state.candidates.clear();
             state.attempts = 0;
@@ -341,6 +345,7 @@ mod tests {
         let mut s = ProvisioningState::default();
         let ok = Outcome::Provisioned {
             equipment: "EQ-7".into(),
+            customer: None,
             modified: Some("m".into()),
             key: "gacs-1".into(),
             pushed: 4,
@@ -353,6 +358,7 @@ mod tests {
         assert_eq!(s.applied_key.as_deref(), Some("gacs-1"));
         let again = Outcome::Provisioned {
             equipment: "EQ-7".into(),
+            customer: None,
             modified: Some("m".into()),
             key: "gacs-1".into(),
             pushed: 0,

@@ -1,10 +1,16 @@
 //! Applying what a session decided to the store.
 
+use serde_json::json;
+
 use crate::cwmp::ParameterValue;
+use crate::events::{EventKind, NewEvent};
 use crate::provision::flow::Outcome;
 use crate::provision::policy;
 use crate::session::{Effect, InformOutcome};
-use crate::store::{CachedValue, NewFault, Store, StoreResult, TaskStatus, Writeback};
+use crate::store::{
+    CachedValue, FaultRecord, NewFault, ProvisionStatus, Store, StoreResult, Task, TaskAction,
+    TaskFault, TaskRequest, TaskStatus, Writeback,
+};
 
 /// Finished tasks kept per device for Ops to look at.
 const FINISHED_TASKS_KEPT: usize = 50;
@@ -20,39 +26,121 @@ pub fn apply_inform(store: &dyn Store, outcome: &InformOutcome) -> StoreResult<(
     store.put_device(&outcome.device)
 }
 
-/// Applies a session's effects. Returns whether anything was written (and
-/// so needs a sync before the reply).
+/// What applying effects did.
+#[derive(Debug, Default)]
+pub struct Applied {
+    /// Something was written (a sync is due before the reply).
+    pub wrote: bool,
+    /// Events to publish once the writes are durable.
+    pub events: Vec<NewEvent>,
+}
+
+/// The `task.done` event of a finished task.
+pub fn task_done_event(task: &Task) -> NewEvent {
+    NewEvent::new(
+        EventKind::TaskDone,
+        &task.device_id,
+        json!({
+            "task_id": task.id,
+            "name": task_name(task),
+            "status": task.status,
+            "fault": task.fault,
+            "outcome": task.outcome,
+        }),
+    )
+}
+
+/// The `device.fault` event of a recorded fault.
+pub fn fault_event(f: &FaultRecord) -> NewEvent {
+    NewEvent::new(
+        EventKind::DeviceFault,
+        &f.device_id,
+        json!({
+            "fault_id": f.id,
+            "source": f.source,
+            "code": f.code,
+            "message": f.message,
+            "rpc": f.rpc,
+            "task_id": f.task_id,
+        }),
+    )
+}
+
+/// The name a task is shown with: its API name, else its RPC's.
+pub fn task_name(task: &Task) -> String {
+    if task.name.is_empty() {
+        task.request.name().to_owned()
+    } else {
+        task.name.clone()
+    }
+}
+
+/// Writes a task and, if it just finished, queues its event.
+fn put_task(store: &dyn Store, task: &Task, applied: &mut Applied) -> StoreResult<()> {
+    store.put_task(task)?;
+    if task.status.is_finished() {
+        applied.events.push(task_done_event(task));
+    }
+    Ok(())
+}
+
+/// Finishes the device's pending tasks of one action kind.
+fn finish_actions(
+    store: &dyn Store,
+    device_id: &str,
+    action: TaskAction,
+    ok: bool,
+    outcome: &str,
+    now_ms: u64,
+    applied: &mut Applied,
+) -> StoreResult<bool> {
+    let mut any = false;
+    for mut task in store.tasks(device_id)? {
+        if task.request != TaskRequest::Action(action) || task.status.is_finished() {
+            continue;
+        }
+        task.status = if ok {
+            TaskStatus::Done
+        } else {
+            TaskStatus::Failed
+        };
+        task.outcome = Some(outcome.to_owned());
+        task.fault = (!ok).then(|| TaskFault {
+            code: 0,
+            message: outcome.to_owned(),
+        });
+        task.updated_ms = now_ms;
+        put_task(store, &task, applied)?;
+        any = true;
+    }
+    Ok(any)
+}
+
+/// Applies a session's effects; the caller syncs if `wrote` and then
+/// publishes the events.
 pub fn apply_effects(
     store: &dyn Store,
     device_id: &str,
     effects: Vec<Effect>,
     now_ms: u64,
     retry_ms: u64,
-) -> StoreResult<bool> {
-    let wrote = !effects.is_empty();
+) -> StoreResult<Applied> {
+    let mut applied = Applied {
+        wrote: !effects.is_empty(),
+        events: Vec::new(),
+    };
     let mut prune = false;
     for effect in effects {
         match effect {
             Effect::Task(task) => {
                 prune |= task.status.is_finished();
-                store.put_task(&task)?;
+                put_task(store, &task, &mut applied)?;
             }
             Effect::ParameterValues(values) => {
-                let values: Vec<(String, CachedValue)> = values
-                    .into_iter()
-                    .map(|ParameterValue { name, value, kind }| {
-                        let updated_ms = now_ms;
-                        (
-                            name,
-                            CachedValue {
-                                value,
-                                kind,
-                                updated_ms,
-                            },
-                        )
-                    })
-                    .collect();
-                store.put_values(device_id, &values)?;
+                store.put_values(device_id, &cached(values, now_ms))?;
+            }
+            Effect::SubtreeValues { prefixes, values } => {
+                store.replace_subtrees(device_id, &prefixes, &cached(values, now_ms))?;
             }
             Effect::ParameterInfo(infos) => {
                 let names: Vec<(String, bool)> =
@@ -60,12 +148,33 @@ pub fn apply_effects(
                 store.put_writability(device_id, &names)?;
             }
             Effect::Provisioning(outcome) => {
-                apply_provisioning(store, device_id, &outcome, now_ms, retry_ms)?
+                prune |=
+                    apply_provisioning(store, device_id, &outcome, now_ms, retry_ms, &mut applied)?;
+            }
+            Effect::HostsCollected { ok, detail } => {
+                if let Some(mut device) = store.device(device_id)? {
+                    // Also on failure: the next attempt waits for the
+                    // configured age instead of every session retrying.
+                    device.hosts_collected_ms = Some(now_ms);
+                    store.put_device(&device)?;
+                }
+                if !ok {
+                    tracing::info!(device = %device_id, %detail, "host table collection failed");
+                }
+                prune |= finish_actions(
+                    store,
+                    device_id,
+                    TaskAction::CollectHosts,
+                    ok,
+                    &detail,
+                    now_ms,
+                    &mut applied,
+                )?;
             }
             Effect::Completion { command_key, fault } => {
                 for mut task in store.tasks(device_id)? {
                     if task.status != TaskStatus::AwaitingCompletion
-                        || command_key_of(&task.request) != Some(command_key.as_str())
+                        || task.request.rpc().and_then(command_key_of) != Some(command_key.as_str())
                     {
                         continue;
                     }
@@ -77,7 +186,7 @@ pub fn apply_effects(
                     task.fault = fault.clone();
                     task.updated_ms = now_ms;
                     prune = true;
-                    store.put_task(&task)?;
+                    put_task(store, &task, &mut applied)?;
                 }
             }
             Effect::Fault {
@@ -87,7 +196,7 @@ pub fn apply_effects(
                 rpc,
                 task_id,
             } => {
-                store.record_fault(NewFault {
+                let f = store.record_fault(NewFault {
                     device_id: device_id.to_owned(),
                     at_ms: now_ms,
                     source,
@@ -96,29 +205,33 @@ pub fn apply_effects(
                     rpc,
                     task_id,
                 })?;
+                applied.events.push(fault_event(&f));
             }
         }
     }
     if prune {
         store.prune_finished_tasks(device_id, FINISHED_TASKS_KEPT)?;
     }
-    Ok(wrote)
+    Ok(applied)
 }
 
 /// Records a provisioning outcome in the device record, queues the ERPNext
-/// write-back it calls for, and lists its fault for Ops.
+/// write-back it calls for, lists its fault for Ops and finishes the
+/// device's reprovision tasks. Returns whether a task finished.
 fn apply_provisioning(
     store: &dyn Store,
     device_id: &str,
     outcome: &Outcome,
     now_ms: u64,
     retry_ms: u64,
-) -> StoreResult<()> {
+    applied: &mut Applied,
+) -> StoreResult<bool> {
     let Some(mut device) = store.device(device_id)? else {
-        return Ok(());
+        return Ok(false);
     };
     let c = policy::record(&mut device.provisioning, outcome, now_ms, retry_ms);
     tracing::info!(device = %device_id, status = ?device.provisioning.status, equipment = device.provisioning.equipment.as_deref().unwrap_or("-"), "provisioning");
+    let wrote_back = c.writeback.is_some();
     if let Some(equipment) = c.writeback {
         store.put_writeback(&Writeback {
             device_id: device_id.to_owned(),
@@ -129,7 +242,7 @@ fn apply_provisioning(
         })?;
     }
     if let Some((code, message)) = c.fault {
-        store.record_fault(NewFault {
+        let f = store.record_fault(NewFault {
             device_id: device_id.to_owned(),
             at_ms: now_ms,
             source: "provisioning",
@@ -138,8 +251,71 @@ fn apply_provisioning(
             rpc: None,
             task_id: None,
         })?;
+        applied.events.push(fault_event(&f));
     }
-    store.put_device(&device)
+    store.put_device(&device)?;
+    let p = &device.provisioning;
+    let ok = matches!(
+        p.status,
+        ProvisionStatus::Provisioned | ProvisionStatus::NoConfig
+    );
+    let text = match (&p.reason, &p.equipment) {
+        (Some(r), _) => format!("{}: {r}", status_word(p.status)),
+        (None, Some(e)) => format!("{} from {e}", status_word(p.status)),
+        (None, None) => status_word(p.status).to_owned(),
+    };
+    let finished = finish_actions(
+        store,
+        device_id,
+        TaskAction::Reprovision,
+        ok,
+        &text,
+        now_ms,
+        applied,
+    )?;
+    // A check run that found nothing to change is not news.
+    if p.status == ProvisionStatus::Provisioned && (wrote_back || finished) {
+        applied.events.push(NewEvent::new(
+            EventKind::DeviceProvisioned,
+            device_id,
+            json!({
+                "equipment": p.equipment,
+                "profile": p.profile,
+                "parameter_key": p.applied_key,
+                "reason": p.reason,
+            }),
+        ));
+    }
+    Ok(finished)
+}
+
+fn status_word(s: ProvisionStatus) -> &'static str {
+    match s {
+        ProvisionStatus::Pending => "pending",
+        ProvisionStatus::Provisioned => "provisioned",
+        ProvisionStatus::NoConfig => "no configuration in ERPNext",
+        ProvisionStatus::Unresolved => "unresolved",
+        ProvisionStatus::Ambiguous => "ambiguous",
+        ProvisionStatus::Deferred => "deferred",
+        ProvisionStatus::Fault => "fault",
+        ProvisionStatus::NoProfile => "no device profile",
+    }
+}
+
+fn cached(values: Vec<ParameterValue>, now_ms: u64) -> Vec<(String, CachedValue)> {
+    values
+        .into_iter()
+        .map(|ParameterValue { name, value, kind }| {
+            (
+                name,
+                CachedValue {
+                    value,
+                    kind,
+                    updated_ms: now_ms,
+                },
+            )
+        })
+        .collect()
 }
 
 fn command_key_of(request: &crate::cwmp::Body) -> Option<&str> {

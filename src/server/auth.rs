@@ -10,7 +10,6 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
-use md5::{Digest as _, Md5};
 use ring::hmac;
 use ring::rand::{SecureRandom, SystemRandom};
 
@@ -237,33 +236,23 @@ impl CpeAuthenticator {
         let Some((password, bound_device)) = self.password_for(&p.username, lookup) else {
             return self.digest_challenge(false, now, "unknown username");
         };
-        let h = |s: &str| -> String {
-            match alg {
-                DigestAlgorithm::Md5 | DigestAlgorithm::Md5Sess => hex(&Md5::digest(s.as_bytes())),
-                DigestAlgorithm::Sha256 | DigestAlgorithm::Sha256Sess => {
-                    hex(ring::digest::digest(&ring::digest::SHA256, s.as_bytes()).as_ref())
-                }
-            }
-        };
-        let mut ha1 = h(&format!("{}:{}:{}", p.username, self.realm, password));
-        if matches!(alg, DigestAlgorithm::Md5Sess | DigestAlgorithm::Sha256Sess) {
-            ha1 = h(&format!(
-                "{ha1}:{}:{}",
-                p.nonce,
-                p.cnonce.as_deref().unwrap_or("")
-            ));
-        }
-        let ha2 = h(&format!("{method}:{}", p.uri));
-        let expected = match p.qop.as_deref() {
-            None => h(&format!("{ha1}:{}:{ha2}", p.nonce)),
-            Some(q) if q.eq_ignore_ascii_case("auth") => h(&format!(
-                "{ha1}:{}:{}:{}:auth:{ha2}",
-                p.nonce,
-                p.nc.as_deref().unwrap_or(""),
-                p.cnonce.as_deref().unwrap_or("")
-            )),
+        let qop = match p.qop.as_deref() {
+            None => None,
+            Some(q) if q.eq_ignore_ascii_case("auth") => Some("auth"),
             Some(_) => return self.digest_challenge(false, now, "unsupported qop"),
         };
+        let expected = crate::digest::response(&crate::digest::DigestInput {
+            algorithm: alg,
+            username: &p.username,
+            realm: &self.realm,
+            password: &password,
+            method,
+            uri: &p.uri,
+            nonce: &p.nonce,
+            qop,
+            nc: p.nc.as_deref().unwrap_or(""),
+            cnonce: p.cnonce.as_deref().unwrap_or(""),
+        });
         if constant_time_eq(
             expected.as_bytes(),
             p.response.to_ascii_lowercase().as_bytes(),
@@ -276,18 +265,6 @@ impl CpeAuthenticator {
             self.digest_challenge(false, now, "wrong username or password")
         }
     }
-}
-
-/// The value after an auth scheme name (case-insensitive), if it is that
-/// scheme.
-fn strip_scheme<'a>(value: &'a str, scheme: &str) -> Option<&'a str> {
-    let value = value.trim_start();
-    let head = value.get(..scheme.len())?;
-    if !head.eq_ignore_ascii_case(scheme) {
-        return None;
-    }
-    let rest = &value[scheme.len()..];
-    (rest.is_empty() || rest.starts_with([' ', '\t'])).then_some(rest)
 }
 
 /// The Digest `uri` names the request's target; CPEs write the path, the
@@ -330,42 +307,7 @@ impl DigestParams {
         let mut p = DigestParams::default();
         let (mut username, mut realm, mut nonce, mut uri, mut response) =
             (None, None, None, None, None);
-        let mut rest = s.trim();
-        while !rest.is_empty() {
-            let eq = rest.find('=')?;
-            let key = rest[..eq].trim().to_ascii_lowercase();
-            rest = rest[eq + 1..].trim_start();
-            let value;
-            if let Some(q) = rest.strip_prefix('"') {
-                let mut out = String::new();
-                let mut chars = q.char_indices();
-                let mut end = None;
-                while let Some((i, c)) = chars.next() {
-                    match c {
-                        '\\' => out.push(chars.next()?.1),
-                        '"' => {
-                            end = Some(i);
-                            break;
-                        }
-                        c => out.push(c),
-                    }
-                }
-                rest = &q[end? + 1..];
-                value = out;
-            } else {
-                let end = rest.find(',').unwrap_or(rest.len());
-                value = rest[..end].trim().to_owned();
-                rest = &rest[end..];
-            }
-            rest = rest.trim_start();
-            if let Some(r) = rest.strip_prefix(',') {
-                rest = r.trim_start();
-            } else if !rest.is_empty() {
-                return None;
-            }
-            if key.len() > 32 || value.len() > 4096 {
-                return None;
-            }
+        for (key, value) in crate::digest::parse_params(s)? {
             match key.as_str() {
                 "username" => username = Some(value),
                 "realm" => realm = Some(value),
@@ -399,25 +341,7 @@ fn random_bytes<const N: usize>(rng: &SystemRandom) -> [u8; N] {
     b
 }
 
-/// Lower-case hex.
-pub fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        s.push(char::from(DIGITS[usize::from(b >> 4)]));
-        s.push(char::from(DIGITS[usize::from(b & 15)]));
-    }
-    s
-}
-
-/// Compares without an early exit, so timing does not reveal how much of
-/// a secret matched.
-pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
+pub use crate::digest::{constant_time_eq, hex, strip_scheme};
 
 #[cfg(test)]
 mod tests {
@@ -447,7 +371,7 @@ mod tests {
     }
 
     fn md5_hex(s: &str) -> String {
-        hex(&Md5::digest(s.as_bytes()))
+        crate::digest::hash_hex(DigestAlgorithm::Md5, s)
     }
 
     fn digest_header(nonce: &str, password: &str, uri: &str) -> String {

@@ -13,7 +13,6 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Request, Response};
-use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
@@ -37,12 +36,14 @@ pub struct ConnLimits {
 pub trait Handler: Clone + Send + Sync + 'static {
     /// Per-connection state created on accept.
     type Conn: Send + Sync + 'static;
+    /// Response body type.
+    type Body: hyper::body::Body<Data = Bytes, Error = std::convert::Infallible> + Send + 'static;
     fn on_connect(&self, remote: SocketAddr) -> Arc<Self::Conn>;
     fn call(
         &self,
         conn: Arc<Self::Conn>,
         req: Request<Incoming>,
-    ) -> impl Future<Output = Response<Full<Bytes>>> + Send + 'static;
+    ) -> impl Future<Output = Response<Self::Body>> + Send + 'static;
 }
 
 const OVERLOADED: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 5\r\nContent-Type: text/plain\r\nContent-Length: 29\r\nConnection: close\r\n\r\ntoo many connections, retry\r\n";

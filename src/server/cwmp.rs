@@ -21,11 +21,18 @@ use super::Acs;
 use super::auth::AuthOutcome;
 use super::body::{BodyError, decode_content, read_limited};
 use super::sessions::{LiveSession, Refused, SessionKey};
+use std::sync::atomic::Ordering;
+
+use serde_json::json;
+
 use crate::config::CpeAuthMode;
 use crate::cwmp::{Body, Envelope};
+use crate::events::{EventKind, NewEvent};
+use crate::metrics::Metrics;
 use crate::provision::flow::DesiredOutcome;
 use crate::server::apply;
-use crate::session::{self, Input, Reply, Session};
+use crate::session::{self, Collector, Effect, Input, Reply, Session};
+use crate::store::{DeviceRecord, Task, TaskAction, TaskFault, TaskRequest, TaskStatus};
 
 /// Name of the session cookie.
 pub const SESSION_COOKIE: &str = "session";
@@ -144,6 +151,22 @@ fn session_cookie(headers: &HeaderMap) -> Option<&str> {
 
 /// Handles one request on the CWMP listener.
 pub async fn handle(acs: Arc<Acs>, conn: Arc<ConnState>, req: Request<Incoming>) -> HttpResponse {
+    let m = &acs.metrics;
+    Metrics::inc(&m.cwmp_requests);
+    m.cwmp_in_flight.fetch_add(1, Ordering::Relaxed);
+    let r = handle_request(&acs, &conn, req).await;
+    m.cwmp_in_flight.fetch_sub(1, Ordering::Relaxed);
+    if r.status().is_client_error() || r.status().is_server_error() {
+        Metrics::inc(&m.cwmp_rejected);
+    }
+    r
+}
+
+async fn handle_request(
+    acs: &Arc<Acs>,
+    conn: &Arc<ConnState>,
+    req: Request<Incoming>,
+) -> HttpResponse {
     if req.method() != Method::POST {
         let mut r = text(
             StatusCode::METHOD_NOT_ALLOWED,
@@ -162,7 +185,7 @@ pub async fn handle(acs: Arc<Acs>, conn: Arc<ConnState>, req: Request<Incoming>)
     let cfg = &acs.config;
     let raw = match read_limited(body, declared, cfg.max_body_bytes, cfg.body_read_timeout).await {
         Ok(b) => b,
-        Err(e) => return body_error(&conn, e),
+        Err(e) => return body_error(conn, e),
     };
     let encoding = parts
         .headers
@@ -170,7 +193,7 @@ pub async fn handle(acs: Arc<Acs>, conn: Arc<ConnState>, req: Request<Incoming>)
         .and_then(|v| v.to_str().ok());
     let raw = match decode_content(encoding, raw, cfg.max_body_bytes) {
         Ok(b) => b,
-        Err(e) => return body_error(&conn, e),
+        Err(e) => return body_error(conn, e),
     };
 
     let now = SystemTime::now();
@@ -239,11 +262,11 @@ pub async fn handle(acs: Arc<Acs>, conn: Arc<ConnState>, req: Request<Incoming>)
 
     if let Input::Envelope(env) = input {
         if matches!(env.body, Body::Inform(_)) {
-            return start_session(&acs, &conn, live, env, now_ms).await;
+            return start_session(acs, conn, live, env, now_ms).await;
         }
-        return continue_session(&acs, &conn, live, Input::Envelope(env), now_ms).await;
+        return continue_session(acs, conn, live, Input::Envelope(env), now_ms).await;
     }
-    continue_session(&acs, &conn, live, input, now_ms).await
+    continue_session(acs, conn, live, input, now_ms).await
 }
 
 fn body_error(conn: &ConnState, e: BodyError) -> HttpResponse {
@@ -303,6 +326,7 @@ async fn start_session(
         Ok(t) => t,
         Err(e) => return internal_error("reading the task queue failed", e),
     };
+    let previous_inform_ms = existing.as_ref().map(|d| d.last_inform_ms);
     // What the Inform changes, and whether this session provisions.
     let mut outcome = session::apply_inform(
         existing,
@@ -312,10 +336,61 @@ async fn start_session(
         Some(conn.remote.ip().to_string()),
         now_ms,
     );
+    // Ops actions waiting for this device (reprovision, refresh hosts).
+    let pending = |action: TaskAction| -> Vec<Task> {
+        tasks
+            .iter()
+            .filter(|t| t.request == TaskRequest::Action(action) && t.status.is_runnable())
+            .cloned()
+            .collect()
+    };
+    let reprovisions = pending(TaskAction::Reprovision);
+    let host_requests = pending(TaskAction::CollectHosts);
+    if !reprovisions.is_empty() {
+        outcome.device.provisioning.requested = true;
+    }
     let flow = acs
         .provisioning
         .flow_for(&mut outcome.device, inform, now_ms);
-    let (session, start_effects) = Session::start_with(
+    let mut action_effects = Vec::new();
+    let why_not = || -> String {
+        if !acs.provisioning.enabled() {
+            "provisioning is off (ACS_PROVISIONING=off)".into()
+        } else {
+            outcome
+                .device
+                .provisioning
+                .reason
+                .clone()
+                .unwrap_or_else(|| "no provisioning run for this device".into())
+        }
+    };
+    start_actions(
+        reprovisions,
+        flow.is_some(),
+        &why_not(),
+        acs.limits.max_attempts,
+        now_ms,
+        &mut action_effects,
+    );
+    let profile = acs.provisioning.profile_for(&outcome.device);
+    let paths = profile
+        .map(crate::topology::collect_paths)
+        .unwrap_or_default();
+    let collect = !paths.is_empty()
+        && (!host_requests.is_empty()
+            || (acs.config.hosts_collect
+                && (outcome.bootstrap
+                    || hosts_due(&outcome.device, acs.config.hosts_max_age, now_ms))));
+    start_actions(
+        host_requests,
+        collect,
+        "no device profile matches this device, so its host table paths are unknown",
+        acs.limits.max_attempts,
+        now_ms,
+        &mut action_effects,
+    );
+    let (mut session, mut start_effects) = Session::start_with(
         device_id.clone(),
         env.version,
         tasks,
@@ -323,6 +398,10 @@ async fn start_session(
         flow,
         now_ms,
     );
+    if collect {
+        session.set_collector(Collector::new(paths));
+    }
+    start_effects.append(&mut action_effects);
     let timeout_ms = acs.session_timeout_ms(env.header.session_timeout);
     let live = match acs.sessions.begin(&device_id, session, timeout_ms, now_ms) {
         Ok(l) => l,
@@ -348,14 +427,30 @@ async fn start_session(
             acs.provisioning.retry_ms(),
         )
     });
-    if let Err(e) = written {
-        acs.sessions.end(&live.key);
-        return internal_error("storing the Inform failed", e);
-    }
+    let applied = match written {
+        Ok(a) => a,
+        Err(e) => {
+            acs.sessions.end(&live.key);
+            return internal_error("storing the Inform failed", e);
+        }
+    };
     if let Err(e) = store.sync().await {
         acs.sessions.end(&live.key);
         return internal_error("making the Inform durable failed", e);
     }
+    let m = &acs.metrics;
+    Metrics::inc(&m.informs);
+    Metrics::inc(&m.sessions_started);
+    count_faults(m, &applied.events);
+    let mut events = inform_events(
+        previous_inform_ms,
+        &outcome.device,
+        outcome.bootstrap,
+        acs.online_window_ms(),
+        now_ms,
+    );
+    events.extend(applied.events);
+    acs.events.publish(events, now_ms);
     conn.set_session(Some(live.key.clone()));
     live.touch(now_ms);
     let events: Vec<&str> = inform
@@ -414,11 +509,13 @@ async fn continue_session(
     // wait is bounded by the session budget.
     while let Reply::NeedDesired(req) = &step.reply {
         let req = req.clone();
+        let waited = std::time::Instant::now();
         let answer = match store.device(&live.device_id) {
             Ok(Some(device)) => acs.provisioning.answer(&req, &device).await,
             Ok(None) => DesiredOutcome::Failed("the device record is missing".into()),
             Err(e) => DesiredOutcome::Failed(format!("reading the device record failed: {e}")),
         };
+        acs.metrics.erpnext_wait.observe(waited.elapsed());
         live.touch(now_ms);
         let mut next = session.supply_desired(answer, now_ms);
         let mut effects = std::mem::take(&mut step.effects);
@@ -427,6 +524,12 @@ async fn continue_session(
         step = next;
     }
     let ends = step.ends_session();
+    let m = &acs.metrics;
+    let provisioned = step
+        .effects
+        .iter()
+        .filter(|e| matches!(e, Effect::Provisioning(o) if o.is_success()))
+        .count();
     match apply::apply_effects(
         store,
         &live.device_id,
@@ -434,22 +537,31 @@ async fn continue_session(
         now_ms,
         acs.provisioning.retry_ms(),
     ) {
-        Ok(true) => {
-            if let Err(e) = store.sync().await {
-                return internal_error("making session results durable failed", e);
+        Ok(applied) => {
+            if applied.wrote {
+                if let Err(e) = store.sync().await {
+                    return internal_error("making session results durable failed", e);
+                }
             }
+            m.provisioned
+                .fetch_add(provisioned as u64, Ordering::Relaxed);
+            count_faults(m, &applied.events);
+            acs.events.publish(applied.events, now_ms);
         }
-        Ok(false) => {}
         Err(e) => return internal_error("storing session results failed", e),
     }
     live.touch(now_ms);
     match step.reply {
         Reply::Envelope(env) => {
             debug!(device = %live.device_id, rpc = env.body.name(), "sent");
+            if !env.body.is_response() {
+                Metrics::inc(&m.rpcs_sent);
+            }
             xml(&env)
         }
         Reply::NoContent => {
             if ends {
+                Metrics::inc(&m.sessions_ended);
                 acs.sessions.end(&live.key);
                 conn.set_session(None);
                 info!(device = %live.device_id, "session ended");
@@ -460,6 +572,88 @@ async fn continue_session(
             StatusCode::INTERNAL_SERVER_ERROR,
             "internal error: provisioning",
         ),
+    }
+}
+
+/// Starts (or fails) Ops actions at session start: marks them sent when
+/// the session will carry them out, fails them when it cannot or when they
+/// already had their attempts.
+fn start_actions(
+    tasks: Vec<Task>,
+    runs: bool,
+    why_not: &str,
+    max_attempts: u32,
+    now_ms: u64,
+    effects: &mut Vec<Effect>,
+) {
+    for mut task in tasks {
+        task.updated_ms = now_ms;
+        if !runs || task.attempts >= max_attempts {
+            let message = if runs {
+                format!("not completed after {} sessions", task.attempts)
+            } else {
+                why_not.to_owned()
+            };
+            task.status = TaskStatus::Failed;
+            task.outcome = Some(message.clone());
+            task.fault = Some(TaskFault { code: 0, message });
+        } else {
+            task.status = TaskStatus::Sent;
+            task.attempts += 1;
+        }
+        effects.push(Effect::Task(task));
+    }
+}
+
+/// Whether the host table is older than the configured age.
+fn hosts_due(device: &DeviceRecord, max_age: Option<std::time::Duration>, now_ms: u64) -> bool {
+    match (device.hosts_collected_ms, max_age) {
+        (None, _) => true,
+        (Some(_), None) => false,
+        (Some(at), Some(age)) => now_ms.saturating_sub(at) >= age.as_millis() as u64,
+    }
+}
+
+/// `device.online` (first Inform, or back after the online window) and
+/// `device.bootstrap` for an accepted Inform.
+fn inform_events(
+    previous_inform_ms: Option<u64>,
+    device: &DeviceRecord,
+    bootstrap: bool,
+    online_window_ms: u64,
+    now_ms: u64,
+) -> Vec<NewEvent> {
+    let mut out = Vec::new();
+    let back = previous_inform_ms.is_none_or(|t| now_ms.saturating_sub(t) > online_window_ms);
+    let data = || {
+        json!({
+            "serial_number": device.identity.serial_number,
+            "product_class": device.identity.product_class,
+            "remote_addr": device.remote_addr,
+            "first_contact": previous_inform_ms.is_none(),
+        })
+    };
+    if back {
+        out.push(NewEvent::new(EventKind::DeviceOnline, &device.id, data()));
+    }
+    if bootstrap {
+        out.push(NewEvent::new(
+            EventKind::DeviceBootstrap,
+            &device.id,
+            data(),
+        ));
+    }
+    out
+}
+
+fn count_faults(m: &Metrics, events: &[NewEvent]) {
+    for e in events.iter().filter(|e| e.kind == EventKind::DeviceFault) {
+        let counter = match e.data["source"].as_str() {
+            Some("cpe") => &m.faults_cpe,
+            Some("provisioning") => &m.faults_provisioning,
+            _ => &m.faults_acs,
+        };
+        Metrics::inc(counter);
     }
 }
 

@@ -1,7 +1,7 @@
 //! The network edge: listeners, TLS, limits, and the glue from HTTP
 //! requests to the codec, the session state machine and the store.
 
-mod apply;
+pub mod apply;
 pub mod auth;
 mod body;
 pub mod conn;
@@ -26,6 +26,10 @@ use tracing::{debug, info, warn};
 
 use crate::api::{self, ApiTokens};
 use crate::config::{Config, CpeAuthMode};
+use crate::connreq::ConnectionRequester;
+use crate::events::EventBus;
+use crate::events::webhook::{self, WebhookStats};
+use crate::metrics::Metrics;
 use crate::session::SessionLimits;
 use crate::store::{SledStore, Store, StoreError};
 use auth::CpeAuthenticator;
@@ -47,11 +51,28 @@ pub struct Acs {
     pub auth: CpeAuthenticator,
     pub limits: SessionLimits,
     pub provisioning: Arc<Provisioning>,
+    pub metrics: Metrics,
+    pub events: EventBus,
+    pub connreq: ConnectionRequester,
+    pub webhook: Arc<WebhookStats>,
+    /// Turns true at shutdown (long-lived API streams end on it).
+    pub stopping: watch::Receiver<bool>,
 }
 
 impl Acs {
-    pub fn new(config: Config, store: Arc<dyn Store>, provisioning: Arc<Provisioning>) -> Acs {
+    pub fn new(
+        config: Config,
+        store: Arc<dyn Store>,
+        provisioning: Arc<Provisioning>,
+        connreq: ConnectionRequester,
+        stopping: watch::Receiver<bool>,
+    ) -> Acs {
         Acs {
+            metrics: Metrics::default(),
+            events: EventBus::new(),
+            connreq,
+            webhook: Arc::new(WebhookStats::default()),
+            stopping,
             provisioning,
             sessions: SessionTable::new(config.max_sessions),
             auth: CpeAuthenticator::new(&config),
@@ -70,6 +91,13 @@ impl Acs {
         let configured = self.config.session_timeout.as_millis() as u64;
         let cpe = u64::from(cpe_announced_s.unwrap_or(0)).min(600) * 1000;
         configured.max(cpe)
+    }
+
+    /// A device is online when it informed within two periodic intervals
+    /// (the one the ACS sets, 300 s unless configured) plus a minute.
+    pub fn online_window_ms(&self) -> u64 {
+        let periodic = u64::from(self.config.provision_periodic_interval_s.unwrap_or(300));
+        (2 * periodic + 60) * 1000
     }
 }
 
@@ -93,6 +121,10 @@ pub enum StartError {
     Token(String),
     #[error("provisioning: {0}")]
     Provisioning(String),
+    #[error("connection requests: {0}")]
+    ConnectionRequest(String),
+    #[error("webhook: {0}")]
+    Webhook(String),
 }
 
 #[derive(Clone)]
@@ -100,6 +132,7 @@ struct CwmpHandler(Arc<Acs>);
 
 impl Handler for CwmpHandler {
     type Conn = ConnState;
+    type Body = Full<Bytes>;
 
     fn on_connect(&self, remote: SocketAddr) -> Arc<ConnState> {
         Arc::new(ConnState::new(remote))
@@ -119,6 +152,7 @@ struct ApiHandler(Arc<Acs>, Arc<ApiTokens>);
 
 impl Handler for ApiHandler {
     type Conn = SocketAddr;
+    type Body = api::ApiBody;
 
     fn on_connect(&self, remote: SocketAddr) -> Arc<SocketAddr> {
         Arc::new(remote)
@@ -128,7 +162,7 @@ impl Handler for ApiHandler {
         &self,
         _conn: Arc<SocketAddr>,
         req: Request<Incoming>,
-    ) -> impl Future<Output = Response<Full<Bytes>>> + Send + 'static {
+    ) -> impl Future<Output = Response<api::ApiBody>> + Send + 'static {
         api::handle(self.0.clone(), self.1.clone(), req)
     }
 }
@@ -197,8 +231,36 @@ pub async fn run(
         ..limits
     };
     let grace = config.shutdown_grace;
-    let acs = Arc::new(Acs::new(config, store.clone(), provisioning.clone()));
     let (stop_tx, stop_rx) = watch::channel(false);
+    let connreq = ConnectionRequester::new(config.connection_request.clone(), None)
+        .map_err(StartError::ConnectionRequest)?;
+    let acs = Arc::new(Acs::new(
+        config,
+        store.clone(),
+        provisioning.clone(),
+        connreq,
+        stop_rx.clone(),
+    ));
+    let webhook_task = match &acs.config.webhook {
+        None => None,
+        Some(w) => {
+            let url = reqwest::Url::parse(&w.url)
+                .map_err(|_| StartError::Webhook("webhook_url is not a URL".into()))?;
+            Some(
+                webhook::spawn(
+                    webhook::WebhookConfig {
+                        url,
+                        secret: w.secret.clone(),
+                        timeout: Duration::from_secs(10),
+                    },
+                    &acs.events,
+                    acs.webhook.clone(),
+                    stop_rx.clone(),
+                )
+                .map_err(StartError::Webhook)?,
+            )
+        }
+    };
     let (drain_tx, mut drain_rx) = mpsc::channel::<()>(1);
 
     let cwmp_task = tokio::spawn(accept_loop(
@@ -233,6 +295,9 @@ pub async fn run(
     let _ = api_task.await;
     let _ = reaper.await;
     let _ = writebacks.await;
+    if let Some(t) = webhook_task {
+        let _ = t.await;
+    }
     if tokio::time::timeout(grace, drain_rx.recv()).await.is_err() {
         warn!(
             ?grace,

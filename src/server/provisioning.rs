@@ -15,13 +15,27 @@ use crate::cwmp::rpc::Inform;
 use crate::erpnext::{
     DeviceKeys, Equipment, ErpConfig, ErpError, ErpNextClient, Lookup, Resolution, resolve,
 };
-use crate::provision::flow::{DesiredOutcome, DesiredRequest, Flow, FlowContext};
+use std::collections::BTreeMap;
+
+use crate::provision::flow::{
+    DesiredOutcome, DesiredRequest, Flow, FlowContext, ReadIdentity, read_identity,
+};
 use crate::provision::plan::{Desired, ManagementConfig, SipConfig, SipServers, WifiConfig};
 use crate::provision::policy::{self, RunKind};
-use crate::provision::profile::{DeviceFacts, Profiles};
+use crate::provision::profile::{DeviceFacts, Profile, Profiles};
 use crate::store::{DeviceRecord, NewFault, ProvisionStatus, Store};
 
 use super::auth::hex;
+
+fn device_facts(device: &DeviceRecord) -> DeviceFacts<'_> {
+    DeviceFacts {
+        manufacturer: &device.identity.manufacturer,
+        oui: &device.identity.oui,
+        product_class: &device.identity.product_class,
+        model_name: device.model_name.as_deref().unwrap_or(""),
+        root: device.root.as_deref().unwrap_or(""),
+    }
+}
 
 /// File in the data dir holding the key of ParameterKey HMACs.
 const KEY_FILE: &str = "provision-key";
@@ -130,6 +144,17 @@ impl Provisioning {
         self.retry_ms
     }
 
+    /// Whether provisioning runs at all (ACS_PROVISIONING).
+    pub fn enabled(&self) -> bool {
+        self.enabled
+    }
+
+    /// The device profile matching a device (independent of whether
+    /// provisioning is on: the host-table collector uses it too).
+    pub fn profile_for(&self, device: &DeviceRecord) -> Option<&Profile> {
+        self.profiles.find(&device_facts(device))
+    }
+
     /// The provisioning run for this session, if any. Gives the device its
     /// connection-request credentials the first time (stored with the
     /// device record, which the caller writes before answering).
@@ -142,17 +167,10 @@ impl Provisioning {
         if !self.enabled {
             return None;
         }
-        let facts = DeviceFacts {
-            manufacturer: &device.identity.manufacturer,
-            oui: &device.identity.oui,
-            product_class: &device.identity.product_class,
-            model_name: device.model_name.as_deref().unwrap_or(""),
-            root: device.root.as_deref().unwrap_or(""),
-        };
-        let Some(profile) = self.profiles.find(&facts) else {
+        let Some(profile) = self.profiles.find(&device_facts(device)) else {
             if device.provisioning.status != ProvisionStatus::NoProfile {
-                device.provisioning.status = ProvisionStatus::NoProfile;
-                device.provisioning.reason = Some(format!(
+                let facts = device_facts(device);
+                let reason = format!(
                     "no device profile matches {} {} ({}) with data model {}",
                     facts.manufacturer,
                     facts.model_name,
@@ -162,7 +180,9 @@ impl Provisioning {
                     } else {
                         facts.root
                     }
-                ));
+                );
+                device.provisioning.status = ProvisionStatus::NoProfile;
+                device.provisioning.reason = Some(reason);
             }
             return None;
         };
@@ -203,6 +223,89 @@ impl Provisioning {
         Some(Flow::new(ctx, check))
     }
 
+    /// Drops what the ERPNext client cached about a device, so that the
+    /// next run reads ERPNext afresh (Ops reprovision).
+    pub fn forget_cached(&self, device: &DeviceRecord) {
+        let Some(client) = &self.erp else { return };
+        let p = &device.provisioning;
+        if let Some(name) = &p.equipment {
+            client.invalidate(name);
+        }
+        let mut lookups = vec![Lookup::CwmpSerial(&device.identity.serial_number)];
+        if let Some(m) = &p.mac {
+            lookups.push(Lookup::Mac(m));
+        }
+        if let Some(g) = &p.gpon_serial {
+            lookups.push(Lookup::GponSerial(g));
+        }
+        client.forget(&lookups);
+    }
+
+    /// What a full run would push now: ERPNext read now (within the
+    /// session budget), planned against the cached values.
+    pub async fn preview(
+        &self,
+        device: &DeviceRecord,
+        profile: &Profile,
+        values: &BTreeMap<String, String>,
+    ) -> Result<Preview, PreviewError> {
+        let identity = read_identity(profile, values);
+        let mut preview = Preview {
+            equipment: None,
+            customer: None,
+            parameter_key: String::new(),
+            changes: Vec::new(),
+            invalid: Vec::new(),
+            note: None,
+        };
+        let mut desired = if self.erp.is_some() {
+            let req = DesiredRequest {
+                identity: ReadIdentity {
+                    mac: identity.mac.or(device.provisioning.mac.clone()),
+                    gpon_serial: identity
+                        .gpon_serial
+                        .or(device.provisioning.gpon_serial.clone()),
+                },
+                check: None,
+            };
+            match self.answer(&req, device).await {
+                DesiredOutcome::Found {
+                    equipment, desired, ..
+                } => {
+                    preview.equipment = Some(equipment);
+                    preview.customer = desired.customer.clone();
+                    desired
+                }
+                DesiredOutcome::Unchanged => Desired::default(),
+                DesiredOutcome::Unresolved => return Err(PreviewError::Unresolved),
+                DesiredOutcome::Ambiguous(c) => return Err(PreviewError::Ambiguous(c)),
+                DesiredOutcome::Unavailable(r) => return Err(PreviewError::Unavailable(r)),
+                DesiredOutcome::Failed(r) => return Err(PreviewError::Failed(r)),
+            }
+        } else {
+            preview.note = Some("ERPNext is not configured: only the ACS's own settings".into());
+            Desired::default()
+        };
+        let p = &device.provisioning;
+        desired.management = Some(ManagementConfig {
+            periodic_interval_s: self.periodic_interval_s,
+            cr_username: p
+                .cr_username
+                .clone()
+                .unwrap_or_else(|| device.identity.serial_number.clone()),
+            // Not assigned yet: the run generates one (shown masked anyway).
+            cr_password: Secret::new(p.cr_password.clone().unwrap_or_else(|| random_text(20))),
+        });
+        desired.sip_servers = self.sip.clone();
+        preview.invalid = crate::provision::plan::validate(&desired);
+        let key = crate::provision::plan::parameter_key(&self.key, profile, &desired);
+        if let Some(spv) = crate::provision::plan::plan_set(profile, &desired, values, &key) {
+            preview.changes = spv.parameters;
+        }
+        preview.parameter_key = key;
+        Ok(preview)
+    }
+
     /// ERPNext's answer for a flow, within the session budget.
     pub async fn answer(&self, req: &DesiredRequest, device: &DeviceRecord) -> DesiredOutcome {
         let Some(client) = &self.erp else {
@@ -218,6 +321,30 @@ impl Provisioning {
             )),
         }
     }
+}
+
+/// What provisioning would push (values unmasked: the API masks them).
+#[derive(Debug)]
+pub struct Preview {
+    pub equipment: Option<String>,
+    pub customer: Option<String>,
+    /// The ParameterKey the configuration would carry.
+    pub parameter_key: String,
+    /// Values that differ from the cached ones (secrets: sent whenever the
+    /// device's ParameterKey differs).
+    pub changes: Vec<crate::cwmp::ParameterValue>,
+    /// ERPNext values that cannot be pushed.
+    pub invalid: Vec<crate::provision::plan::InvalidValue>,
+    pub note: Option<String>,
+}
+
+/// Why there is no preview.
+#[derive(Debug)]
+pub enum PreviewError {
+    Unresolved,
+    Ambiguous(Vec<String>),
+    Unavailable(String),
+    Failed(String),
 }
 
 fn erp_outcome(e: ErpError) -> DesiredOutcome {
@@ -309,6 +436,7 @@ async fn desired(client: &ErpNextClient, eq: &Equipment) -> Result<Desired, ErpE
         None => None,
     };
     Ok(Desired {
+        customer: eq.customer.clone(),
         wifi,
         sip,
         ..Desired::default()

@@ -189,6 +189,24 @@ impl SessionTable {
     }
 }
 
+impl SessionTable {
+    /// Takes a task out of the device's live session queue, if any;
+    /// `false` when the session has it in flight.
+    pub async fn withdraw_task(&self, task: &Task) -> bool {
+        let live = {
+            let t = self.lock();
+            t.by_device
+                .get(&task.device_id)
+                .and_then(|k| t.by_key.get(k))
+                .cloned()
+        };
+        match live {
+            Some(live) => live.state.lock().await.withdraw(task.id),
+            None => true,
+        }
+    }
+}
+
 fn remove(t: &mut Tables, s: &LiveSession) {
     t.by_key.remove(&s.key);
     if t.by_device.get(&s.device_id) == Some(&s.key) {

@@ -13,8 +13,10 @@
 //! sends the reply, so the state machine itself never touches I/O and is
 //! tested with plain values.
 
+mod collect;
 mod inform;
 
+pub use collect::Collector;
 pub use inform::{EVENT_BOOT, EVENT_BOOTSTRAP, InformOutcome, apply_inform};
 
 use std::collections::VecDeque;
@@ -82,6 +84,12 @@ pub enum Effect {
     /// Values the CPE reported (GetParameterValues) or accepted
     /// (SetParameterValues).
     ParameterValues(Vec<ParameterValue>),
+    /// Values read with partial paths: they replace what is cached under
+    /// each prefix.
+    SubtreeValues {
+        prefixes: Vec<String>,
+        values: Vec<ParameterValue>,
+    },
     /// Names and writability the CPE reported (GetParameterNames).
     ParameterInfo(Vec<ParameterInfo>),
     /// TransferComplete / DUStateChangeComplete: completes the task that was
@@ -92,6 +100,8 @@ pub enum Effect {
     },
     /// A provisioning run ended.
     Provisioning(Outcome),
+    /// The host-table collector finished (or gave up).
+    HostsCollected { ok: bool, detail: String },
     /// Something to show Ops in the device's fault list.
     Fault {
         source: &'static str,
@@ -117,6 +127,10 @@ impl Session {
             effects.push(Effect::Provisioning(Outcome::Deferred {
                 reason: why.to_owned(),
             }));
+        }
+        if let Some(mut c) = self.collector.take() {
+            c.abandon(why);
+            effects.push(c.outcome());
         }
     }
 }
@@ -171,6 +185,7 @@ enum Phase {
 enum Origin {
     Task(Task),
     Provisioning,
+    Collector,
 }
 
 #[derive(Debug)]
@@ -193,6 +208,9 @@ pub struct Session {
     /// before queued tasks (a queued Reboot must not cut it short).
     flow: Option<Flow>,
     flow_step: Option<FlowStep>,
+    /// The host-table collection of this session; after provisioning (which
+    /// may change the WiFi), before queued tasks.
+    collector: Option<Collector>,
     next_rpc_id: u32,
 }
 
@@ -220,7 +238,11 @@ impl Session {
     ) -> (Session, Vec<Effect>) {
         let mut effects = Vec::new();
         let mut queue = VecDeque::new();
-        for mut task in tasks.into_iter().filter(|t| t.status.is_runnable()) {
+        // Actions (reprovision) are the server's business, not RPCs to send.
+        for mut task in tasks
+            .into_iter()
+            .filter(|t| t.status.is_runnable() && t.request.rpc().is_some())
+        {
             if task.attempts >= limits.max_attempts {
                 let message = format!("no answer from the device after {} attempts", task.attempts);
                 task.status = TaskStatus::Failed;
@@ -253,6 +275,7 @@ impl Session {
             rpcs_sent: 0,
             flow,
             flow_step,
+            collector: None,
             next_rpc_id: 0,
         };
         (session, effects)
@@ -268,9 +291,22 @@ impl Session {
 
     /// Adds a task queued while the session is open.
     pub fn enqueue(&mut self, task: Task) {
-        if task.status.is_runnable() && !self.queue.iter().any(|t| t.id == task.id) {
+        if task.status.is_runnable()
+            && task.request.rpc().is_some()
+            && !self.queue.iter().any(|t| t.id == task.id)
+        {
             self.queue.push_back(task);
         }
+    }
+
+    /// Drops a queued task (Ops cancelled it); `false` if it is the one
+    /// in flight, which can no longer be withdrawn.
+    pub fn withdraw(&mut self, task_id: u64) -> bool {
+        if self.in_flight_task() == Some(task_id) {
+            return false;
+        }
+        self.queue.retain(|t| t.id != task_id);
+        true
     }
 
     /// Id of the task whose answer is awaited, if any.
@@ -279,6 +315,11 @@ impl Session {
             Some(Origin::Task(t)) => Some(t.id),
             _ => None,
         }
+    }
+
+    /// Adds a host-table collection to this session.
+    pub fn set_collector(&mut self, collector: Collector) {
+        self.collector = Some(collector);
     }
 
     /// Whether a provisioning run is still going on.
@@ -331,6 +372,14 @@ impl Session {
                     }) => {
                         if let Some(flow) = self.flow.as_mut() {
                             self.flow_step = Some(flow.on_response(Body::Fault(fault)));
+                        }
+                    }
+                    Some(InFlight {
+                        origin: Origin::Collector,
+                        ..
+                    }) => {
+                        if let Some(c) = self.collector.as_mut() {
+                            c.on_fault(&fault);
                         }
                     }
                     Some(InFlight {
@@ -494,6 +543,12 @@ impl Session {
                 }
                 return;
             }
+            Origin::Collector => {
+                if let Some(c) = self.collector.as_mut() {
+                    c.on_response(body, effects);
+                }
+                return;
+            }
             Origin::Task(task) => task,
         };
         task.updated_ms = now_ms;
@@ -512,14 +567,32 @@ impl Session {
             return;
         }
         task.status = TaskStatus::Done;
-        match (&task.request, &body) {
+        match (task.request.rpc(), &body) {
+            (Some(Body::GetParameterValues(gpv)), Body::GetParameterValuesResponse(r)) => {
+                // A partial path read in full replaces what was cached under
+                // it, so rows the device dropped (hosts that left) go too.
+                let prefixes: Vec<String> = gpv
+                    .names
+                    .iter()
+                    .filter(|n| n.ends_with('.'))
+                    .cloned()
+                    .collect();
+                if prefixes.is_empty() {
+                    effects.push(Effect::ParameterValues(r.parameters.clone()));
+                } else {
+                    effects.push(Effect::SubtreeValues {
+                        prefixes,
+                        values: r.parameters.clone(),
+                    });
+                }
+            }
             (_, Body::GetParameterValuesResponse(r)) => {
                 effects.push(Effect::ParameterValues(r.parameters.clone()));
             }
             (_, Body::GetParameterNamesResponse(r)) => {
                 effects.push(Effect::ParameterInfo(r.parameters.clone()));
             }
-            (Body::SetParameterValues(spv), Body::SetParameterValuesResponse(_)) => {
+            (Some(Body::SetParameterValues(spv)), Body::SetParameterValuesResponse(_)) => {
                 // Accepted: the cache now holds what was set.
                 effects.push(Effect::ParameterValues(spv.parameters.clone()));
             }
@@ -529,7 +602,7 @@ impl Session {
             (_, Body::UploadResponse(r)) if r.0.status == 1 => {
                 task.status = TaskStatus::AwaitingCompletion;
             }
-            (Body::ChangeDUState(_), _) | (Body::ScheduleDownload(_), _) => {
+            (Some(Body::ChangeDUState(_)), _) | (Some(Body::ScheduleDownload(_)), _) => {
                 task.status = TaskStatus::AwaitingCompletion;
             }
             _ => {}
@@ -590,6 +663,29 @@ impl Session {
             }
             None => {}
         }
+        if let Some(c) = self.collector.as_mut() {
+            if let Some(body) = c.next_request() {
+                self.rpcs_sent += 1;
+                self.next_rpc_id += 1;
+                self.in_flight = Some(InFlight {
+                    origin: Origin::Collector,
+                    expects: body.response_name(),
+                });
+                let envelope = Envelope::new(
+                    self.version,
+                    Some(format!("hosts-{}", self.next_rpc_id)),
+                    body,
+                );
+                return Step {
+                    reply: Reply::Envelope(envelope),
+                    effects,
+                };
+            }
+            if c.is_done() {
+                effects.push(c.outcome());
+                self.collector = None;
+            }
+        }
         let Some(mut task) = self.queue.pop_front() else {
             self.phase = Phase::Ended;
             return Step {
@@ -598,15 +694,20 @@ impl Session {
             };
         };
         assign_command_key(&mut task);
+        // Only RPC tasks are queued (start_with, enqueue).
+        let Some(rpc) = task.request.rpc().cloned() else {
+            return self.next_request(effects, now_ms);
+        };
         task.status = TaskStatus::Sent;
         task.attempts += 1;
         task.updated_ms = now_ms;
         self.rpcs_sent += 1;
         let request_id = format!("acs-{}-{}", task.id, task.attempts);
-        let envelope = Envelope::new(self.version, Some(request_id), task.request.clone());
+        let expects = rpc.response_name();
+        let envelope = Envelope::new(self.version, Some(request_id), rpc);
         effects.push(Effect::Task(task.clone()));
         self.in_flight = Some(InFlight {
-            expects: task.request.response_name(),
+            expects,
             origin: Origin::Task(task),
         });
         Step {
@@ -620,11 +721,11 @@ impl Session {
 /// the request's CommandKey; give each one a key if the requester did not.
 fn assign_command_key(task: &mut Task) {
     let key = format!("acs-task-{}", task.id);
-    let slot = match &mut task.request {
-        Body::Download(d) => &mut d.command_key,
-        Body::Upload(u) => &mut u.command_key,
-        Body::ScheduleDownload(s) => &mut s.command_key,
-        Body::ChangeDUState(c) => &mut c.command_key,
+    let slot = match task.request.rpc_mut() {
+        Some(Body::Download(d)) => &mut d.command_key,
+        Some(Body::Upload(u)) => &mut u.command_key,
+        Some(Body::ScheduleDownload(s)) => &mut s.command_key,
+        Some(Body::ChangeDUState(c)) => &mut c.command_key,
         _ => return,
     };
     if slot.is_empty() {

@@ -1,18 +1,21 @@
 use super::*;
 use crate::cwmp::rpc::*;
 use crate::cwmp::{SetParameterValuesFault, ValueType};
+use crate::store::TaskRequest;
 
 fn task(id: u64, request: impl Into<Body>) -> Task {
     Task {
         id,
         device_id: "D".into(),
-        request: request.into(),
+        request: TaskRequest::Rpc(request.into()),
+        name: String::new(),
         status: TaskStatus::Pending,
         created_ms: 0,
         updated_ms: 0,
         attempts: 0,
         response: None,
         fault: None,
+        outcome: None,
     }
 }
 

@@ -10,8 +10,8 @@ mod sled_store;
 
 pub use model::{
     CachedValue, CpeCredential, DeviceRecord, EventRecord, FaultRecord, MAX_RECENT_EVENTS,
-    NewFault, ProvisionStatus, ProvisioningState, StoredParam, Task, TaskFault, TaskStatus,
-    Writeback,
+    NewFault, ProvisionStatus, ProvisioningState, StoredParam, Task, TaskAction, TaskFault,
+    TaskRequest, TaskStatus, Writeback, search_keys,
 };
 pub use sled_store::SledStore;
 
@@ -19,8 +19,6 @@ use std::future::Future;
 use std::pin::Pin;
 
 use thiserror::Error;
-
-use crate::cwmp::Body;
 
 /// A store operation failed. Neither variant carries stored values, so the
 /// message is safe to log.
@@ -52,6 +50,14 @@ pub trait Store: Send + Sync + 'static {
     fn put_device(&self, device: &DeviceRecord) -> StoreResult<()>;
     /// Devices in id order, starting after `after`.
     fn list_devices(&self, after: Option<&str>, limit: usize) -> StoreResult<Vec<DeviceRecord>>;
+    /// Ids of devices one of whose [`DeviceRecord::search_tokens`] starts
+    /// with one of `keys`, in id order, after `after`, at most `limit`.
+    fn search_devices(
+        &self,
+        keys: &[String],
+        after: Option<&str>,
+        limit: usize,
+    ) -> StoreResult<Vec<String>>;
 
     /// Cached parameters of a device whose path starts with `prefix`, in
     /// path order: values and writability joined.
@@ -71,9 +77,25 @@ pub trait Store: Send + Sync + 'static {
     fn put_writability(&self, device_id: &str, names: &[(String, bool)]) -> StoreResult<()>;
     /// Forgets every cached parameter of a device (after `0 BOOTSTRAP`).
     fn clear_parameters(&self, device_id: &str) -> StoreResult<()>;
+    /// Replaces what is cached under each of `prefixes` (partial paths
+    /// ending in `.`) by `values`: a table re-read in full forgets the rows
+    /// that are gone (a host that left must not linger in the topology).
+    fn replace_subtrees(
+        &self,
+        device_id: &str,
+        prefixes: &[String],
+        values: &[(String, CachedValue)],
+    ) -> StoreResult<()>;
 
-    /// Queues an ACS request for a device; tasks run in id order.
-    fn insert_task(&self, device_id: &str, request: Body, now_ms: u64) -> StoreResult<Task>;
+    /// Queues an ACS request for a device; tasks run in id order. `name` is
+    /// the API name it was asked for by (see [`Task::name`]).
+    fn insert_task(
+        &self,
+        device_id: &str,
+        request: TaskRequest,
+        name: &str,
+        now_ms: u64,
+    ) -> StoreResult<Task>;
     fn put_task(&self, task: &Task) -> StoreResult<()>;
     fn task(&self, task_id: u64) -> StoreResult<Option<Task>>;
     /// All tasks of a device (any status), oldest first.
@@ -82,6 +104,9 @@ pub trait Store: Send + Sync + 'static {
     fn prune_finished_tasks(&self, device_id: &str, keep: usize) -> StoreResult<()>;
 
     fn record_fault(&self, fault: NewFault) -> StoreResult<FaultRecord>;
+    fn fault(&self, fault_id: u64) -> StoreResult<Option<FaultRecord>>;
+    /// Removes a fault; `false` if there was none.
+    fn delete_fault(&self, fault_id: u64) -> StoreResult<bool>;
     /// Faults, newest first, optionally of one device.
     fn faults(&self, device_id: Option<&str>, limit: usize) -> StoreResult<Vec<FaultRecord>>;
 

@@ -50,6 +50,9 @@ pub struct DeviceRecord {
     pub root: Option<String>,
     #[serde(default)]
     pub provisioning: ProvisioningState,
+    /// When the host-table collector last finished for this device.
+    #[serde(default)]
+    pub hosts_collected_ms: Option<u64>,
 }
 
 /// Where zero-touch provisioning stands for a device.
@@ -82,6 +85,9 @@ pub struct ProvisioningState {
     /// Linked Service Equipment.
     #[serde(default)]
     pub equipment: Option<String>,
+    /// Its customer, as ERPNext said at the last run.
+    #[serde(default)]
+    pub customer: Option<String>,
     /// The record's `modified` when last applied (cheap change detection).
     #[serde(default)]
     pub erp_modified: Option<String>,
@@ -139,6 +145,27 @@ pub struct Writeback {
 }
 
 impl DeviceRecord {
+    /// What the device can be found by (see [`search_keys`]): serial,
+    /// id, MAC, GPON serial, ERPNext equipment and customer, normalised.
+    pub fn search_tokens(&self) -> Vec<String> {
+        let p = &self.provisioning;
+        let mut out: Vec<String> = [
+            Some(self.identity.serial_number.as_str()),
+            Some(self.id.as_str()),
+            p.mac.as_deref(),
+            p.gpon_serial.as_deref(),
+            p.equipment.as_deref(),
+            p.customer.as_deref(),
+        ]
+        .into_iter()
+        .flatten()
+        .flat_map(search_keys)
+        .collect();
+        out.sort();
+        out.dedup();
+        out
+    }
+
     /// A device seen for the first time.
     pub fn new(
         id: String,
@@ -165,8 +192,29 @@ impl DeviceRecord {
             cpe_session_timeout_s: None,
             root: None,
             provisioning: ProvisioningState::default(),
+            hosts_collected_ms: None,
         }
     }
+}
+
+/// The index keys of a search text: lower-cased as typed, plus the
+/// canonical MAC (`aabbccddeeff`) or GPON serial (`rcmg1a2b3c4d`) it
+/// spells, if any. Used for both indexing and querying, so any spelling
+/// of a MAC or GPON serial finds the same device.
+pub fn search_keys(text: &str) -> Vec<String> {
+    let t = text.trim();
+    if t.is_empty() {
+        return Vec::new();
+    }
+    let mut out = vec![t.to_lowercase()];
+    if let Some(m) = crate::provision::identity::canonical_mac(t) {
+        out.push(m);
+    }
+    if let Some(g) = crate::provision::identity::canonical_gpon_serial(t) {
+        out.push(g.to_lowercase());
+    }
+    out.dedup();
+    out
 }
 
 /// One event of one Inform.
@@ -212,6 +260,8 @@ pub enum TaskStatus {
     AwaitingCompletion,
     Done,
     Failed,
+    /// Withdrawn by Ops before it was sent.
+    Cancelled,
 }
 
 impl TaskStatus {
@@ -221,7 +271,10 @@ impl TaskStatus {
     }
 
     pub fn is_finished(self) -> bool {
-        matches!(self, TaskStatus::Done | TaskStatus::Failed)
+        matches!(
+            self,
+            TaskStatus::Done | TaskStatus::Failed | TaskStatus::Cancelled
+        )
     }
 }
 
@@ -233,12 +286,72 @@ pub struct TaskFault {
     pub message: String,
 }
 
+/// What a task asks for: an RPC sent as is, or an action the ACS carries
+/// out in the device's next session.
+///
+/// Stored untagged so that records written before actions existed (a bare
+/// RPC) still read back.
+// Stored and moved whole, one per task: boxing the RPC would add an
+// allocation per task and save nothing.
+#[allow(clippy::large_enum_variant)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum TaskRequest {
+    Rpc(Body),
+    Action(TaskAction),
+}
+
+/// Tasks that are not a single RPC.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TaskAction {
+    /// Re-read ERPNext and run a full provisioning in the next session.
+    Reprovision,
+    /// Re-read the host table and ONT diagnostics in the next session.
+    CollectHosts,
+}
+
+impl TaskRequest {
+    /// The RPC name, or the action's name.
+    pub fn name(&self) -> &str {
+        match self {
+            TaskRequest::Rpc(body) => body.name(),
+            TaskRequest::Action(TaskAction::Reprovision) => "Reprovision",
+            TaskRequest::Action(TaskAction::CollectHosts) => "CollectHosts",
+        }
+    }
+
+    pub fn rpc(&self) -> Option<&Body> {
+        match self {
+            TaskRequest::Rpc(body) => Some(body),
+            TaskRequest::Action(_) => None,
+        }
+    }
+
+    pub fn rpc_mut(&mut self) -> Option<&mut Body> {
+        match self {
+            TaskRequest::Rpc(body) => Some(body),
+            TaskRequest::Action(_) => None,
+        }
+    }
+}
+
+impl From<Body> for TaskRequest {
+    fn from(body: Body) -> Self {
+        TaskRequest::Rpc(body)
+    }
+}
+
 /// An ACS request queued for a device.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Task {
     pub id: u64,
     pub device_id: String,
-    pub request: Body,
+    pub request: TaskRequest,
+    /// The API name it was created with (`getParameterValues`, `refresh`,
+    /// `reprovision`, `collectHosts` for the ACS's own collector); empty for
+    /// a task given as a raw RPC.
+    #[serde(default)]
+    pub name: String,
     pub status: TaskStatus,
     pub created_ms: u64,
     pub updated_ms: u64,
@@ -249,6 +362,9 @@ pub struct Task {
     pub response: Option<Body>,
     #[serde(default)]
     pub fault: Option<TaskFault>,
+    /// An action's result in words (`provisioned: EQ-0042`).
+    #[serde(default)]
+    pub outcome: Option<String>,
 }
 
 /// A fault to record.

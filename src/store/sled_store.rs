@@ -9,9 +9,8 @@ use tokio::sync::Mutex;
 
 use super::{
     CachedValue, CpeCredential, DeviceRecord, FaultRecord, NewFault, Store, StoreError,
-    StoreResult, StoredParam, SyncFuture, Task, TaskStatus, Writeback,
+    StoreResult, StoredParam, SyncFuture, Task, TaskRequest, TaskStatus, Writeback,
 };
-use crate::cwmp::Body;
 
 /// Separates a device id from the rest of a composite key. Device ids are
 /// escaped (no NUL can occur in them), so prefix scans cannot bleed from one
@@ -30,6 +29,10 @@ pub struct SledStore {
     faults: sled::Tree,
     credentials: sled::Tree,
     writebacks: sled::Tree,
+    /// `token SEP device_id` → nothing: device search.
+    search: sled::Tree,
+    /// device_id → its indexed tokens (JSON list), to drop stale ones.
+    search_tokens: sled::Tree,
     durability: Durability,
 }
 
@@ -64,6 +67,14 @@ fn decode<T: DeserializeOwned>(what: &'static str, key: &[u8], bytes: &[u8]) -> 
     serde_json::from_slice(bytes).map_err(|e| corrupt(what, key, e))
 }
 
+fn search_key(token: &str, device_id: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(token.len() + 1 + device_id.len());
+    k.extend(token.bytes().filter(|b| *b != SEP));
+    k.push(SEP);
+    k.extend_from_slice(device_id.as_bytes());
+    k
+}
+
 fn composite(device_id: &str, rest: &[u8]) -> Vec<u8> {
     let mut k = Vec::with_capacity(device_id.len() + 1 + rest.len());
     k.extend_from_slice(device_id.as_bytes());
@@ -86,7 +97,7 @@ impl SledStore {
             durable: AtomicU64::new(0),
             leader: Mutex::new(()),
         };
-        Ok(SledStore {
+        SledStore {
             devices: db.open_tree("devices")?,
             params: db.open_tree("params")?,
             writable: db.open_tree("writable")?,
@@ -96,9 +107,49 @@ impl SledStore {
             faults: db.open_tree("faults")?,
             credentials: db.open_tree("credentials")?,
             writebacks: db.open_tree("writebacks")?,
+            search: db.open_tree("search")?,
+            search_tokens: db.open_tree("search_tokens")?,
             db,
             durability,
-        })
+        }
+        .with_search_index()
+    }
+
+    /// Builds the search index of a database written before it existed.
+    fn with_search_index(self) -> StoreResult<SledStore> {
+        if self.search_tokens.is_empty() && !self.devices.is_empty() {
+            for kv in self.devices.iter() {
+                let (k, v) = kv?;
+                let d: DeviceRecord = decode("device", &k, &v)?;
+                self.index(&d)?;
+            }
+        }
+        Ok(self)
+    }
+
+    /// Keeps the search index in step with a device record: only when its
+    /// tokens changed (almost never, on a periodic Inform).
+    fn index(&self, device: &DeviceRecord) -> StoreResult<()> {
+        let tokens = device.search_tokens();
+        let encoded = encode(&tokens)?;
+        let old = self.search_tokens.get(device.id.as_bytes())?;
+        if old.as_deref() == Some(encoded.as_slice()) {
+            return Ok(());
+        }
+        let old: Vec<String> = match old {
+            Some(o) => decode("search tokens", device.id.as_bytes(), &o)?,
+            None => Vec::new(),
+        };
+        let mut batch = sled::Batch::default();
+        for t in old.iter().filter(|t| !tokens.contains(t)) {
+            batch.remove(search_key(t, &device.id));
+        }
+        for t in &tokens {
+            batch.insert(search_key(t, &device.id), &[]);
+        }
+        self.search.apply_batch(batch)?;
+        self.search_tokens.insert(device.id.as_bytes(), encoded)?;
+        Ok(())
     }
 
     fn wrote(&self) {
@@ -121,8 +172,36 @@ impl Store for SledStore {
 
     fn put_device(&self, device: &DeviceRecord) -> StoreResult<()> {
         self.devices.insert(device.id.as_bytes(), encode(device)?)?;
+        self.index(device)?;
         self.wrote();
         Ok(())
+    }
+
+    fn search_devices(
+        &self,
+        keys: &[String],
+        after: Option<&str>,
+        limit: usize,
+    ) -> StoreResult<Vec<String>> {
+        let mut ids = std::collections::BTreeSet::new();
+        for key in keys.iter().filter(|k| !k.is_empty()) {
+            for k in self.search.scan_prefix(key.as_bytes()).keys() {
+                let k = k?;
+                // token SEP device-id: the id is after the last separator
+                // (tokens never contain SEP, ids may not either).
+                if let Some(pos) = k.iter().rposition(|b| *b == SEP) {
+                    let id = String::from_utf8_lossy(&k[pos + 1..]).into_owned();
+                    if after.is_none_or(|a| id.as_str() > a) {
+                        ids.insert(id);
+                    }
+                }
+                // Bounded work for a one-letter query on a big fleet.
+                if ids.len() >= limit.saturating_mul(4).max(1000) {
+                    break;
+                }
+            }
+        }
+        Ok(ids.into_iter().take(limit).collect())
     }
 
     fn list_devices(&self, after: Option<&str>, limit: usize) -> StoreResult<Vec<DeviceRecord>> {
@@ -225,19 +304,68 @@ impl Store for SledStore {
         Ok(())
     }
 
-    fn insert_task(&self, device_id: &str, request: Body, now_ms: u64) -> StoreResult<Task> {
+    fn replace_subtrees(
+        &self,
+        device_id: &str,
+        prefixes: &[String],
+        values: &[(String, CachedValue)],
+    ) -> StoreResult<()> {
+        let skip = device_id.len() + 1;
+        // Every reported path and every object above one.
+        let mut fresh: std::collections::HashSet<&[u8]> = Default::default();
+        for (name, _) in values {
+            let b = name.as_bytes();
+            fresh.insert(b);
+            fresh.extend(
+                b.iter()
+                    .enumerate()
+                    .filter(|(_, c)| **c == b'.')
+                    .map(|(i, _)| &b[..=i]),
+            );
+        }
+        for tree in [&self.params, &self.writable] {
+            let mut batch = sled::Batch::default();
+            for prefix in prefixes.iter().filter(|p| p.ends_with('.')) {
+                for k in tree
+                    .scan_prefix(composite(device_id, prefix.as_bytes()))
+                    .keys()
+                {
+                    let k = k?;
+                    // Object paths (ending in `.`, from GetParameterNames)
+                    // stay while a value below them was reported.
+                    if !fresh.contains(&k[skip..]) {
+                        batch.remove(k);
+                    }
+                }
+            }
+            tree.apply_batch(batch)?;
+        }
+        self.put_values(device_id, values)?;
+        self.wrote();
+        Ok(())
+    }
+
+    fn insert_task(
+        &self,
+        device_id: &str,
+        request: TaskRequest,
+        name: &str,
+        now_ms: u64,
+    ) -> StoreResult<Task> {
         // sled ids are unique and increase across restarts.
         let id = self.db.generate_id()? + 1;
         let task = Task {
             id,
             device_id: device_id.to_owned(),
             request,
+            name: name.to_owned(),
             status: TaskStatus::Pending,
             created_ms: now_ms,
             updated_ms: now_ms,
             attempts: 0,
             response: None,
             fault: None,
+            outcome: None,
         };
         self.put_task(&task)?;
         Ok(task)
@@ -309,6 +437,20 @@ impl Store for SledStore {
         self.faults.insert(id.to_be_bytes(), encode(&record)?)?;
         self.wrote();
         Ok(record)
+    }
+
+    fn fault(&self, fault_id: u64) -> StoreResult<Option<FaultRecord>> {
+        let key = fault_id.to_be_bytes();
+        match self.faults.get(key)? {
+            Some(v) => decode("fault", &key, &v).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    fn delete_fault(&self, fault_id: u64) -> StoreResult<bool> {
+        let existed = self.faults.remove(fault_id.to_be_bytes())?.is_some();
+        self.wrote();
+        Ok(existed)
     }
 
     fn faults(&self, device_id: Option<&str>, limit: usize) -> StoreResult<Vec<FaultRecord>> {
@@ -398,6 +540,7 @@ impl Store for SledStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cwmp::Body;
     use crate::cwmp::rpc::{DeviceIdStruct, Reboot};
     use crate::cwmp::{CwmpVersion, ValueType};
     use std::sync::Arc;
@@ -431,7 +574,9 @@ mod tests {
             .unwrap();
             s.put_values("A-10", &[("Device.X".into(), param("other"))])
                 .unwrap();
-            let t = s.insert_task("A-1", Reboot::default().into(), 7).unwrap();
+            let t = s
+                .insert_task("A-1", Body::from(Reboot::default()).into(), "reboot", 7)
+                .unwrap();
             assert_eq!(s.task(t.id).unwrap().unwrap(), t);
             s.put_writability(
                 "A-1",
@@ -535,7 +680,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let s = SledStore::open(dir.path(), 8 << 20).unwrap();
         for i in 0..5 {
-            let mut t = s.insert_task("D", Reboot::default().into(), i).unwrap();
+            let mut t = s
+                .insert_task("D", Body::from(Reboot::default()).into(), "reboot", i)
+                .unwrap();
             if i < 4 {
                 t.status = TaskStatus::Done;
                 s.put_task(&t).unwrap();

@@ -175,6 +175,7 @@ impl Acs {
             // The CWMP core tests script every exchange; provisioning (which
             // adds its own RPCs) is switched on by the tests about it.
             .env("ACS_PROVISIONING", "off")
+            .env("ACS_HOSTS_COLLECT", "off")
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -309,7 +310,7 @@ impl Acs {
             &rpc,
         );
         assert_eq!(status, 201, "queue task: {body}");
-        body["id"].as_u64().unwrap()
+        body["task"]["id"].as_u64().unwrap()
     }
 }
 

@@ -1,0 +1,167 @@
+//! `GET /metrics`: Prometheus text exposition.
+
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+
+use http::header::{self, HeaderValue};
+use http::{Response, StatusCode};
+
+use super::{HttpResponse, full};
+use crate::metrics::Exposition;
+use crate::server::Acs;
+
+fn get(a: &AtomicU64) -> u64 {
+    a.load(Ordering::Relaxed)
+}
+
+fn gauge(a: &AtomicI64) -> f64 {
+    a.load(Ordering::Relaxed) as f64
+}
+
+pub fn render(acs: &Acs) -> HttpResponse {
+    let m = &acs.metrics;
+    let mut e = Exposition::new();
+    e.counter(
+        "acs_cwmp_requests_total",
+        "HTTP requests on the CWMP listener.",
+        get(&m.cwmp_requests),
+    );
+    e.counter(
+        "acs_cwmp_rejected_total",
+        "CWMP requests answered with a 4xx or 5xx status.",
+        get(&m.cwmp_rejected),
+    );
+    e.gauge(
+        "acs_cwmp_in_flight",
+        "CWMP requests being handled now.",
+        gauge(&m.cwmp_in_flight),
+    );
+    e.counter("acs_informs_total", "Informs accepted.", get(&m.informs));
+    e.counter(
+        "acs_sessions_started_total",
+        "CWMP sessions started.",
+        get(&m.sessions_started),
+    );
+    e.counter(
+        "acs_sessions_ended_total",
+        "CWMP sessions that ended cleanly (204).",
+        get(&m.sessions_ended),
+    );
+    e.gauge(
+        "acs_sessions_active",
+        "CWMP sessions open now.",
+        acs.sessions.len() as f64,
+    );
+    e.counter(
+        "acs_rpcs_sent_total",
+        "Requests the ACS sent to CPEs (tasks, provisioning, host-table collection).",
+        get(&m.rpcs_sent),
+    );
+    e.labelled_counter(
+        "acs_faults_total",
+        "Faults recorded, by source.",
+        "source",
+        &[
+            ("cpe", get(&m.faults_cpe)),
+            ("acs", get(&m.faults_acs)),
+            ("provisioning", get(&m.faults_provisioning)),
+        ],
+    );
+    e.counter(
+        "acs_provisioning_success_total",
+        "Provisioning runs that ended with the device configured.",
+        get(&m.provisioned),
+    );
+    if let Some(client) = &acs.provisioning.erp {
+        let s = client.stats();
+        e.counter(
+            "acs_erpnext_calls_total",
+            "ERPNext calls (cache hits excluded).",
+            s.calls,
+        );
+        e.counter(
+            "acs_erpnext_requests_total",
+            "HTTP requests to ERPNext (first attempts and retries).",
+            s.attempts,
+        );
+        e.counter(
+            "acs_erpnext_errors_total",
+            "ERPNext calls that failed.",
+            s.errors,
+        );
+        e.counter(
+            "acs_erpnext_retries_total",
+            "ERPNext attempts after the first.",
+            s.retries,
+        );
+        e.counter(
+            "acs_erpnext_cache_hits_total",
+            "ERPNext lookups answered from the cache.",
+            s.cache_hits,
+        );
+        e.counter(
+            "acs_erpnext_breaker_opens_total",
+            "Times the ERPNext circuit breaker opened.",
+            s.breaker_opens,
+        );
+        e.gauge(
+            "acs_erpnext_breaker_open",
+            "1 while calls to ERPNext are paused by the breaker.",
+            if client.breaker_open() { 1.0 } else { 0.0 },
+        );
+        e.gauge(
+            "acs_erpnext_last_latency_seconds",
+            "Duration of the last HTTP request to ERPNext.",
+            s.last_latency.map_or(0.0, |d| d.as_secs_f64()),
+        );
+    }
+    e.histogram(
+        "acs_erpnext_wait_seconds",
+        "Time CWMP sessions waited for ERPNext answers.",
+        &m.erpnext_wait,
+    );
+    let cr = &acs.connreq.stats;
+    e.labelled_counter(
+        "acs_connection_requests_total",
+        "Connection requests, by result.",
+        "result",
+        &[
+            ("ok", get(&cr.ok)),
+            ("failed", get(&cr.failed)),
+            ("rate_limited", get(&cr.rate_limited)),
+            ("not_sent", get(&cr.not_sent)),
+        ],
+    );
+    e.counter(
+        "acs_api_requests_total",
+        "Requests on the API listener.",
+        get(&m.api_requests),
+    );
+    e.counter(
+        "acs_events_total",
+        "Events published.",
+        acs.events.published(),
+    );
+    e.gauge(
+        "acs_event_subscribers",
+        "Open event streams (SSE clients and the webhook).",
+        acs.events.subscribers() as f64,
+    );
+    let w = &acs.webhook;
+    e.labelled_counter(
+        "acs_webhook_deliveries_total",
+        "Webhook deliveries, by result.",
+        "result",
+        &[
+            ("delivered", get(&w.delivered)),
+            ("failed", get(&w.failed)),
+            ("dropped", get(&w.dropped)),
+        ],
+    );
+    let mut r = Response::new(full(e.finish()));
+    *r.status_mut() = StatusCode::OK;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
+    r
+}

@@ -1,0 +1,519 @@
+//! The route table: one entry per operation, used both to dispatch
+//! requests and to generate the OpenAPI document.
+
+use http::Method;
+
+use super::{PathParams, percent_decode};
+
+/// What a route does (dispatched in `api::dispatch`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Op {
+    Healthz,
+    Metrics,
+    OpenApi,
+    ListDevices,
+    GetDevice,
+    Parameters,
+    Hosts,
+    ProvisionPreview,
+    Reprovision,
+    ConnectionRequest,
+    ListDeviceTasks,
+    CreateTask,
+    GetTask,
+    CancelTask,
+    ListFaults,
+    RetryFault,
+    Events,
+    PutCredential,
+    DeleteCredential,
+}
+
+/// A query parameter of a route.
+#[derive(Debug)]
+pub struct QueryParam {
+    pub name: &'static str,
+    /// JSON Schema type: `string`, `integer` or `boolean`.
+    pub kind: &'static str,
+    pub description: &'static str,
+}
+
+/// One operation.
+#[derive(Debug)]
+pub struct Route {
+    pub method: &'static str,
+    /// `/api/v1/devices/{id}`: `{name}` segments are parameters.
+    pub path: &'static str,
+    pub op: Op,
+    pub op_id: &'static str,
+    pub tag: &'static str,
+    pub summary: &'static str,
+    pub description: &'static str,
+    pub query: &'static [QueryParam],
+    /// Component schema of the JSON request body, if any.
+    pub body: Option<&'static str>,
+    /// Success status and its component schema (`None`: no body, or not
+    /// JSON; see `content`).
+    pub ok: (u16, Option<&'static str>),
+    /// Content type of the success body when not JSON.
+    pub content: Option<&'static str>,
+    /// Error statuses the route can answer (401 is implied for
+    /// non-public routes).
+    pub errors: &'static [u16],
+    /// Reachable without a token.
+    pub public: bool,
+}
+
+const fn q(name: &'static str, kind: &'static str, description: &'static str) -> QueryParam {
+    QueryParam {
+        name,
+        kind,
+        description,
+    }
+}
+
+const WAIT: QueryParam = q(
+    "wait",
+    "integer",
+    "seconds (0-120) to wait for the outcome before answering; 0 answers at once",
+);
+const CONNECTION_REQUEST: QueryParam = q(
+    "connection_request",
+    "boolean",
+    "send the device a connection request so that it opens a session now",
+);
+
+/// Every route of the API.
+pub const ROUTES: &[Route] = &[
+    Route {
+        method: "GET",
+        path: "/healthz",
+        op: Op::Healthz,
+        op_id: "healthz",
+        tag: "service",
+        summary: "Liveness probe",
+        description: "Answers 200 while the ACS serves requests. No token needed.",
+        query: &[],
+        body: None,
+        ok: (200, Some("Health")),
+        content: None,
+        errors: &[],
+        public: true,
+    },
+    Route {
+        method: "GET",
+        path: "/metrics",
+        op: Op::Metrics,
+        op_id: "metrics",
+        tag: "service",
+        summary: "Prometheus metrics",
+        description: "Sessions, RPCs, faults, ERPNext calls/latency/errors, connection requests, in-flight requests, events, in the Prometheus text format. No token needed.",
+        query: &[],
+        body: None,
+        ok: (200, None),
+        content: Some("text/plain; version=0.0.4"),
+        errors: &[],
+        public: true,
+    },
+    Route {
+        method: "GET",
+        path: "/api/v1/openapi.json",
+        op: Op::OpenApi,
+        op_id: "openapi",
+        tag: "service",
+        summary: "This document",
+        description: "The OpenAPI 3.1 description of this API, generated from the ACS's route table.",
+        query: &[],
+        body: None,
+        ok: (200, None),
+        content: Some("application/json"),
+        errors: &[],
+        public: false,
+    },
+    Route {
+        method: "GET",
+        path: "/api/v1/devices",
+        op: Op::ListDevices,
+        op_id: "listDevices",
+        tag: "devices",
+        summary: "List or search devices",
+        description: "Devices in id order. `q` finds a device by serial number, MAC address or GPON serial in any usual form (`AA:BB:..`, `aa-bb-..`, `aabb..`; `RCMG1A2B3C4D` or its hex form), device id, or ERPNext Service Equipment name (case-insensitive; a prefix of the serial or id matches too).",
+        query: &[
+            q(
+                "q",
+                "string",
+                "search text: serial, MAC, GPON serial, device id or equipment name",
+            ),
+            q("limit", "integer", "page size, 1-1000 (default 50)"),
+            q("cursor", "string", "`next_cursor` of the previous page"),
+        ],
+        body: None,
+        ok: (200, Some("DeviceList")),
+        content: None,
+        errors: &[400],
+        public: false,
+    },
+    Route {
+        method: "GET",
+        path: "/api/v1/devices/{id}",
+        op: Op::GetDevice,
+        op_id: "getDevice",
+        tag: "devices",
+        summary: "One device",
+        description: "Identity, model, firmware, last inform and its events, online state, remote address, ERPNext link and provisioning state, ONT diagnostics (optical power, WAN addresses), management URL, latest connection request.",
+        query: &[],
+        body: None,
+        ok: (200, Some("Device")),
+        content: None,
+        errors: &[404],
+        public: false,
+    },
+    Route {
+        method: "GET",
+        path: "/api/v1/devices/{id}/parameters",
+        op: Op::Parameters,
+        op_id: "getParameters",
+        tag: "devices",
+        summary: "Cached parameter values",
+        description: "What the device last reported, with the age of each value. Secrets are masked.",
+        query: &[q(
+            "prefix",
+            "string",
+            "only paths starting with this (e.g. `Device.WiFi.`)",
+        )],
+        body: None,
+        ok: (200, Some("ParameterList")),
+        content: None,
+        errors: &[404],
+        public: false,
+    },
+    Route {
+        method: "GET",
+        path: "/api/v1/devices/{id}/hosts",
+        op: Op::Hosts,
+        op_id: "getHosts",
+        tag: "topology",
+        summary: "Mesh topology and clients",
+        description: "Mesh nodes (controller first, then satellites with backhaul) with the clients attached to each (band, signal in dBm and 0-100 %), unplaced clients, totals, and the age of the data. `refresh=true` sends a connection request, has the device re-read its host tables and waits (up to `wait`, default 30 s) for the fresh topology.",
+        query: &[
+            q(
+                "refresh",
+                "boolean",
+                "re-read the host table now (connection request) before answering",
+            ),
+            WAIT,
+        ],
+        body: None,
+        ok: (200, Some("Hosts")),
+        content: None,
+        errors: &[404, 409],
+        public: false,
+    },
+    Route {
+        method: "GET",
+        path: "/api/v1/devices/{id}/provision",
+        op: Op::ProvisionPreview,
+        op_id: "previewProvisioning",
+        tag: "provisioning",
+        summary: "What provisioning would push now",
+        description: "Reads ERPNext now and plans the SetParameterValues provisioning would send, against the cached values. Secrets are masked.",
+        query: &[],
+        body: None,
+        ok: (200, Some("ProvisionPreview")),
+        content: None,
+        errors: &[404, 409, 502, 503],
+        public: false,
+    },
+    Route {
+        method: "POST",
+        path: "/api/v1/devices/{id}/reprovision",
+        op: Op::Reprovision,
+        op_id: "reprovision",
+        tag: "provisioning",
+        summary: "Reprovision a device now",
+        description: "Forgets cached ERPNext answers for the device, queues a full provisioning run and sends a connection request. Answers 202 with the task at once, or with `wait` the finished task (200) when the device completes it in time.",
+        query: &[
+            WAIT,
+            q(
+                "connection_request",
+                "boolean",
+                "send a connection request (default true)",
+            ),
+        ],
+        body: None,
+        ok: (202, Some("ActionResult")),
+        content: None,
+        errors: &[404, 409, 503],
+        public: false,
+    },
+    Route {
+        method: "POST",
+        path: "/api/v1/devices/{id}/connection-request",
+        op: Op::ConnectionRequest,
+        op_id: "connectionRequest",
+        tag: "devices",
+        summary: "Ask the device to open a session now",
+        description: "HTTP connection request with Digest (or TR-111 UDP for devices behind NAT); the result says whether the device accepted. Rate-limited per device.",
+        query: &[],
+        body: None,
+        ok: (200, Some("ConnectionRequestResult")),
+        content: None,
+        errors: &[404, 429],
+        public: false,
+    },
+    Route {
+        method: "GET",
+        path: "/api/v1/devices/{id}/tasks",
+        op: Op::ListDeviceTasks,
+        op_id: "listDeviceTasks",
+        tag: "tasks",
+        summary: "A device's tasks",
+        description: "Pending and recent tasks of a device, oldest first.",
+        query: &[],
+        body: None,
+        ok: (200, Some("TaskList")),
+        content: None,
+        errors: &[404],
+        public: false,
+    },
+    Route {
+        method: "POST",
+        path: "/api/v1/devices/{id}/tasks",
+        op: Op::CreateTask,
+        op_id: "createTask",
+        tag: "tasks",
+        summary: "Queue a task",
+        description: "Queues an RPC for the device's open session or its next one. The body names the task (`getParameterValues`, `getParameterNames`, `setParameterValues`, `addObject`, `deleteObject`, `refresh`, `reboot`, `factoryReset`, `download`) with its arguments; paths and values are checked first and a bad one is a 400 naming the field, with nothing queued. Answers 201 with the queued task, or 200 with the finished one when `wait` sees it finish.",
+        query: &[CONNECTION_REQUEST, WAIT],
+        body: Some("TaskRequest"),
+        ok: (201, Some("ActionResult")),
+        content: None,
+        errors: &[400, 404],
+        public: false,
+    },
+    Route {
+        method: "GET",
+        path: "/api/v1/tasks/{id}",
+        op: Op::GetTask,
+        op_id: "getTask",
+        tag: "tasks",
+        summary: "One task",
+        description: "A task and, once done, the device's response or fault.",
+        query: &[],
+        body: None,
+        ok: (200, Some("Task")),
+        content: None,
+        errors: &[400, 404],
+        public: false,
+    },
+    Route {
+        method: "DELETE",
+        path: "/api/v1/tasks/{id}",
+        op: Op::CancelTask,
+        op_id: "cancelTask",
+        tag: "tasks",
+        summary: "Cancel a task",
+        description: "Withdraws a task that has not been sent yet (status becomes `cancelled`). A task already sent to the device cannot be withdrawn: 409.",
+        query: &[],
+        body: None,
+        ok: (200, Some("Task")),
+        content: None,
+        errors: &[400, 404, 409],
+        public: false,
+    },
+    Route {
+        method: "GET",
+        path: "/api/v1/faults",
+        op: Op::ListFaults,
+        op_id: "listFaults",
+        tag: "faults",
+        summary: "Faults, newest first",
+        description: "CPE fault responses, problems the ACS saw, and provisioning failures.",
+        query: &[
+            q("device", "string", "only this device's faults"),
+            q(
+                "limit",
+                "integer",
+                "at most this many, 1-1000 (default 100)",
+            ),
+        ],
+        body: None,
+        ok: (200, Some("FaultList")),
+        content: None,
+        errors: &[400],
+        public: false,
+    },
+    Route {
+        method: "DELETE",
+        path: "/api/v1/faults/{id}",
+        op: Op::RetryFault,
+        op_id: "retryFault",
+        tag: "faults",
+        summary: "Clear a fault and retry",
+        description: "Removes the fault and retries what failed: a failed task is queued again as a new task; a provisioning fault queues a reprovision. The answer names the new task, if any.",
+        query: &[],
+        body: None,
+        ok: (200, Some("FaultRetry")),
+        content: None,
+        errors: &[400, 404],
+        public: false,
+    },
+    Route {
+        method: "GET",
+        path: "/api/v1/events",
+        op: Op::Events,
+        op_id: "events",
+        tag: "events",
+        summary: "Live events (Server-Sent Events)",
+        description: "A `text/event-stream` of `device.online`, `device.bootstrap`, `device.provisioned`, `device.fault` and `task.done` events; each `data:` line is an Event JSON object. A comment line is sent every 15 s to keep proxies from closing the stream.",
+        query: &[
+            q(
+                "types",
+                "string",
+                "comma-separated event types to receive (default: all)",
+            ),
+            q("device", "string", "only this device's events"),
+        ],
+        body: None,
+        ok: (200, None),
+        content: Some("text/event-stream"),
+        errors: &[400],
+        public: false,
+    },
+    Route {
+        method: "PUT",
+        path: "/api/v1/cpe-credentials/{username}",
+        op: Op::PutCredential,
+        op_id: "putCpeCredential",
+        tag: "credentials",
+        summary: "Set a CPE's own ACS credentials",
+        description: "Credentials a CPE authenticates to the ACS with instead of the global ones, optionally bound to one device id.",
+        query: &[],
+        body: Some("CpeCredential"),
+        ok: (204, None),
+        content: None,
+        errors: &[400],
+        public: false,
+    },
+    Route {
+        method: "DELETE",
+        path: "/api/v1/cpe-credentials/{username}",
+        op: Op::DeleteCredential,
+        op_id: "deleteCpeCredential",
+        tag: "credentials",
+        summary: "Remove a CPE's own ACS credentials",
+        description: "",
+        query: &[],
+        body: None,
+        ok: (204, None),
+        content: None,
+        errors: &[404],
+        public: false,
+    },
+];
+
+/// Result of looking a request up in [`ROUTES`].
+pub enum Match {
+    Found {
+        route: &'static Route,
+        params: PathParams,
+    },
+    /// The path exists with other methods.
+    WrongMethod {
+        allowed: Vec<&'static str>,
+    },
+    NotFound,
+}
+
+/// Percent-decoded parameters if `path` fits `pattern`.
+fn fit(pattern: &str, path: &str) -> Option<Vec<String>> {
+    let want: Vec<&str> = pattern.split('/').skip(1).collect();
+    let got: Vec<&str> = path.trim_end_matches('/').split('/').skip(1).collect();
+    if want.len() != got.len() {
+        return None;
+    }
+    let mut params = Vec::new();
+    for (w, g) in want.iter().zip(&got) {
+        if w.starts_with('{') {
+            if g.is_empty() {
+                return None;
+            }
+            // An undecodable segment still "fits"; it is reported as bad
+            // input rather than as an unknown route.
+            params.push(percent_decode(g).unwrap_or_else(|| (*g).to_owned()));
+        } else if w != g {
+            return None;
+        }
+    }
+    Some(params)
+}
+
+pub fn find(method: &Method, path: &str) -> Match {
+    let mut allowed = Vec::new();
+    for route in ROUTES {
+        if let Some(params) = fit(route.path, path) {
+            if method.as_str() == route.method {
+                return Match::Found {
+                    route,
+                    params: PathParams(params),
+                };
+            }
+            allowed.push(route.method);
+        }
+    }
+    if allowed.is_empty() {
+        Match::NotFound
+    } else {
+        Match::WrongMethod { allowed }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes_are_unique_and_well_formed() {
+        let mut seen = std::collections::HashSet::new();
+        for r in ROUTES {
+            assert!(
+                seen.insert((r.method, r.path)),
+                "duplicate {} {}",
+                r.method,
+                r.path
+            );
+            assert!(r.path.starts_with('/'));
+            assert!(r.public != r.path.starts_with("/api/"), "{}", r.path);
+            assert!(["GET", "POST", "PUT", "DELETE"].contains(&r.method));
+        }
+        let ops: std::collections::HashSet<_> = ROUTES.iter().map(|r| r.op_id).collect();
+        assert_eq!(ops.len(), ROUTES.len(), "operation ids are unique");
+    }
+
+    #[test]
+    fn matching() {
+        match find(&Method::GET, "/api/v1/devices/A%2DB/hosts") {
+            Match::Found { route, params } => {
+                assert_eq!(route.op, Op::Hosts);
+                assert_eq!(params.0, ["A-B"]);
+            }
+            _ => panic!("no match"),
+        }
+        match find(&Method::PATCH, "/api/v1/tasks/7") {
+            Match::WrongMethod { allowed } => assert_eq!(allowed, ["GET", "DELETE"]),
+            _ => panic!("expected 405"),
+        }
+        assert!(matches!(
+            find(&Method::GET, "/api/v1/nope"),
+            Match::NotFound
+        ));
+        assert!(matches!(
+            find(&Method::GET, "/api/v1/devices//hosts"),
+            Match::NotFound
+        ));
+        assert!(matches!(
+            find(&Method::GET, "/api/v1/devices/"),
+            Match::Found { route, .. } if route.op == Op::ListDevices
+        ));
+    }
+}
