@@ -169,6 +169,8 @@ pub async fn preview(acs: &Arc<Acs>, id: &str) -> ApiResult {
         ));
     };
     let values = cached_values(acs, id)?;
+    // An explicit question gets ERPNext's current answer, not a cached one.
+    acs.provisioning.forget_cached(&device);
     let p = match acs.provisioning.preview(&device, profile, &values).await {
         Ok(p) => p,
         Err(PreviewError::Unresolved) => {

@@ -83,6 +83,9 @@ pub enum Outcome {
         /// The record's customer, for Ops.
         #[serde(default)]
         customer: Option<String>,
+        /// What the device reported (kept for search).
+        #[serde(default)]
+        identity: ReadIdentity,
         modified: Option<String>,
         key: String,
         pushed: usize,
@@ -95,6 +98,8 @@ pub enum Outcome {
         equipment: String,
         #[serde(default)]
         customer: Option<String>,
+        #[serde(default)]
+        identity: ReadIdentity,
         modified: Option<String>,
     },
     Unresolved {
@@ -270,6 +275,7 @@ impl Flow {
                 let done = no_config.then(|| Outcome::NoConfig {
                     equipment: equipment.clone(),
                     customer: d.customer.clone(),
+                    identity: self.identity.clone(),
                     modified: modified.clone(),
                 });
                 (d, done)
@@ -305,6 +311,7 @@ impl Flow {
             Some((equipment, modified, d)) => Outcome::Provisioned {
                 equipment: equipment.clone(),
                 customer: d.customer.clone(),
+                identity: self.identity.clone(),
                 modified: modified.clone(),
                 key,
                 pushed,

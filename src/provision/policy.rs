@@ -109,6 +109,7 @@ pub fn record(
         Outcome::Provisioned {
             equipment,
             customer,
+            identity,
             modified,
             key,
             pushed,
@@ -125,6 +126,8 @@ pub fn record(
                 pending_reboot.then(|| "applied by the device at its next reboot".to_owned());
             state.equipment = Some(equipment.clone());
             state.customer = customer.clone();
+            state.mac = identity.mac.clone().or(state.mac.take());
+            state.gpon_serial = identity.gpon_serial.clone().or(state.gpon_serial.take());
             state.erp_modified = modified.clone();
             state.applied_key = Some(key.clone());
             state.candidates.clear();
@@ -137,8 +140,11 @@ pub fn record(
         Outcome::NoConfig {
             equipment,
             customer,
+            identity,
             modified,
         } => {
+            state.mac = identity.mac.clone().or(state.mac.take());
+            state.gpon_serial = identity.gpon_serial.clone().or(state.gpon_serial.take());
             if state.status != ProvisionStatus::NoConfig
                 || state.equipment.as_deref() != Some(equipment.as_str())
             {
@@ -346,6 +352,7 @@ mod tests {
         let ok = Outcome::Provisioned {
             equipment: "EQ-7".into(),
             customer: None,
+            identity: Default::default(),
             modified: Some("m".into()),
             key: "gacs-1".into(),
             pushed: 4,
@@ -359,6 +366,7 @@ mod tests {
         let again = Outcome::Provisioned {
             equipment: "EQ-7".into(),
             customer: None,
+            identity: Default::default(),
             modified: Some("m".into()),
             key: "gacs-1".into(),
             pushed: 0,
