@@ -807,3 +807,100 @@ fn named_tasks_are_checked_queued_cancelled_and_retried() {
     let (status, _) = api(&acs, "GET", "/api/v1/devices/nope/hosts", None);
     assert_eq!(status, 404);
 }
+
+/// A webhook receiver: answers 500 to the first POST and 200 after, and
+/// hands over each (signature, body) it accepted.
+fn webhook_receiver() -> (
+    std::net::SocketAddr,
+    std::sync::mpsc::Receiver<(String, Vec<u8>)>,
+) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut first = true;
+        for stream in listener.incoming() {
+            let Ok(stream) = stream else { continue };
+            let mut reader = BufReader::new(stream);
+            loop {
+                // One request: headers, then Content-Length bytes.
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                    break;
+                }
+                let mut length = 0;
+                let mut signature = String::new();
+                loop {
+                    let mut h = String::new();
+                    reader.read_line(&mut h).unwrap();
+                    if h == "\r\n" {
+                        break;
+                    }
+                    let lower = h.to_ascii_lowercase();
+                    if let Some(v) = lower.strip_prefix("content-length:") {
+                        length = v.trim().parse().unwrap();
+                    }
+                    if lower.starts_with("x-gigafibre-signature:") {
+                        signature = h.split_once(':').unwrap().1.trim().to_owned();
+                    }
+                }
+                let mut body = vec![0; length];
+                reader.read_exact(&mut body).unwrap();
+                let status = if first {
+                    "500 Internal Server Error"
+                } else {
+                    "200 OK"
+                };
+                if !first {
+                    let _ = tx.send((signature, body));
+                }
+                first = false;
+                let _ = write!(
+                    reader.get_mut(),
+                    "HTTP/1.1 {status}\r\nContent-Length: 0\r\n\r\n"
+                );
+            }
+        }
+    });
+    (addr, rx)
+}
+
+#[test]
+fn the_webhook_gets_signed_events_and_retries() {
+    let (addr, rx) = webhook_receiver();
+    let url = format!("http://{addr}/hook");
+    let acs = start_acs(
+        None,
+        &[
+            ("ACS_WEBHOOK_URL", &url),
+            ("ACS_WEBHOOK_SECRET", "webhook-secret-0123"),
+            ("ACS_PROVISIONING", "off"),
+            ("ACS_HOSTS_COLLECT", "off"),
+        ],
+    );
+    let mut cpe = acs.cpe();
+    cpe.post_str(&inform_xml(
+        "SOAP-ENV",
+        "1-0",
+        "1",
+        "HOOK1",
+        &["0 BOOTSTRAP"],
+    ));
+    // The first delivery gets a 500 and is retried a second later.
+    let (signature, body) = rx.recv_timeout(Duration::from_secs(15)).unwrap();
+    let event: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(event["type"], "device.online", "{event}");
+    assert_eq!(event["device_id"], common::device_id("HOOK1"));
+    // The receiver checks the HMAC-SHA256 of the exact bytes it got.
+    let tag = signature.strip_prefix("sha256=").unwrap();
+    let tag: Vec<u8> = (0..tag.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&tag[i..i + 2], 16).unwrap())
+        .collect();
+    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, b"webhook-secret-0123");
+    ring::hmac::verify(&key, &body, &tag).expect("signature verifies");
+    let (_, next) = rx.recv_timeout(Duration::from_secs(10)).unwrap();
+    let next: Value = serde_json::from_slice(&next).unwrap();
+    assert_eq!(next["type"], "device.bootstrap", "in order: {next}");
+    assert!(!acs.logs().contains("webhook-secret-0123"));
+}
