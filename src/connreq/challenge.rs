@@ -250,4 +250,15 @@ mod tests {
         );
         assert_eq!(basic_authorization("a", "b"), "Basic YTpi");
     }
+
+    proptest::proptest! {
+        /// Whatever a device sends in WWW-Authenticate, picking and
+        /// answering never panics.
+        #[test]
+        fn any_challenge_text_is_handled(values in proptest::collection::vec(".{0,200}", 0..4)) {
+            if let Ok(c) = pick(values.iter().map(String::as_str)) {
+                let _ = digest_authorization(&c, "u", "p", "/", "c");
+            }
+        }
+    }
 }

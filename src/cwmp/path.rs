@@ -202,4 +202,19 @@ mod tests {
         .unwrap_err();
         assert!(!e.contains("hunter2"), "{e}");
     }
+
+    proptest::proptest! {
+        /// Any text is judged without panicking, and what passes is a
+        /// well-formed path.
+        #[test]
+        fn any_text_is_judged(path in "(Device\\.|InternetGatewayDevice\\.)?[A-Za-z0-9_.* -]{0,80}", value in ".{0,80}") {
+            if check_path(&path, PathKind::Any).is_ok() {
+                proptest::prop_assert!(!path.contains(".."));
+                proptest::prop_assert!(path.len() <= MAX_PATH_LEN);
+            }
+            for kind in [ValueType::Boolean, ValueType::Int, ValueType::DateTime, ValueType::HexBinary, ValueType::Base64] {
+                let _ = check_value(&path, &kind, &value);
+            }
+        }
+    }
 }
