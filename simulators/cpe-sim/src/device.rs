@@ -7,10 +7,10 @@ use std::path::PathBuf;
 use std::time::SystemTime;
 
 use gigafibre_acs::cwmp::rpc::*;
-use gigafibre_acs::cwmp::{Body, Envelope, format_datetime};
+use gigafibre_acs::cwmp::{Body, Envelope, ValueType, format_datetime};
 use serde::{Deserialize, Serialize};
 
-use crate::datamodel::{DataModel, cpe_fault};
+use crate::datamodel::{DataModel, Param, cpe_fault};
 use crate::quirks::Quirks;
 
 /// Something the device does once the session is over.
@@ -31,6 +31,31 @@ pub enum Action {
         url: String,
         delay_s: u32,
     },
+}
+
+/// Sets a `ManagementServer.` leaf of `model` (typically the factory tree,
+/// before any device is made from it), adding it with type `kind` and
+/// writability `writable` if the model file lacks it.
+pub fn set_management(
+    model: &mut DataModel,
+    leaf: &str,
+    value: &str,
+    kind: ValueType,
+    writable: bool,
+) {
+    let path = format!("{}ManagementServer.{leaf}", model.root());
+    if model.set_local(&path, value).is_none() && !model.params.contains_key(&path) {
+        model.insert_param(
+            &path,
+            Param {
+                value: value.to_owned(),
+                kind,
+                writable,
+                notification: 0,
+                access_list: Vec::new(),
+            },
+        );
+    }
 }
 
 /// What survives a restart of the simulator (the device's flash).
@@ -197,6 +222,36 @@ impl Device {
 
     pub fn retry_count(&self) -> u32 {
         self.retry_count
+    }
+
+    /// A `ManagementServer.` value of the current model ("" when absent).
+    pub fn management(&self, leaf: &str) -> String {
+        let path = format!("{}ManagementServer.{leaf}", self.model.root());
+        self.model
+            .get(&path)
+            .map(|v| v.into_owned())
+            .unwrap_or_default()
+    }
+
+    /// The connection-request (username, password) the model holds now:
+    /// what a real CPE checks incoming connection requests against.
+    pub fn connection_request_credentials(&self) -> (String, String) {
+        (
+            self.management("ConnectionRequestUsername"),
+            self.management("ConnectionRequestPassword"),
+        )
+    }
+
+    /// The device itself sets a `ManagementServer.` value (STUN results and
+    /// the like), adding the parameter (a read-only string) if the model
+    /// lacks it. Returns its notification level if the value changed.
+    pub fn set_management(&mut self, leaf: &str, value: &str) -> Option<u32> {
+        let path = format!("{}ManagementServer.{leaf}", self.model.root());
+        if !self.model.params.contains_key(&path) {
+            set_management(&mut self.model, leaf, value, ValueType::String, false);
+            return Some(0);
+        }
+        self.model.set_local(&path, value)
     }
 
     /// A TransferComplete to send in this session, if a transfer finished.

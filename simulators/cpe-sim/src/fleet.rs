@@ -11,11 +11,16 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use tokio::sync::Semaphore;
 
-use crate::device::Device;
+use gigafibre_acs::cwmp::ValueType;
+
+use crate::cr::{CrCredentials, Trigger};
+use crate::device::{Device, set_management};
 use crate::http::{AcsClient, Credentials};
 use crate::model::{Identity, ModelTemplate, personalise};
 use crate::quirks::Quirks;
+use crate::runner::{Listeners, apply_stun_mapping, sync_listeners};
 use crate::session;
+use crate::stun::{StunOptions, StunSettings};
 
 #[derive(Clone, Debug)]
 pub struct FleetOptions {
@@ -36,6 +41,9 @@ pub struct FleetOptions {
     pub state_dir: Option<std::path::PathBuf>,
     /// Give every device its own connection-request listener on loopback.
     pub connection_requests: bool,
+    /// TR-111: every device keeps a binding with this STUN server and
+    /// takes UDP connection requests (the trees have STUNEnable set).
+    pub stun: Option<StunOptions>,
 }
 
 #[derive(Default)]
@@ -128,7 +136,20 @@ pub fn fleet_identity(model: &str, prefix: &str, i: u32, acs_url: &str) -> Ident
     }
 }
 
-pub async fn run(opts: FleetOptions) -> FleetReport {
+pub async fn run(mut opts: FleetOptions) -> FleetReport {
+    if opts.connection_requests {
+        // Per-device initial credentials as placeholders in the shared
+        // trees (resolved per device, so the trees stay shared).
+        for (_, tree) in &mut opts.models {
+            let tree = Arc::make_mut(tree);
+            for (leaf, value) in [
+                ("ConnectionRequestUsername", "{{SERIAL}}"),
+                ("ConnectionRequestPassword", "cr-{{SERIAL}}"),
+            ] {
+                set_management(tree, leaf, value, ValueType::String, true);
+            }
+        }
+    }
     let stats = Arc::new(Mutex::new(Stats::default()));
     let in_flight = Arc::new(AtomicU64::new(0));
     let ok = Arc::new(AtomicU64::new(0));
@@ -182,18 +203,31 @@ pub async fn run(opts: FleetOptions) -> FleetReport {
                     s.first_errors.push(sample);
                 }
             };
+            // Factory values first (never an open listener), then the
+            // device's model, after every session.
+            let listeners = Listeners {
+                credentials: CrCredentials::new(&identity.serial, &format!("cr-{}", identity.serial)),
+                stun: StunSettings::default(),
+            };
             if opts.connection_requests {
-                let cr_pass = format!("cr-{}", identity.serial);
-                match crate::cr::serve(([127, 0, 0, 1], 0).into(), identity.serial.clone(), cr_pass, tx).await {
+                match crate::cr::serve(([127, 0, 0, 1], 0).into(), listeners.credentials.clone(), tx.clone()).await {
                     Ok(addr) => identity.cr_url = format!("http://{addr}/"),
                     Err(e) => {
                         record_error("cr_listener", format!("{}: connection-request listener: {e}", identity.serial));
                         return;
                     }
                 }
-            } else {
-                drop(tx);
             }
+            let udp = match &opts.stun {
+                Some(o) => match tokio::net::UdpSocket::bind(o.bind).await {
+                    Ok(s) => Some((s, o.clone())),
+                    Err(e) => {
+                        record_error("udp_socket", format!("{}: UDP socket: {e}", identity.serial));
+                        return;
+                    }
+                },
+                None => None,
+            };
             let state_file = opts.state_dir.as_ref().map(|d| d.join(format!("{}.json", identity.serial)));
             let model = personalise(&shared, &identity);
             let mut dev = match Device::new(model, opts.quirks.clone(), state_file) {
@@ -203,6 +237,14 @@ pub async fn run(opts: FleetOptions) -> FleetReport {
                     return;
                 }
             };
+            sync_listeners(&dev, &listeners);
+            // Dropped when this device's task ends, which stops its STUN task.
+            let (_stop_stun, stop_rx) = tokio::sync::watch::channel(false);
+            if let Some((socket, o)) = udp {
+                tokio::spawn(crate::stun::run(socket, o, listeners.stun.clone(), listeners.credentials.clone(), tx.clone(), stop_rx));
+            }
+            // Without a listener nothing sends triggers: recv() then ends.
+            drop(tx);
             let Ok(mut client) =
                 AcsClient::new(&opts.acs_url, opts.credentials.clone(), opts.timeout, opts.tls.clone())
             else {
@@ -219,6 +261,7 @@ pub async fn run(opts: FleetOptions) -> FleetReport {
                 let t0 = Instant::now();
                 let result = session::run(&mut dev, &mut client).await;
                 let us = t0.elapsed().as_micros() as u64;
+                sync_listeners(&dev, &listeners);
                 in_flight.fetch_sub(1, Ordering::Relaxed);
                 drop(_permit);
                 let failure = result
@@ -251,13 +294,43 @@ pub async fn run(opts: FleetOptions) -> FleetReport {
                 for a in dev.take_actions() {
                     dev.perform(a);
                 }
+                sync_listeners(&dev, &listeners);
                 let _ = dev.save();
                 if !dev.pending_events().is_empty() {
                     continue;
                 }
-                tokio::select! {
-                    _ = tokio::time::sleep_until(next.min(deadline)) => dev.add_event("2 PERIODIC", ""),
-                    Some(crate::cr::Trigger::ConnectionRequest) = triggers.recv() => dev.add_event("6 CONNECTION REQUEST", ""),
+                // Wait for the next reason to open a session.
+                loop {
+                    tokio::select! {
+                        _ = tokio::time::sleep_until(next.min(deadline)) => {
+                            dev.add_event("2 PERIODIC", "");
+                            break;
+                        }
+                        Some(t) = triggers.recv() => {
+                            let notify = match t {
+                                Trigger::ConnectionRequest => {
+                                    dev.add_event("6 CONNECTION REQUEST", "");
+                                    break;
+                                }
+                                Trigger::StunMapped { addr, nat_detected } => apply_stun_mapping(&mut dev, addr, nat_detected),
+                                Trigger::SetValue { name, value } => {
+                                    let n = dev.model.set_local(&name, &value);
+                                    sync_listeners(&dev, &listeners);
+                                    n
+                                }
+                            };
+                            // Passive notification waits for the next
+                            // Inform, active opens a session now.
+                            match notify {
+                                Some(0) | None => {}
+                                Some(1) => dev.add_event("4 VALUE CHANGE", ""),
+                                Some(_) => {
+                                    dev.add_event("4 VALUE CHANGE", "");
+                                    break;
+                                }
+                            }
+                        }
+                    }
                 }
             }
         }));

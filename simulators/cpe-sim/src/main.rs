@@ -13,6 +13,7 @@ mod model;
 mod quirks;
 mod runner;
 mod session;
+mod stun;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -21,7 +22,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use gigafibre_acs::cwmp::CwmpVersion;
+use gigafibre_acs::cwmp::{CwmpVersion, ValueType};
 
 use crate::http::{AuthMode, Credentials};
 use crate::model::{Identity, ModelTemplate};
@@ -147,7 +148,10 @@ struct RunArgs {
     /// Connection-request listener address (port 0: any free port).
     #[arg(long, default_value = "127.0.0.1:0")]
     cr_listen: SocketAddr,
-    /// Connection-request credentials (default: from the model).
+    /// Initial connection-request credentials, written into the model's
+    /// ManagementServer.ConnectionRequestUsername/Password (default: the
+    /// model's). The listener always checks the model's current values, so
+    /// an ACS that changes them is obeyed; an empty username means no auth.
     #[arg(long)]
     cr_username: Option<String>,
     #[arg(long, env = "CPE_SIM_CR_PASSWORD", hide_env_values = true)]
@@ -170,6 +174,67 @@ struct RunArgs {
     /// Deco: WiFi clients spread over the nodes and bands.
     #[arg(long, default_value_t = 12)]
     clients: u8,
+    #[command(flatten)]
+    stun: StunArgs,
+}
+
+/// TR-111 (devices behind NAT).
+#[derive(Args, Clone)]
+struct StunArgs {
+    /// STUN server (HOST:PORT): keep a NAT binding open with it from one UDP
+    /// socket and take UDP connection requests on that socket (TR-111).
+    #[arg(long)]
+    stun_server: Option<String>,
+    /// Seconds between STUN keep-alives (default: the model's
+    /// STUNMinimumKeepAlivePeriod, else 30).
+    #[arg(long)]
+    stun_keepalive: Option<u64>,
+    /// Local address of that UDP socket (default: loopback for a loopback
+    /// server, else any; port 0: any free port).
+    #[arg(long)]
+    udp_listen: Option<SocketAddr>,
+}
+
+impl StunArgs {
+    /// The STUN task's options (server resolved), if there is a server.
+    async fn options(&self) -> Result<Option<stun::StunOptions>, String> {
+        let Some(server) = &self.stun_server else {
+            return Ok(None);
+        };
+        let resolved = tokio::net::lookup_host(server.as_str())
+            .await
+            .ok()
+            .and_then(|mut a| a.next())
+            .ok_or_else(|| format!("--stun-server `{server}` is not a reachable HOST:PORT"))?;
+        let bind = self
+            .udp_listen
+            .unwrap_or_else(|| stun::default_bind(resolved));
+        Ok(Some(stun::StunOptions {
+            server: resolved,
+            bind,
+            keepalive: self.stun_keepalive.map(|s| Duration::from_secs(s.max(1))),
+        }))
+    }
+}
+
+/// Writes the STUN server into a factory tree (STUNEnable, address, port),
+/// as an ACS or the CPE's web page would.
+fn enable_stun(tree: &mut datamodel::DataModel, server: SocketAddr) {
+    for (leaf, value, kind) in [
+        ("STUNEnable", "true".to_owned(), ValueType::Boolean),
+        (
+            "STUNServerAddress",
+            server.ip().to_string(),
+            ValueType::String,
+        ),
+        (
+            "STUNServerPort",
+            server.port().to_string(),
+            ValueType::UnsignedInt,
+        ),
+    ] {
+        device::set_management(tree, leaf, &value, kind, true);
+    }
 }
 
 #[derive(Args)]
@@ -188,7 +253,8 @@ struct FleetArgs {
     #[arg(long)]
     state_dir: Option<PathBuf>,
     /// Give each device a Digest-protected connection-request listener on
-    /// 127.0.0.1 (user = serial, password = `cr-<serial>`).
+    /// 127.0.0.1 (initially user = serial, password = `cr-<serial>`; then
+    /// whatever the ACS sets in the model).
     #[arg(long)]
     connection_requests: bool,
     /// Sessions in flight at most.
@@ -212,6 +278,8 @@ struct FleetArgs {
     /// Print the report as JSON.
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    stun: StunArgs,
     /// Exit with status 1 if any session failed.
     #[arg(long)]
     fail_on_error: bool,
@@ -352,6 +420,21 @@ async fn run_one(args: RunArgs) -> Result<ExitCode, String> {
     if template.name == "deco" {
         mesh::generate(&mut shared, args.satellites, args.clients);
     }
+    // The flags are the factory values of the model's connection-request
+    // credentials: the ACS may change them later (and a factory reset
+    // restores them), exactly as on a real CPE.
+    for (leaf, value) in [
+        ("ConnectionRequestUsername", &args.cr_username),
+        ("ConnectionRequestPassword", &args.cr_password),
+    ] {
+        if let Some(v) = value {
+            device::set_management(&mut shared, leaf, v, ValueType::String, true);
+        }
+    }
+    let stun = args.stun.options().await?;
+    if let Some(o) = &stun {
+        enable_stun(&mut shared, o.server);
+    }
     let (tx, rx) = tokio::sync::mpsc::channel(1);
     let root = shared.root().to_owned();
     let model_value = |leaf: &str| {
@@ -360,15 +443,16 @@ async fn run_one(args: RunArgs) -> Result<ExitCode, String> {
             .map(|v| v.into_owned())
             .unwrap_or_default()
     };
-    let cr_user = args
-        .cr_username
-        .clone()
-        .unwrap_or_else(|| model_value("ManagementServer.ConnectionRequestUsername"));
-    let cr_pass = args
-        .cr_password
-        .clone()
-        .unwrap_or_else(|| model_value("ManagementServer.ConnectionRequestPassword"));
-    let cr_addr = cr::serve(args.cr_listen, cr_user, cr_pass, tx)
+    // Start with the factory credentials (never an open listener), then
+    // follow the device's model (a saved state may hold the ACS's ones).
+    let listeners = runner::Listeners {
+        credentials: cr::CrCredentials::new(
+            &model_value("ManagementServer.ConnectionRequestUsername"),
+            &model_value("ManagementServer.ConnectionRequestPassword"),
+        ),
+        stun: stun::StunSettings::default(),
+    };
+    let cr_addr = cr::serve(args.cr_listen, listeners.credentials.clone(), tx.clone())
         .await
         .map_err(|e| format!("connection-request listener on {}: {e}", args.cr_listen))?;
     let identity = Identity {
@@ -388,6 +472,7 @@ async fn run_one(args: RunArgs) -> Result<ExitCode, String> {
     };
     let model = model::personalise(&shared, &identity);
     let mut dev = device::Device::new(model, quirks, state_file)?;
+    runner::sync_listeners(&dev, &listeners);
     let periodic = match args.periodic_interval {
         Some(0) => None,
         Some(s) => Some(Duration::from_secs(s)),
@@ -414,6 +499,23 @@ async fn run_one(args: RunArgs) -> Result<ExitCode, String> {
     )
     .map_err(|e| e.to_string())?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    if let Some(options) = stun {
+        let bind = options.bind;
+        let socket = tokio::net::UdpSocket::bind(bind)
+            .await
+            .map_err(|e| format!("UDP socket on {bind}: {e}"))?;
+        tracing::info!(local = %socket.local_addr().map_err(|e| e.to_string())?, server = %options.server, "STUN client and UDP connection-request listener");
+        tokio::spawn(stun::run(
+            socket,
+            options,
+            listeners.stun.clone(),
+            listeners.credentials.clone(),
+            tx,
+            stop_rx.clone(),
+        ));
+    } else {
+        drop(tx);
+    }
     tokio::spawn(async move {
         let _ = tokio::signal::ctrl_c().await;
         let _ = stop_tx.send(true);
@@ -424,7 +526,7 @@ async fn run_one(args: RunArgs) -> Result<ExitCode, String> {
         retry_base: Duration::from_millis(args.retry_base_ms.max(1)),
         boot_delay: Duration::from_millis(args.boot_delay_ms),
     };
-    runner::run(&mut dev, &mut client, rx, opts, stop_rx).await;
+    runner::run(&mut dev, &mut client, rx, listeners, opts, stop_rx).await;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -439,12 +541,19 @@ async fn run_fleet(args: FleetArgs) -> Result<ExitCode, String> {
     if let Some(d) = &args.state_dir {
         std::fs::create_dir_all(d).map_err(|e| format!("state dir {}: {e}", d.display()))?;
     }
+    let stun = args.stun.options().await?;
+    if stun.as_ref().is_some_and(|o| o.bind.port() != 0) {
+        return Err("--udp-listen needs port 0 in fleet mode (one socket per device)".into());
+    }
     let models = models
         .into_iter()
         .map(|(name, t)| {
             let mut tree = t.tree();
             if name == "deco" {
                 mesh::generate(&mut tree, args.satellites, args.clients);
+            }
+            if let Some(o) = &stun {
+                enable_stun(&mut tree, o.server);
             }
             (name, Arc::new(tree))
         })
@@ -472,6 +581,7 @@ async fn run_fleet(args: FleetArgs) -> Result<ExitCode, String> {
         progress: fleet::is_terminal() && !args.json,
         state_dir: args.state_dir.clone(),
         connection_requests: args.connection_requests,
+        stun,
     })
     .await;
     if args.json {

@@ -2,16 +2,18 @@
 //! on connection requests and after its own actions, retrying failed
 //! sessions with TR-069's backoff.
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep_until};
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
-use crate::cr::Trigger;
+use crate::cr::{CrCredentials, Trigger};
 use crate::device::{Action, Device};
 use crate::http::AcsClient;
 use crate::session;
+use crate::stun::StunSettings;
 
 #[derive(Clone, Debug)]
 pub struct RunOptions {
@@ -35,18 +37,51 @@ fn action_delay(a: &Action, opts: &RunOptions) -> Duration {
     }
 }
 
-/// Runs until `max_sessions` or until `stop` fires.
+/// What the device's listeners (HTTP and UDP connection requests, STUN)
+/// read from its data model: refreshed from the model after every session
+/// and every local change, so that what the ACS sets is obeyed.
+#[derive(Clone, Debug, Default)]
+pub struct Listeners {
+    pub credentials: CrCredentials,
+    pub stun: StunSettings,
+}
+
+/// Makes the listeners use what the data model holds now (the ACS may
+/// just have changed it, or a factory reset restored it).
+pub fn sync_listeners(dev: &Device, listeners: &Listeners) {
+    let (username, password) = dev.connection_request_credentials();
+    if listeners.credentials.set(&username, &password) {
+        // Debug: a fleet bootstrapping thousands of devices would flood info.
+        debug!(device = %dev.device_id.serial_number, %username, "connection-request credentials updated from the data model");
+    }
+    listeners.stun.sync(dev);
+}
+
+/// Applies a STUN result to the model; the notification level of
+/// UDPConnectionRequestAddress if it changed (as for `/_sim/set`).
+pub fn apply_stun_mapping(dev: &mut Device, addr: SocketAddr, nat_detected: bool) -> Option<u32> {
+    let _ = dev.set_management("NATDetected", if nat_detected { "true" } else { "false" });
+    dev.set_management("UDPConnectionRequestAddress", &addr.to_string())
+}
+
+/// Runs until `max_sessions` or until `stop` fires. `listeners` follow the
+/// data model.
 pub async fn run(
     dev: &mut Device,
     client: &mut AcsClient,
     mut triggers: mpsc::Receiver<Trigger>,
+    listeners: Listeners,
     opts: RunOptions,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
     let mut scheduled: Vec<(Instant, Action)> = Vec::new();
     let mut done = 0u64;
     loop {
-        match session::run(dev, client).await {
+        sync_listeners(dev, &listeners);
+        let result = session::run(dev, client).await;
+        // Even a failed session may have applied a SetParameterValues.
+        sync_listeners(dev, &listeners);
+        match result {
             Ok(report) => {
                 done += 1;
                 info!(device = %dev.device_id.serial_number, rpcs = report.rpcs, methods = ?report.methods, elapsed_ms = report.elapsed.as_millis() as u64, "session done");
@@ -111,10 +146,22 @@ pub async fn run(
                         dev.add_event("6 CONNECTION REQUEST", "");
                         break;
                     }
+                    Trigger::StunMapped { addr, nat_detected } => {
+                        match apply_stun_mapping(dev, addr, nat_detected) {
+                            Some(0) | None => {}
+                            Some(1) => dev.add_event("4 VALUE CHANGE", ""),
+                            Some(_) => {
+                                dev.add_event("4 VALUE CHANGE", "");
+                                break;
+                            }
+                        }
+                    }
                     Trigger::SetValue { name, value } => {
                         // Passive notification waits for the next Inform;
                         // active opens a session now (TR-069 3.2.1).
-                        match dev.model.set_local(&name, &value) {
+                        let changed = dev.model.set_local(&name, &value);
+                        sync_listeners(dev, &listeners);
+                        match changed {
                             Some(0) | None => {}
                             Some(1) => dev.add_event("4 VALUE CHANGE", ""),
                             Some(_) => {
