@@ -59,7 +59,10 @@ fn deco_home() -> Params {
     for h in 1..=HOSTS {
         let e = format!("Device.Hosts.Host.{h}.");
         put(format!("{e}PhysAddress"), mac(1000 + h - 1));
-        put(format!("{e}IPAddress"), format!("192.168.0.{}", h % 250 + 2));
+        put(
+            format!("{e}IPAddress"),
+            format!("192.168.0.{}", h % 250 + 2),
+        );
         put(format!("{e}HostName"), format!("host-{h}"));
         put(format!("{e}Active"), "true".into());
         put(format!("{e}InterfaceType"), "Wi-Fi".into());

@@ -19,4 +19,5 @@ pub mod provision;
 pub mod server;
 pub mod session;
 pub mod store;
+pub mod stun;
 pub mod topology;

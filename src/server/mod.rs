@@ -8,6 +8,7 @@ pub mod conn;
 pub mod cwmp;
 pub mod provisioning;
 pub mod sessions;
+pub mod stun;
 mod tls;
 
 use std::future::Future;
