@@ -39,6 +39,24 @@ impl Drop for Sim {
     }
 }
 
+/// Starts `cpe-sim run` with these arguments; returns it and the device
+/// id from its first line ("cpe-sim: device <id> connection request URL …").
+fn run_sim(args: &[&str]) -> (Sim, String) {
+    let mut child = Command::new(workspace_bin("cpe-sim"))
+        .arg("run")
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let id = line.split_whitespace().nth(2).unwrap().to_owned();
+    (Sim(Some(child)), id)
+}
+
 fn device(acs: &Acs, id: &str) -> serde_json::Value {
     acs.api_get(&format!("/api/v1/devices/{}", encode_segment(id)))
         .1
@@ -93,38 +111,24 @@ fn a_udp_connection_request_through_the_stun_binding_opens_a_session() {
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let server = rt.spawn(serve(socket.clone(), bindings.clone(), stop_rx));
 
-    let mut child = Command::new(workspace_bin("cpe-sim"))
-        .args([
-            "run",
-            "--acs",
-            &format!("http://{}/", acs.cwmp),
-            "--model",
-            "tplg-ont",
-            "--serial",
-            "STUN0001",
-            "--periodic-interval",
-            "0",
-            "--cr-username",
-            "STUN0001",
-            "--cr-password",
-            "udp-cr-secret",
-            "--stun-server",
-            &stun_addr.to_string(),
-            "--stun-keepalive",
-            "1",
-        ])
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let sim = Sim(Some(child));
-    // "cpe-sim: device <id> connection request URL http://…/"
-    let id = line.split_whitespace().nth(2).unwrap().to_owned();
+    let (sim, id) = run_sim(&[
+        "--acs",
+        &format!("http://{}/", acs.cwmp),
+        "--model",
+        "tplg-ont",
+        "--serial",
+        "STUN0001",
+        "--periodic-interval",
+        "0",
+        "--cr-username",
+        "STUN0001",
+        "--cr-password",
+        "udp-cr-secret",
+        "--stun-server",
+        &stun_addr.to_string(),
+        "--stun-keepalive",
+        "1",
+    ]);
 
     // The device keeps a binding (USERNAME = its serial: STUNUsername is
     // empty in the model) and boots.
@@ -274,4 +278,72 @@ fn fleet_devices_keep_bindings_and_answer_udp_connection_requests() {
     assert_eq!(report["errors"], serde_json::json!({}));
     stop_tx.send(true).unwrap();
     rt.block_on(server).unwrap();
+}
+
+/// The ACS's own STUN server (ACS_STUN_LISTEN) and its UDP sender, through
+/// the API: a device whose ConnectionRequestURL cannot be reached (as from
+/// behind a NAT) is woken by `POST …/connection-request` over TR-111.
+#[test]
+fn the_acs_wakes_a_device_behind_nat_through_its_own_stun_server() {
+    let acs = Acs::start(&[
+        ("ACS_STUN_LISTEN", "127.0.0.1:0"),
+        ("ACS_CR_USERNAME", "STUN0003"),
+        ("ACS_CR_PASSWORD", "behind-nat-secret"),
+    ]);
+    let logs = acs.logs();
+    let marker = "STUN server ready at udp://";
+    let rest = &logs[logs.find(marker).expect("STUN server announced") + marker.len()..];
+    let stun_addr = &rest[..rest.find('/').unwrap()];
+
+    let (_sim, id) = run_sim(&[
+        "--acs",
+        &format!("http://{}/", acs.cwmp),
+        "--model",
+        "tplg-ont",
+        "--serial",
+        "STUN0003",
+        "--periodic-interval",
+        "0",
+        "--cr-username",
+        "STUN0003",
+        "--cr-password",
+        "behind-nat-secret",
+        // Nothing listens on port 1: HTTP cannot get through.
+        "--cr-url",
+        "http://127.0.0.1:1/",
+        "--stun-server",
+        stun_addr,
+        "--stun-keepalive",
+        "1",
+    ]);
+    assert!(wait_for(10, || informs(&acs, &id) == 1), "no boot session");
+    // The binding is in the ACS's table once a keep-alive arrived.
+    assert!(
+        wait_for(10, || {
+            let m = HttpConn::connect(acs.api).request("GET", "/metrics", &[], b"");
+            String::from_utf8_lossy(&m.body)
+                .lines()
+                .any(|l| l == "acs_stun_bindings 1")
+        }),
+        "the ACS's STUN server recorded no binding"
+    );
+
+    let path = format!("/api/v1/devices/{}/connection-request", encode_segment(&id));
+    let (status, body) = acs.api_post(&path, &serde_json::json!({}));
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["transport"], "udp", "{body}");
+    assert_eq!(body["ok"], true, "{body}");
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("UDP connection request sent"),
+        "{body}"
+    );
+    assert!(
+        wait_for(10, || informs(&acs, &id) == 2),
+        "the UDP connection request opened no session"
+    );
+    assert_eq!(last_event(&acs, &id), "6 CONNECTION REQUEST");
+    assert!(!acs.logs().contains("behind-nat-secret"));
 }

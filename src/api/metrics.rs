@@ -157,6 +157,35 @@ pub fn render(acs: &Acs) -> HttpResponse {
             ("dropped", get(&w.dropped)),
         ],
     );
+    if let Some(b) = &acs.stun {
+        let st = &b.stats;
+        e.labelled_counter(
+            "acs_stun_datagrams_total",
+            "Datagrams on the STUN server (TR-111), by outcome.",
+            "outcome",
+            &[
+                ("answered", get(&st.answered)),
+                ("dropped", get(&st.dropped)),
+                ("unauthorized", get(&st.unauthorized)),
+                ("unknown_attribute", get(&st.unknown_attribute)),
+            ],
+        );
+        e.counter(
+            "acs_stun_address_changes_total",
+            "STUN bindings that moved to a new address.",
+            get(&st.address_changes),
+        );
+        e.counter(
+            "acs_stun_evicted_total",
+            "STUN bindings forgotten because the table was full.",
+            get(&st.evicted),
+        );
+        e.gauge(
+            "acs_stun_bindings",
+            "Devices with a known connection-request address (TR-111).",
+            b.len() as f64,
+        );
+    }
     let mut r = Response::new(full(e.finish()));
     *r.status_mut() = StatusCode::OK;
     r.headers_mut().insert(

@@ -26,19 +26,44 @@ fn erp_unavailable(message: impl Into<String>) -> ApiError {
     )
 }
 
-/// The TR-111 address a device reported
-/// (`ManagementServer.UDPConnectionRequestAddress`), if any.
-fn udp_address(acs: &Acs, device: &DeviceRecord) -> Option<SocketAddr> {
-    let root = device.root.as_deref()?;
-    let path = format!("{root}ManagementServer.UDPConnectionRequestAddress");
-    let params = acs.store.parameters(&device.id, &path).ok()?;
-    let (_, p) = params.into_iter().find(|(n, _)| *n == path)?;
-    let text = p.value?.value;
-    if let Ok(a) = text.trim().parse() {
-        return Some(a);
-    }
+/// A STUN binding older than this is not used: the NAT has probably
+/// forgotten it (TR-111 keep-alives come every few seconds to minutes).
+const STUN_BINDING_MAX_AGE_MS: u64 = 3_600_000;
+
+/// Where a TR-111 UDP connection request would reach the device, and
+/// whether it says it is behind NAT: the built-in STUN server's binding
+/// for its STUN username (`ManagementServer.STUNUsername`, else its
+/// serial number, as TR-111 CPEs do) if fresh, else the
+/// `ManagementServer.UDPConnectionRequestAddress` it reported.
+fn udp_reach(acs: &Acs, device: &DeviceRecord, now_ms: u64) -> (Option<SocketAddr>, bool) {
+    let Some(root) = device.root.as_deref() else {
+        return (None, false);
+    };
+    let prefix = format!("{root}ManagementServer.");
+    let params = acs
+        .store
+        .parameters(&device.id, &prefix)
+        .unwrap_or_default();
+    let value = |name: &str| -> Option<String> {
+        params
+            .iter()
+            .find(|(n, _)| n.strip_prefix(&prefix) == Some(name))
+            .and_then(|(_, p)| p.value.as_ref())
+            .map(|v| v.value.trim().to_owned())
+            .filter(|v| !v.is_empty())
+    };
+    let nat_detected =
+        value("NATDetected").is_some_and(|v| v == "1" || v.eq_ignore_ascii_case("true"));
+    let username = value("STUNUsername").unwrap_or_else(|| device.identity.serial_number.clone());
+    let bound = acs
+        .stun
+        .as_ref()
+        .and_then(|b| b.get(&username))
+        .filter(|b| now_ms.saturating_sub(b.last_seen_ms) <= STUN_BINDING_MAX_AGE_MS)
+        .map(|b| b.addr);
     // `host:port` with a name is not resolved: CPEs report addresses.
-    None
+    let reported = || value("UDPConnectionRequestAddress")?.parse().ok();
+    (bound.or_else(reported), nat_detected)
 }
 
 /// Sends the device a connection request. With `after_session`, first
@@ -59,10 +84,10 @@ pub async fn poke(acs: &Acs, device: &DeviceRecord, after_session: bool) -> CrRe
         .ok()
         .flatten()
         .unwrap_or_else(|| device.clone());
-    let target = acs.connreq.target(&fresh, udp_address(acs, &fresh));
-    acs.connreq
-        .request(&target, now_ms(std::time::SystemTime::now()))
-        .await
+    let now = now_ms(std::time::SystemTime::now());
+    let (udp, nat_detected) = udp_reach(acs, &fresh, now);
+    let target = acs.connreq.target(&fresh, udp, nat_detected);
+    acs.connreq.request(&target, now).await
 }
 
 /// `POST /api/v1/devices/{id}/connection-request`.

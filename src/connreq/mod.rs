@@ -10,6 +10,7 @@
 
 pub mod challenge;
 pub mod limit;
+pub mod transport;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -80,6 +81,8 @@ pub struct CrTarget {
     pub credentials: Vec<CrCredentials>,
     /// TR-111: the device's NAT binding, if it reported one.
     pub udp: Option<SocketAddr>,
+    /// Try UDP before HTTP ([`transport::udp_first`]).
+    pub udp_first: bool,
 }
 
 /// Results kept for the API, at most.
@@ -124,7 +127,14 @@ impl ConnectionRequester {
 
     /// Where to reach a device and with which credentials: the ones the
     /// ACS gave it at provisioning, then the configured ones.
-    pub fn target(&self, device: &DeviceRecord, udp: Option<SocketAddr>) -> CrTarget {
+    /// `udp`: the device's TR-111 address (STUN binding or reported
+    /// UDPConnectionRequestAddress); `nat_detected`: its NATDetected.
+    pub fn target(
+        &self,
+        device: &DeviceRecord,
+        udp: Option<SocketAddr>,
+        nat_detected: bool,
+    ) -> CrTarget {
         let mut credentials = Vec::new();
         let p = &device.provisioning;
         if let (Some(u), Some(pw)) = (&p.cr_username, &p.cr_password) {
@@ -141,9 +151,11 @@ impl ConnectionRequester {
                 });
             }
         }
+        let url = device.connection_request_url.clone();
         CrTarget {
             device_id: device.id.clone(),
-            url: device.connection_request_url.clone(),
+            udp_first: udp.is_some_and(|a| transport::udp_first(url.as_deref(), a, nat_detected)),
+            url,
             credentials,
             udp,
         }
@@ -195,6 +207,28 @@ impl ConnectionRequester {
     }
 
     async fn send(&self, target: &CrTarget, now_ms: u64) -> CrResult {
+        if let (true, Some(addr)) = (target.udp_first, target.udp) {
+            let udp = self.send_udp(addr, &target.credentials, now_ms).await;
+            if udp.sent {
+                return udp;
+            }
+            // Not sent (no STUN socket, no credentials): HTTP may still
+            // get through.
+            if let Some(url) = target.url.as_deref().filter(|u| !u.trim().is_empty()) {
+                let http = self
+                    .send_http(url.trim(), &target.credentials, now_ms)
+                    .await;
+                return if http.ok {
+                    http
+                } else {
+                    CrResult {
+                        detail: format!("UDP: {}; {}", udp.detail, http.detail),
+                        ..http
+                    }
+                };
+            }
+            return udp;
+        }
         let http = match target
             .url
             .as_deref()
@@ -404,7 +438,7 @@ impl ConnectionRequester {
                 now_ms,
             );
         };
-        match udp_send(
+        match crate::server::stun::send_udp_connection_request(
             socket,
             addr,
             &c.username,
@@ -431,17 +465,6 @@ impl ConnectionRequester {
             },
         }
     }
-}
-
-// INTEGRATION POINT: replaced by the TR-111 sender of src/server/stun.rs.
-async fn udp_send(
-    _socket: &tokio::net::UdpSocket,
-    _to: SocketAddr,
-    _username: &str,
-    _password: &str,
-    _ts: u64,
-) -> std::io::Result<()> {
-    Err(std::io::Error::other("TR-111 sender not wired yet"))
 }
 
 fn random_hex() -> String {

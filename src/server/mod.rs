@@ -21,7 +21,7 @@ use http::{Request, Response};
 use http_body_util::Full;
 use hyper::body::Incoming;
 use thiserror::Error;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::{mpsc, watch};
 use tracing::{debug, info, warn};
 
@@ -56,6 +56,8 @@ pub struct Acs {
     pub events: EventBus,
     pub connreq: ConnectionRequester,
     pub webhook: Arc<WebhookStats>,
+    /// The built-in STUN server's bindings (TR-111), when it runs.
+    pub stun: Option<Arc<stun::StunBindings>>,
     /// Turns true at shutdown (long-lived API streams end on it).
     pub stopping: watch::Receiver<bool>,
 }
@@ -73,6 +75,7 @@ impl Acs {
             events: EventBus::new(),
             connreq,
             webhook: Arc::new(WebhookStats::default()),
+            stun: None,
             stopping,
             provisioning,
             sessions: SessionTable::new(config.max_sessions),
@@ -173,6 +176,8 @@ impl Handler for ApiHandler {
 pub struct Bound {
     pub cwmp: SocketAddr,
     pub api: SocketAddr,
+    /// The STUN server's UDP address, when `stun_listen` is set.
+    pub stun: Option<SocketAddr>,
 }
 
 /// Runs the ACS until `shutdown` completes, then drains in-flight
@@ -214,10 +219,27 @@ pub async fn run(
     };
     let cwmp_listener = bind("CWMP", config.cwmp_listen).await?;
     let api_listener = bind("the API", config.api_listen).await?;
+    let stun_socket = match config.stun_listen {
+        None => None,
+        Some(addr) => Some(Arc::new(UdpSocket::bind(addr).await.map_err(|e| {
+            StartError::Bind {
+                what: "STUN (UDP)",
+                addr,
+                reason: e.to_string(),
+            }
+        })?)),
+    };
     let bound = Bound {
         cwmp: cwmp_listener.local_addr().unwrap_or(config.cwmp_listen),
         api: api_listener.local_addr().unwrap_or(config.api_listen),
+        stun: stun_socket
+            .as_ref()
+            .zip(config.stun_listen)
+            .map(|(s, configured)| s.local_addr().unwrap_or(configured)),
     };
+    if let Some(addr) = bound.stun {
+        info!(addr = %addr, "STUN server ready at udp://{addr}/");
+    }
     let scheme = if tls.is_some() { "https" } else { "http" };
     info!(addr = %bound.cwmp, "CWMP listener ready at {scheme}://{}/", bound.cwmp);
     info!(addr = %bound.api, "API listener ready at http://{}/", bound.api);
@@ -233,15 +255,21 @@ pub async fn run(
     };
     let grace = config.shutdown_grace;
     let (stop_tx, stop_rx) = watch::channel(false);
-    let connreq = ConnectionRequester::new(config.connection_request.clone(), None)
+    let connreq = ConnectionRequester::new(config.connection_request.clone(), stun_socket.clone())
         .map_err(StartError::ConnectionRequest)?;
-    let acs = Arc::new(Acs::new(
+    let mut acs = Acs::new(
         config,
         store.clone(),
         provisioning.clone(),
         connreq,
         stop_rx.clone(),
-    ));
+    );
+    let stun_task = stun_socket.map(|socket| {
+        let bindings = Arc::new(stun::StunBindings::new(stun::DEFAULT_MAX_BINDINGS));
+        acs.stun = Some(bindings.clone());
+        tokio::spawn(stun::serve(socket, bindings, stop_rx.clone()))
+    });
+    let acs = Arc::new(acs);
     let webhook_task = match &acs.config.webhook {
         None => None,
         Some(w) => {
@@ -296,6 +324,9 @@ pub async fn run(
     let _ = api_task.await;
     let _ = reaper.await;
     let _ = writebacks.await;
+    if let Some(t) = stun_task {
+        let _ = t.await;
+    }
     if let Some(t) = webhook_task {
         let _ = t.await;
     }

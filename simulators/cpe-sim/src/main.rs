@@ -156,6 +156,11 @@ struct RunArgs {
     cr_username: Option<String>,
     #[arg(long, env = "CPE_SIM_CR_PASSWORD", hide_env_values = true)]
     cr_password: Option<String>,
+    /// ConnectionRequestURL to report instead of the listener's: a device
+    /// behind NAT reports its private address, which the ACS cannot reach
+    /// (then only a TR-111 UDP connection request gets through).
+    #[arg(long)]
+    cr_url: Option<String>,
     /// Periodic inform interval in seconds (default: from the model if PeriodicInformEnable).
     #[arg(long)]
     periodic_interval: Option<u64>,
@@ -460,7 +465,10 @@ async fn run_one(args: RunArgs) -> Result<ExitCode, String> {
         mac: parse_mac(&args.mac)?,
         gpon_sn: args.gpon_sn.clone(),
         acs_url: args.common.acs.clone(),
-        cr_url: format!("http://{cr_addr}/"),
+        cr_url: args
+            .cr_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{cr_addr}/")),
         wan_ip: cr_addr.ip().to_string(),
     };
     let state_file = match &args.state_dir {
