@@ -71,14 +71,16 @@ pub fn decode_content(
         }
         Some("deflate") => {
             // RFC 9110's deflate is zlib-wrapped; some clients send raw
-            // deflate. Try the former, fall back to the latter.
-            inflate(flate2::read::ZlibDecoder::new(&body[..]), "deflate", limit).or_else(|_| {
-                inflate(
+            // deflate. Try the former, fall back to the latter only if it
+            // was not zlib (a zlib bomb stays a 413).
+            match inflate(flate2::read::ZlibDecoder::new(&body[..]), "deflate", limit) {
+                Err(BodyError::Decompress { .. }) => inflate(
                     flate2::read::DeflateDecoder::new(&body[..]),
                     "deflate",
                     limit,
-                )
-            })
+                ),
+                decoded => decoded,
+            }
         }
         Some(other) => Err(BodyError::UnsupportedEncoding(
             other.chars().take(32).collect(),
@@ -149,5 +151,20 @@ mod tests {
             decode_content(Some("gzip"), bomb.into(), 1 << 20),
             Err(BodyError::TooLarge { limit: 1 << 20 })
         );
+    }
+
+    #[test]
+    fn deflate_bombs_are_too_large_whether_zlib_wrapped_or_raw() {
+        let zeros = vec![0u8; 4 << 20];
+        let mut z = ZlibEncoder::new(Vec::new(), Compression::best());
+        z.write_all(&zeros).unwrap();
+        let mut raw = flate2::write::DeflateEncoder::new(Vec::new(), Compression::best());
+        raw.write_all(&zeros).unwrap();
+        for bomb in [z.finish().unwrap(), raw.finish().unwrap()] {
+            assert_eq!(
+                decode_content(Some("deflate"), bomb.into(), 1 << 20),
+                Err(BodyError::TooLarge { limit: 1 << 20 })
+            );
+        }
     }
 }

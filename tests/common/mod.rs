@@ -238,6 +238,11 @@ impl Acs {
         self.log.lock().unwrap().clone()
     }
 
+    /// Process id of the running ACS (for `/proc/<pid>/status`).
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
     /// `kill -9`.
     pub fn kill9(&mut self) {
         if let Some(mut c) = self.child.take() {
