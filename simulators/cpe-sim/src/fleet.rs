@@ -44,6 +44,9 @@ pub struct FleetOptions {
     /// TR-111: every device keeps a binding with this STUN server and
     /// takes UDP connection requests (the trees have STUNEnable set).
     pub stun: Option<StunOptions>,
+    /// Every device stops after its first successful session (a bootstrap
+    /// wave: the run ends when the whole fleet has bootstrapped).
+    pub once: bool,
 }
 
 #[derive(Default)]
@@ -296,6 +299,9 @@ pub async fn run(mut opts: FleetOptions) -> FleetReport {
                 }
                 sync_listeners(&dev, &listeners);
                 let _ = dev.save();
+                if opts.once {
+                    return;
+                }
                 if !dev.pending_events().is_empty() {
                     continue;
                 }

@@ -288,6 +288,10 @@ struct FleetArgs {
     /// Exit with status 1 if any session failed.
     #[arg(long)]
     fail_on_error: bool,
+    /// Each device stops after one successful session (a bootstrap wave;
+    /// the run ends when every device is done, or at --duration).
+    #[arg(long)]
+    once: bool,
 }
 
 impl Common {
@@ -590,6 +594,7 @@ async fn run_fleet(args: FleetArgs) -> Result<ExitCode, String> {
         state_dir: args.state_dir.clone(),
         connection_requests: args.connection_requests,
         stun,
+        once: args.once,
     })
     .await;
     if args.json {
