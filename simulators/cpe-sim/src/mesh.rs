@@ -89,7 +89,7 @@ fn node_mac(n: u8) -> String {
 /// `clients` Wi-Fi clients (plus two wired ones on the controller).
 pub fn generate(m: &mut DataModel, satellites: u8, clients: u8) {
     let satellites = satellites.min(8);
-    let clients = clients.min(40);
+    let clients = clients.min(100);
     let root = "Device.WiFi.MultiAP.APDevice.";
     remove_instances(m, "Device.Hosts.Host.", false);
     for ap in [1, 3] {
@@ -293,7 +293,7 @@ pub fn generate(m: &mut DataModel, satellites: u8, clients: u8) {
     }
     for w in 0..2u8 {
         host += 1;
-        let mac = format!("{{{{MAC_PLUS_{}}}}}", 60 + w);
+        let mac = format!("{{{{MAC_PLUS_{}}}}}", 120 + w);
         let ip = format!("192.168.0.{}", 10 + host);
         let e = format!("{root}1.X_TP_Ethernet.AssociatedDevice.{}.", w + 1);
         s(m, &format!("{e}MACAddress"), mac.clone());

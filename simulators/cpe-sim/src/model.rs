@@ -322,7 +322,8 @@ impl Identity {
         ];
         // Satellites and clients of a generated mesh: MACs derived from the
         // device's own, so that every simulated home is distinct.
-        for n in 1..=64u8 {
+        // 1–8 satellites, 20–119 Wi-Fi clients, 120–121 wired clients.
+        for n in 1..=128u8 {
             let mut mac = self.mac;
             mac[3] ^= 0x80;
             mac[5] = mac[5].wrapping_add(n);
