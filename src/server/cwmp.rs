@@ -373,15 +373,20 @@ async fn start_session(
         now_ms,
         &mut action_effects,
     );
-    let profile = acs.provisioning.profile_for(&outcome.device);
-    let paths = profile
-        .map(crate::topology::collect_paths)
-        .unwrap_or_default();
-    let collect = !paths.is_empty()
-        && (!host_requests.is_empty()
-            || (acs.config.hosts_collect
-                && (outcome.bootstrap
-                    || hosts_due(&outcome.device, acs.config.hosts_max_age, now_ms))));
+    // Only worked out when a collection is due: most sessions are periodic
+    // ones with fresh host tables.
+    let wanted = !host_requests.is_empty()
+        || (acs.config.hosts_collect
+            && (outcome.bootstrap || hosts_due(&outcome.device, acs.config.hosts_max_age, now_ms)));
+    let paths = match wanted {
+        true => acs
+            .provisioning
+            .profile_for(&outcome.device)
+            .map(crate::topology::collect_paths)
+            .unwrap_or_default(),
+        false => Vec::new(),
+    };
+    let collect = !paths.is_empty();
     start_actions(
         host_requests,
         collect,
