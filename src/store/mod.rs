@@ -2,17 +2,28 @@
 //!
 //! Everything the ACS acknowledges (an Inform answered, a task accepted) is
 //! written and made durable with [`Store::sync`] before the acknowledgement
-//! goes out, so `kill -9` never loses it. The embedded backend is sled
-//! ([`SledStore`]); the trait keeps it replaceable.
+//! goes out, so `kill -9` never loses it.
+//!
+//! The embedded backend is redb ([`RedbStore`], `<data_dir>/store.redb`):
+//! each write is a small transaction committed without fsync (visible at
+//! once), and [`Store::sync`] is a group commit — one durable commit, with
+//! redb's quick repair so a restart after a crash is quick, shared by every
+//! caller waiting at that moment. The former backend, sled ([`SledStore`],
+//! `<data_dir>/db`), is migrated at the first open (a byte copy, same keys
+//! and JSON values) and its directory renamed `db.migrated`.
 
 mod model;
+mod redb_store;
 mod sled_store;
+#[cfg(test)]
+mod tests;
 
 pub use model::{
     CachedValue, CpeCredential, DeviceRecord, EventRecord, FaultRecord, MAX_RECENT_EVENTS,
     NewFault, ProvisionStatus, ProvisioningState, StoredParam, Task, TaskAction, TaskFault,
     TaskRequest, TaskStatus, Writeback, search_keys,
 };
+pub use redb_store::RedbStore;
 pub use sled_store::SledStore;
 
 use std::future::Future;

@@ -1,4 +1,7 @@
-//! The embedded sled backend, with group commit for [`Store::sync`].
+//! The former embedded backend, sled, with group commit for [`Store::sync`].
+//! The ACS now runs on [`super::RedbStore`]; this stays to migrate a data
+//! directory written by an older version (and as the reference the store
+//! tests hold both backends to).
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -15,7 +18,7 @@ use super::{
 /// Separates a device id from the rest of a composite key. Device ids are
 /// escaped (no NUL can occur in them), so prefix scans cannot bleed from one
 /// device into another whose id extends it.
-const SEP: u8 = 0;
+pub(super) const SEP: u8 = 0;
 
 /// sled-backed store.
 pub struct SledStore {
@@ -51,7 +54,7 @@ impl From<sled::Error> for StoreError {
     }
 }
 
-fn corrupt(what: &'static str, key: &[u8], e: impl std::fmt::Display) -> StoreError {
+pub(super) fn corrupt(what: &'static str, key: &[u8], e: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt {
         what,
         key: String::from_utf8_lossy(key).replace('\0', "/"),
@@ -59,15 +62,19 @@ fn corrupt(what: &'static str, key: &[u8], e: impl std::fmt::Display) -> StoreEr
     }
 }
 
-fn encode<T: Serialize>(v: &T) -> StoreResult<Vec<u8>> {
+pub(super) fn encode<T: Serialize>(v: &T) -> StoreResult<Vec<u8>> {
     serde_json::to_vec(v).map_err(|e| StoreError::Backend(format!("serialising a record: {e}")))
 }
 
-fn decode<T: DeserializeOwned>(what: &'static str, key: &[u8], bytes: &[u8]) -> StoreResult<T> {
+pub(super) fn decode<T: DeserializeOwned>(
+    what: &'static str,
+    key: &[u8],
+    bytes: &[u8],
+) -> StoreResult<T> {
     serde_json::from_slice(bytes).map_err(|e| corrupt(what, key, e))
 }
 
-fn search_key(token: &str, device_id: &str) -> Vec<u8> {
+pub(super) fn search_key(token: &str, device_id: &str) -> Vec<u8> {
     let mut k = Vec::with_capacity(token.len() + 1 + device_id.len());
     k.extend(token.bytes().filter(|b| *b != SEP));
     k.push(SEP);
@@ -75,7 +82,7 @@ fn search_key(token: &str, device_id: &str) -> Vec<u8> {
     k
 }
 
-fn composite(device_id: &str, rest: &[u8]) -> Vec<u8> {
+pub(super) fn composite(device_id: &str, rest: &[u8]) -> Vec<u8> {
     let mut k = Vec::with_capacity(device_id.len() + 1 + rest.len());
     k.extend_from_slice(device_id.as_bytes());
     k.push(SEP);
@@ -159,6 +166,28 @@ impl SledStore {
     /// Bytes the database occupies on disk.
     pub fn size_on_disk(&self) -> StoreResult<u64> {
         Ok(self.db.size_on_disk()?)
+    }
+
+    /// Every tree by name, for the migration to redb (one table each).
+    pub(super) fn trees(&self) -> [(&'static str, &sled::Tree); 11] {
+        [
+            ("devices", &self.devices),
+            ("params", &self.params),
+            ("writable", &self.writable),
+            ("inform_values", &self.inform_values),
+            ("tasks", &self.tasks),
+            ("task_index", &self.task_index),
+            ("faults", &self.faults),
+            ("credentials", &self.credentials),
+            ("writebacks", &self.writebacks),
+            ("search", &self.search),
+            ("search_tokens", &self.search_tokens),
+        ]
+    }
+
+    /// An id above every task and fault id this store ever gave out.
+    pub(super) fn next_id(&self) -> StoreResult<u64> {
+        Ok(self.db.generate_id()? + 1)
     }
 }
 
@@ -534,169 +563,5 @@ impl Store for SledStore {
     fn flush_blocking(&self) -> StoreResult<()> {
         self.db.flush()?;
         Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::cwmp::Body;
-    use crate::cwmp::rpc::{DeviceIdStruct, Reboot};
-    use crate::cwmp::{CwmpVersion, ValueType};
-    use std::sync::Arc;
-
-    fn device(id: &str) -> DeviceRecord {
-        DeviceRecord::new(id.into(), DeviceIdStruct::default(), CwmpVersion::V1_0, 1)
-    }
-
-    fn param(v: &str) -> CachedValue {
-        CachedValue {
-            value: v.into(),
-            kind: ValueType::String,
-            updated_ms: 5,
-        }
-    }
-
-    #[tokio::test]
-    async fn devices_params_tasks_survive_reopen() {
-        let dir = tempfile::tempdir().unwrap();
-        {
-            let s = SledStore::open(dir.path(), 8 << 20).unwrap();
-            s.put_device(&device("A-1")).unwrap();
-            s.put_device(&device("A-10")).unwrap();
-            s.put_values(
-                "A-1",
-                &[
-                    ("Device.X".into(), param("1")),
-                    ("Device.Y".into(), param("2")),
-                ],
-            )
-            .unwrap();
-            s.put_values("A-10", &[("Device.X".into(), param("other"))])
-                .unwrap();
-            let t = s
-                .insert_task("A-1", Body::from(Reboot::default()).into(), "reboot", 7)
-                .unwrap();
-            assert_eq!(s.task(t.id).unwrap().unwrap(), t);
-            s.put_writability(
-                "A-1",
-                &[("Device.Y".into(), true), ("Device.Z.".into(), false)],
-            )
-            .unwrap();
-            s.sync().await.unwrap();
-        }
-        let s = SledStore::open(dir.path(), 8 << 20).unwrap();
-        assert_eq!(s.device("A-1").unwrap().unwrap(), device("A-1"));
-        // Prefix scans stay inside one device even when another id extends it.
-        let p = s.parameters("A-1", "Device.").unwrap();
-        assert_eq!(p.len(), 3);
-        assert_eq!(p[0].0, "Device.X");
-        assert_eq!(p[0].1.value.as_ref().unwrap().value, "1");
-        assert_eq!(p[0].1.writable, None);
-        assert_eq!(p[1].1.writable, Some(true));
-        assert_eq!(
-            p[2],
-            (
-                "Device.Z.".to_owned(),
-                StoredParam {
-                    value: None,
-                    writable: Some(false)
-                }
-            )
-        );
-        let ids: Vec<String> = s
-            .list_devices(None, 10)
-            .unwrap()
-            .into_iter()
-            .map(|d| d.id)
-            .collect();
-        assert_eq!(ids, ["A-1", "A-10"]);
-        let after: Vec<String> = s
-            .list_devices(Some("A-1"), 10)
-            .unwrap()
-            .into_iter()
-            .map(|d| d.id)
-            .collect();
-        assert_eq!(after, ["A-10"]);
-        assert_eq!(s.tasks("A-1").unwrap().len(), 1);
-        assert!(s.tasks("A-10").unwrap().is_empty());
-        // The latest Inform's values show where they are newer.
-        let newer = CachedValue {
-            updated_ms: 9,
-            ..param("from-inform")
-        };
-        let older = CachedValue {
-            updated_ms: 1,
-            ..param("stale")
-        };
-        s.put_inform_values(
-            "A-1",
-            &[
-                ("Device.X".into(), newer),
-                ("Device.Y".into(), older),
-                ("Device.W".into(), param("w")),
-            ],
-        )
-        .unwrap();
-        let p = s.parameters("A-1", "Device.").unwrap();
-        let value = |n: &str| {
-            p.iter()
-                .find(|(k, _)| k == n)
-                .and_then(|(_, v)| v.value.as_ref())
-                .map(|v| v.value.clone())
-        };
-        assert_eq!(value("Device.X").as_deref(), Some("from-inform"));
-        assert_eq!(value("Device.Y").as_deref(), Some("2"));
-        assert_eq!(value("Device.W").as_deref(), Some("w"));
-        assert_eq!(
-            p.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>(),
-            ["Device.W", "Device.X", "Device.Y", "Device.Z."]
-        );
-        s.clear_parameters("A-1").unwrap();
-        assert!(s.parameters("A-1", "").unwrap().is_empty());
-        assert_eq!(s.parameters("A-10", "").unwrap().len(), 1);
-    }
-
-    #[tokio::test]
-    async fn concurrent_syncs_share_flushes_and_all_complete() {
-        let dir = tempfile::tempdir().unwrap();
-        let s = Arc::new(SledStore::open(dir.path(), 8 << 20).unwrap());
-        let mut handles = Vec::new();
-        for i in 0..64 {
-            let s = s.clone();
-            handles.push(tokio::spawn(async move {
-                s.put_device(&device(&format!("D-{i}"))).unwrap();
-                s.sync().await.unwrap();
-            }));
-        }
-        for h in handles {
-            h.await.unwrap();
-        }
-        assert_eq!(s.list_devices(None, 100).unwrap().len(), 64);
-    }
-
-    #[tokio::test]
-    async fn pruning_keeps_the_newest_finished_tasks_and_all_pending() {
-        let dir = tempfile::tempdir().unwrap();
-        let s = SledStore::open(dir.path(), 8 << 20).unwrap();
-        for i in 0..5 {
-            let mut t = s
-                .insert_task("D", Body::from(Reboot::default()).into(), "reboot", i)
-                .unwrap();
-            if i < 4 {
-                t.status = TaskStatus::Done;
-                s.put_task(&t).unwrap();
-            }
-        }
-        s.prune_finished_tasks("D", 2).unwrap();
-        let left = s.tasks("D").unwrap();
-        assert_eq!(left.len(), 3);
-        assert_eq!(
-            left.iter()
-                .filter(|t| t.status == TaskStatus::Pending)
-                .count(),
-            1
-        );
-        assert_eq!(left[0].created_ms, 2);
     }
 }

@@ -1,0 +1,623 @@
+//! The [`Store`] contract, held against both backends (each test below runs
+//! once on [`SledStore`] and once on [`RedbStore`]), and the migration from
+//! one to the other.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use super::*;
+use crate::cwmp::Body;
+use crate::cwmp::rpc::{DeviceIdStruct, Reboot};
+use crate::cwmp::{CwmpVersion, ValueType};
+
+type Open = fn(&Path) -> Arc<dyn Store>;
+
+fn sled(dir: &Path) -> Arc<dyn Store> {
+    Arc::new(SledStore::open(dir, 8 << 20).unwrap())
+}
+
+fn redb(dir: &Path) -> Arc<dyn Store> {
+    Arc::new(RedbStore::open(dir, 8 << 20).unwrap())
+}
+
+/// Each name is an `async fn(Open)` below, run on both backends.
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sled_backend {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(super::sled).await
+                }
+            )*
+        }
+        mod redb_backend {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(super::redb).await
+                }
+            )*
+        }
+    };
+}
+
+on_both_backends!(
+    devices_params_tasks_survive_reopen,
+    concurrent_syncs_share_flushes_and_all_complete,
+    pruning_keeps_the_newest_finished_tasks_and_all_pending,
+    search_follows_the_device_record,
+    replace_subtrees_forgets_rows_that_are_gone,
+    faults_newest_first_and_ids_shared_with_tasks,
+    credentials_and_writebacks,
+    a_filled_store_reads_back_the_same_after_reopen,
+);
+
+fn device(id: &str) -> DeviceRecord {
+    DeviceRecord::new(id.into(), DeviceIdStruct::default(), CwmpVersion::V1_0, 1)
+}
+
+fn param(v: &str) -> CachedValue {
+    CachedValue {
+        value: v.into(),
+        kind: ValueType::String,
+        updated_ms: 5,
+    }
+}
+
+fn reboot() -> TaskRequest {
+    Body::from(Reboot::default()).into()
+}
+
+fn names(p: &[(String, StoredParam)]) -> Vec<&str> {
+    p.iter().map(|(k, _)| k.as_str()).collect()
+}
+
+async fn devices_params_tasks_survive_reopen(open: Open) {
+    let dir = tempfile::tempdir().unwrap();
+    let first_task;
+    {
+        let s = open(dir.path());
+        s.put_device(&device("A-1")).unwrap();
+        s.put_device(&device("A-10")).unwrap();
+        s.put_values(
+            "A-1",
+            &[
+                ("Device.X".into(), param("1")),
+                ("Device.Y".into(), param("2")),
+            ],
+        )
+        .unwrap();
+        s.put_values("A-10", &[("Device.X".into(), param("other"))])
+            .unwrap();
+        let t = s.insert_task("A-1", reboot(), "reboot", 7).unwrap();
+        assert_eq!(s.task(t.id).unwrap().unwrap(), t);
+        first_task = t.id;
+        s.put_writability(
+            "A-1",
+            &[("Device.Y".into(), true), ("Device.Z.".into(), false)],
+        )
+        .unwrap();
+        s.sync().await.unwrap();
+    }
+    let s = open(dir.path());
+    assert_eq!(s.device("A-1").unwrap().unwrap(), device("A-1"));
+    assert_eq!(s.device("A-2").unwrap(), None);
+    // Prefix scans stay inside one device even when another id extends it.
+    let p = s.parameters("A-1", "Device.").unwrap();
+    assert_eq!(p.len(), 3);
+    assert_eq!(p[0].0, "Device.X");
+    assert_eq!(p[0].1.value.as_ref().unwrap().value, "1");
+    assert_eq!(p[0].1.writable, None);
+    assert_eq!(p[1].1.writable, Some(true));
+    assert_eq!(
+        p[2],
+        (
+            "Device.Z.".to_owned(),
+            StoredParam {
+                value: None,
+                writable: Some(false)
+            }
+        )
+    );
+    let ids = |after| -> Vec<String> {
+        s.list_devices(after, 10)
+            .unwrap()
+            .into_iter()
+            .map(|d| d.id)
+            .collect()
+    };
+    assert_eq!(ids(None), ["A-1", "A-10"]);
+    assert_eq!(ids(Some("A-1")), ["A-10"]);
+    assert_eq!(ids(Some("A-0")), ["A-1", "A-10"]);
+    assert!(ids(Some("A-10")).is_empty());
+    assert_eq!(s.list_devices(None, 1).unwrap().len(), 1);
+    assert_eq!(s.tasks("A-1").unwrap().len(), 1);
+    assert!(s.tasks("A-10").unwrap().is_empty());
+    // Task ids go on increasing after a restart.
+    let next = s.insert_task("A-10", reboot(), "reboot", 8).unwrap();
+    assert!(next.id > first_task, "{} after {first_task}", next.id);
+    assert_eq!(s.task(next.id).unwrap().unwrap().device_id, "A-10");
+    assert_eq!(s.task(next.id + 1000).unwrap(), None);
+    // The latest Inform's values show where they are newer.
+    let newer = CachedValue {
+        updated_ms: 9,
+        ..param("from-inform")
+    };
+    let older = CachedValue {
+        updated_ms: 1,
+        ..param("stale")
+    };
+    s.put_inform_values(
+        "A-1",
+        &[
+            ("Device.X".into(), newer),
+            ("Device.Y".into(), older),
+            ("Device.W".into(), param("w")),
+            ("Other.V".into(), param("v")),
+        ],
+    )
+    .unwrap();
+    let p = s.parameters("A-1", "Device.").unwrap();
+    let value = |n: &str| {
+        p.iter()
+            .find(|(k, _)| k == n)
+            .and_then(|(_, v)| v.value.as_ref())
+            .map(|v| v.value.clone())
+    };
+    assert_eq!(value("Device.X").as_deref(), Some("from-inform"));
+    assert_eq!(value("Device.Y").as_deref(), Some("2"));
+    assert_eq!(value("Device.W").as_deref(), Some("w"));
+    assert_eq!(names(&p), ["Device.W", "Device.X", "Device.Y", "Device.Z."]);
+    assert_eq!(s.parameters("A-1", "").unwrap().len(), 5);
+    // A newer per-parameter value wins over the Inform's.
+    s.put_values(
+        "A-1",
+        &[(
+            "Device.X".into(),
+            CachedValue {
+                updated_ms: 10,
+                ..param("set")
+            },
+        )],
+    )
+    .unwrap();
+    assert_eq!(
+        s.parameters("A-1", "Device.X").unwrap()[0]
+            .1
+            .value
+            .as_ref()
+            .unwrap()
+            .value,
+        "set"
+    );
+    // A newer Inform replaces the previous one whole.
+    s.put_inform_values("A-1", &[("Device.V".into(), param("v"))])
+        .unwrap();
+    assert_eq!(
+        names(&s.parameters("A-1", "Device.").unwrap()),
+        ["Device.V", "Device.X", "Device.Y", "Device.Z."]
+    );
+    s.clear_parameters("A-1").unwrap();
+    assert!(s.parameters("A-1", "").unwrap().is_empty());
+    assert_eq!(s.parameters("A-10", "").unwrap().len(), 1);
+}
+
+async fn concurrent_syncs_share_flushes_and_all_complete(open: Open) {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let s = open(dir.path());
+        let mut handles = Vec::new();
+        for i in 0..64 {
+            let s = s.clone();
+            handles.push(tokio::spawn(async move {
+                s.put_device(&device(&format!("D-{i}"))).unwrap();
+                s.sync().await.unwrap();
+            }));
+        }
+        for h in handles {
+            h.await.unwrap();
+        }
+        assert_eq!(s.list_devices(None, 100).unwrap().len(), 64);
+        // Nothing written since: a sync is immediate.
+        s.sync().await.unwrap();
+    }
+    assert_eq!(open(dir.path()).list_devices(None, 100).unwrap().len(), 64);
+}
+
+async fn pruning_keeps_the_newest_finished_tasks_and_all_pending(open: Open) {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(dir.path());
+    for i in 0..5 {
+        let mut t = s.insert_task("D", reboot(), "reboot", i).unwrap();
+        if i < 4 {
+            t.status = TaskStatus::Done;
+            s.put_task(&t).unwrap();
+        }
+    }
+    let other = s.insert_task("D2", reboot(), "reboot", 9).unwrap();
+    s.prune_finished_tasks("D", 2).unwrap();
+    let left = s.tasks("D").unwrap();
+    assert_eq!(left.len(), 3);
+    assert_eq!(
+        left.iter()
+            .filter(|t| t.status == TaskStatus::Pending)
+            .count(),
+        1
+    );
+    assert_eq!(left[0].created_ms, 2);
+    // Oldest first, and the pruned ones are gone from the id lookup too.
+    assert!(left.windows(2).all(|w| w[0].id < w[1].id));
+    let all: Vec<u64> = (0..10)
+        .filter_map(|id| s.task(id).unwrap())
+        .map(|t| t.id)
+        .collect();
+    assert_eq!(all.len(), 4, "{all:?}");
+    // Nothing to prune: nothing changes.
+    s.prune_finished_tasks("D", 2).unwrap();
+    assert_eq!(s.tasks("D").unwrap().len(), 3);
+    assert_eq!(s.tasks("D2").unwrap(), [other]);
+}
+
+fn searchable(id: &str, serial: &str, mac: Option<&str>) -> DeviceRecord {
+    let mut d = DeviceRecord::new(
+        id.into(),
+        DeviceIdStruct {
+            serial_number: serial.into(),
+            ..DeviceIdStruct::default()
+        },
+        CwmpVersion::V1_0,
+        1,
+    );
+    d.provisioning.mac = mac.map(Into::into);
+    d
+}
+
+async fn search_follows_the_device_record(open: Open) {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(dir.path());
+    let search = |q: &str, after: Option<&str>, limit: usize| {
+        s.search_devices(&search_keys(q), after, limit).unwrap()
+    };
+    s.put_device(&searchable("OUI-SN1", "SN1", Some("AA:BB:CC:00:00:01")))
+        .unwrap();
+    s.put_device(&searchable("OUI-SN10", "SN10", None)).unwrap();
+    s.put_device(&searchable("OUI-XY", "XY", Some("aa-bb-cc-00-00-02")))
+        .unwrap();
+    // Prefix of a token, in id order, any spelling of a MAC.
+    assert_eq!(search("sn1", None, 10), ["OUI-SN1", "OUI-SN10"]);
+    assert_eq!(search("SN10", None, 10), ["OUI-SN10"]);
+    assert_eq!(search("aabbcc", None, 10), ["OUI-SN1", "OUI-XY"]);
+    assert_eq!(search("aa:bb:cc:00:00:02", None, 10), ["OUI-XY"]);
+    assert_eq!(search("oui-", None, 10), ["OUI-SN1", "OUI-SN10", "OUI-XY"]);
+    assert_eq!(search("oui-", Some("OUI-SN1"), 10), ["OUI-SN10", "OUI-XY"]);
+    assert_eq!(search("oui-", None, 2), ["OUI-SN1", "OUI-SN10"]);
+    assert!(search("zz", None, 10).is_empty());
+    assert!(
+        s.search_devices(&[String::new()], None, 10)
+            .unwrap()
+            .is_empty()
+    );
+    // Several keys: the union.
+    assert_eq!(
+        s.search_devices(&["xy".into(), "sn10".into()], None, 10)
+            .unwrap(),
+        ["OUI-SN10", "OUI-XY"]
+    );
+    // A changed record drops its stale tokens and indexes the new ones.
+    s.put_device(&searchable("OUI-XY", "XY", Some("11:22:33:44:55:66")))
+        .unwrap();
+    assert_eq!(search("aabbcc", None, 10), ["OUI-SN1"]);
+    assert_eq!(search("112233", None, 10), ["OUI-XY"]);
+    let mut d = searchable("OUI-SN1", "SN1", Some("AA:BB:CC:00:00:01"));
+    d.provisioning.customer = Some("Tremblay Inc".into());
+    s.put_device(&d).unwrap();
+    assert_eq!(search("tremblay", None, 10), ["OUI-SN1"]);
+    assert_eq!(search("aabbcc", None, 10), ["OUI-SN1"]);
+}
+
+async fn replace_subtrees_forgets_rows_that_are_gone(open: Open) {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(dir.path());
+    let hosts = "Device.Hosts.Host.";
+    s.put_values(
+        "D",
+        &[
+            ("Device.Hosts.Host.1.MAC".into(), param("a")),
+            ("Device.Hosts.Host.2.MAC".into(), param("b")),
+            ("Device.Hosts.HostNumberOfEntries".into(), param("2")),
+            ("Device.Other".into(), param("o")),
+        ],
+    )
+    .unwrap();
+    s.put_values("D2", &[("Device.Hosts.Host.9.MAC".into(), param("z"))])
+        .unwrap();
+    s.put_writability(
+        "D",
+        &[
+            ("Device.Hosts.Host.1.".into(), false),
+            ("Device.Hosts.Host.2.".into(), false),
+            ("Device.Hosts.Host.2.MAC".into(), false),
+        ],
+    )
+    .unwrap();
+    s.replace_subtrees(
+        "D",
+        &[hosts.into(), "Device.NotAnObject".into()],
+        &[
+            ("Device.Hosts.Host.1.MAC".into(), param("a2")),
+            ("Device.Hosts.Host.3.MAC".into(), param("c")),
+        ],
+    )
+    .unwrap();
+    let p = s.parameters("D", "").unwrap();
+    assert_eq!(
+        names(&p),
+        [
+            "Device.Hosts.Host.1.",
+            "Device.Hosts.Host.1.MAC",
+            "Device.Hosts.Host.3.MAC",
+            "Device.Hosts.HostNumberOfEntries",
+            "Device.Other"
+        ]
+    );
+    assert_eq!(p[1].1.value.as_ref().unwrap().value, "a2");
+    assert_eq!(p[0].1.writable, Some(false));
+    // Another device's rows are not touched.
+    assert_eq!(s.parameters("D2", hosts).unwrap().len(), 1);
+    // An empty table: everything under it goes.
+    s.replace_subtrees("D", &[hosts.into()], &[]).unwrap();
+    assert_eq!(
+        names(&s.parameters("D", "").unwrap()),
+        ["Device.Hosts.HostNumberOfEntries", "Device.Other"]
+    );
+}
+
+fn new_fault(device: &str, code: u32) -> NewFault {
+    NewFault {
+        device_id: device.into(),
+        at_ms: u64::from(code),
+        source: "cpe",
+        code,
+        message: format!("fault {code}"),
+        rpc: Some("SetParameterValues".into()),
+        task_id: None,
+    }
+}
+
+async fn faults_newest_first_and_ids_shared_with_tasks(open: Open) {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(dir.path());
+    let f1 = s.record_fault(new_fault("A", 9001)).unwrap();
+    let t = s.insert_task("A", reboot(), "reboot", 1).unwrap();
+    let f2 = s.record_fault(new_fault("B", 9002)).unwrap();
+    let f3 = s.record_fault(new_fault("A", 9003)).unwrap();
+    assert!(f1.id < t.id && t.id < f2.id && f2.id < f3.id);
+    assert_eq!(s.fault(f2.id).unwrap().unwrap(), f2);
+    assert_eq!(s.fault(t.id).unwrap(), None);
+    let codes = |d: Option<&str>, limit| -> Vec<u32> {
+        s.faults(d, limit)
+            .unwrap()
+            .into_iter()
+            .map(|f| f.code)
+            .collect()
+    };
+    assert_eq!(codes(None, 10), [9003, 9002, 9001]);
+    assert_eq!(codes(None, 2), [9003, 9002]);
+    assert_eq!(codes(Some("A"), 10), [9003, 9001]);
+    assert!(codes(Some("C"), 10).is_empty());
+    assert!(s.delete_fault(f2.id).unwrap());
+    assert!(!s.delete_fault(f2.id).unwrap());
+    assert_eq!(s.fault(f2.id).unwrap(), None);
+    assert_eq!(codes(None, 10), [9003, 9001]);
+}
+
+async fn credentials_and_writebacks(open: Open) {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(dir.path());
+    let cred = CpeCredential {
+        username: "cpe-1".into(),
+        password: "secret".into(),
+        device_id: Some("A".into()),
+    };
+    assert_eq!(s.cpe_credential("cpe-1").unwrap(), None);
+    s.put_cpe_credential(&cred).unwrap();
+    assert_eq!(s.cpe_credential("cpe-1").unwrap().unwrap(), cred);
+    assert!(s.delete_cpe_credential("cpe-1").unwrap());
+    assert!(!s.delete_cpe_credential("cpe-1").unwrap());
+    assert_eq!(s.cpe_credential("cpe-1").unwrap(), None);
+
+    let wb = |d: &str, at_ms| Writeback {
+        device_id: d.into(),
+        equipment: "EQ-1".into(),
+        cwmp_serial: "SN".into(),
+        at_ms,
+        attempts: 0,
+    };
+    s.put_writeback(&wb("B", 1)).unwrap();
+    s.put_writeback(&wb("A", 2)).unwrap();
+    // One per device: a newer one replaces it.
+    s.put_writeback(&wb("B", 3)).unwrap();
+    assert_eq!(s.writebacks(10).unwrap(), [wb("A", 2), wb("B", 3)]);
+    assert_eq!(s.writebacks(1).unwrap(), [wb("A", 2)]);
+    s.delete_writeback("A").unwrap();
+    s.delete_writeback("nobody").unwrap();
+    assert_eq!(s.writebacks(10).unwrap(), [wb("B", 3)]);
+}
+
+async fn a_filled_store_reads_back_the_same_after_reopen(open: Open) {
+    let dir = tempfile::tempdir().unwrap();
+    let before = {
+        let s = open(dir.path());
+        fill(&*s);
+        s.sync().await.unwrap();
+        snapshot(&*s)
+    };
+    let s = open(dir.path());
+    assert_eq!(snapshot(&*s), before);
+}
+
+/// A bit of everything the store keeps.
+fn fill(s: &dyn Store) {
+    for i in 0..30u32 {
+        let id = format!("OUI-SN{i}");
+        let mut d = searchable(
+            &id,
+            &format!("SN{i}"),
+            Some(&format!("aa:bb:cc:dd:ee:{i:02x}")),
+        );
+        d.provisioning.equipment = Some(format!("EQ-{i}"));
+        d.inform_count = u64::from(i);
+        s.put_device(&d).unwrap();
+        s.put_inform_values(
+            &id,
+            &[
+                ("Device.DeviceInfo.UpTime".into(), param(&i.to_string())),
+                ("Device.ManagementServer.ParameterKey".into(), param("k")),
+            ],
+        )
+        .unwrap();
+        s.put_values(
+            &id,
+            &[(
+                format!("Device.WiFi.SSID.{i}.SSID"),
+                CachedValue {
+                    updated_ms: 50,
+                    ..param("ssid")
+                },
+            )],
+        )
+        .unwrap();
+        s.put_writability(&id, &[(format!("Device.WiFi.SSID.{i}.SSID"), true)])
+            .unwrap();
+        let mut t = s.insert_task(&id, reboot(), "reboot", 3).unwrap();
+        if i % 3 == 0 {
+            t.status = TaskStatus::Done;
+            s.put_task(&t).unwrap();
+        }
+        if i % 4 == 0 {
+            s.record_fault(new_fault(&id, 9000 + i)).unwrap();
+        }
+        if i % 5 == 0 {
+            s.put_writeback(&Writeback {
+                device_id: id.clone(),
+                equipment: format!("EQ-{i}"),
+                cwmp_serial: format!("SN{i}"),
+                at_ms: 7,
+                attempts: i,
+            })
+            .unwrap();
+            s.put_cpe_credential(&CpeCredential {
+                username: format!("user{i}"),
+                password: format!("pw{i}"),
+                device_id: Some(id.clone()),
+            })
+            .unwrap();
+        }
+    }
+    s.delete_fault(s.faults(None, 1).unwrap()[0].id).unwrap();
+}
+
+#[derive(Debug, PartialEq)]
+struct Snapshot {
+    devices: Vec<DeviceRecord>,
+    params: Vec<Vec<(String, StoredParam)>>,
+    tasks: Vec<Vec<Task>>,
+    faults: Vec<FaultRecord>,
+    writebacks: Vec<Writeback>,
+    credentials: Vec<Option<CpeCredential>>,
+    searches: Vec<Vec<String>>,
+}
+
+/// Every listing of a store filled by [`fill`].
+fn snapshot(s: &dyn Store) -> Snapshot {
+    let devices = s.list_devices(None, 1000).unwrap();
+    let ids: Vec<&str> = devices.iter().map(|d| d.id.as_str()).collect();
+    Snapshot {
+        params: ids.iter().map(|id| s.parameters(id, "").unwrap()).collect(),
+        tasks: ids.iter().map(|id| s.tasks(id).unwrap()).collect(),
+        faults: s.faults(None, 1000).unwrap(),
+        writebacks: s.writebacks(1000).unwrap(),
+        credentials: (0..30)
+            .map(|i| s.cpe_credential(&format!("user{i}")).unwrap())
+            .collect(),
+        searches: ["sn", "sn1", "eq-2", "aabbccddee0", "oui-sn2", "x"]
+            .iter()
+            .map(|q| s.search_devices(&search_keys(q), None, 1000).unwrap())
+            .collect(),
+        devices,
+    }
+}
+
+fn sled_dir(data_dir: &Path) -> std::path::PathBuf {
+    data_dir.join("db")
+}
+
+#[tokio::test]
+async fn migration_copies_every_sled_tree() {
+    let dir = tempfile::tempdir().unwrap();
+    let (before, max_id) = {
+        let s = SledStore::open(&sled_dir(dir.path()), 8 << 20).unwrap();
+        fill(&s);
+        s.sync().await.unwrap();
+        let max_task = (0..30)
+            .flat_map(|i| s.tasks(&format!("OUI-SN{i}")).unwrap())
+            .map(|t| t.id)
+            .max()
+            .unwrap();
+        (snapshot(&s), max_task)
+    };
+    assert_eq!(before.devices.len(), 30);
+    assert_eq!(before.faults.len(), 7);
+    let s = RedbStore::open(dir.path(), 8 << 20).unwrap();
+    assert_eq!(snapshot(&s), before);
+    // Ids go on above sled's.
+    let t = s.insert_task("OUI-SN0", reboot(), "reboot", 9).unwrap();
+    assert!(t.id > max_id);
+    assert!(s.record_fault(new_fault("OUI-SN0", 1)).unwrap().id > t.id);
+    // sled's directory is kept under another name; nothing else is left.
+    assert!(!dir.path().join("db").exists());
+    assert!(dir.path().join("db.migrated").is_dir());
+    assert!(dir.path().join("store.redb").is_file());
+    assert!(!dir.path().join("store.redb.tmp").exists());
+    drop(s);
+    // A restart opens the redb file, no second migration.
+    let s = RedbStore::open(dir.path(), 8 << 20).unwrap();
+    assert_eq!(s.tasks("OUI-SN0").unwrap().last().unwrap().id, t.id);
+}
+
+#[tokio::test]
+async fn an_interrupted_migration_runs_again_from_scratch() {
+    for leftover in ["garbage", "partial redb"] {
+        let dir = tempfile::tempdir().unwrap();
+        let before = {
+            let s = SledStore::open(&sled_dir(dir.path()), 8 << 20).unwrap();
+            fill(&s);
+            s.sync().await.unwrap();
+            snapshot(&s)
+        };
+        // What a crash mid-migration leaves: a temporary file, no store.redb.
+        let tmp = dir.path().join("store.redb.tmp");
+        if leftover == "garbage" {
+            std::fs::write(&tmp, b"not a database").unwrap();
+        } else {
+            let partial = RedbStore::open_file(&tmp, 1 << 20).unwrap();
+            partial.put_device(&device("PARTIAL")).unwrap();
+            partial.flush_blocking().unwrap();
+        }
+        let s = RedbStore::open(dir.path(), 8 << 20).unwrap();
+        assert_eq!(snapshot(&s), before, "{leftover}");
+        assert_eq!(s.device("PARTIAL").unwrap(), None);
+        assert!(!tmp.exists());
+    }
+}
+
+#[tokio::test]
+async fn a_new_data_directory_starts_empty_without_migration() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = RedbStore::open(dir.path(), 8 << 20).unwrap();
+    assert!(s.list_devices(None, 10).unwrap().is_empty());
+    assert_eq!(s.insert_task("D", reboot(), "reboot", 1).unwrap().id, 1);
+    assert!(!dir.path().join("db").exists());
+    assert!(!dir.path().join("db.migrated").exists());
+}
