@@ -172,6 +172,9 @@ pub struct FlowContext {
     pub key: Arc<hmac::Key>,
     pub management: Option<ManagementConfig>,
     pub sip_servers: SipServers,
+    /// ParameterKey of the configuration last verified on the device
+    /// (ERPNext's settings and the ACS's), if any.
+    pub applied_key: Option<String>,
 }
 
 /// A provisioning run.
@@ -244,6 +247,17 @@ impl Flow {
     fn finish(&mut self, o: Outcome) -> FlowStep {
         self.state = State::Done;
         FlowStep::Finished(o)
+    }
+
+    /// The device still carries the configuration last verified on it.
+    /// Without ERPNext's answer that configuration cannot be planned again,
+    /// and a push of the ACS's settings alone would replace its
+    /// ParameterKey, so the next run would push every secret once more.
+    fn carries_applied_config(&self) -> bool {
+        let key = self
+            .values
+            .get(&self.ctx.profile.management("ParameterKey"));
+        matches!((key, &self.ctx.applied_key), (Some(k), Some(a)) if !k.is_empty() && k == a)
     }
 
     fn extract_identity(&mut self) {
@@ -349,6 +363,10 @@ impl Flow {
                 self.plan()
             }
             other => {
+                let no_answer = matches!(
+                    other,
+                    DesiredOutcome::Unavailable(_) | DesiredOutcome::Failed(_)
+                );
                 let outcome = match other {
                     DesiredOutcome::Unresolved => Outcome::Unresolved { identity },
                     DesiredOutcome::Ambiguous(candidates) => Outcome::Ambiguous {
@@ -362,8 +380,14 @@ impl Flow {
                     }
                 };
                 // A check run has not read the device: nothing more to do.
-                // A full run still applies the ACS's own settings.
-                if !self.read_done || self.ctx.management.is_none() {
+                // A full run still applies the ACS's own settings, unless
+                // ERPNext did not answer and the device keeps what was
+                // verified on it (its settings are retried at the next
+                // contact).
+                if !self.read_done
+                    || self.ctx.management.is_none()
+                    || (no_answer && self.carries_applied_config())
+                {
                     return self.finish(outcome);
                 }
                 self.after_set = Some(outcome);
@@ -506,6 +530,7 @@ mod tests {
                 cr_password: Secret::new("cr-pass-0123"),
             }),
             sip_servers: SipServers::default(),
+            applied_key: None,
         }
     }
 
@@ -716,5 +741,48 @@ mod tests {
         };
         assert_eq!(code, 9003);
         assert!(message.contains("Device.WiFi.SSID.1.SSID 9007"));
+    }
+
+    #[test]
+    fn erpnext_down_leaves_a_provisioned_device_alone() {
+        let key_path = "Device.ManagementServer.ParameterKey";
+        // Never provisioned (factory ParameterKey): the ACS's own settings.
+        let mut f = Flow::new(ctx(), None);
+        f.begin();
+        f.on_response(gpv_response(&[(key_path, "")]));
+        let Body::SetParameterValues(mgmt) =
+            sent(f.supply(DesiredOutcome::Unavailable("down".into())))
+        else {
+            panic!()
+        };
+        // Provisioned (it carries the key last verified on it): nothing is
+        // pushed, whether ERPNext is down or refuses us.
+        for answer in [
+            DesiredOutcome::Unavailable("down".into()),
+            DesiredOutcome::Failed("HTTP 417".into()),
+        ] {
+            let mut c = ctx();
+            c.applied_key = Some("full-key".into());
+            let mut f = Flow::new(c, None);
+            f.begin();
+            f.on_response(gpv_response(&[(key_path, "full-key")]));
+            assert!(
+                matches!(f.supply(answer), FlowStep::Finished(_)),
+                "pushed to a provisioned device"
+            );
+        }
+        // A device that does not carry it (another key, e.g. the ACS's
+        // settings alone) still gets them.
+        let mut c = ctx();
+        c.applied_key = Some("full-key".into());
+        let mut f = Flow::new(c, None);
+        f.begin();
+        f.on_response(gpv_response(&[(key_path, "other-key")]));
+        let Body::SetParameterValues(again) =
+            sent(f.supply(DesiredOutcome::Unavailable("down".into())))
+        else {
+            panic!()
+        };
+        assert_eq!(again.parameter_key, mgmt.parameter_key);
     }
 }

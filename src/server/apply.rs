@@ -84,7 +84,10 @@ fn put_task(store: &dyn Store, task: &Task, applied: &mut Applied) -> StoreResul
     Ok(())
 }
 
-/// Finishes the device's pending tasks of one action kind.
+/// Finishes the device's tasks of one action kind that this session
+/// started (marked sent at its start). One queued while the session was
+/// already running stays pending for the next session: this run read
+/// ERPNext (or the host table) before it was asked for.
 fn finish_actions(
     store: &dyn Store,
     device_id: &str,
@@ -96,7 +99,7 @@ fn finish_actions(
 ) -> StoreResult<bool> {
     let mut any = false;
     for mut task in store.tasks(device_id)? {
-        if task.request != TaskRequest::Action(action) || task.status.is_finished() {
+        if task.request != TaskRequest::Action(action) || task.status != TaskStatus::Sent {
             continue;
         }
         task.status = if ok {
@@ -326,5 +329,74 @@ fn command_key_of(request: &crate::cwmp::Body) -> Option<&str> {
         Body::ScheduleDownload(s) => Some(&s.command_key),
         Body::ChangeDUState(c) => Some(&c.command_key),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cwmp::CwmpVersion;
+    use crate::cwmp::rpc::DeviceIdStruct;
+    use crate::provision::flow::ReadIdentity;
+    use crate::store::{DeviceRecord, SledStore};
+
+    #[test]
+    fn a_provisioning_run_finishes_only_the_reprovisions_it_started() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SledStore::open(dir.path(), 1 << 20).unwrap();
+        let id = "1C61B4-Device2-X1";
+        let identity = DeviceIdStruct {
+            manufacturer: "TP-Link".into(),
+            oui: "1C61B4".into(),
+            product_class: "Device2".into(),
+            serial_number: "X1".into(),
+        };
+        store
+            .put_device(&DeviceRecord::new(
+                id.into(),
+                identity,
+                CwmpVersion::V1_0,
+                1,
+            ))
+            .unwrap();
+        let reprovision = || TaskRequest::Action(TaskAction::Reprovision);
+        // Started by this session...
+        let mut started = store
+            .insert_task(id, reprovision(), "reprovision", 1)
+            .unwrap();
+        started.status = TaskStatus::Sent;
+        started.attempts = 1;
+        store.put_task(&started).unwrap();
+        // ...and asked for while it was running.
+        let later = store
+            .insert_task(id, reprovision(), "reprovision", 2)
+            .unwrap();
+        let outcome = Outcome::Provisioned {
+            equipment: "EQ-1".into(),
+            customer: None,
+            identity: ReadIdentity::default(),
+            modified: None,
+            key: "k".into(),
+            pushed: 1,
+            pending_reboot: false,
+        };
+        let applied =
+            apply_effects(&store, id, vec![Effect::Provisioning(outcome)], 3, 60_000).unwrap();
+        assert_eq!(
+            store.task(started.id).unwrap().unwrap().status,
+            TaskStatus::Done
+        );
+        assert_eq!(
+            store.task(later.id).unwrap().unwrap().status,
+            TaskStatus::Pending
+        );
+        assert_eq!(
+            applied
+                .events
+                .iter()
+                .filter(|e| e.kind == EventKind::TaskDone)
+                .count(),
+            1
+        );
     }
 }

@@ -212,6 +212,7 @@ impl Provisioning {
                 cr_password: Secret::new(cr_password),
             }),
             sip_servers: self.sip.clone(),
+            applied_key: p.applied_key.clone(),
         };
         let check = match kind {
             RunKind::Full => None,
