@@ -133,12 +133,12 @@ fn a_udp_connection_request_through_the_stun_binding_opens_a_session() {
     // The device keeps a binding (USERNAME = its serial: STUNUsername is
     // empty in the model) and boots.
     assert!(
-        wait_for(10, || bindings.get("STUN0001").is_some()),
+        wait_for(30, || bindings.get("STUN0001").is_some()),
         "no STUN binding"
     );
     let binding = bindings.get("STUN0001").unwrap();
     assert!(binding.addr.ip().is_loopback());
-    assert!(wait_for(10, || informs(&acs, &id) == 1), "no boot session");
+    assert!(wait_for(30, || informs(&acs, &id) == 1), "no boot session");
 
     // A signed UDP connection request: a session.
     rt.block_on(send_udp_connection_request(
@@ -150,7 +150,7 @@ fn a_udp_connection_request_through_the_stun_binding_opens_a_session() {
     ))
     .unwrap();
     assert!(
-        wait_for(10, || informs(&acs, &id) == 2),
+        wait_for(30, || informs(&acs, &id) == 2),
         "the UDP connection request opened no session"
     );
     assert_eq!(last_event(&acs, &id), "6 CONNECTION REQUEST");
@@ -184,7 +184,7 @@ fn a_udp_connection_request_through_the_stun_binding_opens_a_session() {
             .unwrap();
     };
     send(&datagram);
-    assert!(wait_for(10, || informs(&acs, &id) == 3), "no session");
+    assert!(wait_for(30, || informs(&acs, &id) == 3), "no session");
     send(&datagram);
     assert!(
         !wait_for(2, || informs(&acs, &id) > 3),
@@ -236,7 +236,7 @@ fn fleet_devices_keep_bindings_and_answer_udp_connection_requests() {
             "--inform-interval",
             "60",
             "--duration",
-            "8",
+            "15",
             "--serial-prefix",
             "UDPF",
             "--connection-requests",
@@ -253,11 +253,11 @@ fn fleet_devices_keep_bindings_and_answer_udp_connection_requests() {
     let sim = Sim(Some(child));
     let serials = ["UDPF0000000", "UDPF0000001", "UDPF0000002"];
     assert!(
-        wait_for(10, || serials.iter().all(|s| bindings.get(s).is_some())),
+        wait_for(12, || serials.iter().all(|s| bindings.get(s).is_some())),
         "not every device has a binding: {bindings:?}"
     );
     let id = "1C61B4-Device2-UDPF0000001";
-    assert!(wait_for(10, || informs(&acs, id) == 1), "no boot session");
+    assert!(wait_for(12, || informs(&acs, id) == 1), "no boot session");
     let binding = bindings.get("UDPF0000001").unwrap();
     rt.block_on(send_udp_connection_request(
         &socket,
@@ -267,7 +267,7 @@ fn fleet_devices_keep_bindings_and_answer_udp_connection_requests() {
         now_s(),
     ))
     .unwrap();
-    assert!(wait_for(10, || informs(&acs, id) == 2), "no session");
+    assert!(wait_for(12, || informs(&acs, id) == 2), "no session");
     assert_eq!(last_event(&acs, id), "6 CONNECTION REQUEST");
     // The others were not woken (their informs are spread over the run).
     assert!(informs(&acs, "1C61B4-Device2-UDPF0000002") <= 1);
@@ -316,10 +316,10 @@ fn the_acs_wakes_a_device_behind_nat_through_its_own_stun_server() {
         "--stun-keepalive",
         "1",
     ]);
-    assert!(wait_for(10, || informs(&acs, &id) == 1), "no boot session");
+    assert!(wait_for(30, || informs(&acs, &id) == 1), "no boot session");
     // The binding is in the ACS's table once a keep-alive arrived.
     assert!(
-        wait_for(10, || {
+        wait_for(30, || {
             let m = HttpConn::connect(acs.api).request("GET", "/metrics", &[], b"");
             String::from_utf8_lossy(&m.body)
                 .lines()
@@ -341,7 +341,7 @@ fn the_acs_wakes_a_device_behind_nat_through_its_own_stun_server() {
         "{body}"
     );
     assert!(
-        wait_for(10, || informs(&acs, &id) == 2),
+        wait_for(30, || informs(&acs, &id) == 2),
         "the UDP connection request opened no session"
     );
     assert_eq!(last_event(&acs, &id), "6 CONNECTION REQUEST");
