@@ -195,3 +195,180 @@ fn stun_corpus_replays_cleanly() {
         assert!(outcome.is_ok(), "{} failed", path.display());
     }
 }
+
+/// The corpus and saved finds of one of the text-parser targets, in name
+/// order, after asserting the corpus holds at least `min` files.
+fn corpus_and_regressions(target: &str, min: usize) -> Vec<PathBuf> {
+    let mut all = files(&fuzz_dir(&format!("corpus/{target}")));
+    assert!(
+        all.len() >= min,
+        "fuzz/corpus/{target}/ holds {} files, expected at least {min}: was it emptied?",
+        all.len()
+    );
+    all.extend(files(&fuzz_dir(&format!("regressions/{target}"))));
+    all
+}
+
+/// Runs `check` on every file of `paths`, catching panics; fails with the
+/// list of files that panicked or broke an invariant.
+fn replay_all(paths: &[PathBuf], check: impl Fn(&[u8])) {
+    let failures: Vec<(PathBuf, String)> = paths
+        .iter()
+        .filter_map(|p| {
+            let bytes = std::fs::read(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+            catch_unwind(AssertUnwindSafe(|| check(&bytes)))
+                .err()
+                .map(|panic| {
+                    let msg = panic
+                        .downcast_ref::<String>()
+                        .map(String::as_str)
+                        .or_else(|| panic.downcast_ref::<&str>().copied())
+                        .unwrap_or("non-string panic payload");
+                    (p.clone(), clip(msg))
+                })
+        })
+        .collect();
+    assert!(
+        failures.is_empty(),
+        "{} of {} inputs failed:\n\n{}",
+        failures.len(),
+        paths.len(),
+        report(&failures)
+    );
+}
+
+/// The `digest` target's corpus (`fuzz/corpus/digest/`: Authorization and
+/// WWW-Authenticate values) through the auth-param parser, the ACS's
+/// Authorization parsing and checking, and the connection-request
+/// client's challenge choice, with the target's invariants: bounded
+/// params that survive a canonical rewrite, `DigestParams` made of those
+/// params, a chosen Digest challenge answered with a header the ACS reads
+/// back, short errors, no forged Digest header let in.
+#[test]
+fn digest_corpus_replays_cleanly() {
+    use gigafibre_acs::config::{CpeAuthMode, DigestAlgorithm, Secret};
+    use gigafibre_acs::connreq::challenge::{Challenge, digest_authorization, pick};
+    use gigafibre_acs::digest::{DigestInput, parse_params, response, strip_scheme};
+    use gigafibre_acs::server::auth::{AuthOutcome, CpeAuthenticator, DigestParams};
+    use std::time::{Duration, SystemTime};
+
+    let authenticator = |mode| {
+        let (mut config, _) = gigafibre_acs::config::load(None, &|_| None).unwrap();
+        config.cpe_auth = mode;
+        config.cpe_username = "cpe".into();
+        config.cpe_password = Secret::new("s3cret");
+        config.digest_algorithms = vec![
+            DigestAlgorithm::Md5,
+            DigestAlgorithm::Md5Sess,
+            DigestAlgorithm::Sha256,
+            DigestAlgorithm::Sha256Sess,
+        ];
+        CpeAuthenticator::new(&config)
+    };
+    let (basic, digest) = (
+        authenticator(CpeAuthMode::Basic),
+        authenticator(CpeAuthMode::Digest),
+    );
+    let quoted = |v: &str| format!("\"{}\"", v.replace('\\', "\\\\").replace('"', "\\\""));
+    let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+
+    replay_all(&corpus_and_regressions("digest", 20), |data| {
+        let s = String::from_utf8_lossy(data);
+        let params_text = strip_scheme(&s, "Digest").unwrap_or(&s);
+        match parse_params(params_text) {
+            None => assert!(DigestParams::parse(params_text).is_none()),
+            Some(params) => {
+                assert!(params.len() <= 32);
+                let mut total = 0;
+                for (k, v) in &params {
+                    assert!(!k.is_empty() && k.len() <= 32 && !k.contains('='), "{k:?}");
+                    assert!(!k.bytes().any(|b| b.is_ascii_uppercase()), "{k:?}");
+                    assert!(v.len() <= 4096);
+                    total += k.len() + v.len();
+                }
+                assert!(total <= params_text.len());
+                let canonical = params
+                    .iter()
+                    .map(|(k, v)| format!("{k}={}", quoted(v)))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                assert_eq!(parse_params(&canonical).as_ref(), Some(&params));
+                if let Some(p) = DigestParams::parse(params_text) {
+                    let last = |key: &str| {
+                        params
+                            .iter()
+                            .rev()
+                            .find(|(k, _)| k == key)
+                            .map(|(_, v)| v.clone())
+                    };
+                    assert_eq!(Some(p.username), last("username"));
+                    assert_eq!(Some(p.realm), last("realm"));
+                    assert_eq!(Some(p.nonce), last("nonce"));
+                    assert_eq!(Some(p.uri), last("uri"));
+                    assert_eq!(Some(p.response), last("response"));
+                    assert_eq!(p.algorithm, last("algorithm"));
+                    assert_eq!(p.qop, last("qop"));
+                    assert_eq!(p.nc, last("nc"));
+                    assert_eq!(p.cnonce, last("cnonce"));
+                }
+            }
+        }
+
+        match pick(s.split('\n')) {
+            Ok(Challenge::Basic) => {}
+            Ok(c) => {
+                let Challenge::Digest {
+                    realm,
+                    nonce,
+                    algorithm,
+                    qop_auth,
+                    ..
+                } = &c
+                else {
+                    unreachable!()
+                };
+                let (user, uri, cnonce) = ("RCMG\"1\\", "/cr?x=1", "c0ffee");
+                let header = digest_authorization(&c, user, "pw", uri, cnonce).unwrap();
+                let p = DigestParams::parse(strip_scheme(&header, "Digest").unwrap())
+                    .unwrap_or_else(|| panic!("our answer {header:?} does not parse"));
+                assert_eq!(
+                    (p.username.as_str(), &p.realm, &p.nonce, p.uri.as_str()),
+                    (user, realm, nonce, uri)
+                );
+                assert_eq!(
+                    p.algorithm.as_deref().and_then(DigestAlgorithm::parse),
+                    Some(*algorithm)
+                );
+                let qop = qop_auth.then_some("auth");
+                assert_eq!(p.qop.as_deref(), qop);
+                let expected = response(&DigestInput {
+                    algorithm: *algorithm,
+                    username: user,
+                    realm,
+                    password: "pw",
+                    method: "GET",
+                    uri,
+                    nonce,
+                    qop,
+                    nc: "00000001",
+                    cnonce,
+                });
+                assert_eq!(p.response, expected);
+            }
+            Err(e) => assert!(e.to_string().chars().count() <= 120, "{e}"),
+        }
+
+        let none = |_: &str| None;
+        if let AuthOutcome::Challenge { headers, reason } =
+            basic.check("POST", "/", Some(&s), &none, now)
+        {
+            assert!(!headers.is_empty() && !reason.is_empty());
+        }
+        match digest.check("POST", "/", Some(&s), &none, now) {
+            AuthOutcome::Allowed { .. } => panic!("a forged Digest header was let in"),
+            AuthOutcome::Challenge { headers, reason } => {
+                assert!(!headers.is_empty() && !reason.is_empty());
+            }
+        }
+    });
+}

@@ -13,7 +13,8 @@ Each input's features come from running the fuzz target alone on it in
 libFuzzer's merge mode (`-merge=1 -merge_control_file=...`); an input that
 crashes the target has no features and is never picked.
 Build the target first (`RUSTC_BOOTSTRAP=1 cargo fuzz build envelope`). Run
-from `fuzz/`. OUT_DIR is replaced.
+from `fuzz/`. OUT_DIR is replaced. For another target than `envelope`, set
+FUZZ_TARGET (e.g. `FUZZ_TARGET=digest python3 seeds/cap_corpus.py ...`).
 """
 import concurrent.futures
 import hashlib
@@ -25,8 +26,11 @@ import sys
 import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+# The target whose binary measures coverage: `envelope` unless the
+# FUZZ_TARGET environment variable names another (`FUZZ_TARGET=digest`).
+TARGET = os.environ.get("FUZZ_TARGET", "envelope")
 BINARY = os.path.join(
-    HERE, "..", "target", "x86_64-unknown-linux-gnu", "release", "envelope"
+    HERE, "..", "target", "x86_64-unknown-linux-gnu", "release", TARGET
 )
 HASH_NAME = re.compile(r"^[0-9a-f]{40}$")
 

@@ -286,24 +286,26 @@ fn uri_matches(digest_uri: &str, request_uri: &str) -> bool {
     path_of(digest_uri) == path_of(request_uri)
 }
 
-/// The parameters of a Digest `Authorization` header.
+/// The parameters of a Digest `Authorization` header (what follows the
+/// `Digest` scheme name), as [`CpeAuthenticator::check`] reads them.
 #[derive(Debug, Default, PartialEq, Eq)]
-struct DigestParams {
-    username: String,
-    realm: String,
-    nonce: String,
-    uri: String,
-    response: String,
-    algorithm: Option<String>,
-    qop: Option<String>,
-    nc: Option<String>,
-    cnonce: Option<String>,
+pub struct DigestParams {
+    pub username: String,
+    pub realm: String,
+    pub nonce: String,
+    pub uri: String,
+    pub response: String,
+    pub algorithm: Option<String>,
+    pub qop: Option<String>,
+    pub nc: Option<String>,
+    pub cnonce: Option<String>,
 }
 
 impl DigestParams {
     /// Parses `k=v, k="quoted, with \"escapes\""` lists; `None` when a
-    /// required field is missing or the syntax is broken.
-    fn parse(s: &str) -> Option<DigestParams> {
+    /// required field is missing or the syntax is broken. Pure (public for
+    /// the `digest` fuzz target).
+    pub fn parse(s: &str) -> Option<DigestParams> {
         let mut p = DigestParams::default();
         let (mut username, mut realm, mut nonce, mut uri, mut response) =
             (None, None, None, None, None);
