@@ -372,3 +372,74 @@ fn digest_corpus_replays_cleanly() {
         }
     });
 }
+
+/// The `profile` target's corpus (`fuzz/corpus/profile/`: device-profile
+/// TOML) through `Profiles::parse`, with the target's invariants: errors
+/// name the file and say why; a profile that loads passes the loader's
+/// validation (re-checked from its fields) and matches a device described
+/// by its own patterns; parsing is deterministic.
+#[test]
+fn profile_corpus_replays_cleanly() {
+    use gigafibre_acs::provision::profile::{DeviceFacts, ProfileError, Profiles};
+
+    const FILE: &str = "fuzz-profile.toml";
+    replay_all(&corpus_and_regressions("profile", 20), |data| {
+        let Ok(text) = std::str::from_utf8(data) else {
+            return;
+        };
+        let first = Profiles::parse(FILE, text);
+        match &first {
+            Err(ProfileError::Invalid { file, reason }) => {
+                assert_eq!(file, FILE);
+                assert!(!reason.trim().is_empty());
+            }
+            Err(other) => panic!("parsing a text gave {other:?}"),
+            Ok(p) => {
+                assert!(!p.name.trim().is_empty());
+                assert!(p.root == "Device." || p.root == "InternetGatewayDevice.");
+                for (key, path) in p.paths() {
+                    assert!(path.starts_with(&p.root), "{key} = {path:?}");
+                    assert!(!path.contains(char::is_whitespace) && !path.contains(".."));
+                }
+                let mut bands = Vec::new();
+                for w in &p.wifi {
+                    assert!(matches!(w.band.as_str(), "2.4" | "5" | "6"));
+                    assert!(!bands.contains(&w.band));
+                    bands.push(w.band.clone());
+                    assert!(p.writable(&w.ssid) && p.writable(&w.passphrase));
+                }
+                if let Some(s) = &p.sip {
+                    assert!(s.auth_username.contains("{line}"));
+                    assert!(s.auth_password.contains("{line}"));
+                    assert_eq!(s.line_enable.is_some(), s.line_enable_value.is_some());
+                }
+                let m = &p.matches;
+                let groups = [&m.manufacturer, &m.oui, &m.product_class, &m.model_name];
+                assert!(
+                    groups
+                        .iter()
+                        .all(|g| g.iter().all(|x| !x.trim().is_empty()))
+                );
+                let own = |g: &[String]| g.first().map(|x| x.replace('*', "")).unwrap_or_default();
+                let facts = [
+                    own(&m.manufacturer),
+                    own(&m.oui),
+                    own(&m.product_class),
+                    own(&m.model_name),
+                ];
+                assert!(p.matches(&DeviceFacts {
+                    manufacturer: &facts[0],
+                    oui: &facts[1],
+                    product_class: &facts[2],
+                    model_name: &facts[3],
+                    root: &p.root,
+                }));
+            }
+        }
+        if let Err(e) = &first {
+            assert!(e.to_string().contains(FILE), "{e}");
+        }
+        let again = Profiles::parse(FILE, text);
+        assert_eq!(format!("{first:?}"), format!("{again:?}"));
+    });
+}
