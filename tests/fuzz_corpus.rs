@@ -443,3 +443,128 @@ fn profile_corpus_replays_cleanly() {
         assert_eq!(format!("{first:?}"), format!("{again:?}"));
     });
 }
+
+/// The `frappe` target's corpus (`fuzz/corpus/frappe/`: Frappe error
+/// bodies, HTML pages, list / document / get_password answers, Retry-After
+/// values) through the ERPNext answer decoders, with the target's
+/// invariants: kept texts at most `MAX_TEXT` characters on one collapsed
+/// line, `Retry-After` read exactly for digits, short errors that name the
+/// operation (none echoing a password answer), records without blank
+/// fields, determinism.
+#[test]
+fn frappe_corpus_replays_cleanly() {
+    use gigafibre_acs::config::Secret;
+    use gigafibre_acs::erpnext::{
+        Equipment, ErpError, FrappeError, MAX_TEXT, clean_text, decode_document, decode_list,
+        decode_password, parse_retry_after,
+    };
+
+    const OP: &str = "the lookup of Service Equipment EQ-00042";
+    let line = |s: &str| {
+        assert!(s.chars().count() <= MAX_TEXT, "{s:?}");
+        assert!(!s.chars().any(|c| c.is_whitespace() && c != ' '), "{s:?}");
+        assert!(!s.contains("  ") && s.trim() == s, "{s:?}");
+    };
+    let kept = |s: &str| {
+        assert!(!s.is_empty());
+        line(s);
+    };
+    let error = |e: &ErpError| {
+        let ErpError::Protocol { reason } = e else {
+            panic!("a 2xx answer gave {e:?}")
+        };
+        assert!(reason.starts_with(OP), "{reason:?}");
+        assert!(
+            e.to_string().chars().count() <= OP.chars().count() + 160,
+            "{e}"
+        );
+    };
+    let record = |e: &Equipment| {
+        assert!(!e.name.trim().is_empty());
+        for v in [
+            &e.customer,
+            &e.service_location,
+            &e.equipment_type,
+            &e.brand,
+            &e.model,
+            &e.serial_number,
+            &e.mac_address,
+            &e.status,
+            &e.wifi_ssid,
+            &e.wifi_ssid_5g,
+            &e.sip_username,
+            &e.gpon_serial,
+            &e.cwmp_serial,
+            &e.modified,
+        ] {
+            assert!(v.as_ref().is_none_or(|s| !s.trim().is_empty()));
+        }
+    };
+
+    replay_all(&corpus_and_regressions("frappe", 20), |data| {
+        let fe = FrappeError::decode(data);
+        assert_eq!(fe, FrappeError::decode(data));
+        fe.exc_type.iter().for_each(|t| kept(t));
+        fe.messages.iter().for_each(|t| kept(t));
+        fe.exception.iter().for_each(|t| kept(t));
+        fe.text.iter().for_each(|t| kept(t));
+        if let Some(h) = fe.human() {
+            kept(&h);
+        }
+        let s = String::from_utf8_lossy(data);
+        line(&clean_text(&s));
+
+        let digits = s.trim();
+        let all_digits = !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit());
+        match parse_retry_after(&s) {
+            Some(d) => {
+                assert!(all_digits);
+                assert_eq!(d.as_secs(), digits.parse::<u64>().unwrap_or(u64::MAX));
+            }
+            None => assert!(!all_digits),
+        }
+
+        let doc = decode_document(OP, 200, data);
+        match &doc {
+            Ok(e) => record(e),
+            Err(e) => error(e),
+        }
+        assert_eq!(
+            format!("{doc:?}"),
+            format!("{:?}", decode_document(OP, 200, data))
+        );
+        let list = decode_list(OP, 200, data);
+        match &list {
+            Ok(rows) => rows.iter().for_each(record),
+            Err(e) => error(e),
+        }
+        assert_eq!(
+            format!("{list:?}"),
+            format!("{:?}", decode_list(OP, 200, data))
+        );
+        let password = decode_password(OP, data);
+        match &password {
+            Ok(Some(secret)) => {
+                assert!(!secret.is_empty());
+                assert_eq!(format!("{secret:?}"), format!("{:?}", Secret::new("x")));
+            }
+            Ok(None) => {}
+            Err(e) => assert!(
+                [
+                    format!("unexpected answer from ERPNext: {OP}: the answer is not JSON"),
+                    format!("unexpected answer from ERPNext: {OP}: `message` is not text"),
+                ]
+                .contains(&e.to_string()),
+                "password error echoes: {e}"
+            ),
+        }
+        let again = decode_password(OP, data);
+        assert_eq!(
+            password
+                .as_ref()
+                .map(|p| p.as_ref().map(Secret::expose))
+                .ok(),
+            again.as_ref().map(|p| p.as_ref().map(Secret::expose)).ok()
+        );
+    });
+}

@@ -374,13 +374,7 @@ impl ErpNextClient {
         let url = self.url(&["resource", SERVICE_EQUIPMENT, name])?;
         let a = self.send(&op, Method::GET, url, None).await?;
         match a.status {
-            200..=299 => {
-                let data = data_field(&op, &a)?;
-                let e = query::equipment_from_json(&data).map_err(|r| ErpError::Protocol {
-                    reason: format!("{op}: {r}"),
-                })?;
-                Ok(vec![e])
-            }
+            200..=299 => Ok(vec![decode_document(&op, a.status, &a.body)?]),
             // Gone (or never there): not an error for a lookup.
             404 => Ok(Vec::new()),
             _ => Err(self.refusal(&op, &format!("{SERVICE_EQUIPMENT} {name}"), &a)),
@@ -406,11 +400,7 @@ impl ErpNextClient {
         if !(200..=299).contains(&a.status) {
             return Err(self.refusal(&op, &format!("DocType {SERVICE_EQUIPMENT}"), &a));
         }
-        let Value::Array(rows) = data_field(&op, &a)? else {
-            return Err(ErpError::Protocol {
-                reason: format!("{op}: `data` is not a list"),
-            });
-        };
+        let rows = decode_list(&op, a.status, &a.body)?;
         if rows.len() >= PAGE_LENGTH {
             tracing::warn!(
                 lookup = %key.describe(),
@@ -418,13 +408,7 @@ impl ErpNextClient {
                 "ERPNext returned a full page for a lookup; later rows were not read"
             );
         }
-        rows.iter()
-            .map(|r| {
-                query::equipment_from_json(r).map_err(|reason| ErpError::Protocol {
-                    reason: format!("{op}: {reason}"),
-                })
-            })
-            .collect()
+        Ok(rows)
     }
 
     async fn fetch_password(&self, name: &str, field: &str) -> Result<Option<Secret>, ErpError> {
@@ -436,21 +420,7 @@ impl ErpNextClient {
             .append_pair("fieldname", field);
         let a = self.send(&op, Method::GET, url, None).await?;
         match a.status {
-            200..=299 => {
-                // Never echo this body: it holds the secret.
-                let v: Value = serde_json::from_slice(&a.body).map_err(|_| ErpError::Protocol {
-                    reason: format!("{op}: the answer is not JSON"),
-                })?;
-                match v.get("message") {
-                    None | Some(Value::Null) => Ok(None),
-                    Some(Value::String(s)) if s.is_empty() => Ok(None),
-                    Some(Value::String(s)) => Ok(Some(Secret::new(s.clone()))),
-                    Some(Value::Number(n)) => Ok(Some(Secret::new(n.to_string()))),
-                    Some(_) => Err(ErpError::Protocol {
-                        reason: format!("{op}: `message` is not text"),
-                    }),
-                }
-            }
+            200..=299 => decode_password(&op, &a.body),
             // Frappe's get_password raises AuthenticationError("Password
             // not found …") when nothing is stored.
             401 if FrappeError::decode(&a.body).mentions("password not found") => Ok(None),
@@ -478,7 +448,7 @@ impl ErpNextClient {
             .await?;
         match a.status {
             200..=299 => {
-                data_field(&op, &a)?;
+                data_field(&op, a.status, &a.body)?;
                 tracing::info!(equipment = %name, cwmp_serial, "ERPNext: marked provisioned");
                 Ok(())
             }
@@ -707,14 +677,14 @@ fn too_large(op: &str) -> ErpError {
 }
 
 /// The `data` member of a 2xx JSON answer.
-fn data_field(op: &str, a: &Answer) -> Result<Value, ErpError> {
-    let v: Value = serde_json::from_slice(&a.body).map_err(|_| {
-        let seen = FrappeError::decode(&a.body)
+fn data_field(op: &str, status: u16, body: &[u8]) -> Result<Value, ErpError> {
+    let v: Value = serde_json::from_slice(body).map_err(|_| {
+        let seen = FrappeError::decode(body)
             .human()
             .map(|t| t.chars().take(80).collect::<String>())
             .unwrap_or_default();
         ErpError::Protocol {
-            reason: format!("{op}: the answer (HTTP {}) is not JSON: {seen}", a.status),
+            reason: format!("{op}: the answer (HTTP {status}) is not JSON: {seen}"),
         }
     })?;
     match v {
@@ -723,6 +693,53 @@ fn data_field(op: &str, a: &Answer) -> Result<Value, ErpError> {
         }),
         _ => Err(ErpError::Protocol {
             reason: format!("{op}: the answer is not a JSON object"),
+        }),
+    }
+}
+
+// Pure decoders of 2xx answers (the client calls them on the bytes it
+// received; public so that the `frappe` fuzz target reaches them). `op`
+// names the operation in errors; no error echoes more than 80 characters
+// of the answer, and a password answer is never echoed.
+
+/// The record of a document GET (`{"data": {…}}`).
+pub fn decode_document(op: &str, status: u16, body: &[u8]) -> Result<Equipment, ErpError> {
+    let data = data_field(op, status, body)?;
+    query::equipment_from_json(&data).map_err(|r| ErpError::Protocol {
+        reason: format!("{op}: {r}"),
+    })
+}
+
+/// The records of a list query (`{"data": [{…}, …]}`).
+pub fn decode_list(op: &str, status: u16, body: &[u8]) -> Result<Vec<Equipment>, ErpError> {
+    let Value::Array(rows) = data_field(op, status, body)? else {
+        return Err(ErpError::Protocol {
+            reason: format!("{op}: `data` is not a list"),
+        });
+    };
+    rows.iter()
+        .map(|r| {
+            query::equipment_from_json(r).map_err(|reason| ErpError::Protocol {
+                reason: format!("{op}: {reason}"),
+            })
+        })
+        .collect()
+}
+
+/// The password of a `frappe.client.get_password` answer
+/// (`{"message": "…"}`); `None` when none is set.
+pub fn decode_password(op: &str, body: &[u8]) -> Result<Option<Secret>, ErpError> {
+    // Never echo this body: it holds the secret.
+    let v: Value = serde_json::from_slice(body).map_err(|_| ErpError::Protocol {
+        reason: format!("{op}: the answer is not JSON"),
+    })?;
+    match v.get("message") {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) if s.is_empty() => Ok(None),
+        Some(Value::String(s)) => Ok(Some(Secret::new(s.clone()))),
+        Some(Value::Number(n)) => Ok(Some(Secret::new(n.to_string()))),
+        Some(_) => Err(ErpError::Protocol {
+            reason: format!("{op}: `message` is not text"),
         }),
     }
 }
@@ -803,6 +820,52 @@ mod tests {
             u.as_str(),
             "http://127.0.0.1:8000/api/resource/Service%20Equipment"
         );
+    }
+
+    #[test]
+    fn answers_decode_and_errors_stay_short_without_secrets() {
+        let op = "the lookup of Service Equipment EQ-1";
+        let rows = decode_list(
+            op,
+            200,
+            br#"{"data":[{"name":"EQ-1","custom_wifi_enabled":1,"custom_wifi_password":"*****"}]}"#,
+        )
+        .expect("list");
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0].wifi_enabled, Some(true));
+        assert!(rows[0].has_wifi_password);
+        let e = decode_list(op, 200, br#"{"data":{"name":"EQ-1"}}"#).expect_err("not a list");
+        assert!(e.to_string().ends_with("`data` is not a list"), "{e}");
+        let doc = decode_document(op, 200, br#"{"data":{"name":"EQ-7"}}"#).expect("document");
+        assert_eq!(doc.name, "EQ-7");
+        let long_page = format!("<html><body>{}</body></html>", "word ".repeat(500));
+        let e = decode_document(op, 200, long_page.as_bytes()).expect_err("HTML");
+        assert!(
+            e.to_string()
+                .starts_with("unexpected answer from ERPNext: the lookup")
+        );
+        assert!(e.to_string().chars().count() <= op.len() + 160, "{e}");
+
+        let pw = decode_password(op, br#"{"message":"s3cr3t"}"#).expect("password");
+        assert_eq!(pw.as_ref().map(Secret::expose), Some("s3cr3t"));
+        assert!(
+            decode_password(op, br#"{"message":null}"#)
+                .expect("unset")
+                .is_none()
+        );
+        assert!(
+            decode_password(op, br#"{"message":""}"#)
+                .expect("empty")
+                .is_none()
+        );
+        for body in [
+            &br#"{"message":["s3cr3t"]}"#[..],
+            b"s3cr3t",
+            b"{\"message\":\"s3cr3t",
+        ] {
+            let e = decode_password(op, body).expect_err("unusable");
+            assert!(!e.to_string().contains("s3cr3t"), "{e}");
+        }
     }
 
     /// Retries, backoff and the breaker against a port nobody listens on,

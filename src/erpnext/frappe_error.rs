@@ -10,7 +10,7 @@
 use serde_json::Value;
 
 /// Longest human text kept from an error body, in characters.
-const MAX_TEXT: usize = 300;
+pub const MAX_TEXT: usize = 300;
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct FrappeError {

@@ -43,9 +43,10 @@ use std::time::Duration;
 
 use crate::config::Secret;
 
-pub use backoff::{MAX_BACKOFF, MAX_RETRY_AFTER};
-pub use client::ErpNextClient;
+pub use backoff::{MAX_BACKOFF, MAX_RETRY_AFTER, parse_retry_after};
+pub use client::{ErpNextClient, decode_document, decode_list, decode_password};
 pub use frappe_error::clean as clean_text;
+pub use frappe_error::{FrappeError, MAX_TEXT};
 pub use resolve::{DeviceKeys, Resolution, resolve};
 
 /// The DocType of the records the ACS works with.
