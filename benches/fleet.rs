@@ -988,12 +988,12 @@ fn scenario_topology(o: &Options) -> Option<Row> {
 /// Inform's parameters each, as a periodic Inform leaves them) written
 /// through the store, then the ACS started on them.
 fn scenario_million(rt: &tokio::runtime::Runtime, o: &Options) -> Vec<Value> {
-    use gigafibre_acs::store::{SledStore, Store};
+    use gigafibre_acs::store::{RedbStore, Store};
     let n = o.million;
     let dir = tempfile::tempdir().unwrap();
     let t = Instant::now();
     {
-        let store = SledStore::open(&dir.path().join("db"), 256 << 20).expect("open store");
+        let store = RedbStore::open(dir.path(), 256 << 20).expect("open store");
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .unwrap()

@@ -32,7 +32,7 @@ use crate::events::EventBus;
 use crate::events::webhook::{self, WebhookStats};
 use crate::metrics::Metrics;
 use crate::session::SessionLimits;
-use crate::store::{SledStore, Store, StoreError};
+use crate::store::{RedbStore, Store, StoreError};
 use auth::CpeAuthenticator;
 use conn::{ConnLimits, Handler, accept_loop};
 use cwmp::ConnState;
@@ -202,10 +202,9 @@ pub async fn run(
             "ERPNEXT_URL is not set: devices get the ACS's own settings but no WiFi/SIP configuration from ERPNext"
         );
     }
-    let store: Arc<dyn Store> = Arc::new(SledStore::open(
-        &config.data_dir.join("db"),
-        config.store_cache_bytes,
-    )?);
+    // `<data_dir>/store.redb`, migrated from sled's `<data_dir>/db` if need be.
+    let store: Arc<dyn Store> =
+        Arc::new(RedbStore::open(&config.data_dir, config.store_cache_bytes)?);
     if config.cpe_auth == CpeAuthMode::None {
         warn!("CPE authentication is off (ACS_CPE_AUTH=none): any client can act as a CPE");
     }

@@ -38,6 +38,8 @@ pub const FILE_NAME: &str = "store.redb";
 pub const LEGACY_SLED_DIR: &str = "db";
 /// What that directory is renamed to once migrated (never deleted).
 pub const MIGRATED_SLED_DIR: &str = "db.migrated";
+/// Writes not yet durable after which a writer makes them durable itself.
+const UNSYNCED_WRITES_MAX: u64 = 256;
 /// Keys copied per write transaction while migrating.
 const MIGRATION_BATCH: u64 = 4096;
 
@@ -97,6 +99,9 @@ struct Durability {
     written: AtomicU64,
     durable: AtomicU64,
     leader: Mutex<()>,
+    /// Taken by the writer that makes a long series of unsynced writes
+    /// durable (see [`RedbStore::write`]).
+    catch_up: std::sync::Mutex<()>,
 }
 
 macro_rules! backend_errors {
@@ -205,9 +210,6 @@ fn durable_commit(db: &Database) -> StoreResult<()> {
 
 fn builder(cache_bytes: u64, repaired: Option<Arc<AtomicBool>>) -> redb::Builder {
     let mut b = redb::Builder::new();
-    // The format redb 3 and 4 read: a later upgrade of the crate needs no
-    // conversion of the file.
-    b.create_with_file_format_v3(true);
     b.set_cache_size(usize::try_from(cache_bytes).unwrap_or(usize::MAX));
     b.set_repair_callback(move |session| {
         if let Some(flag) = &repaired {
@@ -272,6 +274,7 @@ impl RedbStore {
                 written: AtomicU64::new(0),
                 durable: AtomicU64::new(0),
                 leader: Mutex::new(()),
+                catch_up: std::sync::Mutex::new(()),
             },
             repaired: repaired.load(Ordering::SeqCst),
         };
@@ -329,12 +332,30 @@ impl RedbStore {
 
     /// Runs `f` in a write transaction committed without durability (see
     /// the module doc); [`Store::sync`] makes it durable.
+    ///
+    /// redb frees pages only at a durable commit: a long series of
+    /// non-durable ones (a bulk load that never syncs) grows the file and
+    /// slows every commit. So a writer that finds [`UNSYNCED_WRITES_MAX`]
+    /// writes not yet durable makes them durable itself; the ACS syncs
+    /// before every answer, so this only happens in bulk loads.
     fn write<R>(&self, f: impl FnOnce(&WriteTransaction) -> StoreResult<R>) -> StoreResult<R> {
         let mut txn = self.db.begin_write()?;
         txn.set_durability(redb::Durability::None);
         let out = f(&txn)?;
         txn.commit()?;
-        self.durability.written.fetch_add(1, Ordering::SeqCst);
+        let d = &self.durability;
+        let written = d.written.fetch_add(1, Ordering::SeqCst) + 1;
+        if written.saturating_sub(d.durable.load(Ordering::SeqCst)) >= UNSYNCED_WRITES_MAX {
+            if let Ok(_only_one) = d.catch_up.try_lock() {
+                if d.written
+                    .load(Ordering::SeqCst)
+                    .saturating_sub(d.durable.load(Ordering::SeqCst))
+                    >= UNSYNCED_WRITES_MAX
+                {
+                    self.flush_blocking()?;
+                }
+            }
+        }
         Ok(out)
     }
 
@@ -991,6 +1012,20 @@ mod tests {
         crash_copy(&s, &crashed);
         let c = RedbStore::open(&crashed, 8 << 20).unwrap();
         assert!(c.device("A").unwrap().is_some());
+    }
+
+    #[test]
+    fn a_long_series_of_unsynced_writes_is_made_durable_on_the_way() {
+        let dir = tempfile::tempdir().unwrap();
+        let crashed = dir.path().join("crashed");
+        let s = RedbStore::open(dir.path(), 8 << 20).unwrap();
+        for i in 0..UNSYNCED_WRITES_MAX + 10 {
+            s.put_device(&device(&format!("D-{i:04}"))).unwrap();
+        }
+        crash_copy(&s, &crashed);
+        let c = RedbStore::open(&crashed, 8 << 20).unwrap();
+        let kept = c.list_devices(None, 10_000).unwrap().len() as u64;
+        assert_eq!(kept, UNSYNCED_WRITES_MAX);
     }
 
     #[test]
