@@ -218,8 +218,13 @@ pub async fn run(
                 match verdict {
                     Ok(r) => {
                         info!(%from, id = %r.id, "UDP connection request");
-                        // A full channel means a session is already due.
-                        let _ = trigger.try_send(Trigger::ConnectionRequest);
+                        // Wait for room: the channel may hold a mapping
+                        // change the device has not read yet, and this
+                        // request has passed the replay rule, so its copies
+                        // will not bring it back if it is dropped here.
+                        if trigger.send(Trigger::ConnectionRequest).await.is_err() {
+                            return;
+                        }
                     }
                     // The ACS repeats each request: its copies are expected.
                     Err(e @ udp_cr::UdpCrError::Duplicate) => {
