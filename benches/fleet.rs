@@ -42,6 +42,13 @@ const INFORM_TEMPLATE: &str = include_str!("../tests/corpus/02-soap-env-ex220-cw
 const TEMPLATE_SERIAL: &str = "2226469000523";
 const TOKEN: &str = "bench-token-0123456789abcdef";
 
+/// The ACS's store backend (`--store`, default the ACS's own default).
+static STORE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+fn store_backend() -> &'static str {
+    STORE.get().map_or("sled", String::as_str)
+}
+
 fn inform(serial: u32) -> Vec<u8> {
     INFORM_TEMPLATE
         .replace(TEMPLATE_SERIAL, &format!("BENCH{serial:08}"))
@@ -92,6 +99,11 @@ impl Options {
                 "--json" => o.json = Some(value("--json").into()),
                 "--million" => o.million = value("--million").parse().expect("--million N"),
                 "--only" => o.only = Some(value("--only")),
+                "--store" => {
+                    let v = value("--store");
+                    assert!(v == "sled" || v == "redb", "--store sled|redb");
+                    let _ = STORE.set(v);
+                }
                 "--soak-minutes" => {
                     o.soak_minutes = value("--soak-minutes").parse().expect("--soak-minutes N")
                 }
@@ -101,7 +113,7 @@ impl Options {
                 }
                 other => panic!(
                     "unknown argument {other:?}; use --quick, --seconds N, --concurrency N, \
-                     --json FILE, --million N, --soak-minutes N, \
+                     --json FILE, --million N, --soak-minutes N, --store sled|redb, \
                      --only ceiling|periodic|bootstrap|topology|million|soak"
                 ),
             }
@@ -318,6 +330,7 @@ fn start_acs(data_dir: &Path, env: &[(&str, String)]) -> AcsProc {
         .env("ACS_API_LISTEN", api.to_string())
         .env("ACS_API_TOKEN", TOKEN)
         .env("RUST_LOG", "warn")
+        .env("ACS_STORE_BACKEND", store_backend())
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::inherit());
@@ -988,12 +1001,15 @@ fn scenario_topology(o: &Options) -> Option<Row> {
 /// Inform's parameters each, as a periodic Inform leaves them) written
 /// through the store, then the ACS started on them.
 fn scenario_million(rt: &tokio::runtime::Runtime, o: &Options) -> Vec<Value> {
-    use gigafibre_acs::store::{RedbStore, Store};
+    use gigafibre_acs::store::{RedbStore, SledStore, Store};
     let n = o.million;
     let dir = tempfile::tempdir().unwrap();
     let t = Instant::now();
     {
-        let store = RedbStore::open(dir.path(), 256 << 20).expect("open store");
+        let store: Box<dyn Store> = match store_backend() {
+            "redb" => Box::new(RedbStore::open(dir.path(), 256 << 20).expect("open store")),
+            _ => Box::new(SledStore::open(&dir.path().join("db"), 256 << 20).expect("open store")),
+        };
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .unwrap()

@@ -57,6 +57,7 @@ keys! {
     "body_read_timeout_s", "ACS_BODY_READ_TIMEOUT_S", "30", false, "seconds a client has to send a request body";
     "idle_timeout_s", "ACS_IDLE_TIMEOUT_S", "60", false, "seconds an idle keep-alive connection is kept";
     "store_cache_mb", "ACS_STORE_CACHE_MB", "256", false, "memory the embedded database may use as cache";
+    "store_backend", "ACS_STORE_BACKEND", "sled", false, "embedded database: sled (data_dir/db) or redb (data_dir/store.redb, migrated from db at first start); see BENCHMARKS.md";
     "shutdown_grace_s", "ACS_SHUTDOWN_GRACE_S", "10", false, "seconds in-flight exchanges get to finish on SIGTERM/SIGINT";
     "log_format", "ACS_LOG_FORMAT", "text", false, "log output: text or json (filter with RUST_LOG)";
     "provisioning", "ACS_PROVISIONING", "on", false, "zero-touch provisioning (device profiles, ERPNext, ACS settings): on or off";
@@ -91,6 +92,13 @@ keys! {
     "webhook_url", "ACS_WEBHOOK_URL", "", false, "URL receiving every event as a JSON POST (empty: no webhook)";
     "webhook_secret", "ACS_WEBHOOK_SECRET", "", true, "key of the X-Gigafibre-Signature HMAC-SHA256 header on webhook POSTs";
     "stun_listen", "ACS_STUN_LISTEN", "off", false, "UDP address of the built-in STUN server for TR-111 (off: none)";
+}
+
+/// Which embedded database backs the store.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StoreBackend {
+    Sled,
+    Redb,
 }
 
 /// CPE authentication scheme.
@@ -190,6 +198,7 @@ pub struct Config {
     pub body_read_timeout: Duration,
     pub idle_timeout: Duration,
     pub store_cache_bytes: u64,
+    pub store_backend: StoreBackend,
     pub shutdown_grace: Duration,
     pub log_format: LogFormat,
     pub provisioning: bool,
@@ -429,6 +438,16 @@ fn parse(values: &BTreeMap<&'static str, (String, Source)>) -> Result<Config, Co
         number(key, 1, max).map(Duration::from_secs)
     };
 
+    let store_backend = match get("store_backend").trim().to_ascii_lowercase().as_str() {
+        "sled" => StoreBackend::Sled,
+        "redb" => StoreBackend::Redb,
+        other => {
+            return Err(invalid(
+                "store_backend",
+                format!("`{other}` is not one of sled, redb"),
+            ));
+        }
+    };
     let cpe_auth = match get("cpe_auth").trim().to_ascii_lowercase().as_str() {
         "none" => CpeAuthMode::None,
         "basic" => CpeAuthMode::Basic,
@@ -677,6 +696,7 @@ fn parse(values: &BTreeMap<&'static str, (String, Source)>) -> Result<Config, Co
         body_read_timeout: secs("body_read_timeout_s", 3600)?,
         idle_timeout: secs("idle_timeout_s", 86_400)?,
         store_cache_bytes: number("store_cache_mb", 8, 1 << 20)? << 20,
+        store_backend,
         shutdown_grace: secs("shutdown_grace_s", 3600)?,
         log_format,
     })

@@ -26,13 +26,13 @@ use tokio::sync::{mpsc, watch};
 use tracing::{debug, info, warn};
 
 use crate::api::{self, ApiTokens};
-use crate::config::{Config, CpeAuthMode};
+use crate::config::{Config, CpeAuthMode, StoreBackend};
 use crate::connreq::ConnectionRequester;
 use crate::events::EventBus;
 use crate::events::webhook::{self, WebhookStats};
 use crate::metrics::Metrics;
 use crate::session::SessionLimits;
-use crate::store::{RedbStore, Store, StoreError};
+use crate::store::{RedbStore, SledStore, Store, StoreError};
 use auth::CpeAuthenticator;
 use conn::{ConnLimits, Handler, accept_loop};
 use cwmp::ConnState;
@@ -202,9 +202,17 @@ pub async fn run(
             "ERPNEXT_URL is not set: devices get the ACS's own settings but no WiFi/SIP configuration from ERPNext"
         );
     }
-    // `<data_dir>/store.redb`, migrated from sled's `<data_dir>/db` if need be.
-    let store: Arc<dyn Store> =
-        Arc::new(RedbStore::open(&config.data_dir, config.store_cache_bytes)?);
+    // sled by default (measured faster here, BENCHMARKS.md); redb's
+    // `<data_dir>/store.redb` is migrated from sled's `<data_dir>/db`.
+    let store: Arc<dyn Store> = match config.store_backend {
+        StoreBackend::Sled => Arc::new(SledStore::open(
+            &config.data_dir.join("db"),
+            config.store_cache_bytes,
+        )?),
+        StoreBackend::Redb => {
+            Arc::new(RedbStore::open(&config.data_dir, config.store_cache_bytes)?)
+        }
+    };
     if config.cpe_auth == CpeAuthMode::None {
         warn!("CPE authentication is off (ACS_CPE_AUTH=none): any client can act as a CPE");
     }
