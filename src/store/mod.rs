@@ -4,13 +4,16 @@
 //! written and made durable with [`Store::sync`] before the acknowledgement
 //! goes out, so `kill -9` never loses it.
 //!
-//! The embedded backend is redb ([`RedbStore`], `<data_dir>/store.redb`):
-//! each write is a small transaction committed without fsync (visible at
-//! once), and [`Store::sync`] is a group commit — one durable commit, with
-//! redb's quick repair so a restart after a crash is quick, shared by every
-//! caller waiting at that moment. The former backend, sled ([`SledStore`],
-//! `<data_dir>/db`), is migrated at the first open (a byte copy, same keys
-//! and JSON values) and its directory renamed `db.migrated`.
+//! Two embedded backends, chosen by `ACS_STORE_BACKEND`. sled
+//! ([`SledStore`], `<data_dir>/db`) is the default: measured 4–5× faster
+//! per session than redb 2.6 on the project's benchmark (BENCHMARKS.md).
+//! redb ([`RedbStore`], `<data_dir>/store.redb`): each write is a small
+//! transaction committed without fsync (visible at once), and
+//! [`Store::sync`] is a group commit — one durable commit, with redb's
+//! quick repair so a restart after a crash is quick, shared by every caller
+//! waiting at that moment; a sled directory is migrated into it at the
+//! first open (a byte copy, same keys and JSON values) and renamed
+//! `db.migrated`.
 
 mod model;
 mod redb_store;
