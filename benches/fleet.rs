@@ -404,6 +404,36 @@ fn dechunk(mut b: &[u8]) -> Vec<u8> {
     out
 }
 
+/// Every device record, through the API's cursor pagination.
+fn all_devices(api: SocketAddr) -> Vec<Value> {
+    let mut all = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let path = match &cursor {
+            Some(c) => format!("/api/v1/devices?limit=1000&cursor={c}"),
+            None => "/api/v1/devices?limit=1000".into(),
+        };
+        let (_, body) = http_get(api, &path).unwrap();
+        let mut v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+        if let Some(page) = v["devices"].as_array_mut() {
+            all.append(page);
+        }
+        match v["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_owned()),
+            None => return all,
+        }
+    }
+}
+
+/// `10k`, `1M`: device counts in scenario names.
+fn count_label(n: u32) -> String {
+    match n {
+        1_000_000.. => format!("{}M", n / 1_000_000),
+        1_000.. => format!("{}k", n / 1000),
+        _ => n.to_string(),
+    }
+}
+
 /// Scrapes one Prometheus sample (`name` with optional labels, exact).
 fn metric(api: SocketAddr, sample: &str) -> f64 {
     let (_, body) = http_get(api, "/metrics").unwrap_or((0, Vec::new()));
@@ -686,13 +716,6 @@ fn scenario_periodic(
         ],
     );
     let pid = acs.proc_.pid();
-    let k = |n: u32| {
-        if n >= 1000 {
-            format!("{}k", n / 1000)
-        } else {
-            n.to_string()
-        }
-    };
 
     let cpu0 = cpu_seconds(pid);
     let reg = rt.block_on(drive(
@@ -703,7 +726,7 @@ fn scenario_periodic(
         true,
     ));
     let mut first = row_from(
-        &format!("2a. first contact, {} new devices", k(devices)),
+        &format!("2a. first contact, {} new devices", count_label(devices)),
         &reg,
         pid,
         cpu0,
@@ -720,7 +743,7 @@ fn scenario_periodic(
         false,
     ));
     let mut row = row_from(
-        &format!("2b. periodic, {} registered", k(devices)),
+        &format!("2b. periodic, {} registered", count_label(devices)),
         &d,
         pid,
         cpu1,
@@ -825,25 +848,10 @@ fn scenario_bootstrap(o: &Options) -> Option<Row> {
     let wait_sum = metric(acs.api, "acs_erpnext_wait_seconds_sum");
     let wait_count = metric(acs.api, "acs_erpnext_wait_seconds_count");
     // Every device provisioned?
-    let mut provisioned = 0;
-    let mut cursor: Option<String> = None;
-    loop {
-        let path = match &cursor {
-            Some(c) => format!("/api/v1/devices?limit=1000&cursor={c}"),
-            None => "/api/v1/devices?limit=1000".into(),
-        };
-        let (_, body) = http_get(acs.api, &path).unwrap();
-        let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-        for d in v["devices"].as_array().into_iter().flatten() {
-            if d["provisioning"]["status"] == "provisioned" {
-                provisioned += 1;
-            }
-        }
-        match v["next_cursor"].as_str() {
-            Some(c) => cursor = Some(c.to_owned()),
-            None => break,
-        }
-    }
+    let provisioned = all_devices(acs.api)
+        .iter()
+        .filter(|d| d["provisioning"]["status"] == "provisioned")
+        .count();
     let rpcs = report["rpcs"].as_u64().unwrap_or(0);
     drop(erp);
     Some(Row {
@@ -1071,18 +1079,11 @@ fn scenario_million(rt: &tokio::runtime::Runtime, o: &Options) -> Vec<Value> {
         ],
     );
     let (_, rss_restart) = memory_mib(again.proc_.pid());
-    let k = |n: u32| {
-        if n >= 1_000_000 {
-            format!("{}M", n / 1_000_000)
-        } else {
-            format!("{}k", n / 1000)
-        }
-    };
     println!(
         "5. {} registered devices: seeded in {:.1} s, store {:.0} MiB; ACS ready {:.2} s after start (RSS {:.0} MiB), \
          after {} periodic sessions ({:.0}/s, p99 {:.1} ms) RSS {:.0} MiB, peak {:.0} MiB; \
          ready {:.2} s after a restart (RSS {:.0} MiB)",
-        k(n),
+        count_label(n),
         seeded.as_secs_f64(),
         store_mib,
         ready.as_secs_f64(),
@@ -1096,7 +1097,7 @@ fn scenario_million(rt: &tokio::runtime::Runtime, o: &Options) -> Vec<Value> {
         rss_restart
     );
     vec![json!({
-        "scenario": format!("5. {} registered devices", k(n)),
+        "scenario": format!("5. {} registered devices", count_label(n)),
         "devices": n,
         "seed_seconds": round(seeded.as_secs_f64(), 2),
         "store_mib": round(store_mib, 1),
@@ -1163,25 +1164,12 @@ fn scenario_soak(rt: &tokio::runtime::Runtime, o: &Options) -> Value {
         }));
     }
     // Every acknowledged Inform is in the device records.
-    let mut informs = 0u64;
-    let mut records = 0u64;
-    let mut cursor: Option<String> = None;
-    loop {
-        let path = match &cursor {
-            Some(c) => format!("/api/v1/devices?limit=1000&cursor={c}"),
-            None => "/api/v1/devices?limit=1000".into(),
-        };
-        let (_, body) = http_get(acs.api, &path).unwrap();
-        let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-        for d in v["devices"].as_array().into_iter().flatten() {
-            records += 1;
-            informs += d["inform_count"].as_u64().unwrap_or(0);
-        }
-        match v["next_cursor"].as_str() {
-            Some(c) => cursor = Some(c.to_owned()),
-            None => break,
-        }
-    }
+    let listed = all_devices(acs.api);
+    let records = listed.len() as u64;
+    let informs: u64 = listed
+        .iter()
+        .map(|d| d["inform_count"].as_u64().unwrap_or(0))
+        .sum();
     println!(
         "soak: {total} sessions acknowledged, {informs} Informs in {records} device records ({})",
         if informs == total && records == u64::from(devices) {
