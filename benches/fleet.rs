@@ -36,6 +36,11 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+/// The `gigafibre-acs` binary's allocator, for the ceiling server and the
+/// client too: the ceiling must not be handicapped by a slower allocator.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// A real periodic Inform of a TP-Link EX220 (the Deco family's data
 /// model), 12 parameters, from the project's quirk corpus.
 const INFORM_TEMPLATE: &str = include_str!("../tests/corpus/02-soap-env-ex220-cwmp12-periodic.xml");

@@ -10,6 +10,10 @@ use std::time::Instant;
 use gigafibre_acs::cwmp::Envelope;
 use gigafibre_acs::session::inform_response;
 
+/// The allocator the `gigafibre-acs` binary ships with, so the numbers are its numbers.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn inform() -> String {
     let mut params = String::new();
     let names = [

@@ -18,6 +18,10 @@ use gigafibre_acs::provision::profile::Profiles;
 use gigafibre_acs::store::{DeviceRecord, SledStore, Store, search_keys};
 use gigafibre_acs::topology::{Params, build};
 
+/// The allocator the `gigafibre-acs` binary ships with, so the numbers are its numbers.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const HOSTS: u32 = 250;
 
 fn mac(n: u32) -> String {

@@ -148,7 +148,13 @@ impl<'a> Document<'a> {
                 }
                 Event::Text(text) => {
                     if let Some(&top) = stack.last() {
-                        append_text(&mut nodes[top as usize].text, text.xml10_content());
+                        let node = &mut nodes[top as usize];
+                        // Indentation between child elements carries nothing
+                        // in CWMP; appending it would allocate per element.
+                        if node.first_child != NONE && is_blank(text.as_ref()) {
+                            continue;
+                        }
+                        append_text(&mut node.text, text.xml10_content());
                     } else if !text.trim().is_empty() && !root_closed && nodes.is_empty() {
                         return Err(DecodeError::NotXml);
                     }
@@ -189,6 +195,11 @@ impl<'a> Document<'a> {
     pub fn root(&self) -> Element<'_, 'a> {
         Element { doc: self, idx: 0 }
     }
+}
+
+/// Only XML whitespace (space, tab, CR, LF).
+fn is_blank(raw: &str) -> bool {
+    raw.bytes().all(|b| matches!(b, b' ' | b'\t' | b'\r' | b'\n'))
 }
 
 fn truncate(s: &str, max: usize) -> &str {
@@ -299,6 +310,10 @@ fn push_node<'a>(
         let p = parent as usize;
         if nodes[p].last_child == NONE {
             nodes[p].first_child = idx;
+            // Same as the indentation skipped after a child (see `parse`).
+            if is_blank(&nodes[p].text) {
+                nodes[p].text = Cow::Borrowed("");
+            }
         } else {
             let last = nodes[p].last_child as usize;
             nodes[last].next_sibling = idx;
