@@ -15,6 +15,7 @@
 //! first open (a byte copy, same keys and JSON values) and renamed
 //! `db.migrated`.
 
+mod codec;
 mod model;
 mod redb_store;
 mod sled_store;

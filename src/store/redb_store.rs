@@ -26,7 +26,8 @@ use redb::{
 use tokio::sync::Mutex;
 use tracing::{info, warn};
 
-use super::sled_store::{SEP, composite, decode, encode, search_key};
+use super::codec::{decode, encode};
+use super::sled_store::{SEP, composite, search_key};
 use super::{
     CachedValue, CpeCredential, DeviceRecord, FaultRecord, NewFault, SledStore, Store, StoreError,
     StoreResult, StoredParam, SyncFuture, Task, TaskRequest, TaskStatus, Writeback,

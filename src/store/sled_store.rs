@@ -1,15 +1,12 @@
-//! The former embedded backend, sled, with group commit for [`Store::sync`].
-//! The ACS now runs on [`super::RedbStore`]; this stays to migrate a data
-//! directory written by an older version (and as the reference the store
-//! tests hold both backends to).
+//! The default embedded backend, sled, with group commit for
+//! [`Store::sync`]. Records are laid out by [`super::codec`].
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use serde::Serialize;
-use serde::de::DeserializeOwned;
 use tokio::sync::Mutex;
 
+use super::codec::{decode, encode};
 use super::{
     CachedValue, CpeCredential, DeviceRecord, FaultRecord, NewFault, Store, StoreError,
     StoreResult, StoredParam, SyncFuture, Task, TaskRequest, TaskStatus, Writeback,
@@ -52,26 +49,6 @@ impl From<sled::Error> for StoreError {
     fn from(e: sled::Error) -> Self {
         StoreError::Backend(e.to_string())
     }
-}
-
-pub(super) fn corrupt(what: &'static str, key: &[u8], e: impl std::fmt::Display) -> StoreError {
-    StoreError::Corrupt {
-        what,
-        key: String::from_utf8_lossy(key).replace('\0', "/"),
-        reason: e.to_string(),
-    }
-}
-
-pub(super) fn encode<T: Serialize>(v: &T) -> StoreResult<Vec<u8>> {
-    serde_json::to_vec(v).map_err(|e| StoreError::Backend(format!("serialising a record: {e}")))
-}
-
-pub(super) fn decode<T: DeserializeOwned>(
-    what: &'static str,
-    key: &[u8],
-    bytes: &[u8],
-) -> StoreResult<T> {
-    serde_json::from_slice(bytes).map_err(|e| corrupt(what, key, e))
 }
 
 pub(super) fn search_key(token: &str, device_id: &str) -> Vec<u8> {
