@@ -199,7 +199,8 @@ impl<'a> Document<'a> {
 
 /// Only XML whitespace (space, tab, CR, LF).
 fn is_blank(raw: &str) -> bool {
-    raw.bytes().all(|b| matches!(b, b' ' | b'\t' | b'\r' | b'\n'))
+    raw.bytes()
+        .all(|b| matches!(b, b' ' | b'\t' | b'\r' | b'\n'))
 }
 
 fn truncate(s: &str, max: usize) -> &str {

@@ -75,7 +75,11 @@ mod tests {
     fn records_round_trip_and_are_not_json() {
         let d = device();
         let bytes = encode(&d).unwrap();
-        assert!(!matches!(bytes[0], b'{' | b'['), "first byte {:#x}", bytes[0]);
+        assert!(
+            !matches!(bytes[0], b'{' | b'['),
+            "first byte {:#x}",
+            bytes[0]
+        );
         assert_eq!(decode::<DeviceRecord>("device", b"k", &bytes).unwrap(), d);
 
         let values = vec![(
@@ -123,11 +127,14 @@ mod tests {
         }
         // A CPE fault with its (skipped when empty) SetParameterValuesFault
         // list, as a task's response.
-        for spv_faults in [Vec::new(), vec![SetParameterValuesFault {
-            parameter_name: "Device.WiFi.SSID.1.SSID".into(),
-            code: 9007,
-            string: "Invalid parameter value".into(),
-        }]] {
+        for spv_faults in [
+            Vec::new(),
+            vec![SetParameterValuesFault {
+                parameter_name: "Device.WiFi.SSID.1.SSID".into(),
+                code: 9007,
+                string: "Invalid parameter value".into(),
+            }],
+        ] {
             let mut task: Task = serde_json::from_value(serde_json::json!({
                 "id": 8, "device_id": "d", "request": TaskRequest::Action(TaskAction::CollectHosts),
                 "status": "failed", "created_ms": 1, "updated_ms": 2
