@@ -19,6 +19,7 @@ mod codec;
 mod model;
 mod redb_store;
 mod sled_store;
+mod subtree;
 #[cfg(test)]
 mod tests;
 

@@ -28,6 +28,7 @@ use tracing::{info, warn};
 
 use super::codec::{decode, encode};
 use super::sled_store::{SEP, composite, search_key};
+use super::subtree::{self, merge_newer};
 use super::{
     CachedValue, CpeCredential, DeviceRecord, FaultRecord, NewFault, SledStore, Store, StoreError,
     StoreResult, StoredParam, SyncFuture, Task, TaskRequest, TaskStatus, Writeback,
@@ -50,6 +51,8 @@ const DEVICES: Def = TableDefinition::new("devices");
 const PARAMS: Def = TableDefinition::new("params");
 const WRITABLE: Def = TableDefinition::new("writable");
 const INFORM_VALUES: Def = TableDefinition::new("inform_values");
+/// `device_id SEP prefix` → a table read in full (see [`super::subtree`]).
+const SUBTREES: Def = TableDefinition::new("subtrees");
 const TASKS: Def = TableDefinition::new("tasks");
 /// task id (u64 BE) → device id.
 const TASK_INDEX: Def = TableDefinition::new("task_index");
@@ -68,7 +71,7 @@ const META: Def = TableDefinition::new("meta");
 const NEXT_ID: &[u8] = b"next_id";
 
 /// The tables that mirror sled's trees, by the same names.
-const SLED_TABLES: [Def; 11] = [
+const SLED_TABLES: [Def; 12] = [
     DEVICES,
     PARAMS,
     WRITABLE,
@@ -80,6 +83,7 @@ const SLED_TABLES: [Def; 11] = [
     WRITEBACKS,
     SEARCH,
     SEARCH_TOKENS,
+    SUBTREES,
 ];
 
 /// redb-backed store.
@@ -508,18 +512,20 @@ impl Store for RedbStore {
             out.entry(k[skip..].to_vec()).or_default().writable = Some(v.first() == Some(&1));
             Ok(true)
         })?;
-        if let Some(bytes) = txn.open_table(INFORM_VALUES)?.get(device_id.as_bytes())? {
-            let latest: Vec<(String, CachedValue)> =
-                decode("inform values", device_id.as_bytes(), bytes.value())?;
-            for (name, v) in latest.into_iter().filter(|(n, _)| n.starts_with(prefix)) {
-                let slot = &mut out.entry(name.into_bytes()).or_default().value;
-                if slot
-                    .as_ref()
-                    .is_none_or(|old| v.updated_ms > old.updated_ms)
-                {
-                    *slot = Some(v);
-                }
+        let subtrees = txn.open_table(SUBTREES)?;
+        scan_prefix(&subtrees, &start, |k, v| {
+            merge_newer(&mut out, prefix, decode("table snapshot", k, v)?);
+            Ok(true)
+        })?;
+        for above in subtree::ancestors(prefix) {
+            let key = composite(device_id, above.as_bytes());
+            if let Some(v) = subtrees.get(key.as_slice())? {
+                merge_newer(&mut out, prefix, decode("table snapshot", &key, v.value())?);
             }
+        }
+        if let Some(bytes) = txn.open_table(INFORM_VALUES)?.get(device_id.as_bytes())? {
+            let latest = decode("inform values", device_id.as_bytes(), bytes.value())?;
+            merge_newer(&mut out, prefix, latest);
         }
         Ok(out
             .into_iter()
@@ -566,7 +572,7 @@ impl Store for RedbStore {
     fn clear_parameters(&self, device_id: &str) -> StoreResult<()> {
         self.write(|txn| {
             let all = composite(device_id, b"");
-            for def in [PARAMS, WRITABLE] {
+            for def in [PARAMS, WRITABLE, SUBTREES] {
                 remove_prefix(&mut txn.open_table(def)?, &all, |_| true)?;
             }
             txn.open_table(INFORM_VALUES)?
@@ -582,6 +588,7 @@ impl Store for RedbStore {
         values: &[(String, CachedValue)],
     ) -> StoreResult<()> {
         let skip = device_id.len() + 1;
+        let grouped = subtree::group(prefixes, values);
         // Every reported path and every object above one.
         let mut fresh: std::collections::HashSet<&[u8]> = Default::default();
         for (name, _) in values {
@@ -594,19 +601,47 @@ impl Store for RedbStore {
                     .map(|(i, _)| &b[..=i]),
             );
         }
-        // One transaction: readers never see a subtree half replaced.
+        let mut encoded = Vec::new();
+        for (prefix, rows) in &grouped.snapshots {
+            if !rows.is_empty() {
+                encoded.push((composite(device_id, prefix.as_bytes()), encode(rows)?));
+            }
+        }
+        // One transaction: readers never see a table half replaced.
         self.write(|txn| {
-            for def in [PARAMS, WRITABLE] {
-                let mut t = txn.open_table(def)?;
-                for prefix in prefixes.iter().filter(|p| p.ends_with('.')) {
-                    // Object paths (ending in `.`, from GetParameterNames)
-                    // stay while a value below them was reported.
-                    remove_prefix(&mut t, &composite(device_id, prefix.as_bytes()), |k| {
-                        !fresh.contains(&k[skip..])
-                    })?;
+            let mut params = txn.open_table(PARAMS)?;
+            let mut writable = txn.open_table(WRITABLE)?;
+            let mut subtrees = txn.open_table(SUBTREES)?;
+            for (prefix, _) in &grouped.snapshots {
+                let under = composite(device_id, prefix.as_bytes());
+                // Per-parameter values and smaller snapshots under the
+                // prefix are superseded by this snapshot.
+                remove_prefix(&mut params, &under, |_| true)?;
+                remove_prefix(&mut subtrees, &under, |_| true)?;
+                // Object paths (ending in `.`, from GetParameterNames) stay
+                // while a value below them was reported.
+                remove_prefix(&mut writable, &under, |k| !fresh.contains(&k[skip..]))?;
+                // A bigger snapshot above keeps its rows outside the prefix.
+                for above in subtree::ancestors(prefix).filter(|a| !grouped.replaces(a)) {
+                    let key = composite(device_id, above.as_bytes());
+                    let old = match subtrees.get(key.as_slice())? {
+                        Some(v) => {
+                            decode::<Vec<(String, CachedValue)>>("table snapshot", &key, v.value())?
+                        }
+                        None => continue,
+                    };
+                    let rows: Vec<_> = old
+                        .into_iter()
+                        .filter(|(n, _)| !n.starts_with(prefix))
+                        .collect();
+                    subtrees.insert(key.as_slice(), encode(&rows)?.as_slice())?;
                 }
             }
-            put_values_in(txn, device_id, values)
+            for (key, bytes) in &encoded {
+                subtrees.insert(key.as_slice(), bytes.as_slice())?;
+            }
+            drop((params, writable, subtrees));
+            put_values_in(txn, device_id, &grouped.loose)
         })
     }
 

@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use tokio::sync::Mutex;
 
 use super::codec::{decode, encode};
+use super::subtree::{self, merge_newer};
 use super::{
     CachedValue, CpeCredential, DeviceRecord, FaultRecord, NewFault, Store, StoreError,
     StoreResult, StoredParam, SyncFuture, Task, TaskRequest, TaskStatus, Writeback,
@@ -24,6 +25,8 @@ pub struct SledStore {
     params: sled::Tree,
     writable: sled::Tree,
     inform_values: sled::Tree,
+    /// `device_id SEP prefix` → a table read in full (see [`super::subtree`]).
+    subtrees: sled::Tree,
     tasks: sled::Tree,
     task_index: sled::Tree,
     faults: sled::Tree,
@@ -93,6 +96,7 @@ impl SledStore {
             writebacks: db.open_tree("writebacks")?,
             search: db.open_tree("search")?,
             search_tokens: db.open_tree("search_tokens")?,
+            subtrees: db.open_tree("subtrees")?,
             db,
             durability,
         }
@@ -146,7 +150,7 @@ impl SledStore {
     }
 
     /// Every tree by name, for the migration to redb (one table each).
-    pub(super) fn trees(&self) -> [(&'static str, &sled::Tree); 11] {
+    pub(super) fn trees(&self) -> [(&'static str, &sled::Tree); 12] {
         [
             ("devices", &self.devices),
             ("params", &self.params),
@@ -159,6 +163,7 @@ impl SledStore {
             ("writebacks", &self.writebacks),
             ("search", &self.search),
             ("search_tokens", &self.search_tokens),
+            ("subtrees", &self.subtrees),
         ]
     }
 
@@ -241,18 +246,19 @@ impl Store for SledStore {
             let (k, v) = kv?;
             out.entry(k[skip..].to_vec()).or_default().writable = Some(v.first() == Some(&1));
         }
-        if let Some(bytes) = self.inform_values.get(device_id.as_bytes())? {
-            let latest: Vec<(String, CachedValue)> =
-                decode("inform values", device_id.as_bytes(), &bytes)?;
-            for (name, v) in latest.into_iter().filter(|(n, _)| n.starts_with(prefix)) {
-                let slot = &mut out.entry(name.into_bytes()).or_default().value;
-                if slot
-                    .as_ref()
-                    .is_none_or(|old| v.updated_ms > old.updated_ms)
-                {
-                    *slot = Some(v);
-                }
+        for kv in self.subtrees.scan_prefix(&start) {
+            let (k, v) = kv?;
+            merge_newer(&mut out, prefix, decode("table snapshot", &k, &v)?);
+        }
+        for above in subtree::ancestors(prefix) {
+            let key = composite(device_id, above.as_bytes());
+            if let Some(v) = self.subtrees.get(&key)? {
+                merge_newer(&mut out, prefix, decode("table snapshot", &key, &v)?);
             }
+        }
+        if let Some(bytes) = self.inform_values.get(device_id.as_bytes())? {
+            let latest = decode("inform values", device_id.as_bytes(), &bytes)?;
+            merge_newer(&mut out, prefix, latest);
         }
         Ok(out
             .into_iter()
@@ -298,7 +304,7 @@ impl Store for SledStore {
     }
 
     fn clear_parameters(&self, device_id: &str) -> StoreResult<()> {
-        for tree in [&self.params, &self.writable] {
+        for tree in [&self.params, &self.writable, &self.subtrees] {
             let mut batch = sled::Batch::default();
             for k in tree.scan_prefix(composite(device_id, b"")).keys() {
                 batch.remove(k?);
@@ -317,6 +323,7 @@ impl Store for SledStore {
         values: &[(String, CachedValue)],
     ) -> StoreResult<()> {
         let skip = device_id.len() + 1;
+        let grouped = subtree::group(prefixes, values);
         // Every reported path and every object above one.
         let mut fresh: std::collections::HashSet<&[u8]> = Default::default();
         for (name, _) in values {
@@ -329,24 +336,46 @@ impl Store for SledStore {
                     .map(|(i, _)| &b[..=i]),
             );
         }
-        for tree in [&self.params, &self.writable] {
-            let mut batch = sled::Batch::default();
-            for prefix in prefixes.iter().filter(|p| p.ends_with('.')) {
-                for k in tree
-                    .scan_prefix(composite(device_id, prefix.as_bytes()))
-                    .keys()
-                {
-                    let k = k?;
-                    // Object paths (ending in `.`, from GetParameterNames)
-                    // stay while a value below them was reported.
-                    if !fresh.contains(&k[skip..]) {
-                        batch.remove(k);
-                    }
+        let mut params = sled::Batch::default();
+        let mut writable = sled::Batch::default();
+        let mut snapshots = sled::Batch::default();
+        for (prefix, _) in &grouped.snapshots {
+            let under = composite(device_id, prefix.as_bytes());
+            // Per-parameter values and smaller snapshots under the prefix
+            // are superseded by this snapshot.
+            for k in self.params.scan_prefix(&under).keys() {
+                params.remove(k?);
+            }
+            for k in self.subtrees.scan_prefix(&under).keys() {
+                snapshots.remove(k?);
+            }
+            // Object paths (ending in `.`, from GetParameterNames) stay
+            // while a value below them was reported.
+            for k in self.writable.scan_prefix(&under).keys() {
+                let k = k?;
+                if !fresh.contains(&k[skip..]) {
+                    writable.remove(k);
                 }
             }
-            tree.apply_batch(batch)?;
+            // A bigger snapshot above keeps its rows outside the prefix.
+            for above in subtree::ancestors(prefix).filter(|a| !grouped.replaces(a)) {
+                let key = composite(device_id, above.as_bytes());
+                if let Some(v) = self.subtrees.get(&key)? {
+                    let mut rows: Vec<(String, CachedValue)> = decode("table snapshot", &key, &v)?;
+                    rows.retain(|(n, _)| !n.starts_with(prefix));
+                    snapshots.insert(key, encode(&rows)?);
+                }
+            }
         }
-        self.put_values(device_id, values)?;
+        for (prefix, rows) in &grouped.snapshots {
+            if !rows.is_empty() {
+                snapshots.insert(composite(device_id, prefix.as_bytes()), encode(rows)?);
+            }
+        }
+        self.params.apply_batch(params)?;
+        self.writable.apply_batch(writable)?;
+        self.subtrees.apply_batch(snapshots)?;
+        self.put_values(device_id, &grouped.loose)?;
         self.wrote();
         Ok(())
     }

@@ -48,6 +48,7 @@ on_both_backends!(
     pruning_keeps_the_newest_finished_tasks_and_all_pending,
     search_follows_the_device_record,
     replace_subtrees_forgets_rows_that_are_gone,
+    table_snapshots_merge_with_values_and_nest,
     faults_newest_first_and_ids_shared_with_tasks,
     credentials_and_writebacks,
     a_filled_store_reads_back_the_same_after_reopen,
@@ -373,6 +374,121 @@ async fn replace_subtrees_forgets_rows_that_are_gone(open: Open) {
     );
 }
 
+fn at(v: &str, ms: u64) -> CachedValue {
+    CachedValue {
+        updated_ms: ms,
+        ..param(v)
+    }
+}
+
+fn value_of(s: &dyn Store, path: &str) -> Option<String> {
+    s.parameters("D", path)
+        .unwrap()
+        .into_iter()
+        .find(|(n, _)| n == path)
+        .and_then(|(_, p)| p.value.map(|v| v.value))
+}
+
+async fn table_snapshots_merge_with_values_and_nest(open: Open) {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(dir.path());
+    let s = s.as_ref();
+    s.replace_subtrees(
+        "D",
+        &["Device.Hosts.".into()],
+        &[
+            ("Device.Hosts.HostNumberOfEntries".into(), at("2", 10)),
+            ("Device.Hosts.Host.1.HostName".into(), at("pc1", 10)),
+            ("Device.Hosts.Host.2.HostName".into(), at("pc2", 10)),
+        ],
+    )
+    .unwrap();
+    // A read below the snapshot's prefix finds its rows, and only those.
+    assert_eq!(
+        names(&s.parameters("D", "Device.Hosts.Host.1.").unwrap()),
+        ["Device.Hosts.Host.1.HostName"]
+    );
+    assert_eq!(
+        value_of(s, "Device.Hosts.Host.2.HostName").as_deref(),
+        Some("pc2")
+    );
+    // A value read or set later wins; an older one does not.
+    s.put_values(
+        "D",
+        &[("Device.Hosts.Host.1.HostName".into(), at("renamed", 11))],
+    )
+    .unwrap();
+    s.put_values(
+        "D",
+        &[("Device.Hosts.Host.2.HostName".into(), at("stale", 9))],
+    )
+    .unwrap();
+    assert_eq!(
+        value_of(s, "Device.Hosts.Host.1.HostName").as_deref(),
+        Some("renamed")
+    );
+    assert_eq!(
+        value_of(s, "Device.Hosts.Host.2.HostName").as_deref(),
+        Some("pc2")
+    );
+    // A smaller table re-read replaces its rows inside the bigger snapshot.
+    s.replace_subtrees(
+        "D",
+        &["Device.Hosts.Host.".into()],
+        &[("Device.Hosts.Host.3.HostName".into(), at("pc3", 12))],
+    )
+    .unwrap();
+    assert_eq!(
+        names(&s.parameters("D", "").unwrap()),
+        [
+            "Device.Hosts.Host.3.HostName",
+            "Device.Hosts.HostNumberOfEntries"
+        ]
+    );
+    // Reading the bigger table again replaces the smaller snapshot too.
+    s.replace_subtrees(
+        "D",
+        &["Device.Hosts.".into()],
+        &[("Device.Hosts.HostNumberOfEntries".into(), at("0", 13))],
+    )
+    .unwrap();
+    assert_eq!(
+        names(&s.parameters("D", "").unwrap()),
+        ["Device.Hosts.HostNumberOfEntries"]
+    );
+    assert_eq!(
+        value_of(s, "Device.Hosts.HostNumberOfEntries").as_deref(),
+        Some("0")
+    );
+    // Several tables in one read, and a leaf read with them.
+    s.replace_subtrees(
+        "D",
+        &[
+            "Device.Hosts.".into(),
+            "Device.WiFi.".into(),
+            "Device.X".into(),
+        ],
+        &[
+            ("Device.Hosts.Host.1.HostName".into(), at("a", 14)),
+            ("Device.WiFi.SSID.1.SSID".into(), at("net", 14)),
+            ("Device.X".into(), at("x", 14)),
+        ],
+    )
+    .unwrap();
+    assert_eq!(
+        names(&s.parameters("D", "").unwrap()),
+        [
+            "Device.Hosts.Host.1.HostName",
+            "Device.WiFi.SSID.1.SSID",
+            "Device.X"
+        ]
+    );
+    // Another device sees none of it; a bootstrap forgets it all.
+    assert!(s.parameters("D2", "").unwrap().is_empty());
+    s.clear_parameters("D").unwrap();
+    assert!(s.parameters("D", "").unwrap().is_empty());
+}
+
 fn new_fault(device: &str, code: u32) -> NewFault {
     NewFault {
         device_id: device.into(),
@@ -490,6 +606,12 @@ fn fill(s: &dyn Store) {
         .unwrap();
         s.put_writability(&id, &[(format!("Device.WiFi.SSID.{i}.SSID"), true)])
             .unwrap();
+        s.replace_subtrees(
+            &id,
+            &["Device.Hosts.".into()],
+            &[(format!("Device.Hosts.Host.{i}.HostName"), param("pc"))],
+        )
+        .unwrap();
         let mut t = s.insert_task(&id, reboot(), "reboot", 3).unwrap();
         if i % 3 == 0 {
             t.status = TaskStatus::Done;

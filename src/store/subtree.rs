@@ -1,0 +1,180 @@
+//! Tables read in full (a host table, the MultiAP tree) are stored as one
+//! record per table — a snapshot — instead of one record per parameter.
+//!
+//! A Deco with 100 clients reports ~5,000 parameters under `Device.Hosts.`
+//! and its Wi-Fi tables; written one by one they were two thirds of a
+//! bootstrap session's CPU (BENCHMARKS.md). A snapshot is keyed by the
+//! partial path that was read (`Device.Hosts.`), replaces the previous one
+//! whole, and is merged with the per-parameter values and the latest
+//! Inform's values at read time, newest value of each path winning.
+//!
+//! The functions here are the backend-independent part: which snapshot a
+//! value belongs to, which stored snapshots a read or a replacement touches,
+//! and the merge.
+
+use std::collections::BTreeMap;
+
+use super::{CachedValue, StoredParam};
+
+/// Values of a replacement grouped by the prefix they were read under.
+pub(super) struct Grouped<'v> {
+    /// `(prefix, rows)` for every prefix that ends in `.`, rows in the
+    /// caller's order; a prefix with no rows is kept (the table is empty now).
+    pub snapshots: Vec<(&'v str, Vec<(String, CachedValue)>)>,
+    /// Values under none of the prefixes (leaf paths read in the same
+    /// request): stored per parameter.
+    pub loose: Vec<(String, CachedValue)>,
+}
+
+impl Grouped<'_> {
+    /// Whether the snapshot stored under `prefix` is replaced (or dropped)
+    /// by this replacement: it lies under one of its prefixes.
+    pub fn replaces(&self, prefix: &str) -> bool {
+        self.snapshots.iter().any(|(p, _)| prefix.starts_with(p))
+    }
+}
+
+/// Assigns each value to the longest prefix it lies under.
+pub(super) fn group<'v>(prefixes: &'v [String], values: &[(String, CachedValue)]) -> Grouped<'v> {
+    let mut tables: Vec<&str> = prefixes
+        .iter()
+        .map(String::as_str)
+        .filter(|p| p.ends_with('.'))
+        .collect();
+    tables.sort_unstable();
+    tables.dedup();
+    let mut snapshots: Vec<(&str, Vec<(String, CachedValue)>)> =
+        tables.iter().map(|p| (*p, Vec::new())).collect();
+    let mut loose = Vec::new();
+    for (name, v) in values {
+        let home = snapshots
+            .iter_mut()
+            .filter(|(p, _)| name.starts_with(p))
+            .max_by_key(|(p, _)| p.len());
+        match home {
+            Some((_, rows)) => rows.push((name.clone(), v.clone())),
+            None => loose.push((name.clone(), v.clone())),
+        }
+    }
+    Grouped { snapshots, loose }
+}
+
+/// The partial paths strictly above `path` (`Device.`, `Device.Hosts.` for
+/// `Device.Hosts.Host.`): where a snapshot covering `path` may be stored
+/// besides the keys that start with `path`.
+pub(super) fn ancestors(path: &str) -> impl Iterator<Item = &str> {
+    path.char_indices()
+        .filter(|(i, c)| *c == '.' && i + 1 < path.len())
+        .map(move |(i, _)| &path[..=i])
+}
+
+/// Merges `rows` into a parameter listing, keeping for each path under
+/// `prefix` whichever value is newer (the earlier one on a tie).
+pub(super) fn merge_newer(
+    out: &mut BTreeMap<Vec<u8>, StoredParam>,
+    prefix: &str,
+    rows: Vec<(String, CachedValue)>,
+) {
+    for (name, v) in rows.into_iter().filter(|(n, _)| n.starts_with(prefix)) {
+        let slot = &mut out.entry(name.into_bytes()).or_default().value;
+        if slot
+            .as_ref()
+            .is_none_or(|old| v.updated_ms > old.updated_ms)
+        {
+            *slot = Some(v);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cwmp::ValueType;
+
+    fn v(value: &str, at: u64) -> CachedValue {
+        CachedValue {
+            value: value.into(),
+            kind: ValueType::String,
+            updated_ms: at,
+        }
+    }
+
+    #[test]
+    fn values_go_to_the_longest_prefix_or_stay_loose() {
+        let prefixes = vec![
+            "Device.Hosts.".to_string(),
+            "Device.Hosts.Host.".to_string(),
+            "Device.Optical.Interface.1.Stats.BytesSent".to_string(),
+        ];
+        let values = vec![
+            ("Device.Hosts.HostNumberOfEntries".to_string(), v("1", 1)),
+            ("Device.Hosts.Host.1.IPAddress".to_string(), v("a", 1)),
+            (
+                "Device.Optical.Interface.1.Stats.BytesSent".to_string(),
+                v("9", 1),
+            ),
+        ];
+        let g = group(&prefixes, &values);
+        let names = |rows: &Vec<(String, CachedValue)>| -> Vec<String> {
+            rows.iter().map(|(n, _)| n.clone()).collect()
+        };
+        assert_eq!(g.snapshots.len(), 2);
+        assert_eq!(g.snapshots[0].0, "Device.Hosts.");
+        assert_eq!(
+            names(&g.snapshots[0].1),
+            ["Device.Hosts.HostNumberOfEntries"]
+        );
+        assert_eq!(g.snapshots[1].0, "Device.Hosts.Host.");
+        assert_eq!(names(&g.snapshots[1].1), ["Device.Hosts.Host.1.IPAddress"]);
+        assert_eq!(
+            names(&g.loose),
+            ["Device.Optical.Interface.1.Stats.BytesSent"]
+        );
+    }
+
+    #[test]
+    fn an_empty_table_is_still_a_snapshot() {
+        let prefixes = ["Device.Hosts.".to_string()];
+        let g = group(&prefixes, &[]);
+        assert_eq!(g.snapshots.len(), 1);
+        assert!(g.snapshots[0].1.is_empty());
+    }
+
+    #[test]
+    fn ancestors_are_the_partial_paths_above() {
+        let a: Vec<&str> = ancestors("Device.Hosts.Host.1.IPAddress").collect();
+        assert_eq!(
+            a,
+            [
+                "Device.",
+                "Device.Hosts.",
+                "Device.Hosts.Host.",
+                "Device.Hosts.Host.1."
+            ]
+        );
+        let a: Vec<&str> = ancestors("Device.Hosts.").collect();
+        assert_eq!(a, ["Device."]);
+        assert_eq!(ancestors("").count(), 0);
+        assert_eq!(ancestors("Device").count(), 0);
+    }
+
+    #[test]
+    fn merge_keeps_the_newer_value_under_the_prefix() {
+        let mut out = BTreeMap::new();
+        merge_newer(&mut out, "Device.", vec![("Device.A".into(), v("old", 1))]);
+        merge_newer(
+            &mut out,
+            "Device.",
+            vec![
+                ("Device.A".into(), v("new", 2)),
+                ("Other.B".into(), v("x", 2)),
+            ],
+        );
+        merge_newer(&mut out, "Device.", vec![("Device.A".into(), v("tie", 2))]);
+        assert_eq!(out.len(), 1);
+        assert_eq!(
+            out[&b"Device.A".to_vec()].value.as_ref().unwrap().value,
+            "new"
+        );
+    }
+}
