@@ -16,7 +16,7 @@
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::{StoreError, StoreResult};
+use super::{CachedValue, StoreError, StoreResult};
 
 pub(super) fn corrupt(what: &'static str, key: &[u8], e: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt {
@@ -30,6 +30,21 @@ pub(super) fn corrupt(what: &'static str, key: &[u8], e: impl std::fmt::Display)
 pub(super) fn encode<T: Serialize>(v: &T) -> StoreResult<Vec<u8>> {
     rmp_serde::to_vec_named(v)
         .map_err(|e| StoreError::Backend(format!("serialising a record: {e}")))
+}
+
+/// Parameter values (one, or a list of `(path, value)` rows: an Inform's
+/// ParameterList, a table snapshot of thousands of rows) are written
+/// without field names — MessagePack arrays, a third of the bytes of the
+/// named form for a host table. [`CachedValue`]'s fields must therefore
+/// keep their order (new ones go last, with `#[serde(default)]`); the
+/// derived `Deserialize` still reads the named and JSON forms.
+pub(super) fn encode_value(v: &CachedValue) -> StoreResult<Vec<u8>> {
+    rmp_serde::to_vec(v).map_err(|e| StoreError::Backend(format!("serialising a value: {e}")))
+}
+
+/// See [`encode_value`].
+pub(super) fn encode_rows(rows: &[(String, CachedValue)]) -> StoreResult<Vec<u8>> {
+    rmp_serde::to_vec(rows).map_err(|e| StoreError::Backend(format!("serialising values: {e}")))
 }
 
 /// Reads a record in either layout; `what` and `key` name it in the error.
@@ -95,6 +110,26 @@ mod tests {
             decode::<Vec<(String, CachedValue)>>("values", b"k", &bytes).unwrap(),
             values
         );
+    }
+
+    #[test]
+    fn values_are_compact_and_every_earlier_layout_still_reads() {
+        let value = CachedValue {
+            value: "Salon \"TV\"".into(),
+            kind: crate::cwmp::ValueType::UnsignedInt,
+            updated_ms: 1_764_484_000_000,
+        };
+        let rows = vec![("Device.Hosts.Host.1.HostName".to_string(), value.clone())];
+        let compact = encode_rows(&rows).unwrap();
+        let named = encode(&rows).unwrap();
+        assert!(compact.len() < named.len());
+        for bytes in [compact, named, serde_json::to_vec(&rows).unwrap()] {
+            let back: Vec<(String, CachedValue)> = decode("values", b"k", &bytes).unwrap();
+            assert_eq!(back, rows);
+        }
+        for bytes in [encode_value(&value).unwrap(), encode(&value).unwrap()] {
+            assert_eq!(decode::<CachedValue>("value", b"k", &bytes).unwrap(), value);
+        }
     }
 
     #[test]

@@ -227,6 +227,9 @@ pub struct EventRecord {
 }
 
 /// A parameter value as the device last reported or accepted it.
+///
+/// Stored without field names (`store::codec::encode_value`): keep the
+/// fields in this order; a new one goes last, with `#[serde(default)]`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CachedValue {
     pub value: String,

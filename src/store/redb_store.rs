@@ -26,7 +26,7 @@ use redb::{
 use tokio::sync::Mutex;
 use tracing::{info, warn};
 
-use super::codec::{decode, encode};
+use super::codec::{decode, encode, encode_rows, encode_value};
 use super::sled_store::{SEP, composite, search_key};
 use super::subtree::{self, merge_newer};
 use super::{
@@ -412,7 +412,7 @@ fn put_values_in(
     for (name, v) in values {
         params.insert(
             composite(device_id, name.as_bytes()).as_slice(),
-            encode(v)?.as_slice(),
+            encode_value(v)?.as_slice(),
         )?;
     }
     Ok(())
@@ -545,7 +545,7 @@ impl Store for RedbStore {
         device_id: &str,
         values: &[(String, CachedValue)],
     ) -> StoreResult<()> {
-        let encoded = encode(&values)?;
+        let encoded = encode_rows(values)?;
         self.write(|txn| {
             txn.open_table(INFORM_VALUES)?
                 .insert(device_id.as_bytes(), encoded.as_slice())?;
@@ -604,7 +604,7 @@ impl Store for RedbStore {
         let mut encoded = Vec::new();
         for (prefix, rows) in &grouped.snapshots {
             if !rows.is_empty() {
-                encoded.push((composite(device_id, prefix.as_bytes()), encode(rows)?));
+                encoded.push((composite(device_id, prefix.as_bytes()), encode_rows(rows)?));
             }
         }
         // One transaction: readers never see a table half replaced.
@@ -634,7 +634,7 @@ impl Store for RedbStore {
                         .into_iter()
                         .filter(|(n, _)| !n.starts_with(prefix))
                         .collect();
-                    subtrees.insert(key.as_slice(), encode(&rows)?.as_slice())?;
+                    subtrees.insert(key.as_slice(), encode_rows(&rows)?.as_slice())?;
                 }
             }
             for (key, bytes) in &encoded {

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use tokio::sync::Mutex;
 
-use super::codec::{decode, encode};
+use super::codec::{decode, encode, encode_rows, encode_value};
 use super::subtree::{self, merge_newer};
 use super::{
     CachedValue, CpeCredential, DeviceRecord, FaultRecord, NewFault, Store, StoreError,
@@ -272,7 +272,7 @@ impl Store for SledStore {
         }
         let mut batch = sled::Batch::default();
         for (name, v) in values {
-            batch.insert(composite(device_id, name.as_bytes()), encode(v)?);
+            batch.insert(composite(device_id, name.as_bytes()), encode_value(v)?);
         }
         self.params.apply_batch(batch)?;
         self.wrote();
@@ -285,7 +285,7 @@ impl Store for SledStore {
         values: &[(String, CachedValue)],
     ) -> StoreResult<()> {
         self.inform_values
-            .insert(device_id.as_bytes(), encode(&values)?)?;
+            .insert(device_id.as_bytes(), encode_rows(values)?)?;
         self.wrote();
         Ok(())
     }
@@ -363,13 +363,13 @@ impl Store for SledStore {
                 if let Some(v) = self.subtrees.get(&key)? {
                     let mut rows: Vec<(String, CachedValue)> = decode("table snapshot", &key, &v)?;
                     rows.retain(|(n, _)| !n.starts_with(prefix));
-                    snapshots.insert(key, encode(&rows)?);
+                    snapshots.insert(key, encode_rows(&rows)?);
                 }
             }
         }
         for (prefix, rows) in &grouped.snapshots {
             if !rows.is_empty() {
-                snapshots.insert(composite(device_id, prefix.as_bytes()), encode(rows)?);
+                snapshots.insert(composite(device_id, prefix.as_bytes()), encode_rows(rows)?);
             }
         }
         self.params.apply_batch(params)?;
