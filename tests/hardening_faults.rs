@@ -139,17 +139,6 @@ fn start_acs(erp: &ErpSim, dir: &Path, extra: &[(&str, &str)]) -> Acs {
     Acs::start_in(dir, &all)
 }
 
-fn wait_until<T>(what: &str, secs: u64, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        thread::sleep(Duration::from_millis(100));
-    }
-}
-
 fn devices(acs: &Acs) -> Vec<Value> {
     let (status, body) = acs.api_get("/api/v1/devices?limit=1000");
     assert_eq!(status, 200, "{body}");

@@ -11,7 +11,6 @@ mod common;
 
 use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
 use std::net::{Shutdown, TcpStream};
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -105,17 +104,6 @@ fn device_ids(acs: &Acs) -> Vec<String> {
         .iter()
         .map(|d| d["id"].as_str().unwrap().to_owned())
         .collect()
-}
-
-fn wait_until<T>(what: &str, secs: u64, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 /// Asserts a 400 whose text names the problem.
@@ -1155,68 +1143,6 @@ const SIP_PASS: &str = "Trace-Sip-Pass-8842";
 const CPE_PASS: &str = "Trace-Cpe-Pass-9903";
 const CR_PASS: &str = "Trace-Cr-Pass-0064";
 
-/// A long-running `cpe-sim run` (with its connection-request listener).
-struct Sim {
-    child: Child,
-    state: tempfile::TempDir,
-    serial: String,
-}
-
-impl Sim {
-    fn start(acs: &Acs, model: &str, serial: &str, extra: &[&str]) -> Sim {
-        let state = tempfile::tempdir().unwrap();
-        let url = format!("http://{}/", acs.cwmp);
-        let mut args = vec![
-            "run",
-            "--acs",
-            &url,
-            "--model",
-            model,
-            "--serial",
-            serial,
-            "--state-dir",
-            state.path().to_str().unwrap(),
-            "--periodic-interval",
-            "0",
-            "--boot-delay-ms",
-            "0",
-            "--auth",
-            "digest",
-            "--username",
-            "cpe",
-        ];
-        args.extend_from_slice(extra);
-        let child = Command::new(workspace_bin("cpe-sim"))
-            .args(&args)
-            .env("CPE_SIM_PASSWORD", CPE_PASS)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        Sim {
-            child,
-            state,
-            serial: serial.to_owned(),
-        }
-    }
-
-    fn value(&self, path: &str) -> Option<String> {
-        let text = std::fs::read_to_string(self.state.path().join(format!("{}.json", self.serial)))
-            .ok()?;
-        let state: Value = serde_json::from_str(&text).ok()?;
-        state["model"]["params"][path]["value"]
-            .as_str()
-            .map(str::to_owned)
-    }
-}
-
-impl Drop for Sim {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[test]
 fn no_secret_reaches_a_trace_log_during_a_full_provisioning_run() {
     let erp = ErpSim::start(&json!({
@@ -1247,12 +1173,33 @@ fn no_secret_reaches_a_trace_log_during_a_full_provisioning_run() {
     ]);
     let acs = Acs::start(&all);
 
-    let deco = Sim::start(&acs, "deco", "DECO11", &["--mac", "1C:61:B4:AA:00:11"]);
-    let ont = Sim::start(
+    let deco = SimDevice::start_with_env(
+        &acs,
+        "deco",
+        "DECO11",
+        &[
+            "--mac",
+            "1C:61:B4:AA:00:11",
+            "--auth",
+            "digest",
+            "--username",
+            "cpe",
+        ],
+        &[("CPE_SIM_PASSWORD", CPE_PASS)],
+    );
+    let ont = SimDevice::start_with_env(
         &acs,
         "rcmg-ont",
         "RCMG0000CAFE",
-        &["--gpon-sn", "RCMG0000CAFE"],
+        &[
+            "--gpon-sn",
+            "RCMG0000CAFE",
+            "--auth",
+            "digest",
+            "--username",
+            "cpe",
+        ],
+        &[("CPE_SIM_PASSWORD", CPE_PASS)],
     );
     let deco_id = "1C61B4-Device2-DECO11";
     let ont_id = "000E5E-HT803G%2DWS2-RCMG0000CAFE";

@@ -9,7 +9,6 @@ mod common;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -42,75 +41,6 @@ fn start_acs(erp: Option<&ErpSim>, extra: &[(&str, &str)]) -> Acs {
     ]);
     all.extend_from_slice(extra);
     Acs::start(&all)
-}
-
-/// A cpe-sim `run` process, stopped on drop.
-struct SimDevice {
-    child: Child,
-    state: tempfile::TempDir,
-    serial: String,
-}
-
-impl SimDevice {
-    fn start(acs: &Acs, model: &str, serial: &str, extra: &[&str]) -> SimDevice {
-        let state = tempfile::tempdir().unwrap();
-        let url = format!("http://{}/", acs.cwmp);
-        let mut args = vec![
-            "run",
-            "--acs",
-            &url,
-            "--model",
-            model,
-            "--serial",
-            serial,
-            "--state-dir",
-            state.path().to_str().unwrap(),
-            "--periodic-interval",
-            "0",
-            "--boot-delay-ms",
-            "0",
-        ];
-        args.extend_from_slice(extra);
-        let child = Command::new(workspace_bin("cpe-sim"))
-            .args(&args)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        SimDevice {
-            child,
-            state,
-            serial: serial.to_owned(),
-        }
-    }
-
-    /// The simulated device's own copy of a parameter.
-    fn value(&self, path: &str) -> Option<String> {
-        let text = std::fs::read_to_string(self.state.path().join(format!("{}.json", self.serial)))
-            .ok()?;
-        let state: Value = serde_json::from_str(&text).ok()?;
-        state["model"]["params"][path]["value"]
-            .as_str()
-            .map(str::to_owned)
-    }
-}
-
-impl Drop for SimDevice {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn wait_until<T>(what: &str, secs: u64, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 /// The id of the only device whose serial is `serial`, once it informed.

@@ -544,3 +544,87 @@ pub fn between<'a>(xml: &'a str, open: &str, close: &str) -> Option<&'a str> {
     let end = xml[start..].find(close)? + start;
     Some(&xml[start..end])
 }
+
+/// Polls `f` every 50 ms until it gives a value; panics naming `what`
+/// after `secs` seconds.
+pub fn wait_until<T>(what: &str, secs: u64, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A long-running `cpe-sim run` process (one device, with its
+/// connection-request listener and its state in a temporary directory),
+/// stopped on drop.
+pub struct SimDevice {
+    child: Child,
+    state: tempfile::TempDir,
+    serial: String,
+}
+
+impl SimDevice {
+    pub fn start(acs: &Acs, model: &str, serial: &str, extra: &[&str]) -> SimDevice {
+        SimDevice::start_with_env(acs, model, serial, extra, &[])
+    }
+
+    pub fn start_with_env(
+        acs: &Acs,
+        model: &str,
+        serial: &str,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> SimDevice {
+        let state = tempfile::tempdir().unwrap();
+        let url = format!("http://{}/", acs.cwmp);
+        let mut args = vec![
+            "run",
+            "--acs",
+            &url,
+            "--model",
+            model,
+            "--serial",
+            serial,
+            "--state-dir",
+            state.path().to_str().unwrap(),
+            "--periodic-interval",
+            "0",
+            "--boot-delay-ms",
+            "0",
+        ];
+        args.extend_from_slice(extra);
+        let child = Command::new(workspace_bin("cpe-sim"))
+            .args(&args)
+            .envs(env.iter().copied())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        SimDevice {
+            child,
+            state,
+            serial: serial.to_owned(),
+        }
+    }
+
+    /// The simulated device's own copy of a parameter.
+    pub fn value(&self, path: &str) -> Option<String> {
+        let text = std::fs::read_to_string(self.state.path().join(format!("{}.json", self.serial)))
+            .ok()?;
+        let state: serde_json::Value = serde_json::from_str(&text).ok()?;
+        state["model"]["params"][path]["value"]
+            .as_str()
+            .map(str::to_owned)
+    }
+}
+
+impl Drop for SimDevice {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
