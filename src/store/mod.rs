@@ -12,8 +12,11 @@
 //! [`Store::sync`] is a group commit — one durable commit, with redb's
 //! quick repair so a restart after a crash is quick, shared by every caller
 //! waiting at that moment; a sled directory is migrated into it at the
-//! first open (a byte copy, same keys and JSON values) and renamed
+//! first open (a byte copy, same keys and record layout) and renamed
 //! `db.migrated`.
+//!
+//! Records are MessagePack (`codec.rs`); a table read in full is one
+//! snapshot record per device and prefix (`subtree.rs`).
 
 mod codec;
 mod model;

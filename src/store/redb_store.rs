@@ -1,7 +1,8 @@
 //! The embedded redb backend, with group commit for [`Store::sync`].
 //!
-//! One redb table per former sled tree, same keys, same JSON values, so a
-//! sled directory migrates by copying bytes ([`RedbStore::open`]).
+//! One redb table per sled tree, same keys, same record layout
+//! ([`super::codec`]), so a sled directory migrates by copying bytes
+//! ([`RedbStore::open`]).
 //!
 //! Durability: every write method is one small write transaction committed
 //! with [`redb::Durability::None`] — visible to readers at once, written to
