@@ -28,6 +28,9 @@ pub struct Metrics {
     pub api_requests: AtomicU64,
     /// Time a session waited for ERPNext (provisioning lookups).
     pub erpnext_wait: Histogram,
+    /// The ACS's own time per completed session: handling its requests
+    /// (body, decode, logic, store, durable sync), ERPNext waits excluded.
+    pub session_busy: Histogram,
 }
 
 impl Metrics {

@@ -900,3 +900,28 @@ fn json_logs_are_one_object_per_line() {
     }
     assert!(started, "{logs}");
 }
+
+/// `acs_session_busy_seconds` counts each completed session once, with the
+/// ACS's own time (here no ERPNext is involved, so all of it).
+#[test]
+fn completed_sessions_report_the_acs_time_they_took() {
+    let acs = Acs::start(&[]);
+    let sample = |name: &str| -> f64 {
+        let text = HttpConn::connect(acs.api)
+            .request("GET", "/metrics", &[], b"")
+            .text();
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+            .unwrap_or_else(|| panic!("{name} missing from /metrics"))
+    };
+    assert_eq!(sample("acs_session_busy_seconds_count"), 0.0);
+    for serial in ["BUSY1", "BUSY2"] {
+        let mut cpe = acs.cpe();
+        let r = cpe.post_str(&inform_xml("soap", "1-0", "1", serial, &["2 PERIODIC"]));
+        assert_eq!(r.status, 200);
+        assert_eq!(cpe.post(b"").status, 204);
+    }
+    assert_eq!(sample("acs_session_busy_seconds_count"), 2.0);
+    assert!(sample("acs_session_busy_seconds_sum") > 0.0);
+    assert_eq!(sample("acs_session_busy_seconds_bucket{le=\"+Inf\"}"), 2.0);
+}

@@ -119,6 +119,11 @@ pub fn render(acs: &Acs) -> HttpResponse {
         "Time CWMP sessions waited for ERPNext answers.",
         &m.erpnext_wait,
     );
+    e.histogram(
+        "acs_session_busy_seconds",
+        "ACS time per completed CWMP session: handling its requests (body, decode, logic, store, durable sync), ERPNext waits excluded.",
+        &m.session_busy,
+    );
     let cr = &acs.connreq.stats;
     e.labelled_counter(
         "acs_connection_requests_total",

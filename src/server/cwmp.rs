@@ -8,7 +8,7 @@
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderValue};
@@ -176,6 +176,7 @@ async fn handle_request(
             .insert(header::ALLOW, HeaderValue::from_static("POST"));
         return r;
     }
+    let started = Instant::now();
     let (parts, body) = req.into_parts();
     let declared = parts
         .headers
@@ -262,11 +263,11 @@ async fn handle_request(
 
     if let Input::Envelope(env) = input {
         if matches!(env.body, Body::Inform(_)) {
-            return start_session(acs, conn, live, env, now_ms).await;
+            return start_session(acs, conn, live, env, now_ms, started).await;
         }
-        return continue_session(acs, conn, live, Input::Envelope(env), now_ms).await;
+        return continue_session(acs, conn, live, Input::Envelope(env), now_ms, started).await;
     }
-    continue_session(acs, conn, live, input, now_ms).await
+    continue_session(acs, conn, live, input, now_ms, started).await
 }
 
 fn body_error(conn: &ConnState, e: BodyError) -> HttpResponse {
@@ -286,6 +287,7 @@ async fn start_session(
     previous: Option<Arc<LiveSession>>,
     env: Envelope,
     now_ms: u64,
+    started: Instant,
 ) -> HttpResponse {
     let Body::Inform(inform) = &env.body else {
         return text(StatusCode::BAD_REQUEST, "expected an Inform");
@@ -458,6 +460,7 @@ async fn start_session(
     acs.events.publish(events, now_ms);
     conn.set_session(Some(live.key.clone()));
     live.touch(now_ms);
+    live.add_handling(started.elapsed());
     let events: Vec<&str> = inform
         .events
         .iter()
@@ -485,6 +488,7 @@ async fn continue_session(
     live: Option<Arc<LiveSession>>,
     input: Input,
     now_ms: u64,
+    started: Instant,
 ) -> HttpResponse {
     let Some(live) = live else {
         return match input {
@@ -514,13 +518,14 @@ async fn continue_session(
     // wait is bounded by the session budget.
     while let Reply::NeedDesired(req) = &step.reply {
         let req = req.clone();
-        let waited = std::time::Instant::now();
+        let waited = Instant::now();
         let answer = match store.device(&live.device_id) {
             Ok(Some(device)) => acs.provisioning.answer(&req, &device).await,
             Ok(None) => DesiredOutcome::Failed("the device record is missing".into()),
             Err(e) => DesiredOutcome::Failed(format!("reading the device record failed: {e}")),
         };
         acs.metrics.erpnext_wait.observe(waited.elapsed());
+        live.add_erpnext_wait(waited.elapsed());
         live.touch(now_ms);
         let mut next = session.supply_desired(answer, now_ms);
         let mut effects = std::mem::take(&mut step.effects);
@@ -556,6 +561,7 @@ async fn continue_session(
         Err(e) => return internal_error("storing session results failed", e),
     }
     live.touch(now_ms);
+    live.add_handling(started.elapsed());
     match step.reply {
         Reply::Envelope(env) => {
             debug!(device = %live.device_id, rpc = env.body.name(), "sent");
@@ -567,6 +573,7 @@ async fn continue_session(
         Reply::NoContent => {
             if ends {
                 Metrics::inc(&m.sessions_ended);
+                m.session_busy.observe(live.busy());
                 acs.sessions.end(&live.key);
                 conn.set_session(None);
                 info!(device = %live.device_id, "session ended");

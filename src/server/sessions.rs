@@ -21,9 +21,32 @@ pub struct LiveSession {
     pub state: tokio::sync::Mutex<Session>,
     last_active_ms: AtomicU64,
     timeout_ms: u64,
+    /// Time the ACS spent handling this session's requests, and the part of
+    /// it spent waiting for ERPNext, microseconds (see [`LiveSession::busy`]).
+    handling_us: AtomicU64,
+    erpnext_us: AtomicU64,
 }
 
 impl LiveSession {
+    /// Adds one request's handling time (reading the body to the answer).
+    pub fn add_handling(&self, d: std::time::Duration) {
+        self.handling_us
+            .fetch_add(d.as_micros() as u64, Ordering::Relaxed);
+    }
+
+    /// Adds a wait for ERPNext (inside a request's handling time).
+    pub fn add_erpnext_wait(&self, d: std::time::Duration) {
+        self.erpnext_us
+            .fetch_add(d.as_micros() as u64, Ordering::Relaxed);
+    }
+
+    /// The ACS's own time on this session so far: handling minus ERPNext.
+    pub fn busy(&self) -> std::time::Duration {
+        let handling = self.handling_us.load(Ordering::Relaxed);
+        let erpnext = self.erpnext_us.load(Ordering::Relaxed);
+        std::time::Duration::from_micros(handling.saturating_sub(erpnext))
+    }
+
     pub fn touch(&self, now_ms: u64) {
         self.last_active_ms.store(now_ms, Ordering::Relaxed);
     }
@@ -126,6 +149,8 @@ impl SessionTable {
             state: tokio::sync::Mutex::new(session),
             last_active_ms: AtomicU64::new(now_ms),
             timeout_ms,
+            handling_us: AtomicU64::new(0),
+            erpnext_us: AtomicU64::new(0),
         });
         t.by_device.insert(device_id.to_owned(), live.key.clone());
         t.by_key.insert(live.key.clone(), live.clone());
