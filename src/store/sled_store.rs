@@ -324,18 +324,7 @@ impl Store for SledStore {
     ) -> StoreResult<()> {
         let skip = device_id.len() + 1;
         let grouped = subtree::group(prefixes, values);
-        // Every reported path and every object above one.
-        let mut fresh: std::collections::HashSet<&[u8]> = Default::default();
-        for (name, _) in values {
-            let b = name.as_bytes();
-            fresh.insert(b);
-            fresh.extend(
-                b.iter()
-                    .enumerate()
-                    .filter(|(_, c)| **c == b'.')
-                    .map(|(i, _)| &b[..=i]),
-            );
-        }
+        let fresh = subtree::reported_paths(values);
         let mut params = sled::Batch::default();
         let mut writable = sled::Batch::default();
         let mut snapshots = sled::Batch::default();

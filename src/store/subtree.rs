@@ -12,7 +12,7 @@
 //! value belongs to, which stored snapshots a read or a replacement touches,
 //! and the merge.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 
 use super::{CachedValue, StoredParam};
 
@@ -57,6 +57,23 @@ pub(super) fn group<'v>(prefixes: &'v [String], values: &[(String, CachedValue)]
         }
     }
     Grouped { snapshots, loose }
+}
+
+/// Every reported path and every object path above one: the writability
+/// entries (from GetParameterNames) that stay when a table is re-read.
+pub(super) fn reported_paths(values: &[(String, CachedValue)]) -> HashSet<&[u8]> {
+    let mut paths = HashSet::new();
+    for (name, _) in values {
+        let b = name.as_bytes();
+        paths.insert(b);
+        paths.extend(
+            b.iter()
+                .enumerate()
+                .filter(|(_, c)| **c == b'.')
+                .map(|(i, _)| &b[..=i]),
+        );
+    }
+    paths
 }
 
 /// The partial paths strictly above `path` (`Device.`, `Device.Hosts.` for
