@@ -133,6 +133,30 @@ mod tests {
     }
 
     #[test]
+    fn events_are_written_as_lists_and_named_events_still_read() {
+        let d = device();
+        let bytes = encode(&d).unwrap();
+        let named = b"\xa4code";
+        assert!(!bytes.windows(named.len()).any(|w| w == named));
+        let json = serde_json::json!({
+            "id": "x", "cwmp_version": "1-0", "first_seen_ms": 1, "last_inform_ms": 2,
+            "identity": {"manufacturer": "M", "oui": "O", "product_class": "P", "serial_number": "S"},
+            "recent_events": [
+                {"code": "1 BOOT", "command_key": "", "at_ms": 7},
+                {"code": "M Reboot", "at_ms": 8}
+            ]
+        });
+        let old: DeviceRecord =
+            decode("device", b"x", &serde_json::to_vec(&json).unwrap()).unwrap();
+        assert_eq!(old.recent_events[1].code, "M Reboot");
+        assert_eq!(old.recent_events[1].command_key, "");
+        assert_eq!(old.recent_events[1].at_ms, 8);
+        let named_mp = rmp_serde::to_vec_named(&json).unwrap();
+        let again: DeviceRecord = decode("device", b"x", &named_mp).unwrap();
+        assert_eq!(again, old);
+    }
+
+    #[test]
     fn json_records_written_before_the_switch_still_read() {
         let d = device();
         let json = serde_json::to_vec(&d).unwrap();

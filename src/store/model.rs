@@ -218,12 +218,23 @@ pub fn search_keys(text: &str) -> Vec<String> {
 }
 
 /// One event of one Inform.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+///
+/// Written as a `[code, command_key, at_ms]` list: a device record carries
+/// up to [`MAX_RECENT_EVENTS`] of them and is rewritten on every Inform, and
+/// the field names were most of its bytes. The derived `Deserialize` reads
+/// both that list and the named form of older records; keep the order.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 pub struct EventRecord {
     pub code: String,
     #[serde(default)]
     pub command_key: String,
     pub at_ms: u64,
+}
+
+impl Serialize for EventRecord {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        (&self.code, &self.command_key, self.at_ms).serialize(s)
+    }
 }
 
 /// A parameter value as the device last reported or accepted it.
