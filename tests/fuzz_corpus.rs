@@ -17,6 +17,17 @@ use std::path::{Path, PathBuf};
 
 use gigafibre_acs::cwmp::Envelope;
 
+// The fuzz targets' own checks (`fuzz/checks/`), so a replayed corpus is
+// held to exactly what the fuzzer held it to.
+#[path = "../fuzz/checks/digest.rs"]
+mod digest_check;
+#[path = "../fuzz/checks/frappe.rs"]
+mod frappe_check;
+#[path = "../fuzz/checks/profile.rs"]
+mod profile_check;
+#[path = "../fuzz/checks/stun.rs"]
+mod stun_check;
+
 /// Deleting or emptying the corpus must not make this test pass vacuously.
 const MIN_CORPUS_FILES: usize = 40;
 
@@ -168,32 +179,9 @@ fn known_bugs_round_trip() {
 /// no answer larger than the request plus 64 bytes.
 #[test]
 fn stun_corpus_replays_cleanly() {
-    use gigafibre_acs::server::stun::{MAX_RESPONSE_GROWTH, StunBindings, handle};
-    use gigafibre_acs::stun::{BindingRequest, BindingResponse, UdpConnectionRequest};
-
     let corpus = files(&fuzz_dir("corpus/stun"));
     assert!(corpus.len() >= 10, "fuzz/corpus/stun/ was emptied");
-    let from = std::net::SocketAddr::from(([192, 0, 2, 1], 3478));
-    for path in corpus {
-        let data = std::fs::read(&path).unwrap();
-        let outcome = catch_unwind(AssertUnwindSafe(|| {
-            if let Ok(req) = BindingRequest::parse(&data) {
-                let expected = BindingRequest {
-                    message_integrity: None,
-                    ..req
-                };
-                assert_eq!(
-                    BindingRequest::parse(&expected.encode(None)).as_ref(),
-                    Ok(&expected)
-                );
-            }
-            let _ = BindingResponse::parse(&data);
-            let _ = UdpConnectionRequest::parse(&data).map(|r| r.signature_matches("x"));
-            let reply = handle(&StunBindings::new(4), &data, from, 0);
-            assert!(reply.is_none_or(|r| r.len() <= data.len() + MAX_RESPONSE_GROWTH));
-        }));
-        assert!(outcome.is_ok(), "{} failed", path.display());
-    }
+    replay_all(&corpus, stun_check::check);
 }
 
 /// The corpus and saved finds of one of the text-parser targets, in name
@@ -246,131 +234,7 @@ fn replay_all(paths: &[PathBuf], check: impl Fn(&[u8])) {
 /// back, short errors, no forged Digest header let in.
 #[test]
 fn digest_corpus_replays_cleanly() {
-    use gigafibre_acs::config::{CpeAuthMode, DigestAlgorithm, Secret};
-    use gigafibre_acs::connreq::challenge::{Challenge, digest_authorization, pick};
-    use gigafibre_acs::digest::{DigestInput, parse_params, response, strip_scheme};
-    use gigafibre_acs::server::auth::{AuthOutcome, CpeAuthenticator, DigestParams};
-    use std::time::{Duration, SystemTime};
-
-    let authenticator = |mode| {
-        let (mut config, _) = gigafibre_acs::config::load(None, &|_| None).unwrap();
-        config.cpe_auth = mode;
-        config.cpe_username = "cpe".into();
-        config.cpe_password = Secret::new("s3cret");
-        config.digest_algorithms = vec![
-            DigestAlgorithm::Md5,
-            DigestAlgorithm::Md5Sess,
-            DigestAlgorithm::Sha256,
-            DigestAlgorithm::Sha256Sess,
-        ];
-        CpeAuthenticator::new(&config)
-    };
-    let (basic, digest) = (
-        authenticator(CpeAuthMode::Basic),
-        authenticator(CpeAuthMode::Digest),
-    );
-    let quoted = |v: &str| format!("\"{}\"", v.replace('\\', "\\\\").replace('"', "\\\""));
-    let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
-
-    replay_all(&corpus_and_regressions("digest", 20), |data| {
-        let s = String::from_utf8_lossy(data);
-        let params_text = strip_scheme(&s, "Digest").unwrap_or(&s);
-        match parse_params(params_text) {
-            None => assert!(DigestParams::parse(params_text).is_none()),
-            Some(params) => {
-                assert!(params.len() <= 32);
-                let mut total = 0;
-                for (k, v) in &params {
-                    assert!(!k.is_empty() && k.len() <= 32 && !k.contains('='), "{k:?}");
-                    assert!(!k.bytes().any(|b| b.is_ascii_uppercase()), "{k:?}");
-                    assert!(v.len() <= 4096);
-                    total += k.len() + v.len();
-                }
-                assert!(total <= params_text.len());
-                let canonical = params
-                    .iter()
-                    .map(|(k, v)| format!("{k}={}", quoted(v)))
-                    .collect::<Vec<_>>()
-                    .join(", ");
-                assert_eq!(parse_params(&canonical).as_ref(), Some(&params));
-                if let Some(p) = DigestParams::parse(params_text) {
-                    let last = |key: &str| {
-                        params
-                            .iter()
-                            .rev()
-                            .find(|(k, _)| k == key)
-                            .map(|(_, v)| v.clone())
-                    };
-                    assert_eq!(Some(p.username), last("username"));
-                    assert_eq!(Some(p.realm), last("realm"));
-                    assert_eq!(Some(p.nonce), last("nonce"));
-                    assert_eq!(Some(p.uri), last("uri"));
-                    assert_eq!(Some(p.response), last("response"));
-                    assert_eq!(p.algorithm, last("algorithm"));
-                    assert_eq!(p.qop, last("qop"));
-                    assert_eq!(p.nc, last("nc"));
-                    assert_eq!(p.cnonce, last("cnonce"));
-                }
-            }
-        }
-
-        match pick(s.split('\n')) {
-            Ok(Challenge::Basic) => {}
-            Ok(c) => {
-                let Challenge::Digest {
-                    realm,
-                    nonce,
-                    algorithm,
-                    qop_auth,
-                    ..
-                } = &c
-                else {
-                    unreachable!()
-                };
-                let (user, uri, cnonce) = ("RCMG\"1\\", "/cr?x=1", "c0ffee");
-                let header = digest_authorization(&c, user, "pw", uri, cnonce).unwrap();
-                let p = DigestParams::parse(strip_scheme(&header, "Digest").unwrap())
-                    .unwrap_or_else(|| panic!("our answer {header:?} does not parse"));
-                assert_eq!(
-                    (p.username.as_str(), &p.realm, &p.nonce, p.uri.as_str()),
-                    (user, realm, nonce, uri)
-                );
-                assert_eq!(
-                    p.algorithm.as_deref().and_then(DigestAlgorithm::parse),
-                    Some(*algorithm)
-                );
-                let qop = qop_auth.then_some("auth");
-                assert_eq!(p.qop.as_deref(), qop);
-                let expected = response(&DigestInput {
-                    algorithm: *algorithm,
-                    username: user,
-                    realm,
-                    password: "pw",
-                    method: "GET",
-                    uri,
-                    nonce,
-                    qop,
-                    nc: "00000001",
-                    cnonce,
-                });
-                assert_eq!(p.response, expected);
-            }
-            Err(e) => assert!(e.to_string().chars().count() <= 120, "{e}"),
-        }
-
-        let none = |_: &str| None;
-        if let AuthOutcome::Challenge { headers, reason } =
-            basic.check("POST", "/", Some(&s), &none, now)
-        {
-            assert!(!headers.is_empty() && !reason.is_empty());
-        }
-        match digest.check("POST", "/", Some(&s), &none, now) {
-            AuthOutcome::Allowed { .. } => panic!("a forged Digest header was let in"),
-            AuthOutcome::Challenge { headers, reason } => {
-                assert!(!headers.is_empty() && !reason.is_empty());
-            }
-        }
-    });
+    replay_all(&corpus_and_regressions("digest", 20), digest_check::check);
 }
 
 /// The `profile` target's corpus (`fuzz/corpus/profile/`: device-profile
@@ -380,68 +244,7 @@ fn digest_corpus_replays_cleanly() {
 /// by its own patterns; parsing is deterministic.
 #[test]
 fn profile_corpus_replays_cleanly() {
-    use gigafibre_acs::provision::profile::{DeviceFacts, ProfileError, Profiles};
-
-    const FILE: &str = "fuzz-profile.toml";
-    replay_all(&corpus_and_regressions("profile", 20), |data| {
-        let Ok(text) = std::str::from_utf8(data) else {
-            return;
-        };
-        let first = Profiles::parse(FILE, text);
-        match &first {
-            Err(ProfileError::Invalid { file, reason }) => {
-                assert_eq!(file, FILE);
-                assert!(!reason.trim().is_empty());
-            }
-            Err(other) => panic!("parsing a text gave {other:?}"),
-            Ok(p) => {
-                assert!(!p.name.trim().is_empty());
-                assert!(p.root == "Device." || p.root == "InternetGatewayDevice.");
-                for (key, path) in p.paths() {
-                    assert!(path.starts_with(&p.root), "{key} = {path:?}");
-                    assert!(!path.contains(char::is_whitespace) && !path.contains(".."));
-                }
-                let mut bands = Vec::new();
-                for w in &p.wifi {
-                    assert!(matches!(w.band.as_str(), "2.4" | "5" | "6"));
-                    assert!(!bands.contains(&w.band));
-                    bands.push(w.band.clone());
-                    assert!(p.writable(&w.ssid) && p.writable(&w.passphrase));
-                }
-                if let Some(s) = &p.sip {
-                    assert!(s.auth_username.contains("{line}"));
-                    assert!(s.auth_password.contains("{line}"));
-                    assert_eq!(s.line_enable.is_some(), s.line_enable_value.is_some());
-                }
-                let m = &p.matches;
-                let groups = [&m.manufacturer, &m.oui, &m.product_class, &m.model_name];
-                assert!(
-                    groups
-                        .iter()
-                        .all(|g| g.iter().all(|x| !x.trim().is_empty()))
-                );
-                let own = |g: &[String]| g.first().map(|x| x.replace('*', "")).unwrap_or_default();
-                let facts = [
-                    own(&m.manufacturer),
-                    own(&m.oui),
-                    own(&m.product_class),
-                    own(&m.model_name),
-                ];
-                assert!(p.matches(&DeviceFacts {
-                    manufacturer: &facts[0],
-                    oui: &facts[1],
-                    product_class: &facts[2],
-                    model_name: &facts[3],
-                    root: &p.root,
-                }));
-            }
-        }
-        if let Err(e) = &first {
-            assert!(e.to_string().contains(FILE), "{e}");
-        }
-        let again = Profiles::parse(FILE, text);
-        assert_eq!(format!("{first:?}"), format!("{again:?}"));
-    });
+    replay_all(&corpus_and_regressions("profile", 20), profile_check::check);
 }
 
 /// The `frappe` target's corpus (`fuzz/corpus/frappe/`: Frappe error
@@ -453,118 +256,5 @@ fn profile_corpus_replays_cleanly() {
 /// fields, determinism.
 #[test]
 fn frappe_corpus_replays_cleanly() {
-    use gigafibre_acs::config::Secret;
-    use gigafibre_acs::erpnext::{
-        Equipment, ErpError, FrappeError, MAX_TEXT, clean_text, decode_document, decode_list,
-        decode_password, parse_retry_after,
-    };
-
-    const OP: &str = "the lookup of Service Equipment EQ-00042";
-    let line = |s: &str| {
-        assert!(s.chars().count() <= MAX_TEXT, "{s:?}");
-        assert!(!s.chars().any(|c| c.is_whitespace() && c != ' '), "{s:?}");
-        assert!(!s.contains("  ") && s.trim() == s, "{s:?}");
-    };
-    let kept = |s: &str| {
-        assert!(!s.is_empty());
-        line(s);
-    };
-    let error = |e: &ErpError| {
-        let ErpError::Protocol { reason } = e else {
-            panic!("a 2xx answer gave {e:?}")
-        };
-        assert!(reason.starts_with(OP), "{reason:?}");
-        assert!(
-            e.to_string().chars().count() <= OP.chars().count() + 160,
-            "{e}"
-        );
-    };
-    let record = |e: &Equipment| {
-        assert!(!e.name.trim().is_empty());
-        for v in [
-            &e.customer,
-            &e.service_location,
-            &e.equipment_type,
-            &e.brand,
-            &e.model,
-            &e.serial_number,
-            &e.mac_address,
-            &e.status,
-            &e.wifi_ssid,
-            &e.wifi_ssid_5g,
-            &e.sip_username,
-            &e.gpon_serial,
-            &e.cwmp_serial,
-            &e.modified,
-        ] {
-            assert!(v.as_ref().is_none_or(|s| !s.trim().is_empty()));
-        }
-    };
-
-    replay_all(&corpus_and_regressions("frappe", 20), |data| {
-        let fe = FrappeError::decode(data);
-        assert_eq!(fe, FrappeError::decode(data));
-        fe.exc_type.iter().for_each(|t| kept(t));
-        fe.messages.iter().for_each(|t| kept(t));
-        fe.exception.iter().for_each(|t| kept(t));
-        fe.text.iter().for_each(|t| kept(t));
-        if let Some(h) = fe.human() {
-            kept(&h);
-        }
-        let s = String::from_utf8_lossy(data);
-        line(&clean_text(&s));
-
-        let digits = s.trim();
-        let all_digits = !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit());
-        match parse_retry_after(&s) {
-            Some(d) => {
-                assert!(all_digits);
-                assert_eq!(d.as_secs(), digits.parse::<u64>().unwrap_or(u64::MAX));
-            }
-            None => assert!(!all_digits),
-        }
-
-        let doc = decode_document(OP, 200, data);
-        match &doc {
-            Ok(e) => record(e),
-            Err(e) => error(e),
-        }
-        assert_eq!(
-            format!("{doc:?}"),
-            format!("{:?}", decode_document(OP, 200, data))
-        );
-        let list = decode_list(OP, 200, data);
-        match &list {
-            Ok(rows) => rows.iter().for_each(record),
-            Err(e) => error(e),
-        }
-        assert_eq!(
-            format!("{list:?}"),
-            format!("{:?}", decode_list(OP, 200, data))
-        );
-        let password = decode_password(OP, data);
-        match &password {
-            Ok(Some(secret)) => {
-                assert!(!secret.is_empty());
-                assert_eq!(format!("{secret:?}"), format!("{:?}", Secret::new("x")));
-            }
-            Ok(None) => {}
-            Err(e) => assert!(
-                [
-                    format!("unexpected answer from ERPNext: {OP}: the answer is not JSON"),
-                    format!("unexpected answer from ERPNext: {OP}: `message` is not text"),
-                ]
-                .contains(&e.to_string()),
-                "password error echoes: {e}"
-            ),
-        }
-        let again = decode_password(OP, data);
-        assert_eq!(
-            password
-                .as_ref()
-                .map(|p| p.as_ref().map(Secret::expose))
-                .ok(),
-            again.as_ref().map(|p| p.as_ref().map(Secret::expose)).ok()
-        );
-    });
+    replay_all(&corpus_and_regressions("frappe", 20), frappe_check::check);
 }
