@@ -611,21 +611,17 @@ impl Store for RedbStore {
                 // Object paths (ending in `.`, from GetParameterNames) stay
                 // while a value below them was reported.
                 remove_prefix(&mut writable, &under, |k| !fresh.contains(&k[skip..]))?;
-                // A bigger snapshot above keeps its rows outside the prefix.
-                for above in subtree::ancestors(prefix).filter(|a| !grouped.replaces(a)) {
-                    let key = composite(device_id, above.as_bytes());
-                    let old = match subtrees.get(key.as_slice())? {
-                        Some(v) => {
-                            decode::<Vec<(String, CachedValue)>>("table snapshot", &key, v.value())?
-                        }
-                        None => continue,
-                    };
-                    let rows: Vec<_> = old
-                        .into_iter()
-                        .filter(|(n, _)| !n.starts_with(prefix))
-                        .collect();
-                    subtrees.insert(key.as_slice(), encode_rows(&rows)?.as_slice())?;
-                }
+            }
+            // A bigger snapshot above keeps its rows outside the re-read
+            // tables.
+            for above in grouped.snapshots_above() {
+                let key = composite(device_id, above.as_bytes());
+                let old = match subtrees.get(key.as_slice())? {
+                    Some(v) => decode("table snapshot", &key, v.value())?,
+                    None => continue,
+                };
+                let rows = grouped.trim(old);
+                subtrees.insert(key.as_slice(), encode_rows(&rows)?.as_slice())?;
             }
             for (key, bytes) in &encoded {
                 subtrees.insert(key.as_slice(), bytes.as_slice())?;

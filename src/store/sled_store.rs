@@ -346,14 +346,13 @@ impl Store for SledStore {
                     writable.remove(k);
                 }
             }
-            // A bigger snapshot above keeps its rows outside the prefix.
-            for above in subtree::ancestors(prefix).filter(|a| !grouped.replaces(a)) {
-                let key = composite(device_id, above.as_bytes());
-                if let Some(v) = self.subtrees.get(&key)? {
-                    let mut rows: Vec<(String, CachedValue)> = decode("table snapshot", &key, &v)?;
-                    rows.retain(|(n, _)| !n.starts_with(prefix));
-                    snapshots.insert(key, encode_rows(&rows)?);
-                }
+        }
+        // A bigger snapshot above keeps its rows outside the re-read tables.
+        for above in grouped.snapshots_above() {
+            let key = composite(device_id, above.as_bytes());
+            if let Some(v) = self.subtrees.get(&key)? {
+                let rows = grouped.trim(decode("table snapshot", &key, &v)?);
+                snapshots.insert(key, encode_rows(&rows)?);
             }
         }
         for (prefix, rows) in &grouped.snapshots {

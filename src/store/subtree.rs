@@ -32,6 +32,28 @@ impl Grouped<'_> {
     pub fn replaces(&self, prefix: &str) -> bool {
         self.snapshots.iter().any(|(p, _)| prefix.starts_with(p))
     }
+
+    /// Where a bigger snapshot holding rows of the re-read tables may be
+    /// stored: the partial paths above them that are not replaced too, each
+    /// once, so each is trimmed once by [`Grouped::trim`] for all tables.
+    pub fn snapshots_above(&self) -> Vec<&str> {
+        let mut above: Vec<&str> = self
+            .snapshots
+            .iter()
+            .flat_map(|(p, _)| ancestors(p))
+            .filter(|a| !self.replaces(a))
+            .collect();
+        above.sort_unstable();
+        above.dedup();
+        above
+    }
+
+    /// A bigger snapshot's rows without those of the re-read tables.
+    pub fn trim(&self, rows: Vec<(String, CachedValue)>) -> Vec<(String, CachedValue)> {
+        rows.into_iter()
+            .filter(|(name, _)| !self.replaces(name))
+            .collect()
+    }
 }
 
 /// Assigns each value to the longest prefix it lies under.
@@ -147,6 +169,24 @@ mod tests {
             names(&g.loose),
             ["Device.Optical.Interface.1.Stats.BytesSent"]
         );
+    }
+
+    #[test]
+    fn snapshots_above_are_listed_once_and_trimmed_of_every_reread_table() {
+        let prefixes = vec![
+            "Device.WiFi.AccessPoint.".to_string(),
+            "Device.WiFi.SSID.".to_string(),
+            "Device.WiFi.SSID.1.".to_string(),
+        ];
+        let g = group(&prefixes, &[]);
+        assert_eq!(g.snapshots_above(), ["Device.", "Device.WiFi."]);
+        let rows = vec![
+            ("Device.WiFi.SSID.1.SSID".to_string(), v("a", 1)),
+            ("Device.WiFi.AccessPoint.1.Enable".to_string(), v("1", 1)),
+            ("Device.WiFi.Radio.1.Channel".to_string(), v("6", 1)),
+        ];
+        let kept: Vec<String> = g.trim(rows).into_iter().map(|(n, _)| n).collect();
+        assert_eq!(kept, ["Device.WiFi.Radio.1.Channel"]);
     }
 
     #[test]

@@ -483,6 +483,28 @@ async fn table_snapshots_merge_with_values_and_nest(open: Open) {
             "Device.X"
         ]
     );
+    // Two smaller tables re-read at once inside one bigger snapshot: both
+    // lose their old rows there.
+    s.replace_subtrees(
+        "D",
+        &["Device.".into()],
+        &[
+            ("Device.A.1.X".into(), at("a-old", 15)),
+            ("Device.B.1.X".into(), at("b-old", 15)),
+            ("Device.C".into(), at("c", 15)),
+        ],
+    )
+    .unwrap();
+    s.replace_subtrees(
+        "D",
+        &["Device.A.".into(), "Device.B.".into()],
+        &[("Device.A.2.X".into(), at("a-new", 16))],
+    )
+    .unwrap();
+    assert_eq!(
+        names(&s.parameters("D", "").unwrap()),
+        ["Device.A.2.X", "Device.C"]
+    );
     // Another device sees none of it; a bootstrap forgets it all.
     assert!(s.parameters("D2", "").unwrap().is_empty());
     s.clear_parameters("D").unwrap();
