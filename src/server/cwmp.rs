@@ -411,9 +411,14 @@ async fn start_session(
     start_effects.append(&mut action_effects);
     let timeout_ms = acs.session_timeout_ms(env.header.session_timeout);
     let live = match acs.sessions.begin(&device_id, session, timeout_ms, now_ms) {
-        Ok(l) => l,
+        Ok((l, replaced)) => {
+            if replaced {
+                info!(device = %device_id, remote = %conn.remote, "new Inform: the device's previous session is over, its unanswered requests will be retried");
+            }
+            l
+        }
         Err(Refused::DeviceBusy { retry_after_s }) => {
-            info!(device = %device_id, remote = %conn.remote, "second concurrent session refused");
+            info!(device = %device_id, remote = %conn.remote, "Inform while the device's previous session is mid-exchange: asked to retry");
             return unavailable(
                 retry_after_s,
                 "this device already has a CWMP session in progress",

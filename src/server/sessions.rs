@@ -117,24 +117,36 @@ impl SessionTable {
         Some(s)
     }
 
-    /// Registers a new session for a device, unless the device already has
-    /// a live one (which is left undisturbed) or the table is full.
+    /// Registers a new session for a device, unless the table is full.
+    ///
+    /// A CPE holds one session at a time, so a new Inform from a device
+    /// whose previous session is waiting on it means that session is over
+    /// (the CPE restarted, lost its connection, or gave up): it is replaced
+    /// at once, and what it had in flight is retried by the new one (a task
+    /// marked sent stays runnable). Only a session in the middle of an
+    /// exchange (the ACS still working on the CPE's last request) makes the
+    /// new Inform wait with [`Refused::DeviceBusy`]. Returns the new session
+    /// and whether it replaced one.
     pub fn begin(
         &self,
         device_id: &str,
         session: Session,
         timeout_ms: u64,
         now_ms: u64,
-    ) -> Result<Arc<LiveSession>, Refused> {
+    ) -> Result<(Arc<LiveSession>, bool), Refused> {
         let mut t = self.lock();
+        let mut replaced = false;
         if let Some(key) = t.by_device.get(device_id).cloned() {
             match t.by_key.get(&key).cloned() {
-                Some(old) if !old.expired(now_ms) || old.state.try_lock().is_err() => {
+                Some(old) if old.state.try_lock().is_err() => {
                     return Err(Refused::DeviceBusy {
                         retry_after_s: old.remaining_s(now_ms),
                     });
                 }
-                Some(old) => remove(&mut t, &old),
+                Some(old) => {
+                    replaced = !old.expired(now_ms);
+                    remove(&mut t, &old);
+                }
                 None => {
                     t.by_device.remove(device_id);
                 }
@@ -154,7 +166,7 @@ impl SessionTable {
         });
         t.by_device.insert(device_id.to_owned(), live.key.clone());
         t.by_key.insert(live.key.clone(), live.clone());
-        Ok(live)
+        Ok((live, replaced))
     }
 
     /// Removes a session (ended, or replaced by a new Inform of its CPE).
@@ -257,20 +269,28 @@ mod tests {
     }
 
     #[test]
-    fn one_session_per_device_until_it_ends_or_expires() {
+    fn a_new_inform_replaces_a_waiting_session_but_not_a_busy_one() {
         let t = SessionTable::new(10);
-        let a = t.begin("D", session(), 30_000, 0).unwrap();
+        let (a, replaced) = t.begin("D", session(), 30_000, 0).unwrap();
+        assert!(!replaced);
         assert_eq!(a.key.len(), 32);
-        assert_eq!(
-            t.begin("D", session(), 30_000, 10_000),
-            Err(Refused::DeviceBusy { retry_after_s: 20 })
-        );
-        assert!(t.get(&a.key, 10_000).is_some());
-        // Expired: the device can start again and the old key is gone.
-        let b = t.begin("D", session(), 30_000, 40_001).unwrap();
+        // The first session waits on the CPE: the new Inform takes over.
+        let (b, replaced) = t.begin("D", session(), 30_000, 10_000).unwrap();
+        assert!(replaced);
         assert_ne!(a.key, b.key);
-        assert!(t.get(&a.key, 40_001).is_none());
-        t.end(&b.key);
+        assert!(t.get(&a.key, 10_000).is_none(), "the old key is gone");
+        assert!(t.get(&b.key, 10_000).is_some());
+        // Mid-exchange (its lock held): the new Inform is asked to retry.
+        let guard = b.state.try_lock().unwrap();
+        assert_eq!(
+            t.begin("D", session(), 30_000, 20_000).err(),
+            Some(Refused::DeviceBusy { retry_after_s: 20 })
+        );
+        drop(guard);
+        // Expired: replaced without counting as a takeover.
+        let (c, replaced) = t.begin("D", session(), 30_000, 60_000).unwrap();
+        assert!(!replaced);
+        t.end(&c.key);
         assert!(t.is_empty());
     }
 
