@@ -316,7 +316,11 @@ fn a_new_inform_takes_over_from_a_session_left_waiting() {
     assert_eq!(r.status, 200, "{}", r.text());
     // The unanswered task is sent again in the new session.
     let r = second.empty();
-    assert!(r.text().contains("Device.DeviceInfo.UpTime"), "{}", r.text());
+    assert!(
+        r.text().contains("Device.DeviceInfo.UpTime"),
+        "{}",
+        r.text()
+    );
     let r = second.post_str(&response_xml("x", r#"<cwmp:GetParameterValuesResponse><ParameterList><ParameterValueStruct><Name>Device.DeviceInfo.UpTime</Name><Value xsi:type="xsd:unsignedInt">99</Value></ParameterValueStruct></ParameterList></cwmp:GetParameterValuesResponse>"#));
     assert_eq!(r.status, 204);
     let t = acs.api_get(&format!("/api/v1/tasks/{task}")).1;

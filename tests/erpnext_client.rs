@@ -285,7 +285,7 @@ async fn resolves_in_order_and_stops_at_ambiguity() {
         known_name: Some("EQ-00005"),
         cwmp_serial: "RCMGDF1E9125",
         gpon_serial: None,
-        mac: None,
+        macs: &[],
     };
     assert_eq!(found(resolve(&client, &keys).await.unwrap()), "EQ-00005");
     // A known name that is gone: the CWMP serial decides.
@@ -293,7 +293,7 @@ async fn resolves_in_order_and_stops_at_ambiguity() {
         known_name: Some("EQ-09999"),
         cwmp_serial: "RCMGDF1E9125",
         gpon_serial: Some("RCMGDF1E9125"),
-        mac: None,
+        macs: &[],
     };
     assert_eq!(found(resolve(&client, &keys).await.unwrap()), "EQ-00010");
     // A fresh ONT: no CWMP serial recorded yet, the GPON serial decides.
@@ -301,7 +301,7 @@ async fn resolves_in_order_and_stops_at_ambiguity() {
         known_name: None,
         cwmp_serial: "54504C47B4FB2AC8",
         gpon_serial: Some("TPLGB4FB2AC8"),
-        mac: None,
+        macs: &[],
     };
     assert_eq!(found(resolve(&client, &keys).await.unwrap()), "EQ-00003");
     // A Deco: by MAC.
@@ -309,7 +309,7 @@ async fn resolves_in_order_and_stops_at_ambiguity() {
         known_name: None,
         cwmp_serial: "22A1004513",
         gpon_serial: None,
-        mac: Some("3c846a6d4aea"),
+        macs: &["3c846a6d4aea"],
     };
     assert_eq!(found(resolve(&client, &keys).await.unwrap()), "EQ-00002");
 
@@ -320,7 +320,7 @@ async fn resolves_in_order_and_stops_at_ambiguity() {
         known_name: None,
         cwmp_serial: "TPLG5EE2A149",
         gpon_serial: Some("TPLG5EE2A149"),
-        mac: Some("0a0b0c0d0e0f"),
+        macs: &["0a0b0c0d0e0f"],
     };
     assert_eq!(
         resolve(&client, &keys).await.unwrap(),
@@ -337,7 +337,7 @@ async fn resolves_in_order_and_stops_at_ambiguity() {
         known_name: None,
         cwmp_serial: "22A1022565",
         gpon_serial: None,
-        mac: Some("e4:fa:c4:ba:5d:3f"),
+        macs: &["e4:fa:c4:ba:5d:3f"],
     };
     assert_eq!(
         resolve(&client, &keys).await.unwrap(),
@@ -348,7 +348,7 @@ async fn resolves_in_order_and_stops_at_ambiguity() {
         known_name: None,
         cwmp_serial: "RCMG00000000",
         gpon_serial: Some("RCMG00000000"),
-        mac: Some("00:11:22:33:44:55"),
+        macs: &["00:11:22:33:44:55"],
     };
     assert_eq!(
         resolve(&client, &keys).await.unwrap(),

@@ -878,7 +878,7 @@ fn wifi_bands_are_one_network_on_the_right_radio() {
                     Some(format!("{}{n}.", &path[..at]))
                 };
                 let base = wlan(&w.ssid);
-                for other in [Some(&w.passphrase), w.enable.as_ref()]
+                for other in [w.passphrase.as_ref(), w.psk.as_ref(), w.enable.as_ref()]
                     .into_iter()
                     .flatten()
                 {
@@ -903,11 +903,12 @@ fn wifi_bands_are_one_network_on_the_right_radio() {
                 }
                 continue;
             }
+            let passphrase = w.passphrase.as_deref().unwrap_or("");
             let (Some(n), Some(ap)) = (
                 instance_after(&w.ssid, "Device.WiFi.SSID."),
-                instance_after(&w.passphrase, "Device.WiFi.AccessPoint."),
+                instance_after(passphrase, "Device.WiFi.AccessPoint."),
             ) else {
-                failures.push(format!("{here}: expected Device.WiFi.SSID.{{n}}.… and Device.WiFi.AccessPoint.{{m}}.…, got `{}`", w.passphrase));
+                failures.push(format!("{here}: expected Device.WiFi.SSID.{{n}}.… and Device.WiFi.AccessPoint.{{m}}.…, got `{passphrase}`"));
                 continue;
             };
             if let Some(e) = &w.enable {
@@ -924,7 +925,7 @@ fn wifi_bands_are_one_network_on_the_right_radio() {
                 .value(&format!("Device.WiFi.AccessPoint.{ap}.SSIDReference"))
                 .unwrap_or("");
             if reference != format!("Device.WiFi.SSID.{n}.") {
-                failures.push(format!("{here}: passphrase `{}` is on AccessPoint.{ap}, whose SSIDReference in {} is `{reference}`", w.passphrase, m.file));
+                failures.push(format!("{here}: passphrase `{passphrase}` is on AccessPoint.{ap}, whose SSIDReference in {} is `{reference}`", m.file));
             }
             let radio = m
                 .value(&format!("Device.WiFi.SSID.{n}.LowerLayers"))

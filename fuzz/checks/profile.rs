@@ -50,7 +50,10 @@ fn check_valid(p: &Profile) {
         );
         assert!(!bands.contains(&w.band), "band {} twice", w.band);
         bands.push(w.band.clone());
-        assert!(p.writable(&w.ssid) && p.writable(&w.passphrase));
+        assert!(p.writable(&w.ssid));
+        for secret in [&w.passphrase, &w.psk].into_iter().flatten() {
+            assert!(p.writable(secret));
+        }
     }
     if let Some(s) = &p.sip {
         assert!(s.auth_username.contains("{line}") && s.auth_password.contains("{line}"));

@@ -2,6 +2,7 @@
 //! parameters.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use http::StatusCode;
 use serde::Serialize;
@@ -10,6 +11,8 @@ use serde_json::Value;
 use super::mask::mask_value;
 use super::{ApiError, ApiResult, Query, decode_cursor, encode_cursor, json_response, rfc3339};
 use crate::connreq::CrResult;
+use crate::provision::datamodel::DataModelTree;
+use crate::provision::profile::Profile;
 use crate::server::Acs;
 use crate::server::cwmp::now_ms;
 use crate::store::{DeviceRecord, search_keys};
@@ -218,6 +221,88 @@ pub fn cached_values(acs: &Acs, id: &str) -> Result<BTreeMap<String, String>, Ap
         .collect())
 }
 
+/// The device's effective profile and data model (`None` before its
+/// first discovery).
+pub fn effective_profile(
+    acs: &Acs,
+    device: &DeviceRecord,
+    values: &BTreeMap<String, String>,
+) -> Result<Option<(Profile, Arc<DataModelTree>)>, ApiError> {
+    acs.provisioning
+        .effective_profile(acs.store.as_ref(), &acs.catalog, device, values)
+        .map_err(ApiError::internal)
+}
+
+/// 409 for a device whose data model is not known yet.
+pub fn not_discovered() -> ApiError {
+    ApiError::conflict(
+        "the device's data model has not been discovered yet: it is learned in its next CWMP session",
+    )
+}
+
+/// `GET /api/v1/devices/{id}/data-model?prefix=&limit=&cursor=`.
+pub fn data_model(acs: &Acs, id: &str, q: &Query) -> ApiResult {
+    let d = load_device(acs, id)?;
+    let prefix = q.get("prefix").unwrap_or("");
+    let limit = q.limit("limit", 2000, 10_000)?;
+    let after = q.get("cursor").map(decode_cursor).transpose()?;
+    let values = cached_values(acs, id)?;
+    let Some((profile, tree)) = effective_profile(acs, &d, &values)? else {
+        return Err(not_discovered());
+    };
+    let info = d.data_model.as_ref();
+    let mut names = tree
+        .entries_under(prefix)
+        .filter(|(n, _)| after.as_deref().is_none_or(|a| *n > a));
+    let page: Vec<Value> = names
+        .by_ref()
+        .take(limit)
+        .map(|(n, w)| serde_json::json!({"name": n, "writable": w, "object": n.ends_with('.')}))
+        .collect();
+    let next_cursor = match names.next() {
+        Some(_) => page
+            .last()
+            .and_then(|v| v["name"].as_str())
+            .map(encode_cursor),
+        None => None,
+    };
+    let wifi: Vec<Value> = profile
+        .wifi
+        .iter()
+        .map(|w| {
+            serde_json::json!({"band": w.band, "ssid": w.ssid, "passphrase": w.passphrase, "psk": w.psk, "enable": w.enable})
+        })
+        .collect();
+    let sip = profile.sip.as_ref().map(|s| {
+        serde_json::json!({"auth_username": s.auth_username, "auth_password": s.auth_password, "uri": s.uri, "registrar": s.registrar, "lines": s.lines})
+    });
+    let optical: Vec<Value> = profile
+        .optical
+        .iter()
+        .map(|o| serde_json::json!({"rx": o.rx_power, "tx": o.tx_power, "unit": o.unit}))
+        .collect();
+    Ok(json_response(
+        StatusCode::OK,
+        &serde_json::json!({
+            "device_id": d.id,
+            "discovered": info.map(|i| rfc3339(i.discovered_ms)),
+            "software_version": info.and_then(|i| i.software_version.clone()),
+            "names": tree.len(),
+            "profile": {
+                "name": profile.name,
+                "wifi": wifi,
+                "never_write": profile.never_write,
+                "sip": sip,
+                "mac": profile.identity.mac,
+                "gpon_serial": profile.identity.gpon_serial,
+                "optical": optical,
+            },
+            "parameters": page,
+            "next_cursor": next_cursor,
+        }),
+    ))
+}
+
 /// `GET /api/v1/devices?q=&limit=&cursor=`.
 pub fn list(acs: &Acs, q: &Query) -> ApiResult {
     let limit = q.limit("limit", 50, 1000)?;
@@ -270,9 +355,9 @@ pub fn get(acs: &Acs, id: &str) -> ApiResult {
             })
             .collect(),
     );
-    if let Some(profile) = acs.provisioning.profile_for(&d) {
-        let values = cached_values(acs, id)?;
-        let diagnostics = crate::topology::diagnostics(&values, profile);
+    let values = cached_values(acs, id)?;
+    if let Some((profile, _)) = effective_profile(acs, &d, &values)? {
+        let diagnostics = crate::topology::diagnostics(&values, &profile);
         v.management_url = management_url(&d, &diagnostics);
         v.diagnostics = Some(diagnostics);
     }

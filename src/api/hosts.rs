@@ -6,7 +6,7 @@ use std::sync::Arc;
 use http::StatusCode;
 use serde_json::json;
 
-use super::devices::{CrView, cached_values, load_device};
+use super::devices::{CrView, cached_values, effective_profile, load_device, not_discovered};
 use super::provision::poke;
 use super::tasks::{MAX_WAIT_S, task_view, wait_for_task};
 use super::{ApiError, ApiResult, Query, json_response, rfc3339};
@@ -24,11 +24,9 @@ pub async fn get(acs: &Arc<Acs>, id: &str, q: &Query) -> ApiResult {
         None => DEFAULT_REFRESH_WAIT_S,
     };
     let device = load_device(acs, id)?;
-    let Some(profile) = acs.provisioning.profile_for(&device) else {
-        return Err(ApiError::conflict(
-            "no device profile matches this device, so its host tables are unknown",
-        ));
-    };
+    if device.data_model.is_none() {
+        return Err(not_discovered());
+    }
     let mut refreshed = serde_json::Value::Null;
     if refresh {
         let pending = acs
@@ -66,7 +64,10 @@ pub async fn get(acs: &Arc<Acs>, id: &str, q: &Query) -> ApiResult {
     // Re-read: the refresh updated the collection time.
     let device = load_device(acs, id)?;
     let values = cached_values(acs, id)?;
-    let topology = crate::topology::build(&values, profile);
+    let Some((profile, _)) = effective_profile(acs, &device, &values)? else {
+        return Err(not_discovered());
+    };
+    let topology = crate::topology::build(&values, &profile);
     let now = now_ms(std::time::SystemTime::now());
     Ok(json_response(
         StatusCode::OK,

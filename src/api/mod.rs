@@ -210,6 +210,7 @@ async fn dispatch(
         Op::ListDevices => devices::list(acs, &q),
         Op::GetDevice => devices::get(acs, id),
         Op::Parameters => devices::parameters(acs, id, &q),
+        Op::DataModel => devices::data_model(acs, id, &q),
         Op::Hosts => hosts::get(acs, id, &q).await,
         Op::ProvisionPreview => provision::preview(acs, id).await,
         Op::Reprovision => provision::reprovision(acs, id, &q).await,

@@ -359,6 +359,19 @@ fn schemas() -> Value {
                 "age_s": nullable("integer"),
             }))),
         })),
+        "DataModel": object(&["device_id", "discovered", "software_version", "names", "profile", "parameters", "next_cursor"], json!({
+            "device_id": s("string"),
+            "discovered": ntime.clone(),
+            "software_version": nullable("string"),
+            "names": {"type": "integer", "description": "names in the stored data model"},
+            "profile": {"type": "object", "description": "what provisioning found: `name` (family profile or generic-tr181/generic-tr098), `wifi` (band, ssid, passphrase or psk path, enable), `sip` (line paths with {line}), `mac`/`gpon_serial` candidate paths, `optical` (rx, tx, unit)"},
+            "parameters": array_of(object(&["name", "writable", "object"], json!({
+                "name": s("string"),
+                "writable": s("boolean"),
+                "object": s("boolean"),
+            }))),
+            "next_cursor": nullable("string"),
+        })),
         "Client": client,
         "Backhaul": object(&["link", "signal_dbm", "signal_quality"], json!({
             "link": {"type": "string", "description": "wifi, ethernet, or as reported"},

@@ -8,7 +8,7 @@ use std::time::Duration;
 use http::StatusCode;
 use serde_json::{Value, json};
 
-use super::devices::{CrView, cached_values, load_device};
+use super::devices::{CrView, cached_values, effective_profile, load_device, not_discovered};
 use super::mask::mask_value;
 use super::tasks::{MAX_WAIT_S, task_view, wait_for_task};
 use super::{ApiError, ApiResult, Query, json_response};
@@ -114,11 +114,6 @@ pub async fn reprovision(acs: &Arc<Acs>, id: &str, q: &Query) -> ApiResult {
             "provisioning is off on this ACS (ACS_PROVISIONING=off)",
         ));
     }
-    if acs.provisioning.profile_for(&device).is_none() {
-        return Err(ApiError::conflict(
-            "no device profile matches this device, so there is nothing to provision",
-        ));
-    }
     if acs
         .provisioning
         .erp
@@ -188,15 +183,17 @@ pub async fn action_answer(
 /// `GET /api/v1/devices/{id}/provision`.
 pub async fn preview(acs: &Arc<Acs>, id: &str) -> ApiResult {
     let device = load_device(acs, id)?;
-    let Some(profile) = acs.provisioning.profile_for(&device) else {
-        return Err(ApiError::conflict(
-            "no device profile matches this device, so there is nothing to provision",
-        ));
-    };
     let values = cached_values(acs, id)?;
+    let Some((profile, tree)) = effective_profile(acs, &device, &values)? else {
+        return Err(not_discovered());
+    };
     // An explicit question gets ERPNext's current answer, not a cached one.
     acs.provisioning.forget_cached(&device);
-    let p = match acs.provisioning.preview(&device, profile, &values).await {
+    let p = match acs
+        .provisioning
+        .preview(&device, &profile, &tree, &values)
+        .await
+    {
         Ok(p) => p,
         Err(PreviewError::Unresolved) => {
             return Err(ApiError::conflict(

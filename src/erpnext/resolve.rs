@@ -7,7 +7,8 @@
 //! 2. `custom_cwmp_serial` equal to the serial the device uses in CWMP.
 //! 3. The GPON serial, in `serial_number` or `custom_gpon_serial`, in the
 //!    ASCII or the 16-hex form.
-//! 4. The MAC, in `mac_address`, in any spelling.
+//! 4. The MACs the device reported (its own first, then its other
+//!    interfaces'), each in `mac_address`, in any spelling.
 //!
 //! Keys the device does not have (no `known_name`, no GPON serial, an
 //! empty CWMP serial, …) are skipped. Then:
@@ -32,7 +33,8 @@ pub struct DeviceKeys<'a> {
     pub known_name: Option<&'a str>,
     pub cwmp_serial: &'a str,
     pub gpon_serial: Option<&'a str>,
-    pub mac: Option<&'a str>,
+    /// Preferred first.
+    pub macs: &'a [&'a str],
 }
 
 // One value per CWMP session: unboxed `Found` keeps the API plain.
@@ -95,8 +97,10 @@ pub fn lookups<'a>(keys: &DeviceKeys<'a>) -> Vec<Lookup<'a>> {
     if let Some(g) = keys.gpon_serial.filter(|g| !g.trim().is_empty()) {
         out.push(Lookup::GponSerial(g));
     }
-    if let Some(m) = keys.mac.filter(|m| !m.trim().is_empty()) {
-        out.push(Lookup::Mac(m));
+    for m in keys.macs.iter().filter(|m| !m.trim().is_empty()) {
+        if !out.contains(&Lookup::Mac(m)) {
+            out.push(Lookup::Mac(m));
+        }
     }
     out
 }
@@ -210,7 +214,7 @@ mod tests {
             known_name: Some("EQ-1"),
             cwmp_serial: "RCMG1A2B3C4D",
             gpon_serial: Some("RCMG1A2B3C4D"),
-            mac: Some("aabbccddeeff"),
+            macs: &["aabbccddeeff", "aabbccddeef0", "aabbccddeeff"],
         };
         assert_eq!(
             lookups(&keys),
@@ -219,13 +223,14 @@ mod tests {
                 Lookup::CwmpSerial("RCMG1A2B3C4D"),
                 Lookup::GponSerial("RCMG1A2B3C4D"),
                 Lookup::Mac("aabbccddeeff"),
+                Lookup::Mac("aabbccddeef0"),
             ]
         );
         let keys = DeviceKeys {
             known_name: Some(" "),
             cwmp_serial: "",
             gpon_serial: None,
-            mac: Some("aabbccddeeff"),
+            macs: &["aabbccddeeff"],
         };
         assert_eq!(lookups(&keys), vec![Lookup::Mac("aabbccddeeff")]);
         assert_eq!(lookups(&DeviceKeys::default()), vec![]);

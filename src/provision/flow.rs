@@ -1,42 +1,70 @@
 //! One provisioning run inside a CWMP session, as a state machine: it asks
-//! for RPCs to send and for ERPNext's answer, and ends with an [`Outcome`].
-//! Pure: the session feeds it the CPE's responses, the server feeds it
-//! ERPNext's answer.
+//! for RPCs to send, for ERPNext's answer and for parts of the device's
+//! data model to be learned again, and ends with an [`Outcome`]. Pure: the
+//! session feeds it the CPE's responses and the discovered data model, the
+//! server feeds it ERPNext's answer.
 //!
 //! Full run (bootstrap, boot, connection request, or not yet provisioned):
-//! read identity and managed values (one GetParameterValues) → ERPNext →
-//! one SetParameterValues with what differs → verify (one
-//! GetParameterValues). Check run (periodic, already provisioned): ERPNext
-//! first; if the record has not changed, no RPC at all.
+//! read what the analysis needs and the managed values, names taken from
+//! the device's data model (one GetParameterValues) → work out the
+//! effective profile ([`super::targets`]) → ERPNext → the voice lines'
+//! values when ERPNext asks for SIP (one GetParameterValues) → one
+//! SetParameterValues with what differs → verify (one GetParameterValues).
+//! Check run (periodic, already provisioned): ERPNext first; if the record
+//! has not changed, no RPC at all.
+//!
+//! Every name the run asks for or sets is one the device reported; a
+//! device answering 9005 anyway (its data model changed) makes the run ask
+//! for that subtree to be learned again ([`FlowStep::Relearn`]), once, and
+//! retry with what the device has now.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use ring::hmac;
 use serde::{Deserialize, Serialize};
 
+use super::datamodel::{DataModelTree, common_object};
 use super::identity::{canonical_gpon_serial, canonical_mac};
 use super::plan::{self, Desired, InvalidValue, ManagementConfig, SipServers};
-use super::profile::Profile;
+use super::profile::{DeviceFacts, Profile, Profiles};
+use super::targets::{self, Values};
 use crate::cwmp::rpc::GetParameterValues;
 use crate::cwmp::{Body, Fault};
+
+/// CWMP fault: invalid parameter name.
+const INVALID_PARAMETER_NAME: u32 = 9005;
 
 /// Identifiers read from the device, canonical.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReadIdentity {
     pub mac: Option<String>,
     pub gpon_serial: Option<String>,
+    /// The device's other MACs (WAN side, other interfaces), for ERPNext
+    /// records that carry one of those.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub other_macs: Vec<String>,
 }
 
-/// The MAC and GPON serial a device reports at its profile's identity
+/// MACs looked up in ERPNext per device at most (the first one found wins).
+const MAX_MACS: usize = 4;
+
+/// The MACs and GPON serial a device reports at its profile's identity
 /// paths, canonical.
 pub fn read_identity(profile: &Profile, values: &BTreeMap<String, String>) -> ReadIdentity {
+    let mut macs: Vec<String> = Vec::new();
+    for path in &profile.identity.mac {
+        if let Some(m) = values.get(path).and_then(|v| canonical_mac(v)) {
+            if !macs.contains(&m) {
+                macs.push(m);
+            }
+        }
+    }
+    macs.truncate(MAX_MACS);
+    let mut macs = macs.into_iter();
     ReadIdentity {
-        mac: profile
-            .identity
-            .mac
-            .iter()
-            .find_map(|path| values.get(path).and_then(|v| canonical_mac(v))),
+        mac: macs.next(),
+        other_macs: macs.collect(),
         gpon_serial: profile
             .identity
             .gpon_serial
@@ -143,17 +171,28 @@ impl Outcome {
 pub enum FlowStep {
     Send(Body),
     NeedDesired(DesiredRequest),
+    /// Learn this part of the device's data model again (GetParameterNames
+    /// of the object path; `""` or the root: all of it), then call
+    /// [`Flow::relearned`].
+    Relearn(String),
     Finished(Outcome),
+}
+
+/// What a state waits for; kept to retry it after a re-learn.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Asked {
+    Read,
+    Voice,
+    Set,
+    Verify,
 }
 
 #[derive(Debug)]
 enum State {
     Start,
-    /// `split`: after a 9005 on the combined read, one name at a time.
-    Reading {
-        split: Option<VecDeque<String>>,
-    },
+    Reading,
     AwaitDesired,
+    ReadingVoice,
     Setting {
         expect: BTreeMap<String, String>,
         pushed: usize,
@@ -162,13 +201,42 @@ enum State {
         expect: BTreeMap<String, String>,
         pushed: usize,
     },
+    /// Waiting for [`Flow::relearned`]; then `Asked` is asked again.
+    Relearning(Asked, Option<(BTreeMap<String, String>, usize)>),
     Done,
+}
+
+/// What the device says about itself (from its Inform and earlier reads).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Facts {
+    pub manufacturer: String,
+    pub oui: String,
+    pub product_class: String,
+    /// `DeviceInfo.ModelName`, once read.
+    pub model_name: Option<String>,
+    /// `Device.` or `InternetGatewayDevice.`.
+    pub root: String,
+}
+
+impl Facts {
+    /// The family profile for these facts, if one matches.
+    pub fn family<'a>(&self, profiles: &'a Profiles) -> Option<&'a Profile> {
+        profiles.find(&DeviceFacts {
+            manufacturer: &self.manufacturer,
+            oui: &self.oui,
+            product_class: &self.product_class,
+            model_name: self.model_name.as_deref().unwrap_or(""),
+            root: &self.root,
+        })
+    }
 }
 
 /// Inputs that do not come from the CPE or ERPNext.
 #[derive(Clone)]
 pub struct FlowContext {
-    pub profile: Arc<Profile>,
+    /// Family profiles (vendor quirks), matched on the model name.
+    pub profiles: Arc<Profiles>,
+    pub facts: Facts,
     pub key: Arc<hmac::Key>,
     pub management: Option<ManagementConfig>,
     pub sip_servers: SipServers,
@@ -182,20 +250,26 @@ pub struct Flow {
     ctx: FlowContext,
     check: Option<(String, Option<String>)>,
     state: State,
-    values: BTreeMap<String, String>,
+    values: Values,
     /// The device's values have been read in this run.
     read_done: bool,
+    /// A 9005 already made this run re-learn the data model once.
+    relearned: bool,
     identity: ReadIdentity,
+    /// The effective profile, once the device's values are read.
+    targets: Option<Profile>,
     found: Option<(String, Option<String>, Desired)>,
     /// What the run ends with once the management settings are applied
     /// (ERPNext had nothing usable).
     after_set: Option<Outcome>,
+    /// Names of the request in flight (what a 9005 is about).
+    asked: Vec<String>,
 }
 
 impl std::fmt::Debug for Flow {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Flow")
-            .field("profile", &self.ctx.profile.name)
+            .field("targets", &self.targets.as_ref().map(|t| &t.name))
             .field("state", &self.state)
             .finish()
     }
@@ -208,30 +282,75 @@ impl Flow {
             ctx,
             check,
             state: State::Start,
-            values: BTreeMap::new(),
+            values: Values::new(),
             read_done: false,
+            relearned: false,
             identity: ReadIdentity::default(),
+            targets: None,
             found: None,
             after_set: None,
+            asked: Vec::new(),
         }
     }
 
-    pub fn profile(&self) -> &Profile {
-        &self.ctx.profile
+    fn gpv(&mut self, names: Vec<String>) -> FlowStep {
+        self.asked = names.clone();
+        FlowStep::Send(GetParameterValues { names }.into())
     }
 
-    fn read(&mut self) -> FlowStep {
-        self.state = State::Reading { split: None };
-        FlowStep::Send(
-            GetParameterValues {
-                names: plan::read_names(&self.ctx.profile),
-            }
-            .into(),
-        )
+    /// The effective profile worked out in this run, if it got that far.
+    pub fn targets(&self) -> Option<&Profile> {
+        self.targets.as_ref()
     }
 
-    /// The first step.
-    pub fn begin(&mut self) -> FlowStep {
+    /// Values read in this run.
+    pub fn values(&self) -> &Values {
+        &self.values
+    }
+
+    fn root(&self) -> &str {
+        &self.ctx.facts.root
+    }
+
+    fn management(&self, leaf: &str) -> String {
+        format!("{}ManagementServer.{leaf}", self.root())
+    }
+
+    /// Names of the first read: what the analysis needs, the managed
+    /// values, the ParameterKey, and what the family profiles of this root
+    /// name, all as the device has them.
+    fn read_names(&self, tree: &DataModelTree) -> Vec<String> {
+        let root = self.root().to_owned();
+        let mut names = targets::analysis_inputs(tree, &root);
+        for leaf in [
+            "ParameterKey",
+            "PeriodicInformEnable",
+            "PeriodicInformInterval",
+            "ConnectionRequestUsername",
+        ] {
+            names.push(self.management(leaf));
+        }
+        for p in self.ctx.profiles.all().iter().filter(|p| p.root == root) {
+            names.extend(plan::read_names(p));
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        names.retain(|n| tree.has_leaf(n) && seen.insert(n.clone()));
+        names
+    }
+
+    fn read(&mut self, tree: Option<&DataModelTree>) -> FlowStep {
+        let Some(tree) = tree else {
+            // Not discovered yet (a check run of a device whose data model
+            // is not stored): learn all of it first.
+            self.state = State::Relearning(Asked::Read, None);
+            return FlowStep::Relearn(self.root().to_owned());
+        };
+        self.state = State::Reading;
+        self.gpv(self.read_names(tree))
+    }
+
+    /// The first step. A full run needs the device's data model.
+    pub fn begin(&mut self, tree: Option<&DataModelTree>) -> FlowStep {
         match &self.check {
             Some(check) => {
                 self.state = State::AwaitDesired;
@@ -240,7 +359,7 @@ impl Flow {
                     check: Some(check.clone()),
                 })
             }
-            None => self.read(),
+            None => self.read(tree),
         }
     }
 
@@ -254,22 +373,39 @@ impl Flow {
     /// and a push of the ACS's settings alone would replace its
     /// ParameterKey, so the next run would push every secret once more.
     fn carries_applied_config(&self) -> bool {
-        let key = self
-            .values
-            .get(&self.ctx.profile.management("ParameterKey"));
+        let key = self.values.get(&self.management("ParameterKey"));
         matches!((key, &self.ctx.applied_key), (Some(k), Some(a)) if !k.is_empty() && k == a)
     }
 
-    fn extract_identity(&mut self) {
-        self.identity = read_identity(&self.ctx.profile, &self.values);
+    /// The effective profile from the tree and the values read so far.
+    fn work_out_targets(&mut self, tree: &DataModelTree) {
+        let model = self
+            .values
+            .get(&format!("{}DeviceInfo.ModelName", self.root()))
+            .filter(|m| !m.trim().is_empty())
+            .cloned();
+        if model.is_some() {
+            self.ctx.facts.model_name = model;
+        }
+        let family = self.ctx.facts.family(&self.ctx.profiles).cloned();
+        let root = self.root().to_owned();
+        self.targets = Some(targets::effective(
+            tree,
+            &self.values,
+            family.as_ref(),
+            &root,
+        ));
     }
 
     /// Values are read: plan with ERPNext's answer if we have it, else ask.
-    fn after_read(&mut self) -> FlowStep {
+    fn after_read(&mut self, tree: &DataModelTree) -> FlowStep {
         self.read_done = true;
-        self.extract_identity();
+        self.work_out_targets(tree);
+        if let Some(t) = &self.targets {
+            self.identity = read_identity(t, &self.values);
+        }
         if self.found.is_some() || self.after_set.is_some() {
-            return self.plan();
+            return self.read_voice_or_plan(tree);
         }
         self.state = State::AwaitDesired;
         FlowStep::NeedDesired(DesiredRequest {
@@ -278,8 +414,37 @@ impl Flow {
         })
     }
 
+    /// The voice lines' current values, when ERPNext asks for SIP and the
+    /// device has lines; else the plan.
+    fn read_voice_or_plan(&mut self, tree: &DataModelTree) -> FlowStep {
+        let line = self
+            .found
+            .as_ref()
+            .and_then(|(_, _, d)| d.sip.as_ref())
+            .map(|s| s.line);
+        let sip = self.targets.as_ref().and_then(|t| t.sip.clone());
+        if let (Some(line), Some(sip)) = (line, sip) {
+            let mut names = targets::sip_inputs(tree, &sip, line);
+            let root = self.root().to_owned();
+            names.extend(tree.expand(&format!(
+                "{root}Services.VoiceService.*.SIP.Client.*.Network"
+            )));
+            names.retain(|n| !self.values.contains_key(n));
+            if !names.is_empty() {
+                self.state = State::ReadingVoice;
+                return self.gpv(names);
+            }
+        }
+        self.plan(tree)
+    }
+
     /// The SetParameterValues for what is known, or the end.
-    fn plan(&mut self) -> FlowStep {
+    fn plan(&mut self, tree: &DataModelTree) -> FlowStep {
+        let Some(targets) = self.targets.clone() else {
+            return self.finish(Outcome::ReadFailed {
+                reason: "internal: planning before the device was read".into(),
+            });
+        };
         let (desired, done) = match &self.found {
             Some((equipment, modified, d)) => {
                 let mut d = d.clone();
@@ -302,14 +467,17 @@ impl Flow {
                 self.after_set.clone(),
             ),
         };
-        let key = plan::parameter_key(&self.ctx.key, &self.ctx.profile, &desired);
-        match plan::plan_set(&self.ctx.profile, &desired, &self.values, &key) {
+        let key = plan::parameter_key(&self.ctx.key, &targets, &desired);
+        let can_write = |n: &str| tree.can_write(n);
+        match plan::plan_set(&targets, &desired, &self.values, &key, &can_write) {
             Some(spv) => {
                 if done.is_some() {
                     self.after_set = done;
                 }
-                let expect = plan::verify_expectations(&self.ctx.profile, &spv);
+                let mut expect = plan::verify_expectations(&targets, &spv);
+                expect.retain(|n, _| tree.has_leaf(n));
                 let pushed = spv.parameters.len();
+                self.asked = spv.parameters.iter().map(|p| p.name.clone()).collect();
                 self.state = State::Setting { expect, pushed };
                 FlowStep::Send(spv.into())
             }
@@ -338,7 +506,7 @@ impl Flow {
     }
 
     /// ERPNext's answer to a [`FlowStep::NeedDesired`].
-    pub fn supply(&mut self, answer: DesiredOutcome) -> FlowStep {
+    pub fn supply(&mut self, answer: DesiredOutcome, tree: Option<&DataModelTree>) -> FlowStep {
         if !matches!(self.state, State::AwaitDesired) {
             return self.finish(Outcome::ErpFailed {
                 reason: "ERPNext answer out of order".into(),
@@ -357,10 +525,10 @@ impl Flow {
                     return self.finish(Outcome::Invalid { equipment, errors });
                 }
                 self.found = Some((equipment, modified, desired));
-                if !self.read_done {
-                    return self.read();
+                match (self.read_done, tree) {
+                    (true, Some(tree)) => self.read_voice_or_plan(tree),
+                    _ => self.read(tree),
                 }
-                self.plan()
             }
             other => {
                 let no_answer = matches!(
@@ -384,74 +552,116 @@ impl Flow {
                 // ERPNext did not answer and the device keeps what was
                 // verified on it (its settings are retried at the next
                 // contact).
-                if !self.read_done
-                    || self.ctx.management.is_none()
-                    || (no_answer && self.carries_applied_config())
-                {
+                let Some(tree) = tree.filter(|_| self.read_done) else {
+                    return self.finish(outcome);
+                };
+                if self.ctx.management.is_none() || (no_answer && self.carries_applied_config()) {
                     return self.finish(outcome);
                 }
                 self.after_set = Some(outcome);
-                self.plan()
+                self.plan(tree)
             }
         }
     }
 
-    /// The CPE's answer to the flow's last RPC.
-    pub fn on_response(&mut self, body: Body) -> FlowStep {
+    /// Asks for a subtree to be learned again after a 9005, once per run.
+    fn relearn(
+        &mut self,
+        asked: Asked,
+        names: &[String],
+        keep: Option<(BTreeMap<String, String>, usize)>,
+        fault: &Fault,
+    ) -> FlowStep {
+        if self.relearned {
+            return self.finish(Outcome::ReadFailed {
+                reason: format!("the device refused names it had reported: {fault}"),
+            });
+        }
+        self.relearned = true;
+        self.state = State::Relearning(asked, keep);
+        let mut prefix = common_object(names);
+        if prefix.len() < self.root().len() {
+            prefix = self.root().to_owned();
+        }
+        FlowStep::Relearn(prefix)
+    }
+
+    /// The session learned the subtree asked for by [`FlowStep::Relearn`]
+    /// (or failed to: `tree` is then what it had): ask again, with only
+    /// names the device has now.
+    pub fn relearned(&mut self, tree: Option<&DataModelTree>) -> FlowStep {
         let state = std::mem::replace(&mut self.state, State::Done);
+        let State::Relearning(asked, keep) = state else {
+            return self.finish(Outcome::ReadFailed {
+                reason: "internal: data model learned out of order".into(),
+            });
+        };
+        let Some(tree) = tree else {
+            return self.finish(Outcome::ReadFailed {
+                reason: "the device's data model could not be discovered".into(),
+            });
+        };
+        match asked {
+            Asked::Read => {
+                self.state = State::Reading;
+                self.gpv(self.read_names(tree))
+            }
+            Asked::Voice => {
+                self.work_out_targets(tree);
+                self.read_voice_or_plan(tree)
+            }
+            Asked::Set => {
+                self.work_out_targets(tree);
+                self.plan(tree)
+            }
+            Asked::Verify => {
+                let (mut expect, pushed) = keep.unwrap_or_default();
+                expect.retain(|n, _| tree.has_leaf(n));
+                let names: Vec<String> = expect.keys().cloned().collect();
+                self.state = State::Verifying { expect, pushed };
+                self.gpv(names)
+            }
+        }
+    }
+
+    /// The CPE's answer to the flow's last RPC. `tree` is the device's data
+    /// model as the session knows it.
+    pub fn on_response(&mut self, body: Body, tree: Option<&DataModelTree>) -> FlowStep {
+        let state = std::mem::replace(&mut self.state, State::Done);
+        let Some(tree) = tree else {
+            return self.finish(Outcome::ReadFailed {
+                reason: "the device's data model is unknown".into(),
+            });
+        };
         match (state, body) {
-            (State::Reading { split: None }, Body::GetParameterValuesResponse(r)) => {
+            (State::Reading, Body::GetParameterValuesResponse(r)) => {
                 self.values
                     .extend(r.parameters.into_iter().map(|p| (p.name, p.value)));
-                self.after_read()
+                self.after_read(tree)
             }
-            (State::Reading { split: None }, Body::Fault(f)) if f.code == 9005 => {
-                // Some managed parameter does not exist on this unit: read
-                // them one by one and skip the missing ones.
-                let mut names: VecDeque<String> = plan::read_names(&self.ctx.profile).into();
-                let first = names.pop_front();
-                self.state = State::Reading { split: Some(names) };
-                match first {
-                    Some(n) => FlowStep::Send(GetParameterValues { names: vec![n] }.into()),
-                    None => self.after_read(),
-                }
+            (State::ReadingVoice, Body::GetParameterValuesResponse(r)) => {
+                self.values
+                    .extend(r.parameters.into_iter().map(|p| (p.name, p.value)));
+                // The v2 client's network is known now.
+                self.work_out_targets(tree);
+                self.plan(tree)
             }
-            (
-                State::Reading {
-                    split: Some(mut rest),
-                },
-                body,
-            ) => {
-                match body {
-                    Body::GetParameterValuesResponse(r) => self
-                        .values
-                        .extend(r.parameters.into_iter().map(|p| (p.name, p.value))),
-                    Body::Fault(f) if f.code == 9005 => {}
-                    Body::Fault(f) => {
-                        return self.finish(Outcome::ReadFailed {
-                            reason: f.to_string(),
-                        });
-                    }
-                    other => {
-                        return self.finish(Outcome::ReadFailed {
-                            reason: format!("unexpected {}", other.name()),
-                        });
-                    }
-                }
-                match rest.pop_front() {
-                    Some(n) => {
-                        self.state = State::Reading { split: Some(rest) };
-                        FlowStep::Send(GetParameterValues { names: vec![n] }.into())
-                    }
-                    None => self.after_read(),
-                }
+            (State::Reading, Body::Fault(f)) if f.code == INVALID_PARAMETER_NAME => {
+                let names = std::mem::take(&mut self.asked);
+                self.relearn(Asked::Read, &names, None, &f)
             }
-            (State::Reading { .. }, Body::Fault(f)) => self.finish(Outcome::ReadFailed {
-                reason: f.to_string(),
-            }),
+            (State::ReadingVoice, Body::Fault(f)) if f.code == INVALID_PARAMETER_NAME => {
+                let names = std::mem::take(&mut self.asked);
+                self.relearn(Asked::Voice, &names, None, &f)
+            }
+            (State::Reading | State::ReadingVoice, Body::Fault(f)) => {
+                self.finish(Outcome::ReadFailed {
+                    reason: f.to_string(),
+                })
+            }
             (State::Setting { expect, pushed }, Body::SetParameterValuesResponse(r)) => {
                 let key = expect
-                    .get(&self.ctx.profile.management("ParameterKey"))
+                    .get(&self.management("ParameterKey"))
                     .cloned()
                     .unwrap_or_default();
                 if r.status == 1 {
@@ -462,9 +672,25 @@ impl Flow {
                 }
                 let names: Vec<String> = expect.keys().cloned().collect();
                 self.state = State::Verifying { expect, pushed };
-                FlowStep::Send(GetParameterValues { names }.into())
+                self.gpv(names)
             }
-            (State::Setting { .. }, Body::Fault(f)) => self.finish(cpe_fault(&f)),
+            (State::Setting { .. }, Body::Fault(f)) => {
+                let missing: Vec<String> = f
+                    .set_parameter_values_faults
+                    .iter()
+                    .filter(|p| p.code == INVALID_PARAMETER_NAME)
+                    .map(|p| p.parameter_name.clone())
+                    .collect();
+                if f.code == INVALID_PARAMETER_NAME || !missing.is_empty() {
+                    let names = if missing.is_empty() {
+                        std::mem::take(&mut self.asked)
+                    } else {
+                        missing
+                    };
+                    return self.relearn(Asked::Set, &names, None, &f);
+                }
+                self.finish(cpe_fault(&f))
+            }
             (State::Verifying { expect, pushed }, Body::GetParameterValuesResponse(r)) => {
                 let read: BTreeMap<String, String> = r
                     .parameters
@@ -476,11 +702,17 @@ impl Flow {
                     return self.finish(Outcome::VerifyFailed { details });
                 }
                 let key = expect
-                    .get(&self.ctx.profile.management("ParameterKey"))
+                    .get(&self.management("ParameterKey"))
                     .cloned()
                     .unwrap_or_default();
                 let o = self.provisioned(key, pushed, false);
                 self.finish(o)
+            }
+            (State::Verifying { expect, pushed }, Body::Fault(f))
+                if f.code == INVALID_PARAMETER_NAME =>
+            {
+                let names: Vec<String> = expect.keys().cloned().collect();
+                self.relearn(Asked::Verify, &names, Some((expect, pushed)), &f)
             }
             (State::Verifying { .. }, Body::Fault(f)) => self.finish(Outcome::VerifyFailed {
                 details: vec![f.to_string()],
@@ -506,283 +738,4 @@ fn cpe_fault(f: &Fault) -> Outcome {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::config::Secret;
-    use crate::cwmp::rpc::{GetParameterValuesResponse, SetParameterValuesResponse};
-    use crate::cwmp::{ParameterValue, SetParameterValuesFault, ValueType};
-    use crate::provision::plan::WifiConfig;
-    use crate::provision::profile::Profiles;
-
-    fn ctx() -> FlowContext {
-        FlowContext {
-            profile: Arc::new(
-                Profiles::load(None)
-                    .unwrap()
-                    .get("tplink-deco")
-                    .unwrap()
-                    .clone(),
-            ),
-            key: Arc::new(hmac::Key::new(hmac::HMAC_SHA256, b"k")),
-            management: Some(ManagementConfig {
-                periodic_interval_s: Some(300),
-                cr_username: "DECO1".into(),
-                cr_password: Secret::new("cr-pass-0123"),
-            }),
-            sip_servers: SipServers::default(),
-            applied_key: None,
-        }
-    }
-
-    fn desired(pass: &str) -> Desired {
-        Desired {
-            wifi: Some(WifiConfig {
-                ssid: "Gigafibre-Roy".into(),
-                ssid_5g: "Gigafibre-Roy".into(),
-                passphrase: Some(Secret::new(pass)),
-                enabled: true,
-            }),
-            ..Desired::default()
-        }
-    }
-
-    fn gpv_response(pairs: &[(&str, &str)]) -> Body {
-        GetParameterValuesResponse {
-            parameters: pairs
-                .iter()
-                .map(|(n, v)| ParameterValue::new(*n, *v, ValueType::String))
-                .collect(),
-        }
-        .into()
-    }
-
-    fn sent(step: FlowStep) -> Body {
-        match step {
-            FlowStep::Send(b) => b,
-            other => panic!("expected an RPC, got {other:?}"),
-        }
-    }
-
-    #[test]
-    fn full_run_read_resolve_set_verify() {
-        let mut f = Flow::new(ctx(), None);
-        let read = sent(f.begin());
-        assert_eq!(read.name(), "GetParameterValues");
-        let step = f.on_response(gpv_response(&[
-            (
-                "Device.Ethernet.Interface.1.MACAddress",
-                "1C:61:B4:00:00:01",
-            ),
-            ("Device.WiFi.SSID.1.SSID", "TP-Link_9E1E"),
-        ]));
-        let FlowStep::NeedDesired(req) = step else {
-            panic!()
-        };
-        assert_eq!(req.identity.mac.as_deref(), Some("1c61b4000001"));
-        let Body::SetParameterValues(spv) = sent(f.supply(DesiredOutcome::Found {
-            equipment: "EQ-00001".into(),
-            modified: Some("m1".into()),
-            desired: desired("k7Hq2mZp9xWe"),
-        })) else {
-            panic!()
-        };
-        assert!(
-            spv.parameters
-                .iter()
-                .any(|p| p.name == "Device.ManagementServer.ConnectionRequestPassword")
-        );
-        let Body::GetParameterValues(verify) =
-            sent(f.on_response(SetParameterValuesResponse { status: 0 }.into()))
-        else {
-            panic!()
-        };
-        let readback: Vec<(String, String)> = spv
-            .parameters
-            .iter()
-            .filter(|p| !p.is_secret())
-            .map(|p| (p.name.clone(), p.value.clone()))
-            .chain([(
-                "Device.ManagementServer.ParameterKey".to_owned(),
-                spv.parameter_key.clone(),
-            )])
-            .collect();
-        assert_eq!(verify.names.len(), readback.len());
-        let pairs: Vec<(&str, &str)> = readback
-            .iter()
-            .map(|(a, b)| (a.as_str(), b.as_str()))
-            .collect();
-        let FlowStep::Finished(Outcome::Provisioned {
-            equipment,
-            key,
-            pushed,
-            ..
-        }) = f.on_response(gpv_response(&pairs))
-        else {
-            panic!()
-        };
-        assert_eq!(equipment, "EQ-00001");
-        assert_eq!(key, spv.parameter_key);
-        assert_eq!(pushed, spv.parameters.len());
-    }
-
-    #[test]
-    fn invalid_erpnext_values_are_not_pushed() {
-        let mut f = Flow::new(ctx(), None);
-        f.begin();
-        f.on_response(gpv_response(&[]));
-        let FlowStep::Finished(Outcome::Invalid { errors, .. }) = f.supply(DesiredOutcome::Found {
-            equipment: "EQ-1".into(),
-            modified: None,
-            desired: desired("seven77"),
-        }) else {
-            panic!()
-        };
-        assert_eq!(errors[0].field, "custom_wifi_password");
-    }
-
-    #[test]
-    fn unknown_device_still_gets_the_acs_settings() {
-        let mut f = Flow::new(ctx(), None);
-        f.begin();
-        f.on_response(gpv_response(&[]));
-        let Body::SetParameterValues(spv) = sent(f.supply(DesiredOutcome::Unresolved)) else {
-            panic!()
-        };
-        assert!(
-            spv.parameters
-                .iter()
-                .all(|p| p.name.starts_with("Device.ManagementServer.")),
-            "{spv:?}"
-        );
-        // Applied at reboot (status 1): no verification, the run ends as
-        // what ERPNext said.
-        assert!(matches!(
-            f.on_response(SetParameterValuesResponse { status: 1 }.into()),
-            FlowStep::Finished(Outcome::Unresolved { .. })
-        ));
-    }
-
-    #[test]
-    fn check_run_without_changes_sends_nothing() {
-        let mut f = Flow::new(ctx(), Some(("EQ-1".into(), Some("m1".into()))));
-        let FlowStep::NeedDesired(req) = f.begin() else {
-            panic!()
-        };
-        assert_eq!(req.check, Some(("EQ-1".into(), Some("m1".into()))));
-        assert_eq!(
-            f.supply(DesiredOutcome::Unchanged),
-            FlowStep::Finished(Outcome::Unchanged)
-        );
-        // A changed record: read, then set.
-        let mut f = Flow::new(ctx(), Some(("EQ-1".into(), Some("m1".into()))));
-        f.begin();
-        let read = sent(f.supply(DesiredOutcome::Found {
-            equipment: "EQ-1".into(),
-            modified: Some("m2".into()),
-            desired: desired("n3wPassphrase"),
-        }));
-        assert_eq!(read.name(), "GetParameterValues");
-        assert_eq!(
-            sent(f.on_response(gpv_response(&[]))).name(),
-            "SetParameterValues"
-        );
-        // ERPNext down during a check: deferred, device untouched.
-        let mut f = Flow::new(ctx(), Some(("EQ-1".into(), None)));
-        f.begin();
-        assert_eq!(
-            f.supply(DesiredOutcome::Unavailable("down".into())),
-            FlowStep::Finished(Outcome::Deferred {
-                reason: "down".into()
-            })
-        );
-    }
-
-    #[test]
-    fn a_missing_parameter_splits_the_read_and_cpe_faults_end_the_run() {
-        let mut f = Flow::new(ctx(), None);
-        f.begin();
-        let fault = Fault {
-            soap_code: "Client".into(),
-            soap_string: "CWMP fault".into(),
-            code: 9005,
-            string: "Invalid parameter name".into(),
-            set_parameter_values_faults: vec![],
-        };
-        let one = sent(f.on_response(Body::Fault(fault.clone())));
-        let Body::GetParameterValues(g) = one else {
-            panic!()
-        };
-        assert_eq!(g.names.len(), 1);
-        let mut step = f.on_response(Body::Fault(fault));
-        while let FlowStep::Send(_) = step {
-            step = f.on_response(gpv_response(&[]));
-        }
-        assert!(matches!(step, FlowStep::NeedDesired(_)));
-        sent(f.supply(DesiredOutcome::Found {
-            equipment: "EQ-1".into(),
-            modified: None,
-            desired: desired("k7Hq2mZp9xWe"),
-        }));
-        let spv_fault = Fault {
-            soap_code: "Client".into(),
-            soap_string: "CWMP fault".into(),
-            code: 9003,
-            string: "Invalid arguments".into(),
-            set_parameter_values_faults: vec![SetParameterValuesFault {
-                parameter_name: "Device.WiFi.SSID.1.SSID".into(),
-                code: 9007,
-                string: "Invalid parameter value".into(),
-            }],
-        };
-        let FlowStep::Finished(Outcome::CpeFault { code, message }) =
-            f.on_response(Body::Fault(spv_fault))
-        else {
-            panic!()
-        };
-        assert_eq!(code, 9003);
-        assert!(message.contains("Device.WiFi.SSID.1.SSID 9007"));
-    }
-
-    #[test]
-    fn erpnext_down_leaves_a_provisioned_device_alone() {
-        let key_path = "Device.ManagementServer.ParameterKey";
-        // Never provisioned (factory ParameterKey): the ACS's own settings.
-        let mut f = Flow::new(ctx(), None);
-        f.begin();
-        f.on_response(gpv_response(&[(key_path, "")]));
-        let Body::SetParameterValues(mgmt) =
-            sent(f.supply(DesiredOutcome::Unavailable("down".into())))
-        else {
-            panic!()
-        };
-        // Provisioned (it carries the key last verified on it): nothing is
-        // pushed, whether ERPNext is down or refuses us.
-        for answer in [
-            DesiredOutcome::Unavailable("down".into()),
-            DesiredOutcome::Failed("HTTP 417".into()),
-        ] {
-            let mut c = ctx();
-            c.applied_key = Some("full-key".into());
-            let mut f = Flow::new(c, None);
-            f.begin();
-            f.on_response(gpv_response(&[(key_path, "full-key")]));
-            assert!(
-                matches!(f.supply(answer), FlowStep::Finished(_)),
-                "pushed to a provisioned device"
-            );
-        }
-        // A device that does not carry it (another key, e.g. the ACS's
-        // settings alone) still gets them.
-        let mut c = ctx();
-        c.applied_key = Some("full-key".into());
-        let mut f = Flow::new(c, None);
-        f.begin();
-        f.on_response(gpv_response(&[(key_path, "other-key")]));
-        let Body::SetParameterValues(again) =
-            sent(f.supply(DesiredOutcome::Unavailable("down".into())))
-        else {
-            panic!()
-        };
-        assert_eq!(again.parameter_key, mgmt.parameter_key);
-    }
-}
+mod tests;

@@ -191,11 +191,36 @@ struct Managed {
     secret: bool,
 }
 
-fn managed(profile: &Profile, d: &Desired) -> Vec<Managed> {
-    let b = profile.booleans;
+/// The WPA pre-shared key of a passphrase on a network (IEEE 802.11i
+/// PBKDF2-HMAC-SHA1, the SSID as salt, 4096 rounds, 32 bytes), as the 64
+/// hex digits a `PreSharedKey` parameter takes.
+pub fn wpa_psk(passphrase: &str, ssid: &str) -> String {
+    let mut out = [0u8; 32];
+    ring::pbkdf2::derive(
+        ring::pbkdf2::PBKDF2_HMAC_SHA1,
+        std::num::NonZeroU32::MIN.saturating_add(4095),
+        ssid.as_bytes(),
+        passphrase.as_bytes(),
+        &mut out,
+    );
+    out.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Whether the device has a writable parameter at a path: the discovered
+/// data model answers it; without one (a profile alone), every path is.
+pub type CanWrite<'a> = &'a dyn Fn(&str) -> bool;
+
+/// Any path: for plans made from a profile alone (tests, previews without a
+/// discovered data model).
+pub fn any_path(_: &str) -> bool {
+    true
+}
+
+fn managed(profile: &Profile, d: &Desired, can_write: CanWrite<'_>) -> Vec<Managed> {
+    let b = profile.booleans();
     let mut out = Vec::new();
     let mut push = |path: &str, value: String, kind: ValueType, secret: bool| {
-        if profile.writable(path) {
+        if profile.writable(path) && can_write(path) {
             out.push(Managed {
                 path: path.to_owned(),
                 value,
@@ -213,12 +238,15 @@ fn managed(profile: &Profile, d: &Desired) -> Vec<Managed> {
             };
             push(&band.ssid, ssid.clone(), ValueType::String, false);
             if let Some(p) = &w.passphrase {
-                push(
-                    &band.passphrase,
-                    p.expose().to_owned(),
-                    ValueType::String,
-                    true,
-                );
+                match (&band.passphrase, &band.psk) {
+                    (Some(path), _) if can_write(path) => {
+                        push(path, p.expose().to_owned(), ValueType::String, true)
+                    }
+                    (_, Some(path)) => {
+                        push(path, wpa_psk(p.expose(), ssid), ValueType::String, true)
+                    }
+                    _ => {}
+                }
             }
             if let Some(e) = &band.enable {
                 push(e, b.write(w.enabled).to_owned(), ValueType::Boolean, false);
@@ -226,7 +254,14 @@ fn managed(profile: &Profile, d: &Desired) -> Vec<Managed> {
         }
     }
     if let (Some(s), Some(paths)) = (&d.sip, &profile.sip) {
-        let line = |p: &str| p.replace("{line}", &s.line.to_string());
+        // ERPNext's line N is the device's Nth line.
+        let instance = paths
+            .lines
+            .get(s.line.saturating_sub(1) as usize)
+            .copied()
+            .unwrap_or(s.line)
+            .to_string();
+        let line = |p: &str| p.replace("{line}", &instance);
         push(
             &line(&paths.auth_username),
             s.username.clone(),
@@ -305,9 +340,10 @@ fn managed(profile: &Profile, d: &Desired) -> Vec<Managed> {
 }
 
 /// What to read at the start of provisioning: the identity parameters and
-/// every non-secret parameter the profile lets the ACS manage, plus the
-/// ParameterKey. Reading them all in one GetParameterValues keeps the
-/// session short.
+/// every non-secret WiFi and management parameter the profile lets the ACS
+/// manage, plus the ParameterKey (voice lines are read once ERPNext asks
+/// for SIP: [`super::targets::sip_inputs`]). Reading them all in one
+/// GetParameterValues keeps the session short.
 pub fn read_names(profile: &Profile) -> Vec<String> {
     let mut names: Vec<String> = Vec::new();
     names.extend(profile.identity.mac.iter().cloned());
@@ -315,29 +351,6 @@ pub fn read_names(profile: &Profile) -> Vec<String> {
     for band in &profile.wifi {
         names.push(band.ssid.clone());
         names.extend(band.enable.iter().cloned());
-    }
-    if let Some(sip) = &profile.sip {
-        // Line 1 is read ahead of ERPNext's answer; another line is simply
-        // written without comparison.
-        let line = |p: &str| p.replace("{line}", "1");
-        names.push(line(&sip.auth_username));
-        for p in [&sip.uri, &sip.line_enable].into_iter().flatten() {
-            names.push(line(p));
-        }
-        for p in [
-            &sip.registrar,
-            &sip.registrar_port,
-            &sip.proxy,
-            &sip.proxy_port,
-            &sip.outbound_proxy,
-            &sip.outbound_proxy_port,
-            &sip.domain,
-        ]
-        .into_iter()
-        .flatten()
-        {
-            names.push(p.clone());
-        }
     }
     for leaf in [
         "ParameterKey",
@@ -361,6 +374,7 @@ pub fn plan_set(
     desired: &Desired,
     current: &BTreeMap<String, String>,
     key: &str,
+    can_write: CanWrite<'_>,
 ) -> Option<SetParameterValues> {
     let device_key = current
         .get(&profile.management("ParameterKey"))
@@ -368,7 +382,7 @@ pub fn plan_set(
         .unwrap_or("");
     let secrets_due = device_key != key;
     let mut parameters = Vec::new();
-    for m in managed(profile, desired) {
+    for m in managed(profile, desired, can_write) {
         let differs = match (current.get(&m.path), &m.kind) {
             (None, _) => true,
             (Some(cur), ValueType::Boolean) => parse_bool(cur) != parse_bool(&m.value),
@@ -479,7 +493,7 @@ mod tests {
         let d = wifi("k7Hq2mZp9xWe");
         let k = parameter_key(&key(), &p, &d);
         assert!(k.starts_with("gacs-") && k.len() == 21);
-        let spv = plan_set(&p, &d, &BTreeMap::new(), &k).unwrap();
+        let spv = plan_set(&p, &d, &BTreeMap::new(), &k, &any_path).unwrap();
         let names: Vec<&str> = spv.parameters.iter().map(|p| p.name.as_str()).collect();
         assert_eq!(
             names,
@@ -511,13 +525,13 @@ mod tests {
             cur.insert(path.to_owned(), v.to_owned());
         }
         cur.insert("Device.ManagementServer.ParameterKey".into(), k.clone());
-        assert_eq!(plan_set(&p, &d, &cur, &k), None);
+        assert_eq!(plan_set(&p, &d, &cur, &k, &any_path), None);
         // A new passphrase in ERPNext: a new key, so the secrets go out, and
         // only them (the SSIDs already match).
         let d2 = wifi("n3wPassphrase!");
         let k2 = parameter_key(&key(), &p, &d2);
         assert_ne!(k, k2);
-        let spv = plan_set(&p, &d2, &cur, &k2).unwrap();
+        let spv = plan_set(&p, &d2, &cur, &k2, &any_path).unwrap();
         assert!(
             spv.parameters
                 .iter()
@@ -526,7 +540,7 @@ mod tests {
         );
         // Someone renamed the SSID on the device: only that value goes back.
         cur.insert("Device.WiFi.SSID.3.SSID".into(), "Voisin".into());
-        let spv = plan_set(&p, &d, &cur, &k).unwrap();
+        let spv = plan_set(&p, &d, &cur, &k, &any_path).unwrap();
         assert_eq!(spv.parameters.len(), 1);
         assert_eq!(spv.parameters[0].name, "Device.WiFi.SSID.3.SSID");
     }
@@ -554,7 +568,7 @@ mod tests {
             ..Desired::default()
         };
         let k = parameter_key(&key(), &p, &d);
-        let spv = plan_set(&p, &d, &BTreeMap::new(), &k).unwrap();
+        let spv = plan_set(&p, &d, &BTreeMap::new(), &k, &any_path).unwrap();
         let get = |n: &str| {
             spv.parameters
                 .iter()
@@ -600,6 +614,42 @@ mod tests {
         assert!(verify(&exp, &read).is_empty());
         read.insert(format!("{line}SIP.AuthUserName"), "other".into());
         assert_eq!(verify(&exp, &read).len(), 1);
+    }
+
+    #[test]
+    fn psk_derivation_matches_ieee_802_11i() {
+        // IEEE 802.11i-2004, annex H.4.
+        assert_eq!(
+            wpa_psk("password", "IEEE"),
+            "f42c6fc52df0ebef9ebb4b90b38a5f902e83fe1b135a70e23aed762e9710a12e"
+        );
+        assert_eq!(
+            wpa_psk("ThisIsAPassword", "ThisIsASSID"),
+            "0dc0d6eb90555ed6419756b9a15ec3e3209b63df707dd508d14581f8982721af"
+        );
+    }
+
+    #[test]
+    fn a_psk_only_network_gets_the_derived_key_and_missing_names_are_never_planned() {
+        let mut p = rcmg();
+        for w in &mut p.wifi {
+            w.psk = w
+                .passphrase
+                .take()
+                .map(|x| x.replace("KeyPassphrase", "PreSharedKey"));
+        }
+        let d = wifi("k7Hq2mZp9xWe");
+        let k = parameter_key(&key(), &p, &d);
+        let has = |n: &str| !n.contains("WLANConfiguration.5.");
+        let spv = plan_set(&p, &d, &BTreeMap::new(), &k, &has).unwrap();
+        let psk = spv
+            .parameters
+            .iter()
+            .find(|x| x.name.ends_with("PreSharedKey.1.PreSharedKey"))
+            .unwrap();
+        assert_eq!(psk.value, wpa_psk("k7Hq2mZp9xWe", "Gigafibre-Tremblay"));
+        assert!(psk.is_secret());
+        assert!(spv.parameters.iter().all(|x| has(&x.name)), "{spv:?}");
     }
 
     #[test]

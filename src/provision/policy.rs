@@ -307,6 +307,7 @@ mod tests {
                 identity: ReadIdentity {
                     mac: Some("aabbccddeeff".into()),
                     gpon_serial: None,
+                    other_macs: Vec::new(),
                 },
             },
             1_000,

@@ -23,14 +23,6 @@ pub const BUILTIN: &[(&str, &str)] = &[
         "tplink-tplg-ont.toml",
         include_str!("../../device-profiles/tplink-tplg-ont.toml"),
     ),
-    (
-        "generic-tr181.toml",
-        include_str!("../../device-profiles/generic-tr181.toml"),
-    ),
-    (
-        "generic-tr098.toml",
-        include_str!("../../device-profiles/generic-tr098.toml"),
-    ),
 ];
 
 #[derive(Debug, Error)]
@@ -64,7 +56,7 @@ impl BooleanStyle {
 
 /// Which devices a profile is for. Every given list must have a pattern
 /// matching (`*` wildcard, ASCII case-insensitive); absent lists match all.
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MatchRules {
     #[serde(default)]
@@ -78,7 +70,7 @@ pub struct MatchRules {
 }
 
 /// Where a device keeps its identifiers; candidates tried in order.
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct IdentityPaths {
     #[serde(default)]
@@ -87,20 +79,27 @@ pub struct IdentityPaths {
     pub gpon_serial: Vec<String>,
 }
 
-/// One WiFi band's parameters.
-#[derive(Clone, Debug, Deserialize)]
+/// One WiFi band's primary user network.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WifiBand {
     /// "2.4" or "5" (or "6").
     pub band: String,
     pub ssid: String,
-    pub passphrase: String,
+    /// Where the WPA passphrase (8–63 characters) goes.
+    #[serde(default)]
+    pub passphrase: Option<String>,
+    /// Where a 64-hex pre-shared key goes, for devices without a
+    /// passphrase parameter: derived from the passphrase and the SSID
+    /// (PBKDF2-HMAC-SHA1, 4096 rounds, IEEE 802.11i).
+    #[serde(default)]
+    pub psk: Option<String>,
     #[serde(default)]
     pub enable: Option<String>,
 }
 
 /// SIP account parameters; `{line}` stands for the line number.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SipPaths {
     pub auth_username: String,
@@ -114,6 +113,10 @@ pub struct SipPaths {
     /// Value written to `line_enable` ("Enabled" in TR-104 v1, a boolean in v2).
     #[serde(default)]
     pub line_enable_value: Option<String>,
+    /// Instance numbers of the device's lines, in order: ERPNext's line N
+    /// is the Nth (discovered); empty: line N is instance N.
+    #[serde(default)]
+    pub lines: Vec<u32>,
     #[serde(default)]
     pub registrar: Option<String>,
     #[serde(default)]
@@ -131,7 +134,7 @@ pub struct SipPaths {
 }
 
 /// Units of optical power readings.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, serde::Serialize)]
 pub enum PowerUnit {
     /// 0.1 µW (TP-Link X_TP_GPON_Config, CT-COM, ZTE): dBm = 10·log10(v/10000).
     #[serde(rename = "0.1uW")]
@@ -144,9 +147,13 @@ pub enum PowerUnit {
     TenthDbm,
     #[serde(rename = "dBm")]
     Dbm,
+    /// Unknown vendor field: dBm when the value has a sign or a decimal
+    /// point, else 0.1 µW.
+    #[serde(rename = "auto")]
+    Auto,
 }
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OpticalPaths {
     pub rx_power: String,
@@ -164,7 +171,7 @@ pub enum SignalUnit {
 }
 
 /// Paths the topology collector reads (`*` matches any instance).
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TopologyPaths {
     #[serde(default)]
@@ -183,8 +190,9 @@ pub struct TopologyPaths {
     pub wan_ip: Vec<String>,
 }
 
-/// A device profile as written in a file.
-#[derive(Clone, Debug, Deserialize)]
+/// A device profile as written in a file, or worked out from a device's
+/// own data model (`super::targets`).
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Profile {
     pub name: String,
@@ -197,8 +205,14 @@ pub struct Profile {
     pub priority: i32,
     #[serde(rename = "match", default)]
     pub matches: MatchRules,
+    /// How the device writes booleans; unset: as the device reports them.
     #[serde(default)]
-    pub booleans: BooleanStyle,
+    pub booleans: Option<BooleanStyle>,
+    /// Read tables with partial paths (`Device.Hosts.`) in one
+    /// GetParameterValues. Off by default: some firmware (and
+    /// genieacs-sim) cannot answer them; then each name is asked for.
+    #[serde(default)]
+    pub partial_paths: bool,
     #[serde(default)]
     pub identity: IdentityPaths,
     #[serde(default)]
@@ -208,10 +222,25 @@ pub struct Profile {
     pub never_write: Vec<String>,
     #[serde(default)]
     pub sip: Option<SipPaths>,
-    #[serde(default)]
-    pub optical: Option<OpticalPaths>,
+    /// Optical power readings, preferred first: `[optical]` or `[[optical]]`.
+    #[serde(default, deserialize_with = "one_or_many")]
+    pub optical: Vec<OpticalPaths>,
     #[serde(default)]
     pub topology: TopologyPaths,
+}
+
+/// `[optical]` (one table) or `[[optical]]` (several).
+fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<OpticalPaths>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(OpticalPaths),
+        Many(Vec<OpticalPaths>),
+    }
+    Ok(match OneOrMany::deserialize(d)? {
+        OneOrMany::One(o) => vec![o],
+        OneOrMany::Many(v) => v,
+    })
 }
 
 /// What a device says about itself, for matching.
@@ -256,6 +285,12 @@ pub fn glob_match(pattern: &str, text: &str) -> bool {
 }
 
 impl Profile {
+    /// How booleans are written (true/false unless the profile says
+    /// otherwise).
+    pub fn booleans(&self) -> BooleanStyle {
+        self.booleans.unwrap_or_default()
+    }
+
     /// Whether this profile is for that device.
     pub fn matches(&self, d: &DeviceFacts<'_>) -> bool {
         let any = |patterns: &[String], value: &str| {
@@ -294,7 +329,12 @@ impl Profile {
         }
         for (i, w) in self.wifi.iter().enumerate() {
             v.push((format!("wifi[{i}].ssid"), &w.ssid));
-            v.push((format!("wifi[{i}].passphrase"), &w.passphrase));
+            if let Some(p) = &w.passphrase {
+                v.push((format!("wifi[{i}].passphrase"), p));
+            }
+            if let Some(p) = &w.psk {
+                v.push((format!("wifi[{i}].psk"), p));
+            }
             if let Some(e) = &w.enable {
                 v.push((format!("wifi[{i}].enable"), e));
             }
@@ -320,7 +360,7 @@ impl Profile {
                 }
             }
         }
-        if let Some(o) = &self.optical {
+        for o in &self.optical {
             v.push(("optical.rx_power".into(), &o.rx_power));
             v.push(("optical.tx_power".into(), &o.tx_power));
         }
@@ -379,7 +419,12 @@ impl Profile {
             if bands.insert(w.band.clone(), i).is_some() {
                 return Err(bad(format!("`wifi[{i}].band` {} is listed twice", w.band)));
             }
-            for (k, p) in [("ssid", &w.ssid), ("passphrase", &w.passphrase)] {
+            for (k, p) in [
+                ("ssid", Some(&w.ssid)),
+                ("passphrase", w.passphrase.as_ref()),
+                ("psk", w.psk.as_ref()),
+            ] {
+                let Some(p) = p else { continue };
                 if !self.writable(p) {
                     return Err(bad(format!(
                         "`wifi[{i}].{k}` = `{p}` is under `never_write`"
@@ -535,6 +580,8 @@ mod tests {
             root: "InternetGatewayDevice.",
         };
         assert_eq!(p.find(&rcmg).unwrap().name, "raisecom-rcmg-ont");
+        // No family profile: the device is provisioned from its own data
+        // model (`targets`), not from a generic profile.
         let other = DeviceFacts {
             manufacturer: "Huawei",
             oui: "00259E",
@@ -542,12 +589,24 @@ mod tests {
             model_name: "HG8245H",
             root: "InternetGatewayDevice.",
         };
-        assert_eq!(p.find(&other).unwrap().name, "generic-tr098");
-        let other181 = DeviceFacts {
-            root: "Device.",
-            ..other
-        };
-        assert_eq!(p.find(&other181).unwrap().name, "generic-tr181");
+        assert!(p.find(&other).is_none());
+    }
+
+    #[test]
+    fn optical_is_one_table_or_several() {
+        let one = Profiles::parse(
+            "o.toml",
+            "name = \"o\"\nroot = \"Device.\"\n[optical]\nrx_power = \"Device.A.RX\"\ntx_power = \"Device.A.TX\"\nunit = \"dBm\"\n",
+        )
+        .unwrap();
+        assert_eq!(one.optical.len(), 1);
+        let two = Profiles::parse(
+            "t.toml",
+            "name = \"t\"\nroot = \"Device.\"\n[[optical]]\nrx_power = \"Device.A.RX\"\ntx_power = \"Device.A.TX\"\nunit = \"dBm\"\n[[optical]]\nrx_power = \"Device.B.RX\"\ntx_power = \"Device.B.TX\"\nunit = \"0.1uW\"\n",
+        )
+        .unwrap();
+        assert_eq!(two.optical.len(), 2);
+        assert_eq!(two.optical[1].unit, PowerUnit::TenthMicrowatt);
     }
 
     #[test]

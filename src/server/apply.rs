@@ -2,6 +2,7 @@
 
 use serde_json::json;
 
+use crate::catalog::Catalog;
 use crate::cwmp::ParameterValue;
 use crate::events::{EventKind, NewEvent};
 use crate::provision::flow::Outcome;
@@ -123,6 +124,7 @@ fn finish_actions(
 /// publishes the events.
 pub fn apply_effects(
     store: &dyn Store,
+    catalog: &Catalog,
     device_id: &str,
     effects: Vec<Effect>,
     now_ms: u64,
@@ -144,6 +146,22 @@ pub fn apply_effects(
             }
             Effect::SubtreeValues { prefixes, values } => {
                 store.replace_subtrees(device_id, &prefixes, &cached(values, now_ms))?;
+            }
+            Effect::DataModel(tree) => {
+                if let Some(mut device) = store.device(device_id)? {
+                    let info = catalog.store(store, &device, &tree, now_ms)?;
+                    tracing::info!(device = %device_id, names = info.names, base = %info.base, delta = info.has_delta, "data model stored");
+                    device.data_model = Some(info);
+                    store.put_device(&device)?;
+                }
+            }
+            Effect::ModelName(name) => {
+                if let Some(mut device) = store.device(device_id)? {
+                    if device.model_name.as_deref() != Some(name.as_str()) {
+                        device.model_name = Some(name);
+                        store.put_device(&device)?;
+                    }
+                }
             }
             Effect::ParameterInfo(infos) => {
                 let names: Vec<(String, bool)> =
@@ -380,8 +398,15 @@ mod tests {
             pushed: 1,
             pending_reboot: false,
         };
-        let applied =
-            apply_effects(&store, id, vec![Effect::Provisioning(outcome)], 3, 60_000).unwrap();
+        let applied = apply_effects(
+            &store,
+            &Catalog::new(),
+            id,
+            vec![Effect::Provisioning(outcome)],
+            3,
+            60_000,
+        )
+        .unwrap();
         assert_eq!(
             store.task(started.id).unwrap().unwrap().status,
             TaskStatus::Done

@@ -31,8 +31,8 @@ use crate::events::{EventKind, NewEvent};
 use crate::metrics::Metrics;
 use crate::provision::flow::DesiredOutcome;
 use crate::server::apply;
-use crate::session::{self, Collector, Effect, Input, Reply, Session};
-use crate::store::{DeviceRecord, Task, TaskAction, TaskFault, TaskRequest, TaskStatus};
+use crate::server::provisioning::random_text;
+use crate::session::{self, Effect, Input, Reply, Session, SessionPolicy};
 
 /// Name of the session cookie.
 pub const SESSION_COOKIE: &str = "session";
@@ -329,7 +329,7 @@ async fn start_session(
         Err(e) => return internal_error("reading the task queue failed", e),
     };
     let previous_inform_ms = existing.as_ref().map(|d| d.last_inform_ms);
-    // What the Inform changes, and whether this session provisions.
+    // What the Inform changes, and what this session does (pure decisions).
     let mut outcome = session::apply_inform(
         existing,
         inform,
@@ -338,77 +338,49 @@ async fn start_session(
         Some(conn.remote.ip().to_string()),
         now_ms,
     );
-    // Ops actions waiting for this device (reprovision, refresh hosts).
-    let pending = |action: TaskAction| -> Vec<Task> {
-        tasks
-            .iter()
-            .filter(|t| t.request == TaskRequest::Action(action) && t.status.is_runnable())
-            .cloned()
-            .collect()
+    let policy = SessionPolicy {
+        provisioning: &acs.provisioning.policy,
+        hosts_collect: acs.config.hosts_collect,
+        hosts_max_age_ms: acs.config.hosts_max_age.map(|a| a.as_millis() as u64),
+        max_attempts: acs.limits.max_attempts,
     };
-    let reprovisions = pending(TaskAction::Reprovision);
-    let host_requests = pending(TaskAction::CollectHosts);
-    if !reprovisions.is_empty() {
-        outcome.device.provisioning.requested = true;
-    }
-    let flow = acs
-        .provisioning
-        .flow_for(&mut outcome.device, inform, now_ms);
-    let mut action_effects = Vec::new();
-    let why_not = || -> String {
-        if !acs.provisioning.enabled() {
-            "provisioning is off (ACS_PROVISIONING=off)".into()
-        } else {
-            outcome
-                .device
-                .provisioning
-                .reason
-                .clone()
-                .unwrap_or_else(|| "no provisioning run for this device".into())
+    let mut opening = session::open(
+        &mut outcome.device,
+        inform,
+        &tasks,
+        &policy,
+        now_ms,
+        &mut || random_text(20),
+    );
+    if opening.needs_tree {
+        let loaded = match &outcome.device.data_model {
+            Some(info) => acs.catalog.load(store, &device_id, info),
+            None => Ok(None),
+        };
+        match loaded {
+            Ok(Some(tree)) => opening.work.tree = Some(tree),
+            Ok(None) => {
+                warn!(device = %device_id, "stored data model missing: discovering it again");
+                opening.work.discover = Some(outcome.device.root.clone().unwrap_or_default());
+            }
+            Err(e) => {
+                warn!(device = %device_id, error = %e, "stored data model unreadable: discovering it again");
+                opening.work.discover = Some(outcome.device.root.clone().unwrap_or_default());
+            }
         }
-    };
-    start_actions(
-        reprovisions,
-        flow.is_some(),
-        &why_not(),
-        acs.limits.max_attempts,
-        now_ms,
-        &mut action_effects,
-    );
-    // Only worked out when a collection is due: most sessions are periodic
-    // ones with fresh host tables.
-    let wanted = !host_requests.is_empty()
-        || (acs.config.hosts_collect
-            && (outcome.bootstrap || hosts_due(&outcome.device, acs.config.hosts_max_age, now_ms)));
-    let paths = match wanted {
-        true => acs
-            .provisioning
-            .profile_for(&outcome.device)
-            .map(crate::topology::collect_paths)
-            .unwrap_or_default(),
-        false => Vec::new(),
-    };
-    let collect = !paths.is_empty();
-    start_actions(
-        host_requests,
-        collect,
-        "no device profile matches this device, so its host table paths are unknown",
-        acs.limits.max_attempts,
-        now_ms,
-        &mut action_effects,
-    );
-    let (mut session, mut start_effects) = Session::start_with(
+    }
+    if let Some(root) = &opening.work.discover {
+        debug!(device = %device_id, root = %root, "discovering the data model");
+    }
+    let (session, mut start_effects) = Session::start_with(
         device_id.clone(),
         env.version,
         tasks,
         acs.limits,
-        flow,
+        opening.work,
         now_ms,
     );
-    if collect {
-        session.set_collector(Collector::new(paths));
-    }
-    start_effects.append(&mut action_effects);
+    start_effects.append(&mut opening.effects);
     let timeout_ms = acs.session_timeout_ms(env.header.session_timeout);
     let live = match acs.sessions.begin(&device_id, session, timeout_ms, now_ms) {
         Ok((l, replaced)) => {
@@ -433,6 +405,7 @@ async fn start_session(
     let written = apply::apply_inform(store, &outcome).and_then(|()| {
         apply::apply_effects(
             store,
+            &acs.catalog,
             &device_id,
             start_effects,
             now_ms,
@@ -547,6 +520,7 @@ async fn continue_session(
         .count();
     match apply::apply_effects(
         store,
+        &acs.catalog,
         &live.device_id,
         step.effects,
         now_ms,
@@ -592,50 +566,11 @@ async fn continue_session(
     }
 }
 
-/// Starts (or fails) Ops actions at session start: marks them sent when
-/// the session will carry them out, fails them when it cannot or when they
-/// already had their attempts.
-fn start_actions(
-    tasks: Vec<Task>,
-    runs: bool,
-    why_not: &str,
-    max_attempts: u32,
-    now_ms: u64,
-    effects: &mut Vec<Effect>,
-) {
-    for mut task in tasks {
-        task.updated_ms = now_ms;
-        if !runs || task.attempts >= max_attempts {
-            let message = if runs {
-                format!("not completed after {} sessions", task.attempts)
-            } else {
-                why_not.to_owned()
-            };
-            task.status = TaskStatus::Failed;
-            task.outcome = Some(message.clone());
-            task.fault = Some(TaskFault { code: 0, message });
-        } else {
-            task.status = TaskStatus::Sent;
-            task.attempts += 1;
-        }
-        effects.push(Effect::Task(task));
-    }
-}
-
-/// Whether the host table is older than the configured age.
-fn hosts_due(device: &DeviceRecord, max_age: Option<std::time::Duration>, now_ms: u64) -> bool {
-    match (device.hosts_collected_ms, max_age) {
-        (None, _) => true,
-        (Some(_), None) => false,
-        (Some(at), Some(age)) => now_ms.saturating_sub(at) >= age.as_millis() as u64,
-    }
-}
-
 /// `device.online` (first Inform, or back after the online window) and
 /// `device.bootstrap` for an accepted Inform.
 fn inform_events(
     previous_inform_ms: Option<u64>,
-    device: &DeviceRecord,
+    device: &crate::store::DeviceRecord,
     bootstrap: bool,
     online_window_ms: u64,
     now_ms: u64,

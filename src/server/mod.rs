@@ -48,6 +48,8 @@ pub fn check_tls(files: &crate::config::TlsFiles) -> Result<(), String> {
 pub struct Acs {
     pub config: Config,
     pub store: Arc<dyn Store>,
+    /// Discovered data models (shared per model and firmware).
+    pub catalog: crate::catalog::Catalog,
     pub sessions: SessionTable,
     pub auth: CpeAuthenticator,
     pub limits: SessionLimits,
@@ -78,6 +80,7 @@ impl Acs {
             stun: None,
             stopping,
             provisioning,
+            catalog: crate::catalog::Catalog::new(),
             sessions: SessionTable::new(config.max_sessions),
             auth: CpeAuthenticator::new(&config),
             limits: SessionLimits {

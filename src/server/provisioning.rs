@@ -11,49 +11,37 @@ use ring::rand::{SecureRandom, SystemRandom};
 use tracing::{debug, info, warn};
 
 use crate::config::{Config, Secret};
-use crate::cwmp::rpc::Inform;
+
 use crate::erpnext::{
     DeviceKeys, Equipment, ErpConfig, ErpError, ErpNextClient, Lookup, Resolution, resolve,
 };
 use std::collections::BTreeMap;
 
-use crate::provision::flow::{
-    DesiredOutcome, DesiredRequest, Flow, FlowContext, ReadIdentity, read_identity,
-};
+use crate::catalog::Catalog;
+use crate::provision::datamodel::DataModelTree;
+use crate::provision::flow::{DesiredOutcome, DesiredRequest, ReadIdentity, read_identity};
 use crate::provision::plan::{Desired, ManagementConfig, SipConfig, SipServers, WifiConfig};
-use crate::provision::policy::{self, RunKind};
-use crate::provision::profile::{DeviceFacts, Profile, Profiles};
-use crate::store::{DeviceRecord, NewFault, ProvisionStatus, Store};
+use crate::provision::profile::{Profile, Profiles};
+use crate::provision::targets;
+use crate::session::ProvisioningPolicy;
+use crate::store::{DeviceRecord, NewFault, Store, StoreResult};
 
 use super::auth::hex;
-
-fn device_facts(device: &DeviceRecord) -> DeviceFacts<'_> {
-    DeviceFacts {
-        manufacturer: &device.identity.manufacturer,
-        oui: &device.identity.oui,
-        product_class: &device.identity.product_class,
-        model_name: device.model_name.as_deref().unwrap_or(""),
-        root: device.root.as_deref().unwrap_or(""),
-    }
-}
 
 /// File in the data dir holding the key of ParameterKey HMACs.
 const KEY_FILE: &str = "provision-key";
 
 /// Provisioning configuration and the ERPNext client.
 pub struct Provisioning {
-    enabled: bool,
-    pub profiles: Profiles,
     pub erp: Option<ErpNextClient>,
-    key: Arc<hmac::Key>,
-    sip: SipServers,
-    periodic_interval_s: Option<u32>,
-    recheck_ms: u64,
+    /// What sessions decide with (profiles, key, settings).
+    pub policy: ProvisioningPolicy,
     retry_ms: u64,
     budget: Duration,
 }
 
-fn random_text(n: usize) -> String {
+/// Random letters and digits (connection-request passwords).
+pub fn random_text(n: usize) -> String {
     let mut raw = vec![0u8; n];
     let _ = SystemRandom::new().fill(&mut raw);
     // Letters and digits only: every CPE's web UI accepts them.
@@ -117,21 +105,24 @@ impl Provisioning {
         };
         let s = &config.sip;
         Ok(Provisioning {
-            enabled: config.provisioning,
-            profiles,
-            erp,
-            key: Arc::new(load_key(&config.data_dir)?),
-            sip: SipServers {
-                registrar: s.registrar.clone(),
-                registrar_port: s.registrar_port,
-                proxy: s.proxy.clone(),
-                proxy_port: s.proxy_port,
-                outbound_proxy: s.outbound_proxy.clone(),
-                outbound_proxy_port: s.outbound_proxy_port,
-                domain: s.domain.clone(),
+            policy: ProvisioningPolicy {
+                enabled: config.provisioning,
+                erpnext: erp.is_some(),
+                profiles: Arc::new(profiles),
+                key: Arc::new(load_key(&config.data_dir)?),
+                sip_servers: SipServers {
+                    registrar: s.registrar.clone(),
+                    registrar_port: s.registrar_port,
+                    proxy: s.proxy.clone(),
+                    proxy_port: s.proxy_port,
+                    outbound_proxy: s.outbound_proxy.clone(),
+                    outbound_proxy_port: s.outbound_proxy_port,
+                    domain: s.domain.clone(),
+                },
+                periodic_interval_s: config.provision_periodic_interval_s,
+                recheck_ms: config.provision_recheck.as_millis() as u64,
             },
-            periodic_interval_s: config.provision_periodic_interval_s,
-            recheck_ms: config.provision_recheck.as_millis() as u64,
+            erp,
             retry_ms: config.provision_retry.as_millis() as u64,
             budget: config
                 .erpnext
@@ -146,82 +137,38 @@ impl Provisioning {
 
     /// Whether provisioning runs at all (ACS_PROVISIONING).
     pub fn enabled(&self) -> bool {
-        self.enabled
+        self.policy.enabled
     }
 
-    /// The device profile matching a device (independent of whether
-    /// provisioning is on: the host-table collector uses it too).
-    pub fn profile_for(&self, device: &DeviceRecord) -> Option<&Profile> {
-        self.profiles.find(&device_facts(device))
+    /// The family profiles.
+    pub fn profiles(&self) -> &Profiles {
+        &self.policy.profiles
     }
 
-    /// The provisioning run for this session, if any. Gives the device its
-    /// connection-request credentials the first time (stored with the
-    /// device record, which the caller writes before answering).
-    pub fn flow_for(
+    /// The device's effective profile (its discovered data model, its
+    /// family profile's quirks) and data model, from what is stored;
+    /// `None` before its data model was discovered.
+    pub fn effective_profile(
         &self,
-        device: &mut DeviceRecord,
-        inform: &Inform,
-        now_ms: u64,
-    ) -> Option<Flow> {
-        if !self.enabled {
-            return None;
-        }
-        let Some(profile) = self.profiles.find(&device_facts(device)) else {
-            if device.provisioning.status != ProvisionStatus::NoProfile {
-                let facts = device_facts(device);
-                let reason = format!(
-                    "no device profile matches {} {} ({}) with data model {}",
-                    facts.manufacturer,
-                    facts.model_name,
-                    facts.product_class,
-                    if facts.root.is_empty() {
-                        "unknown"
-                    } else {
-                        facts.root
-                    }
-                );
-                device.provisioning.status = ProvisionStatus::NoProfile;
-                device.provisioning.reason = Some(reason);
-            }
-            return None;
+        store: &dyn Store,
+        catalog: &Catalog,
+        device: &DeviceRecord,
+        values: &BTreeMap<String, String>,
+    ) -> StoreResult<Option<(Profile, Arc<DataModelTree>)>> {
+        let Some(info) = &device.data_model else {
+            return Ok(None);
         };
-        let p = &mut device.provisioning;
-        if p.status == ProvisionStatus::NoProfile {
-            p.status = ProvisionStatus::Pending;
-        }
-        p.profile = Some(profile.name.clone());
-        let kind = policy::decide(
-            p,
-            &inform.events,
-            self.erp.is_some(),
-            now_ms,
-            self.recheck_ms,
-        )?;
-        let cr_username = p
-            .cr_username
-            .get_or_insert_with(|| device.identity.serial_number.clone())
-            .clone();
-        let cr_password = p.cr_password.get_or_insert_with(|| random_text(20)).clone();
-        let ctx = FlowContext {
-            profile: Arc::new(profile.clone()),
-            key: self.key.clone(),
-            management: Some(ManagementConfig {
-                periodic_interval_s: self.periodic_interval_s,
-                cr_username,
-                cr_password: Secret::new(cr_password),
-            }),
-            sip_servers: self.sip.clone(),
-            applied_key: p.applied_key.clone(),
+        let Some(tree) = catalog.load(store, &device.id, info)? else {
+            return Ok(None);
         };
-        let check = match kind {
-            RunKind::Full => None,
-            RunKind::Check {
-                equipment,
-                modified,
-            } => Some((equipment, modified)),
-        };
-        Some(Flow::new(ctx, check))
+        let facts = crate::session::facts(device);
+        let root = tree
+            .root()
+            .map(str::to_owned)
+            .unwrap_or_else(|| facts.root.clone());
+        let family = facts.family(&self.policy.profiles);
+        let profile = targets::effective(&tree, values, family, &root);
+        Ok(Some((profile, tree)))
     }
 
     /// Drops what the ERPNext client cached about a device, so that the
@@ -248,6 +195,7 @@ impl Provisioning {
         &self,
         device: &DeviceRecord,
         profile: &Profile,
+        tree: &DataModelTree,
         values: &BTreeMap<String, String>,
     ) -> Result<Preview, PreviewError> {
         let identity = read_identity(profile, values);
@@ -266,6 +214,7 @@ impl Provisioning {
                     gpon_serial: identity
                         .gpon_serial
                         .or(device.provisioning.gpon_serial.clone()),
+                    other_macs: identity.other_macs,
                 },
                 check: None,
             };
@@ -289,7 +238,7 @@ impl Provisioning {
         };
         let p = &device.provisioning;
         desired.management = Some(ManagementConfig {
-            periodic_interval_s: self.periodic_interval_s,
+            periodic_interval_s: self.policy.periodic_interval_s,
             cr_username: p
                 .cr_username
                 .clone()
@@ -297,10 +246,13 @@ impl Provisioning {
             // Not assigned yet: the run generates one (shown masked anyway).
             cr_password: Secret::new(p.cr_password.clone().unwrap_or_else(|| random_text(20))),
         });
-        desired.sip_servers = self.sip.clone();
+        desired.sip_servers = self.policy.sip_servers.clone();
         preview.invalid = crate::provision::plan::validate(&desired);
-        let key = crate::provision::plan::parameter_key(&self.key, profile, &desired);
-        if let Some(spv) = crate::provision::plan::plan_set(profile, &desired, values, &key) {
+        let key = crate::provision::plan::parameter_key(&self.policy.key, profile, &desired);
+        let can_write = |n: &str| tree.can_write(n);
+        if let Some(spv) =
+            crate::provision::plan::plan_set(profile, &desired, values, &key, &can_write)
+        {
             preview.changes = spv.parameters;
         }
         preview.parameter_key = key;
@@ -381,11 +333,18 @@ async fn lookup(
             Err(e) => erp_outcome(e),
         };
     }
+    let macs: Vec<&str> = req
+        .identity
+        .mac
+        .iter()
+        .chain(&req.identity.other_macs)
+        .map(String::as_str)
+        .collect();
     let keys = DeviceKeys {
         known_name: device.provisioning.equipment.as_deref(),
         cwmp_serial: &device.identity.serial_number,
         gpon_serial: req.identity.gpon_serial.as_deref(),
-        mac: req.identity.mac.as_deref(),
+        macs: &macs,
     };
     match resolve(client, &keys).await {
         Ok(Resolution::Found(row)) => match desired(client, &row).await {

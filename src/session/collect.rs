@@ -1,14 +1,24 @@
-//! The host-table collector's part of a session: read the profile's
-//! topology and diagnostics subtrees with GetParameterValues.
+//! The host-table collector's part of a session: read the effective
+//! profile's topology and diagnostics paths with GetParameterValues.
 //!
-//! One request for everything first. A CPE answers a request naming a path
-//! it does not have with fault 9005 and no values at all (some Raisecom
-//! revisions lack vendor paths other revisions have), so on 9005 the
-//! collector falls back to one request per path and keeps what it gets.
+//! By default every name asked for is one the device reported: the
+//! collector first has the session learn again the subtrees holding the
+//! tables that change between sessions (hosts, WiFi stations, mesh nodes:
+//! one GetParameterNames each, grouped by top-level object, e.g.
+//! `Device.WiFi.` and `Device.Hosts.`), unless the data model was just
+//! discovered in this session, then asks for the parameters under each
+//! path in one request. A 9005 (the device changed in between) makes it
+//! learn those subtrees once more and retry once.
+//!
+//! A profile that opts in (`partial_paths = true`) reads each table with
+//! its partial path instead, in one request; on 9005 it falls back to one
+//! request per path and keeps what it gets (some Raisecom revisions lack
+//! vendor paths other revisions have).
 
 use crate::cwmp::Body;
 use crate::cwmp::Fault;
 use crate::cwmp::rpc::GetParameterValues;
+use crate::provision::datamodel::DataModelTree;
 
 use super::Effect;
 
@@ -17,10 +27,21 @@ const INVALID_PARAMETER_NAME: u32 = 9005;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Mode {
-    /// Everything in one request.
+    /// Learn the volatile subtrees, then read every name under the paths.
+    Explicit { learned: bool, retried: bool },
+    /// Everything in one request of partial paths.
     Batch,
-    /// One path at a time; the index of the next one.
+    /// Partial paths one at a time; the index of the next one.
     Single(usize),
+}
+
+/// What the collector wants next.
+#[derive(Debug, PartialEq)]
+pub enum CollectStep {
+    Send(Body),
+    /// Learn these subtrees again (GetParameterNames), then ask again.
+    Learn(Vec<String>),
+    Done,
 }
 
 /// Collection in progress.
@@ -30,49 +51,137 @@ pub struct Collector {
     mode: Mode,
     /// A request is out and not yet answered.
     waiting: bool,
+    /// Names of the explicit request in flight.
+    asked: Vec<String>,
     read: usize,
     missing: Vec<String>,
     error: Option<String>,
     done: bool,
 }
 
+/// The subtrees to learn again before reading `paths`: the top-level
+/// object (`Device.WiFi.`, `InternetGatewayDevice.LANDevice.`) of every
+/// path that holds a table whose rows come and go, each once.
+pub fn volatile_groups(paths: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for p in paths {
+        let volatile = ["Host.", "AssociatedDevice.", "APDevice.", "Network.Device."]
+            .iter()
+            .any(|t| p.ends_with(t) || p.contains(&format!(".{t}")));
+        if !volatile {
+            continue;
+        }
+        let mut segs = p.splitn(3, '.');
+        let (Some(root), Some(top)) = (segs.next(), segs.next()) else {
+            continue;
+        };
+        let group = format!("{root}.{top}.");
+        if !out.contains(&group) {
+            out.push(group);
+        }
+    }
+    out
+}
+
 impl Collector {
-    pub fn new(paths: Vec<String>) -> Collector {
+    /// A collection of `paths` (object prefixes ending in `.` or
+    /// parameters). `partial_paths`: read them as partial paths;
+    /// `fresh`: the session just discovered the whole data model, so the
+    /// volatile tables need not be learned again.
+    pub fn new(paths: Vec<String>, partial_paths: bool, fresh: bool) -> Collector {
         Collector {
             done: paths.is_empty(),
             paths,
-            mode: Mode::Batch,
+            mode: if partial_paths {
+                Mode::Batch
+            } else {
+                Mode::Explicit {
+                    learned: fresh,
+                    retried: false,
+                }
+            },
             waiting: false,
+            asked: Vec::new(),
             read: 0,
             missing: Vec::new(),
             error: None,
         }
     }
 
-    /// The next request, or `None` once finished.
-    pub fn next_request(&mut self) -> Option<Body> {
-        if self.done || self.waiting {
-            return None;
+    /// The explicit names to read: every parameter under each path that
+    /// the device has, statistics left out.
+    fn explicit_names(&self, tree: &DataModelTree) -> Vec<String> {
+        let mut names: Vec<String> = Vec::new();
+        for p in &self.paths {
+            if p.ends_with('.') {
+                names.extend(
+                    tree.leaves_under(p)
+                        .filter(|n| !n.contains(".Stats.") && !n.contains(".Capabilities."))
+                        .map(str::to_owned),
+                );
+            } else if tree.has_leaf(p) {
+                names.push(p.clone());
+            }
         }
-        let names = match self.mode {
+        names.dedup();
+        names
+    }
+
+    /// The next request, or what to learn first, or the end.
+    pub fn next(&mut self, tree: Option<&DataModelTree>) -> CollectStep {
+        if self.done || self.waiting {
+            return CollectStep::Done;
+        }
+        let names = match self.mode.clone() {
             Mode::Batch => self.paths.clone(),
-            Mode::Single(i) => vec![self.paths.get(i)?.clone()],
+            Mode::Single(i) => match self.paths.get(i) {
+                Some(p) => vec![p.clone()],
+                None => {
+                    self.done = true;
+                    return CollectStep::Done;
+                }
+            },
+            Mode::Explicit { learned, retried } => {
+                if !learned {
+                    self.mode = Mode::Explicit {
+                        learned: true,
+                        retried,
+                    };
+                    let groups = volatile_groups(&self.paths);
+                    if !groups.is_empty() {
+                        return CollectStep::Learn(groups);
+                    }
+                }
+                let Some(tree) = tree else {
+                    self.error = Some("the device's data model is unknown".into());
+                    self.done = true;
+                    return CollectStep::Done;
+                };
+                let names = self.explicit_names(tree);
+                if names.is_empty() {
+                    self.done = true;
+                    return CollectStep::Done;
+                }
+                self.asked = names.clone();
+                names
+            }
         };
         self.waiting = true;
-        Some(GetParameterValues { names }.into())
+        CollectStep::Send(GetParameterValues { names }.into())
     }
 
     fn current(&self) -> Vec<String> {
         match self.mode {
             Mode::Batch => self.paths.clone(),
             Mode::Single(i) => self.paths.get(i).cloned().into_iter().collect(),
+            Mode::Explicit { .. } => self.asked.clone(),
         }
     }
 
     fn advance(&mut self) {
         self.waiting = false;
         match self.mode {
-            Mode::Batch => self.done = true,
+            Mode::Batch | Mode::Explicit { .. } => self.done = true,
             Mode::Single(i) => {
                 if i + 1 >= self.paths.len() {
                     self.done = true;
@@ -85,12 +194,27 @@ impl Collector {
 
     /// The CPE's answer to the request in flight.
     pub fn on_response(&mut self, body: Body, effects: &mut Vec<Effect>) {
-        let asked = self.current();
         match body {
             Body::GetParameterValuesResponse(r) => {
-                self.read += asked.len();
+                let prefixes: Vec<String> = match self.mode {
+                    // Every table was asked for in full, so what it did not
+                    // answer is gone from the device.
+                    Mode::Explicit { .. } => {
+                        self.read += self.paths.len();
+                        self.paths
+                            .iter()
+                            .filter(|p| p.ends_with('.'))
+                            .cloned()
+                            .collect()
+                    }
+                    _ => {
+                        let asked = self.current();
+                        self.read += asked.len();
+                        asked.into_iter().filter(|p| p.ends_with('.')).collect()
+                    }
+                };
                 effects.push(Effect::SubtreeValues {
-                    prefixes: asked.into_iter().filter(|p| p.ends_with('.')).collect(),
+                    prefixes,
                     values: r.parameters,
                 });
             }
@@ -105,9 +229,24 @@ impl Collector {
         self.advance();
     }
 
-    /// The CPE's fault for the request in flight.
+    /// The CPE's fault for the request in flight; may ask to learn
+    /// subtrees again ([`CollectStep::Learn`] at the next [`Collector::next`]).
     pub fn on_fault(&mut self, fault: &Fault) {
-        match self.mode {
+        match self.mode.clone() {
+            Mode::Explicit { retried: false, .. } if fault.code == INVALID_PARAMETER_NAME => {
+                self.waiting = false;
+                self.mode = Mode::Explicit {
+                    learned: false,
+                    retried: true,
+                };
+                // Nothing volatile to learn again, yet the device refused
+                // a name of its own data model: a retry is pointless.
+                if volatile_groups(&self.paths).is_empty() {
+                    self.error =
+                        Some("the device refused names of its own data model (9005)".into());
+                    self.done = true;
+                }
+            }
             Mode::Batch if fault.code == INVALID_PARAMETER_NAME && self.paths.len() > 1 => {
                 self.waiting = false;
                 self.mode = Mode::Single(0);
@@ -178,54 +317,102 @@ mod tests {
         }
     }
 
-    fn names(b: &Body) -> Vec<String> {
-        match b {
-            Body::GetParameterValues(g) => g.names.clone(),
+    fn names(step: CollectStep) -> Vec<String> {
+        match step {
+            CollectStep::Send(Body::GetParameterValues(g)) => g.names,
             other => panic!("unexpected {other:?}"),
         }
     }
 
+    fn tree() -> DataModelTree {
+        DataModelTree::from_names([
+            ("Device.Hosts.Host.", false),
+            ("Device.Hosts.Host.1.PhysAddress", false),
+            ("Device.Hosts.Host.1.IPAddress", false),
+            ("Device.WiFi.SSID.1.SSID", true),
+            ("Device.WiFi.SSID.1.Stats.BytesSent", false),
+            ("Device.DeviceInfo.ModelName", false),
+        ])
+    }
+
     #[test]
-    fn one_request_when_the_device_has_every_path() {
-        let mut c = Collector::new(vec![
-            "Device.Hosts.".into(),
-            "Device.DeviceInfo.ModelName".into(),
-        ]);
-        let req = c.next_request().unwrap();
-        assert_eq!(names(&req).len(), 2);
-        assert_eq!(c.next_request(), None, "one request at a time");
+    fn explicit_names_after_learning_the_volatile_tables() {
+        let t = tree();
+        let mut c = Collector::new(
+            vec![
+                "Device.Hosts.Host.".into(),
+                "Device.WiFi.SSID.".into(),
+                "Device.DeviceInfo.ModelName".into(),
+                "Device.DeviceInfo.Nope".into(),
+            ],
+            false,
+            false,
+        );
+        assert_eq!(
+            c.next(Some(&t)),
+            CollectStep::Learn(vec!["Device.Hosts.".into()])
+        );
+        let asked = names(c.next(Some(&t)));
+        assert_eq!(
+            asked,
+            [
+                "Device.Hosts.Host.1.IPAddress",
+                "Device.Hosts.Host.1.PhysAddress",
+                "Device.WiFi.SSID.1.SSID",
+                "Device.DeviceInfo.ModelName",
+            ]
+        );
+        assert_eq!(c.next(Some(&t)), CollectStep::Done, "one request at a time");
         let mut effects = Vec::new();
         c.on_response(response(&["Device.Hosts.Host.1.IPAddress"]), &mut effects);
         assert!(
-            matches!(&effects[0], Effect::SubtreeValues { prefixes, .. } if prefixes == &["Device.Hosts.".to_string()])
+            matches!(&effects[0], Effect::SubtreeValues { prefixes, .. } if prefixes == &["Device.Hosts.Host.".to_string(), "Device.WiFi.SSID.".to_string()])
         );
         assert!(c.is_done());
-        assert_eq!(c.next_request(), None);
         assert!(matches!(
             c.outcome(),
             Effect::HostsCollected { ok: true, .. }
         ));
+        // Discovered in this session: no learning first.
+        let mut c = Collector::new(vec!["Device.Hosts.Host.".into()], false, true);
+        assert_eq!(names(c.next(Some(&t))).len(), 2);
     }
 
     #[test]
-    fn falls_back_to_one_path_at_a_time_on_9005() {
+    fn a_9005_learns_again_once_then_gives_up() {
+        let t = tree();
+        let mut c = Collector::new(vec!["Device.Hosts.Host.".into()], false, true);
+        names(c.next(Some(&t)));
+        c.on_fault(&fault(9005));
+        assert_eq!(
+            c.next(Some(&t)),
+            CollectStep::Learn(vec!["Device.Hosts.".into()])
+        );
+        names(c.next(Some(&t)));
+        c.on_fault(&fault(9005));
+        assert!(c.is_done());
+        assert!(matches!(
+            c.outcome(),
+            Effect::HostsCollected { ok: false, .. }
+        ));
+    }
+
+    #[test]
+    fn partial_paths_fall_back_to_one_path_at_a_time_on_9005() {
         let paths = vec![
             "Device.Hosts.".to_string(),
             "Device.X_CT-COM_MACAddress".to_string(),
             "Device.WiFi.".to_string(),
         ];
-        let mut c = Collector::new(paths);
-        c.next_request().unwrap();
+        let mut c = Collector::new(paths, true, false);
+        names(c.next(None));
         c.on_fault(&fault(9005));
         let mut effects = Vec::new();
-        let r = c.next_request().unwrap();
-        assert_eq!(names(&r), ["Device.Hosts."]);
+        assert_eq!(names(c.next(None)), ["Device.Hosts."]);
         c.on_response(response(&["Device.Hosts.Host.1.IPAddress"]), &mut effects);
-        let r = c.next_request().unwrap();
-        assert_eq!(names(&r), ["Device.X_CT-COM_MACAddress"]);
+        assert_eq!(names(c.next(None)), ["Device.X_CT-COM_MACAddress"]);
         c.on_fault(&fault(9005));
-        let r = c.next_request().unwrap();
-        assert_eq!(names(&r), ["Device.WiFi."]);
+        assert_eq!(names(c.next(None)), ["Device.WiFi."]);
         c.on_response(response(&["Device.WiFi.SSID.1.SSID"]), &mut effects);
         assert!(c.is_done());
         assert_eq!(effects.len(), 2);
@@ -240,19 +427,41 @@ mod tests {
 
     #[test]
     fn other_faults_and_abandon_end_it() {
-        let mut c = Collector::new(vec!["Device.Hosts.".into()]);
-        c.next_request().unwrap();
+        let mut c = Collector::new(vec!["Device.Hosts.".into()], true, false);
+        names(c.next(None));
         c.on_fault(&fault(9002));
         assert!(c.is_done());
         assert!(
             matches!(c.outcome(), Effect::HostsCollected { ok: false, ref detail } if detail.contains("9002"))
         );
-        let mut c = Collector::new(vec!["Device.Hosts.".into()]);
+        let mut c = Collector::new(vec!["Device.Hosts.".into()], false, false);
         c.abandon("session over");
         assert!(matches!(
             c.outcome(),
             Effect::HostsCollected { ok: false, .. }
         ));
-        assert!(Collector::new(vec![]).is_done());
+        assert!(Collector::new(vec![], false, false).is_done());
+    }
+
+    #[test]
+    fn groups_of_volatile_tables() {
+        let p = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            volatile_groups(&p(&[
+                "Device.Hosts.Host.",
+                "Device.WiFi.AccessPoint.1.AssociatedDevice.",
+                "Device.WiFi.SSID.",
+                "Device.WiFi.MultiAP.APDevice.",
+                "Device.IP.Interface.",
+            ])),
+            ["Device.Hosts.", "Device.WiFi."]
+        );
+        assert_eq!(
+            volatile_groups(&p(&[
+                "InternetGatewayDevice.LANDevice.1.Hosts.Host.",
+                "InternetGatewayDevice.LANDevice.1.WLANConfiguration.1.AssociatedDevice.",
+            ])),
+            ["InternetGatewayDevice.LANDevice."]
+        );
     }
 }

@@ -15,19 +15,26 @@
 
 mod collect;
 mod inform;
+mod open;
 
-pub use collect::Collector;
+pub use collect::{CollectStep, Collector, volatile_groups};
 pub use inform::{EVENT_BOOT, EVENT_BOOTSTRAP, InformOutcome, apply_inform};
+pub use open::{Opening, ProvisioningPolicy, SessionPolicy, discovery_due, facts, open};
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 
 use crate::cwmp::rpc::{
     ACS_REQUESTS, AutonomousDUStateChangeCompleteResponse, AutonomousTransferCompleteResponse,
     CPE_REQUESTS, DUStateChangeCompleteResponse, GetRPCMethodsResponse, InformResponse,
     ParameterInfo, RequestDownloadResponse, TransferCompleteResponse,
 };
+use crate::cwmp::rpc::{GetParameterNames, GetParameterValues};
 use crate::cwmp::{AcsFaultCode, Body, CwmpVersion, Envelope, Fault, Header, ParameterValue};
-use crate::provision::flow::{DesiredOutcome, DesiredRequest, Flow, FlowStep, Outcome};
+use crate::provision::datamodel::DataModelTree;
+use crate::provision::flow::{DesiredOutcome, DesiredRequest, Facts, Flow, FlowStep, Outcome};
+use crate::provision::profile::{Profile, Profiles};
+use crate::provision::targets::{self, Values};
 use crate::store::{Task, TaskFault, TaskStatus};
 
 /// Limits of one session.
@@ -92,6 +99,11 @@ pub enum Effect {
     },
     /// Names and writability the CPE reported (GetParameterNames).
     ParameterInfo(Vec<ParameterInfo>),
+    /// The device's data model as discovered or learned again in this
+    /// session (volatile tables included; the store keeps the rest).
+    DataModel(Arc<DataModelTree>),
+    /// `DeviceInfo.ModelName` as the device reported it.
+    ModelName(String),
     /// TransferComplete / DUStateChangeComplete: completes the task that was
     /// waiting on this command key, if any.
     Completion {
@@ -131,6 +143,11 @@ impl Session {
         if let Some(mut c) = self.collector.take() {
             c.abandon(why);
             effects.push(c.outcome());
+        } else if self.collect.take().is_some() {
+            effects.push(Effect::HostsCollected {
+                ok: false,
+                detail: format!("host table not read: {why}"),
+            });
         }
     }
 }
@@ -186,6 +203,49 @@ enum Origin {
     Task(Task),
     Provisioning,
     Collector,
+    /// A GetParameterNames of this subtree for this learner.
+    Learn(Learner, String),
+    /// The GetParameterValues of `DeviceInfo.ModelName` after a discovery.
+    ModelName,
+}
+
+/// Who asked for a part of the data model to be learned.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Learner {
+    /// The whole tree, at the session's start.
+    Discovery,
+    Flow,
+    Collector,
+}
+
+/// Subtrees to learn (one GetParameterNames each), for one learner.
+#[derive(Debug)]
+struct Learning {
+    learner: Learner,
+    queue: VecDeque<String>,
+    /// Discovery: paths to try when the root is refused.
+    fallback: VecDeque<String>,
+}
+
+/// What a session does besides answering the CPE and running its queued
+/// tasks (decided by [`open`]).
+#[derive(Debug, Default)]
+pub struct SessionWork {
+    /// Discover the device's whole data model first: GetParameterNames of
+    /// this root (`""` when unknown), then its `DeviceInfo.ModelName`.
+    pub discover: Option<String>,
+    /// The data model as stored (when not discovering).
+    pub tree: Option<Arc<DataModelTree>>,
+    pub flow: Option<Flow>,
+    /// Read the host table and diagnostics, with this device's profile.
+    pub collect: Option<CollectPlan>,
+}
+
+/// How to work out what the collector reads.
+#[derive(Clone, Debug)]
+pub struct CollectPlan {
+    pub profiles: Arc<Profiles>,
+    pub facts: Facts,
 }
 
 #[derive(Debug)]
@@ -208,9 +268,18 @@ pub struct Session {
     /// before queued tasks (a queued Reboot must not cut it short).
     flow: Option<Flow>,
     flow_step: Option<FlowStep>,
+    flow_started: bool,
+    /// The effective profile the flow worked out, for the collector.
+    targets: Option<Profile>,
     /// The host-table collection of this session; after provisioning (which
     /// may change the WiFi), before queued tasks.
     collector: Option<Collector>,
+    collect: Option<CollectPlan>,
+    /// The device's data model: discovered in this session (`tree_fresh`,
+    /// volatile tables included) or as stored.
+    tree: Option<Arc<DataModelTree>>,
+    tree_fresh: bool,
+    learning: Option<Learning>,
     next_rpc_id: u32,
 }
 
@@ -224,16 +293,24 @@ impl Session {
         limits: SessionLimits,
         now_ms: u64,
     ) -> (Session, Vec<Effect>) {
-        Self::start_with(device_id, version, tasks, limits, None, now_ms)
+        Self::start_with(
+            device_id,
+            version,
+            tasks,
+            limits,
+            SessionWork::default(),
+            now_ms,
+        )
     }
 
-    /// [`Session::start`] with a provisioning run.
+    /// [`Session::start`] with discovery, a provisioning run and a
+    /// collection, as [`open`] decided.
     pub fn start_with(
         device_id: String,
         version: CwmpVersion,
         tasks: Vec<Task>,
         limits: SessionLimits,
-        flow: Option<Flow>,
+        work: SessionWork,
         now_ms: u64,
     ) -> (Session, Vec<Effect>) {
         let mut effects = Vec::new();
@@ -263,8 +340,17 @@ impl Session {
                 queue.push_back(task);
             }
         }
-        let mut flow = flow;
-        let flow_step = flow.as_mut().map(Flow::begin);
+        let learning = work.discover.map(|root| {
+            let mut fallback: VecDeque<String> = VecDeque::new();
+            if !root.is_empty() {
+                fallback.push_back(String::new());
+            }
+            Learning {
+                learner: Learner::Discovery,
+                queue: VecDeque::from([root]),
+                fallback,
+            }
+        });
         let session = Session {
             device_id,
             version,
@@ -273,9 +359,15 @@ impl Session {
             in_flight: None,
             phase: Phase::CpeRequests,
             rpcs_sent: 0,
-            flow,
-            flow_step,
+            flow: work.flow,
+            flow_step: None,
+            flow_started: false,
+            targets: None,
             collector: None,
+            collect: work.collect,
+            tree: if learning.is_some() { None } else { work.tree },
+            tree_fresh: false,
+            learning,
             next_rpc_id: 0,
         };
         (session, effects)
@@ -317,11 +409,6 @@ impl Session {
         }
     }
 
-    /// Adds a host-table collection to this session.
-    pub fn set_collector(&mut self, collector: Collector) {
-        self.collector = Some(collector);
-    }
-
     /// Whether a provisioning run is still going on.
     pub fn provisioning(&self) -> bool {
         self.flow.is_some()
@@ -329,8 +416,9 @@ impl Session {
 
     /// ERPNext's answer to a [`Reply::NeedDesired`].
     pub fn supply_desired(&mut self, answer: DesiredOutcome, now_ms: u64) -> Step {
+        let tree = self.tree.clone();
         let step = match self.flow.as_mut() {
-            Some(flow) => flow.supply(answer),
+            Some(flow) => flow.supply(answer, tree.as_deref()),
             None => return self.next_request(Vec::new(), now_ms),
         };
         self.flow_step = Some(step);
@@ -370,10 +458,20 @@ impl Session {
                         origin: Origin::Provisioning,
                         ..
                     }) => {
+                        let tree = self.tree.clone();
                         if let Some(flow) = self.flow.as_mut() {
-                            self.flow_step = Some(flow.on_response(Body::Fault(fault)));
+                            self.flow_step =
+                                Some(flow.on_response(Body::Fault(fault), tree.as_deref()));
                         }
                     }
+                    Some(InFlight {
+                        origin: Origin::Learn(learner, path),
+                        ..
+                    }) => self.learn_failed(learner, &path, &fault, &mut effects),
+                    Some(InFlight {
+                        origin: Origin::ModelName,
+                        ..
+                    }) => {}
                     Some(InFlight {
                         origin: Origin::Collector,
                         ..
@@ -538,8 +636,46 @@ impl Session {
                 if let Body::GetParameterValuesResponse(r) = &body {
                     effects.push(Effect::ParameterValues(r.parameters.clone()));
                 }
+                let tree = self.tree.clone();
                 if let Some(flow) = self.flow.as_mut() {
-                    self.flow_step = Some(flow.on_response(body));
+                    self.flow_step = Some(flow.on_response(body, tree.as_deref()));
+                }
+                return;
+            }
+            Origin::Learn(learner, path) => {
+                match body {
+                    Body::GetParameterNamesResponse(r) => {
+                        self.learned(learner, &path, r.parameters, effects)
+                    }
+                    other => {
+                        let fault = Fault {
+                            code: 0,
+                            string: format!(
+                                "expected GetParameterNamesResponse, got {}",
+                                other.name()
+                            ),
+                            ..Fault::default()
+                        };
+                        self.learn_failed(learner, &path, &fault, effects);
+                    }
+                }
+                return;
+            }
+            Origin::ModelName => {
+                if let Body::GetParameterValuesResponse(r) = body {
+                    if let Some(m) = r
+                        .parameters
+                        .iter()
+                        .find(|p| p.name.ends_with("DeviceInfo.ModelName"))
+                        .map(|p| p.value.trim().to_owned())
+                        .filter(|m| !m.is_empty())
+                    {
+                        if let Some(c) = self.collect.as_mut() {
+                            c.facts.model_name = Some(m.clone());
+                        }
+                        effects.push(Effect::ModelName(m));
+                    }
+                    effects.push(Effect::ParameterValues(r.parameters));
                 }
                 return;
             }
@@ -611,6 +747,158 @@ impl Session {
         effects.push(Effect::Task(task));
     }
 
+    /// Sends an ACS request of the session's own (not a queued task).
+    fn send_own(&mut self, origin: Origin, label: &str, body: Body, effects: Vec<Effect>) -> Step {
+        self.rpcs_sent += 1;
+        self.next_rpc_id += 1;
+        self.in_flight = Some(InFlight {
+            origin,
+            expects: body.response_name(),
+        });
+        let envelope = Envelope::new(
+            self.version,
+            Some(format!("{label}-{}", self.next_rpc_id)),
+            body,
+        );
+        Step {
+            reply: Reply::Envelope(envelope),
+            effects,
+        }
+    }
+
+    fn root(&self) -> String {
+        self.tree
+            .as_deref()
+            .and_then(DataModelTree::root)
+            .map(str::to_owned)
+            .or_else(|| self.collect.as_ref().map(|c| c.facts.root.clone()))
+            .unwrap_or_default()
+    }
+
+    /// A GetParameterNames answer for a learner: the whole tree for a
+    /// discovery, else the subtree replaces what was known under `path`.
+    fn learned(
+        &mut self,
+        learner: Learner,
+        path: &str,
+        names: Vec<ParameterInfo>,
+        effects: &mut Vec<Effect>,
+    ) {
+        let names: Vec<(String, bool)> = names.into_iter().map(|p| (p.name, p.writable)).collect();
+        let changed_stable = match (learner, self.tree.as_mut()) {
+            (Learner::Discovery, _) | (_, None) => {
+                self.tree = Some(Arc::new(DataModelTree::from_names(names)));
+                self.tree_fresh = learner == Learner::Discovery;
+                true
+            }
+            (_, Some(tree)) => {
+                let before: Vec<(String, bool)> = stable_under(tree, path);
+                Arc::make_mut(tree).replace_subtree(path, names);
+                before != stable_under(tree, path)
+            }
+        };
+        if let Some(tree) = &self.tree {
+            if changed_stable || learner != Learner::Collector {
+                effects.push(Effect::DataModel(tree.clone()));
+            }
+        }
+        if learner == Learner::Discovery {
+            if let Some(l) = self.learning.as_mut() {
+                l.queue.clear();
+                l.fallback.clear();
+            }
+        }
+    }
+
+    /// A refused GetParameterNames: a discovery tries its fallback path; a
+    /// subtree that no longer exists is forgotten.
+    fn learn_failed(
+        &mut self,
+        learner: Learner,
+        path: &str,
+        fault: &Fault,
+        effects: &mut Vec<Effect>,
+    ) {
+        match learner {
+            Learner::Discovery => {
+                if let Some(l) = self.learning.as_mut() {
+                    if let Some(next) = l.fallback.pop_front() {
+                        l.queue.push_back(next);
+                        return;
+                    }
+                }
+                effects.push(Effect::Fault {
+                    source: "cpe",
+                    code: fault.code,
+                    message: format!("data model discovery failed: {fault}"),
+                    rpc: Some("GetParameterNames".into()),
+                    task_id: None,
+                });
+            }
+            Learner::Flow | Learner::Collector => {
+                let root = self.root();
+                if let Some(tree) = self.tree.as_mut() {
+                    if fault.code == 9005 && path.len() > root.len() {
+                        Arc::make_mut(tree).replace_subtree(path, Vec::new());
+                        effects.push(Effect::DataModel(tree.clone()));
+                    }
+                }
+            }
+        }
+    }
+
+    /// The next step of the provisioning run, if it has one to take now.
+    fn flow_next(&mut self, effects: &mut Vec<Effect>) -> Option<FlowStep> {
+        let flow = self.flow.as_mut()?;
+        if !self.flow_started {
+            self.flow_started = true;
+            self.flow_step = Some(flow.begin(self.tree.as_deref()));
+        }
+        match self.flow_step.take() {
+            Some(FlowStep::Finished(outcome)) => {
+                self.targets = flow.targets().cloned();
+                if let Some(c) = self.collect.as_mut() {
+                    let root = c.facts.root.clone();
+                    if let Some(m) = flow
+                        .values()
+                        .get(&format!("{root}DeviceInfo.ModelName"))
+                        .filter(|m| !m.trim().is_empty())
+                    {
+                        c.facts.model_name = Some(m.clone());
+                    }
+                }
+                self.flow = None;
+                effects.push(Effect::Provisioning(outcome));
+                None
+            }
+            other => other,
+        }
+    }
+
+    /// The collector of this session, created when its turn comes (after
+    /// provisioning, which may have worked out the effective profile).
+    fn collector(&mut self) -> Option<&mut Collector> {
+        if self.collector.is_none() {
+            let plan = self.collect.take()?;
+            let profile = match self.targets.take() {
+                Some(t) => t,
+                None => {
+                    let tree = self.tree.as_deref()?;
+                    let root = tree.root().unwrap_or(plan.facts.root.as_str()).to_owned();
+                    let family = plan.facts.family(&plan.profiles).cloned();
+                    targets::effective(tree, &Values::new(), family.as_ref(), &root)
+                }
+            };
+            let paths = crate::topology::collect_paths(&profile);
+            self.collector = Some(Collector::new(
+                paths,
+                profile.partial_paths,
+                self.tree_fresh,
+            ));
+        }
+        self.collector.as_mut()
+    }
+
     /// Sends the next queued request, or ends the session.
     fn next_request(&mut self, mut effects: Vec<Effect>, now_ms: u64) -> Step {
         // A response or fault while the CPE still held the turn means it has
@@ -633,23 +921,40 @@ impl Session {
                 effects,
             };
         }
-        match self.flow_step.take() {
+        // Parts of the data model to learn, for whoever asked.
+        if let Some(l) = self.learning.as_mut() {
+            if let Some(path) = l.queue.pop_front() {
+                let learner = l.learner;
+                let body = GetParameterNames {
+                    parameter_path: path.clone(),
+                    next_level: false,
+                }
+                .into();
+                return self.send_own(Origin::Learn(learner, path), "names", body, effects);
+            }
+            let learner = l.learner;
+            self.learning = None;
+            match learner {
+                Learner::Discovery => {
+                    // The model name decides the family profile (quirks).
+                    let name = format!("{}DeviceInfo.ModelName", self.root());
+                    if self.tree.as_deref().is_some_and(|t| t.has_leaf(&name)) {
+                        let body = GetParameterValues { names: vec![name] }.into();
+                        return self.send_own(Origin::ModelName, "model", body, effects);
+                    }
+                }
+                Learner::Flow => {
+                    let tree = self.tree.clone();
+                    if let Some(flow) = self.flow.as_mut() {
+                        self.flow_step = Some(flow.relearned(tree.as_deref()));
+                    }
+                }
+                Learner::Collector => {}
+            }
+        }
+        match self.flow_next(&mut effects) {
             Some(FlowStep::Send(body)) => {
-                self.rpcs_sent += 1;
-                self.next_rpc_id += 1;
-                let envelope = Envelope::new(
-                    self.version,
-                    Some(format!("prov-{}", self.next_rpc_id)),
-                    body.clone(),
-                );
-                self.in_flight = Some(InFlight {
-                    origin: Origin::Provisioning,
-                    expects: body.response_name(),
-                });
-                return Step {
-                    reply: Reply::Envelope(envelope),
-                    effects,
-                };
+                return self.send_own(Origin::Provisioning, "prov", body, effects);
             }
             Some(FlowStep::NeedDesired(req)) => {
                 return Step {
@@ -657,33 +962,38 @@ impl Session {
                     effects,
                 };
             }
-            Some(FlowStep::Finished(outcome)) => {
-                self.flow = None;
-                effects.push(Effect::Provisioning(outcome));
-            }
-            None => {}
-        }
-        if let Some(c) = self.collector.as_mut() {
-            if let Some(body) = c.next_request() {
-                self.rpcs_sent += 1;
-                self.next_rpc_id += 1;
-                self.in_flight = Some(InFlight {
-                    origin: Origin::Collector,
-                    expects: body.response_name(),
+            Some(FlowStep::Relearn(path)) => {
+                self.learning = Some(Learning {
+                    learner: Learner::Flow,
+                    queue: VecDeque::from([path]),
+                    fallback: VecDeque::new(),
                 });
-                let envelope = Envelope::new(
-                    self.version,
-                    Some(format!("hosts-{}", self.next_rpc_id)),
-                    body,
-                );
-                return Step {
-                    reply: Reply::Envelope(envelope),
-                    effects,
-                };
+                return self.next_request(effects, now_ms);
             }
-            if c.is_done() {
-                effects.push(c.outcome());
-                self.collector = None;
+            Some(FlowStep::Finished(_)) | None => {}
+        }
+        if self.flow.is_none() {
+            let tree = self.tree.clone();
+            if let Some(c) = self.collector() {
+                match c.next(tree.as_deref()) {
+                    CollectStep::Send(body) => {
+                        return self.send_own(Origin::Collector, "hosts", body, effects);
+                    }
+                    CollectStep::Learn(groups) => {
+                        self.learning = Some(Learning {
+                            learner: Learner::Collector,
+                            queue: groups.into(),
+                            fallback: VecDeque::new(),
+                        });
+                        return self.next_request(effects, now_ms);
+                    }
+                    CollectStep::Done => {
+                        if c.is_done() {
+                            effects.push(c.outcome());
+                            self.collector = None;
+                        }
+                    }
+                }
             }
         }
         let Some(mut task) = self.queue.pop_front() else {
@@ -715,6 +1025,14 @@ impl Session {
             effects,
         }
     }
+}
+
+/// The stable names under `path` (what the store keeps of that subtree).
+fn stable_under(tree: &DataModelTree, path: &str) -> Vec<(String, bool)> {
+    tree.entries_under(path)
+        .filter(|(n, _)| !crate::provision::datamodel::is_volatile(n))
+        .map(|(n, w)| (n.to_owned(), w))
+        .collect()
 }
 
 /// Transfers and software changes complete asynchronously, reported with

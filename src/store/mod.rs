@@ -27,9 +27,9 @@ mod subtree;
 mod tests;
 
 pub use model::{
-    CachedValue, CpeCredential, DeviceRecord, EventRecord, FaultRecord, MAX_RECENT_EVENTS,
-    NewFault, ProvisionStatus, ProvisioningState, StoredParam, Task, TaskAction, TaskFault,
-    TaskRequest, TaskStatus, Writeback, search_keys,
+    CachedValue, CpeCredential, DataModelInfo, DeviceRecord, EventRecord, FaultRecord,
+    MAX_RECENT_EVENTS, NewFault, ProvisionStatus, ProvisioningState, StoredParam, Task, TaskAction,
+    TaskFault, TaskRequest, TaskStatus, Writeback, search_keys,
 };
 pub use redb_store::RedbStore;
 pub use sled_store::SledStore;
@@ -54,6 +54,28 @@ pub enum StoreError {
     },
     #[error("could not make writes durable: {0}")]
     Sync(String),
+    /// The database's file lock is held: another process (a second
+    /// `serve` on the same data directory) has it open.
+    #[error(
+        "data directory {data_dir} is in use by another gigafibre-acs process (the database lock on {database} is held); stop it or use another ACS_DATA_DIR"
+    )]
+    InUse { data_dir: String, database: String },
+}
+
+impl StoreError {
+    /// [`StoreError::InUse`] for the database at `database`, kept in the
+    /// data directory `data_dir`.
+    fn in_use(data_dir: &std::path::Path, database: &std::path::Path) -> StoreError {
+        let data_dir = if data_dir.as_os_str().is_empty() {
+            std::path::Path::new(".")
+        } else {
+            data_dir
+        };
+        StoreError::InUse {
+            data_dir: data_dir.display().to_string(),
+            database: database.display().to_string(),
+        }
+    }
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
@@ -139,6 +161,11 @@ pub trait Store: Send + Sync + 'static {
     fn put_writeback(&self, w: &Writeback) -> StoreResult<()>;
     fn writebacks(&self, limit: usize) -> StoreResult<Vec<Writeback>>;
     fn delete_writeback(&self, device_id: &str) -> StoreResult<()>;
+
+    /// A record of the data-model catalog (`crate::catalog`), by key.
+    fn data_model(&self, key: &str) -> StoreResult<Option<Vec<u8>>>;
+    /// Writes a record of the data-model catalog (overwrites).
+    fn put_data_model(&self, key: &str, bytes: &[u8]) -> StoreResult<()>;
 
     /// Resolves once every write made before the call is on disk.
     fn sync(&self) -> SyncFuture<'_>;

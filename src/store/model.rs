@@ -53,6 +53,25 @@ pub struct DeviceRecord {
     /// When the host-table collector last finished for this device.
     #[serde(default)]
     pub hosts_collected_ms: Option<u64>,
+    /// The data model the device reported (its names are in the catalog).
+    #[serde(default)]
+    pub data_model: Option<DataModelInfo>,
+}
+
+/// Where a device's discovered data model is, and when it was learned.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DataModelInfo {
+    /// Id of the shared tree of its model and firmware (see `crate::catalog`).
+    pub base: String,
+    /// The device's tree differs from the shared one (a delta is stored).
+    #[serde(default)]
+    pub has_delta: bool,
+    /// Names in the device's stored tree.
+    pub names: u32,
+    /// SoftwareVersion when it was discovered: new firmware, new discovery.
+    #[serde(default)]
+    pub software_version: Option<String>,
+    pub discovered_ms: u64,
 }
 
 /// Where zero-touch provisioning stands for a device.
@@ -193,6 +212,7 @@ impl DeviceRecord {
             root: None,
             provisioning: ProvisioningState::default(),
             hosts_collected_ms: None,
+            data_model: None,
         }
     }
 }

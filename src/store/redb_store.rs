@@ -61,6 +61,8 @@ const TASK_INDEX: Def = TableDefinition::new("task_index");
 const FAULTS: Def = TableDefinition::new("faults");
 const CREDENTIALS: Def = TableDefinition::new("credentials");
 const WRITEBACKS: Def = TableDefinition::new("writebacks");
+/// The data-model catalog's records (`crate::catalog`).
+const DATA_MODELS: Def = TableDefinition::new("data_models");
 /// `token SEP device_id` → nothing: device search.
 const SEARCH: Def = TableDefinition::new("search");
 /// device_id → its indexed tokens (JSON list), to drop stale ones.
@@ -72,7 +74,7 @@ const META: Def = TableDefinition::new("meta");
 const NEXT_ID: &[u8] = b"next_id";
 
 /// The tables that mirror sled's trees, by the same names.
-const SLED_TABLES: [Def; 12] = [
+const SLED_TABLES: [Def; 13] = [
     DEVICES,
     PARAMS,
     WRITABLE,
@@ -85,6 +87,7 @@ const SLED_TABLES: [Def; 12] = [
     SEARCH,
     SEARCH_TOKENS,
     SUBTREES,
+    DATA_MODELS,
 ];
 
 /// redb-backed store.
@@ -272,7 +275,12 @@ impl RedbStore {
         let repaired = Arc::new(AtomicBool::new(false));
         let db = builder(cache_bytes, Some(repaired.clone()))
             .create(path)
-            .map_err(|e| StoreError::Backend(format!("opening {}: {e}", path.display())))?;
+            .map_err(|e| match e {
+                redb::DatabaseError::DatabaseAlreadyOpen => {
+                    StoreError::in_use(path.parent().unwrap_or(path), path)
+                }
+                e => StoreError::Backend(format!("opening {}: {e}", path.display())),
+            })?;
         let store = RedbStore {
             db: Arc::new(db),
             path: path.to_owned(),
@@ -823,6 +831,18 @@ impl Store for RedbStore {
         })
     }
 
+    fn data_model(&self, key: &str) -> StoreResult<Option<Vec<u8>>> {
+        let t = self.read()?.open_table(DATA_MODELS)?;
+        Ok(t.get(key.as_bytes())?.map(|v| v.value().to_vec()))
+    }
+
+    fn put_data_model(&self, key: &str, bytes: &[u8]) -> StoreResult<()> {
+        self.write(|txn| {
+            txn.open_table(DATA_MODELS)?.insert(key.as_bytes(), bytes)?;
+            Ok(())
+        })
+    }
+
     fn sync(&self) -> SyncFuture<'_> {
         Box::pin(async move {
             let d = &self.durability;
@@ -864,6 +884,9 @@ fn migrate(sled_dir: &Path, file: &Path, cache_bytes: u64) -> StoreResult<()> {
     let started = Instant::now();
     let dir = file.parent().unwrap_or(Path::new("."));
     let tmp = file.with_extension("redb.tmp");
+    // sled's lock first: while another process holds it (running on sled,
+    // or migrating), its temp file is not ours to remove.
+    let sled = SledStore::open(sled_dir, cache_bytes)?;
     match std::fs::remove_file(&tmp) {
         Ok(()) => info!(path = %tmp.display(), "removed an interrupted migration"),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -874,7 +897,6 @@ fn migrate(sled_dir: &Path, file: &Path, cache_bytes: u64) -> StoreResult<()> {
         to = %file.display(),
         "migrating the sled store to redb"
     );
-    let sled = SledStore::open(sled_dir, cache_bytes)?;
     let db = builder(cache_bytes, None)
         .create(&tmp)
         .map_err(|e| StoreError::Backend(format!("creating {}: {e}", tmp.display())))?;

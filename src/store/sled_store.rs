@@ -27,6 +27,8 @@ pub struct SledStore {
     inform_values: sled::Tree,
     /// `device_id SEP prefix` → a table read in full (see [`super::subtree`]).
     subtrees: sled::Tree,
+    /// The data-model catalog's records (`crate::catalog`).
+    data_models: sled::Tree,
     tasks: sled::Tree,
     task_index: sled::Tree,
     faults: sled::Tree,
@@ -54,6 +56,19 @@ impl From<sled::Error> for StoreError {
     }
 }
 
+/// Whether opening failed on sled's exclusive file lock (another process
+/// has the database open): sled 0.34 reports it as an `Other` I/O error
+/// "could not acquire lock on …: Os { …, kind: WouldBlock, … }".
+fn lock_held(e: &sled::Error) -> bool {
+    match e {
+        sled::Error::Io(io) => {
+            io.kind() == std::io::ErrorKind::WouldBlock
+                || io.to_string().starts_with("could not acquire lock on")
+        }
+        _ => false,
+    }
+}
+
 pub(super) fn search_key(token: &str, device_id: &str) -> Vec<u8> {
     let mut k = Vec::with_capacity(token.len() + 1 + device_id.len());
     k.extend(token.bytes().filter(|b| *b != SEP));
@@ -78,7 +93,18 @@ impl SledStore {
             .cache_capacity(cache_bytes)
             .flush_every_ms(Some(1000))
             .open()
-            .map_err(|e| StoreError::Backend(format!("opening {}: {e}", dir.display())))?;
+            .map_err(|e| {
+                if lock_held(&e) {
+                    // The server keeps sled in `<data_dir>/db`.
+                    let data_dir = match (dir.parent(), dir.file_name()) {
+                        (Some(parent), Some(name)) if name == "db" => parent,
+                        _ => dir,
+                    };
+                    StoreError::in_use(data_dir, dir)
+                } else {
+                    StoreError::Backend(format!("opening {}: {e}", dir.display()))
+                }
+            })?;
         let durability = Durability {
             written: AtomicU64::new(0),
             durable: AtomicU64::new(0),
@@ -97,6 +123,7 @@ impl SledStore {
             search: db.open_tree("search")?,
             search_tokens: db.open_tree("search_tokens")?,
             subtrees: db.open_tree("subtrees")?,
+            data_models: db.open_tree("data_models")?,
             db,
             durability,
         }
@@ -150,7 +177,7 @@ impl SledStore {
     }
 
     /// Every tree by name, for the migration to redb (one table each).
-    pub(super) fn trees(&self) -> [(&'static str, &sled::Tree); 12] {
+    pub(super) fn trees(&self) -> [(&'static str, &sled::Tree); 13] {
         [
             ("devices", &self.devices),
             ("params", &self.params),
@@ -164,6 +191,7 @@ impl SledStore {
             ("search", &self.search),
             ("search_tokens", &self.search_tokens),
             ("subtrees", &self.subtrees),
+            ("data_models", &self.data_models),
         ]
     }
 
@@ -528,6 +556,16 @@ impl Store for SledStore {
 
     fn delete_writeback(&self, device_id: &str) -> StoreResult<()> {
         self.writebacks.remove(device_id.as_bytes())?;
+        self.wrote();
+        Ok(())
+    }
+
+    fn data_model(&self, key: &str) -> StoreResult<Option<Vec<u8>>> {
+        Ok(self.data_models.get(key.as_bytes())?.map(|v| v.to_vec()))
+    }
+
+    fn put_data_model(&self, key: &str, bytes: &[u8]) -> StoreResult<()> {
+        self.data_models.insert(key.as_bytes(), bytes)?;
         self.wrote();
         Ok(())
     }

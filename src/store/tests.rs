@@ -765,3 +765,74 @@ async fn a_new_data_directory_starts_empty_without_migration() {
     assert!(!dir.path().join("db").exists());
     assert!(!dir.path().join("db.migrated").exists());
 }
+
+/// The error of an open that must fail.
+fn open_error<T>(r: StoreResult<T>) -> StoreError {
+    match r {
+        Ok(_) => panic!("the second open succeeded"),
+        Err(e) => e,
+    }
+}
+
+#[test]
+fn a_second_open_of_the_data_directory_says_another_process_holds_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().join("data");
+    let shown = data_dir.display().to_string();
+    let expect_in_use = |e: StoreError, backend: &str| {
+        let text = e.to_string();
+        assert!(matches!(e, StoreError::InUse { .. }), "{backend}: {e:?}");
+        assert!(
+            text.starts_with(&format!(
+                "data directory {shown} is in use by another gigafibre-acs process"
+            )),
+            "{backend}: {text}"
+        );
+        assert!(text.contains("ACS_DATA_DIR"), "{backend}: {text}");
+        assert!(!text.contains("WouldBlock"), "{backend}: {text}");
+    };
+
+    // sled, in `<data_dir>/db` as the server opens it.
+    let first = SledStore::open(&sled_dir(&data_dir), 1 << 20).unwrap();
+    expect_in_use(
+        open_error(SledStore::open(&sled_dir(&data_dir), 1 << 20)),
+        "sled",
+    );
+    // redb on a data directory whose sled store is held: the migration
+    // waits for sled's lock, and leaves the other process's files alone.
+    let tmp = data_dir.join("store.redb.tmp");
+    std::fs::write(&tmp, b"the other process's migration").unwrap();
+    expect_in_use(
+        open_error(RedbStore::open(&data_dir, 1 << 20)),
+        "redb migrating",
+    );
+    assert!(tmp.exists());
+    assert!(!data_dir.join("store.redb").exists());
+    drop(first);
+    std::fs::remove_dir_all(&data_dir).unwrap();
+    std::fs::create_dir(&data_dir).unwrap();
+
+    // redb, `<data_dir>/store.redb`.
+    let first = RedbStore::open(&data_dir, 1 << 20).unwrap();
+    expect_in_use(open_error(RedbStore::open(&data_dir, 1 << 20)), "redb");
+    drop(first);
+    // Released with the store.
+    RedbStore::open(&data_dir, 1 << 20).unwrap();
+}
+
+#[test]
+fn other_open_errors_are_reported_as_before() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, b"not a directory").unwrap();
+    for (backend, e) in [
+        (
+            "sled",
+            open_error(SledStore::open(&file.join("db"), 1 << 20)),
+        ),
+        ("redb", open_error(RedbStore::open(&file, 1 << 20))),
+    ] {
+        assert!(matches!(e, StoreError::Backend(_)), "{backend}: {e:?}");
+        assert!(!e.to_string().contains("in use"), "{backend}: {e}");
+    }
+}

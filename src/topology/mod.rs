@@ -56,6 +56,17 @@ mod signal;
 
 #[cfg(test)]
 mod export_tests;
+
+/// The fixed-path generic profiles of earlier versions (test fixtures).
+#[cfg(test)]
+pub(crate) fn test_generic(name: &str) -> crate::provision::profile::Profile {
+    let text = match name {
+        "generic-tr181" => include_str!("testdata/generic-tr181.toml"),
+        "generic-tr098" => include_str!("testdata/generic-tr098.toml"),
+        other => panic!("no test profile {other}"),
+    };
+    crate::provision::profile::Profiles::parse(name, text).expect("test profile")
+}
 #[cfg(test)]
 mod prop_tests;
 

@@ -34,8 +34,14 @@ use super::{OntDiagnostics, Optical, Params, WanAddress};
 /// Text that is not a number → `None`.
 pub fn optical_dbm(raw: &str, unit: PowerUnit) -> Option<f64> {
     let v = parse_number(raw)?;
+    let unit = match unit {
+        // An unknown vendor field: a sign or a decimal point says dBm.
+        PowerUnit::Auto if raw.contains(['.', '-']) => PowerUnit::Dbm,
+        PowerUnit::Auto => PowerUnit::TenthMicrowatt,
+        u => u,
+    };
     let dbm = match unit {
-        PowerUnit::TenthMicrowatt => {
+        PowerUnit::TenthMicrowatt | PowerUnit::Auto => {
             if v <= 0.0 {
                 return None;
             }
@@ -59,6 +65,7 @@ fn unit_label(unit: PowerUnit) -> &'static str {
         PowerUnit::ThousandthDbm => "0.001dBm",
         PowerUnit::TenthDbm => "0.1dBm",
         PowerUnit::Dbm => "dBm",
+        PowerUnit::Auto => "auto",
     }
 }
 
@@ -67,26 +74,61 @@ fn unit_label(unit: PowerUnit) -> &'static str {
 pub fn diagnostics(params: &Params, profile: &Profile) -> OntDiagnostics {
     let (wan_ipv4, wan_ipv6) = wan_addresses(params, profile);
     OntDiagnostics {
-        optical: profile.optical.as_ref().and_then(|o| optical(params, o)),
+        optical: optical(params, &profile.optical),
         wan_ipv4,
         wan_ipv6,
     }
 }
 
-fn optical(p: &Params, o: &OpticalPaths) -> Option<Optical> {
-    let rx_raw = text(p, &o.rx_power).map(str::to_owned);
-    let tx_raw = text(p, &o.tx_power).map(str::to_owned);
-    if rx_raw.is_none() && tx_raw.is_none() {
-        return None;
-    }
+/// A raw reading that is exactly zero.
+fn is_zero(raw: Option<&str>) -> bool {
+    raw.and_then(parse_number) == Some(0.0)
+}
+
+/// The optical readings: the first pair whose receive power is a non-zero
+/// number (TP-Link leaves the standard fields at 0 and reports in vendor
+/// ones). A value of exactly 0 while another field holds a reading, or
+/// with the link down, is no reading, never 0.0 dBm.
+fn optical(p: &Params, candidates: &[OpticalPaths]) -> Option<Optical> {
+    let read: Vec<(&OpticalPaths, Option<&str>, Option<&str>)> = candidates
+        .iter()
+        .map(|o| (o, text(p, &o.rx_power), text(p, &o.tx_power)))
+        .filter(|(_, rx, tx)| rx.is_some() || tx.is_some())
+        .collect();
+    let some_reading = read
+        .iter()
+        .flat_map(|(_, rx, tx)| [*rx, *tx])
+        .any(|v| v.and_then(parse_number).is_some_and(|n| n != 0.0));
+    let (o, rx_raw, tx_raw) = read
+        .iter()
+        .find(|(_, rx, _)| rx.and_then(parse_number).is_some_and(|n| n != 0.0))
+        .or_else(|| read.first())
+        .copied()?;
+    let status = link_status(p, &o.rx_power).or_else(|| link_status(p, &o.tx_power));
+    let down = status.as_deref().is_some_and(link_down);
+    let dbm = |raw: Option<&str>| {
+        if is_zero(raw) && (down || some_reading) {
+            return None;
+        }
+        raw.and_then(|r| optical_dbm(r, o.unit))
+    };
     Some(Optical {
-        rx_dbm: rx_raw.as_deref().and_then(|r| optical_dbm(r, o.unit)),
-        tx_dbm: tx_raw.as_deref().and_then(|r| optical_dbm(r, o.unit)),
-        rx_raw,
-        tx_raw,
+        rx_dbm: dbm(rx_raw),
+        tx_dbm: dbm(tx_raw),
+        rx_raw: rx_raw.map(str::to_owned),
+        tx_raw: tx_raw.map(str::to_owned),
         unit: unit_label(o.unit).to_owned(),
-        status: link_status(p, &o.rx_power).or_else(|| link_status(p, &o.tx_power)),
+        status,
     })
+}
+
+/// A link status that says the fibre link is not up.
+fn link_down(status: &str) -> bool {
+    let s = status.trim().to_ascii_lowercase();
+    matches!(
+        s.as_str(),
+        "down" | "lowerlayerdown" | "notpresent" | "error" | "disabled" | "nosignal" | "los"
+    ) || crate::cwmp::parse_bool(&s) == Some(false)
 }
 
 /// `Status` of the object holding `reading` or the one above it; a word
@@ -270,7 +312,7 @@ mod tests {
         let deco = profiles.get("tplink-deco").unwrap();
         assert_eq!(diagnostics(&p, deco).optical, None);
         // Generic TR-181: 0.001 dBm.
-        let generic = profiles.get("generic-tr181").unwrap();
+        let generic = &crate::topology::test_generic("generic-tr181");
         let p = params(&[
             (&*format!("{g}OpticalSignalLevel"), "-19210"),
             (&*format!("{g}TransmitOpticalLevel"), "2100"),
@@ -373,8 +415,7 @@ mod tests {
 
     #[test]
     fn lan_bridge_found_through_lower_layers() {
-        let profiles = Profiles::load(None).unwrap();
-        let generic = profiles.get("generic-tr181").unwrap();
+        let generic = &crate::topology::test_generic("generic-tr181");
         let p = params(&[
             (
                 "Device.IP.Interface.1.LowerLayers",

@@ -206,12 +206,16 @@ impl DataModel {
             return Err(9007);
         }
         let leaf = pv.name.rsplit('.').next().unwrap_or("");
-        // WPA passphrases are 8–63 characters, SSIDs 1–32 bytes.
+        // WPA passphrases are 8–63 characters, SSIDs 1–32 bytes, a
+        // pre-shared key 64 hex digits (a passphrase there is refused).
         if leaf == "KeyPassphrase" || leaf == "SAEPassphrase" || leaf == "X_TP_PreSharedKey" {
             let n = v.chars().count();
             if !(8..=63).contains(&n) {
                 return Err(9007);
             }
+        }
+        if leaf == "PreSharedKey" && !(v.len() == 64 && v.bytes().all(|b| b.is_ascii_hexdigit())) {
+            return Err(9007);
         }
         if leaf == "SSID" && (v.is_empty() || v.len() > 32) {
             return Err(9007);
@@ -460,15 +464,17 @@ impl DataModel {
         Ok(DeleteObjectResponse { status: 0 })
     }
 
-    /// Parameters every Inform carries (TR-069 Inform requirements and the
-    /// DeviceSummary of the root's data model), where the model has them.
+    /// Parameters every Inform carries: the forced inform parameters of the
+    /// root data model (TR-098 / TR-181 "Inform Parameters" tables, TR-069
+    /// 3.7.1.5) that the model has, and those with active notification.
+    /// Nothing else: real CPEs send no `ModelName`, so neither does this.
     pub fn inform_parameters(&self) -> Vec<ParameterValue> {
         let root = self.root();
         let mut names: Vec<String> = [
+            "DeviceInfo.SpecVersion",
             "DeviceInfo.HardwareVersion",
             "DeviceInfo.SoftwareVersion",
             "DeviceInfo.ProvisioningCode",
-            "DeviceInfo.ModelName",
             "ManagementServer.ConnectionRequestURL",
             "ManagementServer.ParameterKey",
         ]
@@ -477,8 +483,18 @@ impl DataModel {
         .collect();
         if root == "Device." {
             names.push("Device.RootDataModelVersion".into());
+            names.push("Device.ManagementServer.AliasBasedAddressing".into());
         } else {
             names.push("InternetGatewayDevice.DeviceSummary".into());
+            // The default connection's external address: the first WAN
+            // connection that has one.
+            if let Some(wan) = self.params.keys().find(|k| {
+                k.starts_with("InternetGatewayDevice.WANDevice.")
+                    && (k.contains(".WANIPConnection.") || k.contains(".WANPPPConnection."))
+                    && k.ends_with(".ExternalIPAddress")
+            }) {
+                names.push(wan.clone());
+            }
         }
         // Active-notification parameters are always reported (TR-069 3.7.1.5).
         names.extend(
@@ -683,6 +699,10 @@ mod tests {
             "active notification is reported"
         );
         assert!(inform.contains(&"Device.DeviceInfo.SoftwareVersion".to_owned()));
+        assert!(
+            !inform.iter().any(|n| n.ends_with("ModelName")),
+            "no CPE sends ModelName unasked"
+        );
         assert_eq!(m.set_local("Device.WiFi.SSID.1.SSID", "Changed"), Some(2));
         assert_eq!(m.set_local("Device.WiFi.SSID.1.SSID", "Changed"), None);
     }

@@ -65,7 +65,24 @@ struct Saved {
     pending: Vec<EventStruct>,
     transfer_complete: Option<TransferComplete>,
     model: Option<DataModel>,
+    /// The last sessions, for tests and people to look at.
+    #[serde(default)]
+    log: Vec<SessionLog>,
 }
+
+/// One session as the device saw it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionLog {
+    /// Event codes of its Inform.
+    pub events: Vec<String>,
+    /// The ACS's requests, in order.
+    pub methods: Vec<String>,
+    /// CWMP fault codes the device answered with.
+    pub faults: Vec<u32>,
+}
+
+/// Sessions kept in the log.
+const LOG_SESSIONS: usize = 32;
 
 pub struct Device {
     pub device_id: DeviceIdStruct,
@@ -80,6 +97,8 @@ pub struct Device {
     state_file: Option<PathBuf>,
     /// Sessions that got an InformResponse.
     pub sessions: u64,
+    /// The last sessions (saved with the state).
+    pub log: Vec<SessionLog>,
 }
 
 /// Methods this CPE supports (answer to GetRPCMethods).
@@ -144,6 +163,7 @@ impl Device {
             retry_count: 0,
             state_file,
             sessions: 0,
+            log: saved.as_ref().map(|s| s.log.clone()).unwrap_or_default(),
         };
         match saved {
             Some(s) => {
@@ -215,6 +235,17 @@ impl Device {
         self.sessions += 1;
     }
 
+    /// Records a finished session in the log of a device that keeps a
+    /// state file (fleets of thousands without one keep no log).
+    pub fn record_session(&mut self, entry: SessionLog) {
+        if self.state_file.is_none() {
+            return;
+        }
+        self.log.push(entry);
+        let excess = self.log.len().saturating_sub(LOG_SESSIONS);
+        self.log.drain(..excess);
+    }
+
     /// The session failed before the InformResponse: events stay queued.
     pub fn session_failed(&mut self) {
         self.retry_count = self.retry_count.saturating_add(1);
@@ -274,6 +305,15 @@ impl Device {
                 .model
                 .get_names(&r.parameter_path, r.next_level)
                 .map(Into::into),
+            Body::GetParameterValues(r)
+                if self.quirks.no_partial_paths
+                    && r.names.iter().any(|n| n.is_empty() || n.ends_with('.')) =>
+            {
+                Err(crate::datamodel::cpe_fault(
+                    9005,
+                    "partial paths are not supported",
+                ))
+            }
             Body::GetParameterValues(r) => self.model.get_values(&r.names).map(|r| {
                 let mut b: Body = r.into();
                 self.quirks.apply_values(&mut b);
@@ -490,6 +530,7 @@ impl Device {
             model: (self.model.params != self.factory.params
                 || self.model.objects != self.factory.objects)
                 .then(|| self.model.clone()),
+            log: self.log.clone(),
         };
         let json = serde_json::to_vec(&saved).map_err(|e| e.to_string())?;
         let tmp = path.with_extension("tmp");

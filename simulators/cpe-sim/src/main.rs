@@ -121,6 +121,9 @@ struct Common {
     /// Never send the session cookie back.
     #[arg(long)]
     no_cookies: bool,
+    /// Refuse partial paths in GetParameterValues (9005), as some firmware does.
+    #[arg(long)]
+    no_partial_paths: bool,
 }
 
 #[derive(Args)]
@@ -342,6 +345,7 @@ impl Common {
             no_xml_declaration: self.no_xml_declaration,
             wrong_array_counts: self.wrong_array_counts,
             send_cookies: !self.no_cookies,
+            no_partial_paths: self.no_partial_paths,
         })
     }
 }
@@ -429,6 +433,17 @@ async fn run_one(args: RunArgs) -> Result<ExitCode, String> {
     if template.name == "deco" {
         mesh::generate(&mut shared, args.satellites, args.clients);
     }
+    // Whatever the model file says, this device is reached at its own
+    // listener and talks to the ACS it was given (a real export holds the
+    // addresses of the unit it was taken from).
+    device::set_management(
+        &mut shared,
+        "ConnectionRequestURL",
+        "{{CR_URL}}",
+        ValueType::String,
+        false,
+    );
+    device::set_management(&mut shared, "URL", "{{ACS_URL}}", ValueType::String, true);
     // The flags are the factory values of the model's connection-request
     // credentials: the ACS may change them later (and a factory reset
     // restores them), exactly as on a real CPE.

@@ -23,12 +23,46 @@ pub const BUILTIN: &[(&str, &str, &str)] = &[
         "Raisecom HT803G-WS2 GPON ONT (TR-098, RCMG serial, TR-104 v1 SIP)",
         include_str!("../../models/rcmg-ont.csv"),
     ),
+    (
+        "hgw-ont",
+        "Huawei HG8245Q2-style GPON ONT (TR-098, hex GPON serial as SerialNumber, TR-104 v1 SIP, 2 lines)",
+        include_str!("../../models/hgw-tr098-voice-ont.csv"),
+    ),
+    (
+        "router-5g-first",
+        "ZTE-style router (TR-098, 5 GHz on WLANConfiguration.1, guest SSIDs, no voice)",
+        include_str!("../../models/tr098-router-5g-first.csv"),
+    ),
+    (
+        "tr181-link-mac",
+        "Tri-band router (TR-181, MAC only on Ethernet.Link, shuffled WiFi instances, TR-104 v2 SIP)",
+        include_str!("../../models/tr181-router-link-mac.csv"),
+    ),
+    (
+        "psk-only",
+        "Router (TR-098, WiFi secret only as 64-hex PreSharedKey.1.PreSharedKey, no voice)",
+        include_str!("../../models/tr098-psk-only.csv"),
+    ),
+];
+
+/// First path segments of GenieACS bookkeeping rows in a full export: not
+/// CPE parameters, skipped on load (as GenieACS and genieacs-sim do).
+const BOOKKEEPING: &[&str] = &[
+    "DeviceID",
+    "Events",
+    "Tags",
+    "Downloads",
+    "VirtualParameters",
+    "Reboot",
+    "FactoryReset",
 ];
 
 #[derive(Debug, Error)]
 #[non_exhaustive]
 pub enum ModelError {
-    #[error("unknown model `{0}` (built in: deco, tplg-ont, rcmg-ont)")]
+    #[error(
+        "unknown model `{0}` (built in: deco, tplg-ont, rcmg-ont, hgw-ont, router-5g-first, tr181-link-mac, psk-only)"
+    )]
     Unknown(String),
     #[error("model file {file}: {reason}")]
     File { file: String, reason: String },
@@ -190,6 +224,10 @@ impl ModelTemplate {
             let path = get(c_param).trim().trim_end_matches('.').to_owned();
             if path.is_empty() {
                 return Err(err(line, "empty Parameter".into()));
+            }
+            let first = path.split('.').next().unwrap_or("");
+            if BOOKKEEPING.contains(&first) {
+                continue;
             }
             if path.contains(|c: char| c.is_whitespace() || c == '"' || c == '<' || c == '&')
                 || path.contains("..")
@@ -411,6 +449,67 @@ Device.Ethernet.Interface.1.MACAddress,false,t,false,t,\"{{MAC}}\",xsd:string,t,
             ModelTemplate::builtin("toaster"),
             Err(ModelError::Unknown(_))
         ));
+    }
+
+    #[test]
+    fn full_genieacs_export_skips_bookkeeping_rows() {
+        let file = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../tests/data/device-models/tplink-ex220-tr181-mesh.csv");
+        let t = ModelTemplate::from_file(&file).unwrap();
+        let m = t.instantiate(&id());
+        assert_eq!(
+            m.get("Device.WiFi.SSID.3.SSID").as_deref(),
+            Some("TP-Link_9E1E_5G")
+        );
+        assert!(
+            m.params
+                .keys()
+                .all(|k| k.starts_with("Device.") && !k.starts_with("DeviceID.")),
+            "DeviceID.* and Events.* rows are skipped"
+        );
+        let text = "Parameter,Object,Writable,Value,Value type\n\
+DeviceID.SerialNumber,false,false,\"SN\",xsd:string\n\
+Events.Inform,false,false,\"2023-05-25T21:06:45.524Z\",xsd:dateTime\n\
+Tags.lab,false,true,\"true\",xsd:boolean\n\
+InternetGatewayDevice.DeviceInfo.SerialNumber,false,false,\"SN\",xsd:string\n";
+        let m = ModelTemplate::parse("x", text).unwrap().tree();
+        assert_eq!(m.params.len(), 1);
+    }
+
+    #[test]
+    fn hand_built_models_keep_their_quirks() {
+        let load = |n: &str| ModelTemplate::builtin(n).unwrap().instantiate(&id());
+        let hgw = load("hgw-ont");
+        let di = "InternetGatewayDevice.DeviceInfo.";
+        assert_eq!(
+            hgw.get(&format!("{di}SerialNumber")).as_deref(),
+            Some(id().gpon_sn_hex().as_str())
+        );
+        assert_eq!(
+            hgw.get(&format!("{di}X_HW_SerialNumber")).as_deref(),
+            Some("TPLGB4FB2AC8")
+        );
+        let psk = load("psk-only");
+        assert!(!psk.params.keys().any(|k| k.contains("KeyPassphrase")));
+        let p = &psk.params["InternetGatewayDevice.LANDevice.1.WLANConfiguration.2.PreSharedKey.1.PreSharedKey"];
+        assert!(p.writable);
+        let r5 = load("router-5g-first");
+        assert!(
+            !r5.params.contains_key(
+                "InternetGatewayDevice.LANDevice.1.WLANConfiguration.1.KeyPassphrase"
+            )
+        );
+        let link = load("tr181-link-mac");
+        assert!(
+            !link
+                .params
+                .keys()
+                .any(|k| k.starts_with("Device.Ethernet.Interface.") && k.ends_with(".MACAddress"))
+        );
+        assert_eq!(
+            link.get("Device.Ethernet.Link.1.MACAddress").as_deref(),
+            Some("1C:61:B4:00:00:01")
+        );
     }
 
     #[test]

@@ -25,6 +25,9 @@ pub struct Quirks {
     pub wrong_array_counts: bool,
     /// Send the session cookie back (some CPEs do not).
     pub send_cookies: bool,
+    /// Refuse partial paths (`Device.Hosts.`) in GetParameterValues with
+    /// 9005, as some firmware does (genieacs-sim cannot answer them).
+    pub no_partial_paths: bool,
 }
 
 impl Default for Quirks {
@@ -37,6 +40,7 @@ impl Default for Quirks {
             no_xml_declaration: false,
             wrong_array_counts: false,
             send_cookies: true,
+            no_partial_paths: false,
         }
     }
 }
@@ -158,6 +162,7 @@ mod tests {
             no_xml_declaration: true,
             wrong_array_counts: true,
             send_cookies: false,
+            no_partial_paths: true,
         };
         q.apply_values(&mut body);
         let xml =

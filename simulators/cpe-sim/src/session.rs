@@ -9,7 +9,7 @@ use gigafibre_acs::cwmp::{Body, Envelope};
 use http::StatusCode;
 use thiserror::Error;
 
-use crate::device::Device;
+use crate::device::{Device, SessionLog};
 use crate::http::{AcsClient, ClientError};
 
 /// Upper bound on exchanges in one session (a runaway ACS must not keep a
@@ -81,6 +81,10 @@ pub async fn run(dev: &mut Device, client: &mut AcsClient) -> Result<SessionRepo
     client.send_cookies = dev.quirks.send_cookies;
     let inform = dev.inform();
     let version = inform.version;
+    let events: Vec<String> = match &inform.body {
+        Body::Inform(i) => i.events.iter().map(|e| e.event_code.clone()).collect(),
+        _ => Vec::new(),
+    };
     let reply = client
         .post(Bytes::from(dev.quirks.apply_text(inform.encode())))
         .await?;
@@ -120,9 +124,15 @@ pub async fn run(dev: &mut Device, client: &mut AcsClient) -> Result<SessionRepo
     }
 
     let mut methods = Vec::new();
+    let mut faults = Vec::new();
     let mut reply = client.post(Bytes::new()).await?;
     for _ in 0..MAX_EXCHANGES {
         if reply.status == StatusCode::NO_CONTENT {
+            dev.record_session(SessionLog {
+                events: events.clone(),
+                methods: methods.clone(),
+                faults,
+            });
             return Ok(SessionReport {
                 elapsed: started.elapsed(),
                 rpcs: methods.len() as u32,
@@ -138,6 +148,9 @@ pub async fn run(dev: &mut Device, client: &mut AcsClient) -> Result<SessionRepo
         }
         methods.push(request.body.name().to_owned());
         let response = dev.handle(request.body);
+        if let Body::Fault(f) = &response {
+            faults.push(f.code);
+        }
         let env = Envelope::new(version, request.header.id, response);
         reply = client
             .post(Bytes::from(dev.quirks.apply_text(env.encode())))

@@ -770,7 +770,6 @@ fn tr098_host_table() {
 
 #[test]
 fn data_elements_only_mesh() {
-    let profiles = Profiles::load(None).unwrap();
     let d = "Device.WiFi.DataElements.Network.";
     let kv: Vec<(String, &str)> = vec![
         (format!("{d}ControllerID"), "02:00:00:00:00:0A"),
@@ -822,7 +821,7 @@ fn data_elements_only_mesh() {
         (format!("{d}Device.3.ID"), ""),
     ];
     let p: Params = kv.into_iter().map(|(k, v)| (k, v.to_owned())).collect();
-    let t = build(&p, profiles.get("generic-tr181").unwrap());
+    let t = build(&p, &crate::topology::test_generic("generic-tr181"));
     assert_eq!(t.nodes.len(), 2);
     assert_eq!(
         (t.nodes[0].mac.as_str(), t.nodes[0].role),
