@@ -37,8 +37,8 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use gigafibre_acs::cwmp::rpc::{
-    DeviceIdStruct, EventStruct, GetParameterValuesResponse, Inform, SetParameterValues,
-    SetParameterValuesResponse,
+    DeviceIdStruct, EventStruct, GetParameterNamesResponse, GetParameterValuesResponse, Inform,
+    ParameterInfo, SetParameterValues, SetParameterValuesResponse,
 };
 use gigafibre_acs::cwmp::{
     Body, CwmpVersion, Envelope, Fault, ParameterValue, ValueType, is_secret_parameter,
@@ -290,10 +290,10 @@ struct Deco {
     informs: u32,
 }
 
+/// TR-181's forced inform parameters (no ModelName: the ACS asks for it).
 const INFORM_PARAMS: &[&str] = &[
     "Device.DeviceInfo.HardwareVersion",
     "Device.DeviceInfo.SoftwareVersion",
-    "Device.DeviceInfo.ModelName",
     "Device.ManagementServer.ConnectionRequestURL",
     "Device.ManagementServer.ParameterKey",
 ];
@@ -480,6 +480,36 @@ impl Deco {
                     );
                     self.pushes.push(s.clone());
                     SetParameterValuesResponse { status: 0 }.into()
+                }
+            }
+            Body::GetParameterNames(g) => {
+                // Every name and the objects above them; identifiers and the
+                // ParameterKey are read-only, as on the real unit.
+                let mut names: BTreeMap<String, bool> = BTreeMap::new();
+                for n in self.params.keys() {
+                    let read_only = n.starts_with("Device.DeviceInfo.")
+                        || n.ends_with("MACAddress")
+                        || n.ends_with("ParameterKey")
+                        || n.ends_with("ConnectionRequestURL");
+                    names.insert(n.clone(), !read_only);
+                    let mut at = 0;
+                    while let Some(i) = n[at..].find('.') {
+                        at += i + 1;
+                        names.entry(n[..at].to_owned()).or_insert(false);
+                    }
+                }
+                let path = g.parameter_path.as_str();
+                if !path.is_empty() && !names.contains_key(path) {
+                    fault(9005, "Invalid parameter name")
+                } else {
+                    GetParameterNamesResponse {
+                        parameters: names
+                            .into_iter()
+                            .filter(|(n, _)| n.starts_with(path))
+                            .map(|(name, writable)| ParameterInfo { name, writable })
+                            .collect(),
+                    }
+                    .into()
                 }
             }
             other => panic!("{}: unexpected {}", self.serial, other.name()),

@@ -312,6 +312,11 @@ impl Flow {
         &self.ctx.facts.root
     }
 
+    /// The data-model root this run works under.
+    pub fn facts_root(&self) -> &str {
+        self.root()
+    }
+
     fn management(&self, leaf: &str) -> String {
         format!("{}ManagementServer.{leaf}", self.root())
     }

@@ -155,6 +155,14 @@ pub fn apply_effects(
                     store.put_device(&device)?;
                 }
             }
+            Effect::Profile(name) => {
+                if let Some(mut device) = store.device(device_id)? {
+                    if device.provisioning.profile.as_deref() != Some(name.as_str()) {
+                        device.provisioning.profile = Some(name);
+                        store.put_device(&device)?;
+                    }
+                }
+            }
             Effect::ModelName(name) => {
                 if let Some(mut device) = store.device(device_id)? {
                     if device.model_name.as_deref() != Some(name.as_str()) {

@@ -104,6 +104,9 @@ pub enum Effect {
     DataModel(Arc<DataModelTree>),
     /// `DeviceInfo.ModelName` as the device reported it.
     ModelName(String),
+    /// The profile provisioning used (a family profile's name, or
+    /// `generic-tr181` / `generic-tr098`).
+    Profile(String),
     /// TransferComplete / DUStateChangeComplete: completes the task that was
     /// waiting on this command key, if any.
     Completion {
@@ -857,6 +860,18 @@ impl Session {
         match self.flow_step.take() {
             Some(FlowStep::Finished(outcome)) => {
                 self.targets = flow.targets().cloned();
+                if let Some(t) = &self.targets {
+                    effects.push(Effect::Profile(t.name.clone()));
+                }
+                let root = flow.facts_root().to_owned();
+                if let Some(m) = flow
+                    .values()
+                    .get(&format!("{root}DeviceInfo.ModelName"))
+                    .map(|m| m.trim())
+                    .filter(|m| !m.is_empty())
+                {
+                    effects.push(Effect::ModelName(m.to_owned()));
+                }
                 if let Some(c) = self.collect.as_mut() {
                     let root = c.facts.root.clone();
                     if let Some(m) = flow

@@ -122,8 +122,11 @@ pub fn open(
     if !reprovisions.is_empty() {
         device.provisioning.requested = true;
     }
-    let discover = discovery_due(device, inform);
     let prov = policy.provisioning;
+    // Learned when something uses it: provisioning, the collector, or an
+    // Ops refresh of the host table.
+    let uses_model = prov.enabled || policy.hosts_collect || !host_requests.is_empty();
+    let discover = discovery_due(device, inform).filter(|_| uses_model);
     let flow = if prov.enabled {
         flow_for(device, inform, prov, now_ms, new_secret)
     } else {
