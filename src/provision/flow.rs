@@ -118,6 +118,11 @@ pub enum Outcome {
         key: String,
         pushed: usize,
         pending_reboot: bool,
+        /// The device did not keep the ParameterKey sent with the values
+        /// (some firmware ignores it): the values are verified, but secrets
+        /// cannot be told applied and go again at each full run.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        key_ignored: bool,
     },
     /// Check run: ERPNext unchanged since the last run.
     Unchanged,
@@ -503,6 +508,7 @@ impl Flow {
                 key,
                 pushed,
                 pending_reboot,
+                key_ignored: false,
             },
             None => self.after_set.clone().unwrap_or(Outcome::Deferred {
                 reason: "no ERPNext record".into(),
@@ -702,15 +708,19 @@ impl Flow {
                     .into_iter()
                     .map(|p| (p.name, p.value))
                     .collect();
-                let details = plan::verify(&expect, &read);
+                let key_path = self.management("ParameterKey");
+                let key = expect.get(&key_path).cloned().unwrap_or_default();
+                let key_ignored = read.get(&key_path).is_some_and(|k| *k != key);
+                let mut values = expect;
+                values.remove(&key_path);
+                let details = plan::verify(&values, &read);
                 if !details.is_empty() {
                     return self.finish(Outcome::VerifyFailed { details });
                 }
-                let key = expect
-                    .get(&self.management("ParameterKey"))
-                    .cloned()
-                    .unwrap_or_default();
-                let o = self.provisioned(key, pushed, false);
+                let mut o = self.provisioned(key, pushed, false);
+                if let Outcome::Provisioned { key_ignored: k, .. } = &mut o {
+                    *k = key_ignored;
+                }
                 self.finish(o)
             }
             (State::Verifying { expect, pushed }, Body::Fault(f))

@@ -114,6 +114,7 @@ pub fn record(
             key,
             pushed,
             pending_reboot,
+            key_ignored,
         } => {
             let newly = state.status != ProvisionStatus::Provisioned
                 || state.equipment.as_deref() != Some(equipment.as_str());
@@ -122,8 +123,13 @@ pub fn record(
                 state.provisioned_ms = Some(now_ms);
             }
             state.status = ProvisionStatus::Provisioned;
-            state.reason =
-                pending_reboot.then(|| "applied by the device at its next reboot".to_owned());
+            state.reason = if *pending_reboot {
+                Some("applied by the device at its next reboot".to_owned())
+            } else if *key_ignored {
+                Some("the device does not keep the ParameterKey: its secrets are sent again at each full run".to_owned())
+            } else {
+                None
+            };
             state.equipment = Some(equipment.clone());
             state.customer = customer.clone();
             state.mac = identity.mac.clone().or(state.mac.take());
@@ -358,6 +364,7 @@ mod tests {
             key: "gacs-1".into(),
             pushed: 4,
             pending_reboot: false,
+            key_ignored: false,
         };
         assert_eq!(
             record(&mut s, &ok, 5, 60_000).writeback.as_deref(),
@@ -372,6 +379,7 @@ mod tests {
             key: "gacs-1".into(),
             pushed: 0,
             pending_reboot: false,
+            key_ignored: false,
         };
         assert_eq!(record(&mut s, &again, 6, 60_000).writeback, None);
         let c = record(

@@ -405,6 +405,7 @@ mod tests {
             key: "k".into(),
             pushed: 1,
             pending_reboot: false,
+            key_ignored: false,
         };
         let applied = apply_effects(
             &store,
