@@ -49,6 +49,7 @@ keys! {
     "tls_key", "ACS_TLS_KEY", "", false, "PEM private key";
     "session_timeout_s", "ACS_SESSION_TIMEOUT_S", "30", false, "seconds of silence after which a CWMP session is dropped";
     "max_body_bytes", "ACS_MAX_BODY_BYTES", "1048576", false, "largest CWMP request body accepted (after decompression); larger gets 413";
+    "max_names_body_bytes", "ACS_MAX_NAMES_BODY_BYTES", "16777216", false, "largest body accepted where the ACS asked for a data model (GetParameterNamesResponse: a vendor tree may hold 10,000+ names)";
     "max_rpcs_per_session", "ACS_MAX_RPCS_PER_SESSION", "64", false, "queued requests sent in one session at most";
     "max_task_attempts", "ACS_MAX_TASK_ATTEMPTS", "3", false, "sessions a task may go unanswered before it fails";
     "max_sessions", "ACS_MAX_SESSIONS", "50000", false, "concurrent CWMP sessions; beyond, Informs get 503 + Retry-After";
@@ -190,6 +191,8 @@ pub struct Config {
     pub tls: Option<TlsFiles>,
     pub session_timeout: Duration,
     pub max_body_bytes: usize,
+    /// Largest body answering a GetParameterNames (a whole data model).
+    pub max_names_body_bytes: usize,
     pub max_rpcs_per_session: u32,
     pub max_task_attempts: u32,
     pub max_sessions: usize,
@@ -688,6 +691,7 @@ fn parse(values: &BTreeMap<&'static str, (String, Source)>) -> Result<Config, Co
         tls,
         session_timeout: secs("session_timeout_s", 3600)?,
         max_body_bytes: number("max_body_bytes", 1024, 256 << 20)? as usize,
+        max_names_body_bytes: number("max_names_body_bytes", 1024, 256 << 20)? as usize,
         max_rpcs_per_session: number("max_rpcs_per_session", 1, 10_000)? as u32,
         max_task_attempts: number("max_task_attempts", 1, 100)? as u32,
         max_sessions: number("max_sessions", 1, 10_000_000)? as usize,

@@ -924,3 +924,62 @@ fn completed_sessions_report_the_acs_time_they_took() {
     assert!(sample("acs_session_busy_seconds_sum") > 0.0);
     assert_eq!(sample("acs_session_busy_seconds_bucket{le=\"+Inf\"}"), 2.0);
 }
+
+#[test]
+fn a_data_model_bigger_than_the_body_limit_is_accepted_where_it_was_asked_for() {
+    // Hosts collection on: a first contact discovers the data model.
+    let acs = Acs::start(&[("ACS_HOSTS_COLLECT", "on")]);
+    let mut cpe = acs.cpe();
+    let r = cpe.post_str(&inform_xml("SOAP-ENV", "1-0", "1", "BIGTREE", &["1 BOOT"]));
+    assert_eq!(r.status, 200);
+    let r = cpe.empty();
+    assert!(
+        r.text().contains("GetParameterNames"),
+        "first contact: discovery, got {}",
+        r.text()
+    );
+    assert!(r.text().contains("<ParameterPath>Device.</ParameterPath>"));
+    // 14,000 names: ~1.6 MB, over the 1 MiB limit of other bodies.
+    let mut names = String::from(
+        "<ParameterInfoStruct><Name>Device.</Name><Writable>0</Writable></ParameterInfoStruct>\
+         <ParameterInfoStruct><Name>Device.DeviceInfo.ModelName</Name><Writable>0</Writable></ParameterInfoStruct>",
+    );
+    for i in 0..14_000 {
+        names.push_str(&format!(
+            "<ParameterInfoStruct><Name>Device.X_VENDOR_Table.{i}.SomeLongParameterName</Name><Writable>1</Writable></ParameterInfoStruct>"
+        ));
+    }
+    let body = response_xml(
+        "names",
+        &format!(
+            "<cwmp:GetParameterNamesResponse><ParameterList>{names}</ParameterList></cwmp:GetParameterNamesResponse>"
+        ),
+    );
+    assert!(body.len() > 1 << 20);
+    let r = cpe.post_str(&body);
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(
+        r.text().contains("Device.DeviceInfo.ModelName"),
+        "then the model name: {}",
+        r.text()
+    );
+    // Any other body of the session keeps the ordinary limit (refused on
+    // its announced length, before it is sent).
+    let cookie = cpe.cookie.clone().unwrap();
+    let mut conn = HttpConn::connect(acs.cwmp);
+    conn.stream()
+        .write_all(
+            format!("POST / HTTP/1.1\r\nHost: x\r\nCookie: {cookie}\r\nContent-Length: 2000000\r\nExpect: 100-continue\r\n\r\n")
+                .as_bytes(),
+        )
+        .unwrap();
+    assert_eq!(conn.read_response().status, 413);
+    let (status, dm) = acs.api_get(&format!(
+        "/api/v1/devices/{}/data-model?prefix=Device.X_VENDOR_Table.1&limit=5",
+        device_id("BIGTREE")
+    ));
+    assert_eq!(status, 200, "{dm}");
+    assert_eq!(dm["names"], 14_002);
+    assert_eq!(dm["parameters"].as_array().unwrap().len(), 5);
+    assert!(dm["next_cursor"].is_string());
+}

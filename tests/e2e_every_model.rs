@@ -423,6 +423,20 @@ fn every_model_is_provisioned_from_its_own_data_model() {
     for (i, u) in units.iter().enumerate() {
         check(&acs, &erp, u, i, &mut failures);
     }
+    // One provisioned device per model, however many sessions each had.
+    let metrics = HttpConn::connect(acs.api)
+        .request("GET", "/metrics", &[], b"")
+        .text();
+    let provisioned = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("acs_provisioning_success_total "))
+        .and_then(|v| v.trim().parse::<usize>().ok());
+    if provisioned != Some(units.len()) {
+        failures.push(format!(
+            "acs_provisioning_success_total is {provisioned:?}, not {} (one per device)",
+            units.len()
+        ));
+    }
     assert!(
         failures.is_empty(),
         "{} problems:\n{}\n--- ACS log (tail) ---\n{}",

@@ -68,7 +68,7 @@ pub fn render(acs: &Acs) -> HttpResponse {
     );
     e.counter(
         "acs_provisioning_success_total",
-        "Provisioning runs that ended with the device configured.",
+        "Devices brought to their ERPNext configuration (first provisioning, or a change pushed); check runs that found nothing to change are not counted.",
         get(&m.provisioned),
     );
     if let Some(client) = &acs.provisioning.erp {

@@ -32,7 +32,7 @@ use crate::metrics::Metrics;
 use crate::provision::flow::DesiredOutcome;
 use crate::server::apply;
 use crate::server::provisioning::random_text;
-use crate::session::{self, Effect, Input, Reply, Session, SessionPolicy};
+use crate::session::{self, Input, Reply, Session, SessionPolicy};
 
 /// Name of the session cookie.
 pub const SESSION_COOKIE: &str = "session";
@@ -178,25 +178,6 @@ async fn handle_request(
     }
     let started = Instant::now();
     let (parts, body) = req.into_parts();
-    let declared = parts
-        .headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok());
-    let cfg = &acs.config;
-    let raw = match read_limited(body, declared, cfg.max_body_bytes, cfg.body_read_timeout).await {
-        Ok(b) => b,
-        Err(e) => return body_error(conn, e),
-    };
-    let encoding = parts
-        .headers
-        .get(header::CONTENT_ENCODING)
-        .and_then(|v| v.to_str().ok());
-    let raw = match decode_content(encoding, raw, cfg.max_body_bytes) {
-        Ok(b) => b,
-        Err(e) => return body_error(conn, e),
-    };
-
     let now = SystemTime::now();
     let now_ms = now_ms(now);
     let live = session_cookie(&parts.headers)
@@ -205,6 +186,30 @@ async fn handle_request(
             conn.session_key()
                 .and_then(|k| acs.sessions.get(&k, now_ms))
         });
+    let declared = parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    let cfg = &acs.config;
+    // A whole data model (the answer to the ACS's GetParameterNames) may
+    // be far bigger than any other body.
+    let limit = match live.as_ref().is_some_and(|l| l.awaits_names()) {
+        true => cfg.max_names_body_bytes.max(cfg.max_body_bytes),
+        false => cfg.max_body_bytes,
+    };
+    let raw = match read_limited(body, declared, limit, cfg.body_read_timeout).await {
+        Ok(b) => b,
+        Err(e) => return body_error(conn, e),
+    };
+    let encoding = parts
+        .headers
+        .get(header::CONTENT_ENCODING)
+        .and_then(|v| v.to_str().ok());
+    let raw = match decode_content(encoding, raw, limit) {
+        Ok(b) => b,
+        Err(e) => return body_error(conn, e),
+    };
 
     if acs.auth.mode() != CpeAuthMode::None && live.is_none() && conn.identity().is_none() {
         let authorization = parts
@@ -513,11 +518,6 @@ async fn continue_session(
     }
     let ends = step.ends_session();
     let m = &acs.metrics;
-    let provisioned = step
-        .effects
-        .iter()
-        .filter(|e| matches!(e, Effect::Provisioning(o) if o.is_success()))
-        .count();
     match apply::apply_effects(
         store,
         &acs.catalog,
@@ -532,6 +532,13 @@ async fn continue_session(
                     return internal_error("making session results durable failed", e);
                 }
             }
+            // Devices brought to their ERPNext configuration (a check run
+            // that found nothing to change is not one).
+            let provisioned = applied
+                .events
+                .iter()
+                .filter(|e| e.kind == EventKind::DeviceProvisioned)
+                .count();
             m.provisioned
                 .fetch_add(provisioned as u64, Ordering::Relaxed);
             count_faults(m, &applied.events);
@@ -544,6 +551,7 @@ async fn continue_session(
     match step.reply {
         Reply::Envelope(env) => {
             debug!(device = %live.device_id, rpc = env.body.name(), "sent");
+            live.set_awaits_names(matches!(env.body, Body::GetParameterNames(_)));
             if !env.body.is_response() {
                 Metrics::inc(&m.rpcs_sent);
             }

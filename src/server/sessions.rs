@@ -1,7 +1,7 @@
 //! Live CWMP sessions: found by cookie (or by connection), one per device.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use ring::rand::{SecureRandom, SystemRandom};
@@ -25,9 +25,22 @@ pub struct LiveSession {
     /// it spent waiting for ERPNext, microseconds (see [`LiveSession::busy`]).
     handling_us: AtomicU64,
     erpnext_us: AtomicU64,
+    /// The ACS's last request was a GetParameterNames: the answer may be a
+    /// whole data model, bigger than other bodies.
+    awaits_names: AtomicBool,
 }
 
 impl LiveSession {
+    /// Whether the CPE's next body answers a GetParameterNames.
+    pub fn awaits_names(&self) -> bool {
+        self.awaits_names.load(Ordering::Relaxed)
+    }
+
+    /// Records what the ACS just asked (see [`LiveSession::awaits_names`]).
+    pub fn set_awaits_names(&self, names: bool) {
+        self.awaits_names.store(names, Ordering::Relaxed);
+    }
+
     /// Adds one request's handling time (reading the body to the answer).
     pub fn add_handling(&self, d: std::time::Duration) {
         self.handling_us
@@ -163,6 +176,7 @@ impl SessionTable {
             timeout_ms,
             handling_us: AtomicU64::new(0),
             erpnext_us: AtomicU64::new(0),
+            awaits_names: AtomicBool::new(false),
         });
         t.by_device.insert(device_id.to_owned(), live.key.clone());
         t.by_key.insert(live.key.clone(), live.clone());
