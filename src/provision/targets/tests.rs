@@ -488,3 +488,82 @@ fn inputs_are_names_the_device_has_and_never_secrets() {
         );
     }
 }
+
+#[test]
+fn tr098_hosts_and_wifi_clients_with_vendor_rssi_and_band() {
+    let (tree, values) = export(include_str!(
+        "../../../simulators/models/hgw-tr098-voice-ont.csv"
+    ));
+    let root = "InternetGatewayDevice.";
+    let p = effective(&tree, &values, None, root);
+    assert_eq!(
+        p.topology.hosts.as_deref(),
+        Some("InternetGatewayDevice.LANDevice.1.Hosts.Host.")
+    );
+    let t = crate::topology::build(&values, &p);
+    let client = |mac: &str| {
+        t.nodes
+            .iter()
+            .flat_map(|n| &n.clients)
+            .find(|c| c.mac == mac)
+            .unwrap_or_else(|| panic!("{mac} not in {t:?}"))
+            .clone()
+    };
+    let phone = client("b8:27:eb:5c:31:0a");
+    assert_eq!(phone.signal_dbm, Some(-52.0));
+    assert_eq!(phone.connection, crate::topology::Connection::Wifi24);
+    assert_eq!(phone.hostname.as_deref(), Some("iPhone-de-Julie"));
+    let cast = client("64:a2:f9:0d:83:12");
+    assert_eq!(cast.signal_dbm, Some(-61.0));
+    assert_eq!(cast.connection, crate::topology::Connection::Wifi5);
+    let desktop = client("f0:9f:c2:71:aa:4e");
+    assert_eq!(desktop.connection, crate::topology::Connection::Ethernet);
+    // Optical power already in dBm, as a decimal string.
+    let o = crate::topology::diagnostics(&values, &p).optical.unwrap();
+    assert_eq!(o.rx_dbm, Some(-19.21));
+}
+
+#[test]
+fn a_zero_standard_reading_is_no_reading_when_a_vendor_field_has_one() {
+    // The XX230v reports 0 in the standard fields; its real values are in
+    // X_TP_GPON_Config (0.1 uW).
+    let (tree, values) = model("tplg");
+    let p = effective(&tree, &values, None, "Device.");
+    let o = crate::topology::diagnostics(&values, &p).optical.unwrap();
+    assert_eq!(o.rx_dbm, Some(-2.5));
+    // Only the standard pair, both 0, the link up: the device says 0.
+    let standard: Vec<OpticalPaths> = p
+        .optical
+        .iter()
+        .filter(|o| o.rx_power.ends_with("OpticalSignalLevel"))
+        .cloned()
+        .collect();
+    let only = Profile {
+        optical: standard.clone(),
+        ..p.clone()
+    };
+    let mut v = values.clone();
+    v.insert(
+        "Device.Optical.Interface.1.OpticalSignalLevel".into(),
+        "0".into(),
+    );
+    v.insert(
+        "Device.Optical.Interface.1.TransmitOpticalLevel".into(),
+        "0".into(),
+    );
+    v.insert("Device.Optical.Interface.1.Status".into(), "Down".into());
+    let o = crate::topology::diagnostics(&v, &only).optical.unwrap();
+    assert_eq!(o.rx_dbm, None, "0 with the link down is no reading");
+    // Both pairs, the vendor one at 0 too but the standard one reading.
+    let mut v = values.clone();
+    v.insert(
+        "Device.Optical.Interface.1.X_TP_GPON_Config.RXPower".into(),
+        "0".into(),
+    );
+    v.insert(
+        "Device.Optical.Interface.1.OpticalSignalLevel".into(),
+        "-21500".into(),
+    );
+    let o = crate::topology::diagnostics(&v, &p).optical.unwrap();
+    assert_eq!(o.rx_dbm, Some(-21.5));
+}
