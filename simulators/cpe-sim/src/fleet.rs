@@ -116,6 +116,10 @@ pub fn fleet_identity(model: &str, prefix: &str, i: u32, acs_url: &str) -> Ident
     let b = i.to_be_bytes();
     let oui: [u8; 3] = match model {
         "rcmg-ont" => [0x00, 0x0e, 0x5e],
+        "hgw-ont" => [0x00, 0xe0, 0xfc],
+        "router-5g-first" => [0xd0, 0x60, 0x8c],
+        "tr181-link-mac" => [0x4c, 0xa1, 0x5e],
+        "psk-only" => [0x0c, 0x7e, 0xa4],
         _ => [0x1c, 0x61, 0xb4],
     };
     // FNV-1a of the prefix, folded to a byte.
@@ -123,7 +127,11 @@ pub fn fleet_identity(model: &str, prefix: &str, i: u32, acs_url: &str) -> Ident
         (h ^ u32::from(c)).wrapping_mul(0x0100_0193)
     });
     let p = (p ^ (p >> 8) ^ (p >> 16) ^ (p >> 24)) as u8;
-    let vendor = if model == "rcmg-ont" { "RCMG" } else { "TPLG" };
+    let vendor = match model {
+        "rcmg-ont" => "RCMG",
+        "hgw-ont" => "HWTC",
+        _ => "TPLG",
+    };
     let gpon_sn = format!("{vendor}{:08X}", (u32::from(p) << 24) ^ i);
     Identity {
         serial: if model == "rcmg-ont" {
@@ -400,6 +408,23 @@ pub fn erpnext_fixture(models: &[String], prefix: &str, count: u32) -> serde_jso
                 serde_json::json!({"name": name, "customer": customer, "service_location": location, "equipment_type": "Routeur", "brand": "TP-Link", "model": "Deco X20",
                 "status": "En inventaire", "mac_address": mac, "custom_wifi_ssid": format!("Gigafibre-{i:05}"), "custom_wifi_password": format!("Wifi-{prefix}-{i:05}"), "custom_wifi_enabled": 1})
             }
+            // Routers found by MAC, with WiFi (and SIP where they have lines).
+            "router-5g-first" | "psk-only" | "tr181-link-mac" => {
+                let mut d = serde_json::json!({"name": name, "customer": customer, "service_location": location, "equipment_type": "Routeur",
+                "status": "En inventaire", "mac_address": mac, "custom_wifi_ssid": format!("Gigafibre-{i:05}"), "custom_wifi_password": format!("Wifi-{prefix}-{i:05}"), "custom_wifi_enabled": 1});
+                if model == "tr181-link-mac" {
+                    d["custom_sip_username"] = serde_json::json!(format!("1450557{i:04}"));
+                    d["custom_sip_password"] = serde_json::json!(format!("Sip-{prefix}-{i:05}"));
+                }
+                d
+            }
+            // An ONT reporting its GPON serial as its CWMP serial (hex), the
+            // sticker's ASCII form in ERPNext; WiFi and SIP.
+            "hgw-ont" => {
+                serde_json::json!({"name": name, "customer": customer, "service_location": location, "equipment_type": "ONT", "brand": "Huawei",
+                "status": "En inventaire", "custom_gpon_serial": id.gpon_sn.clone(), "custom_wifi_ssid": format!("Gigafibre-{i:05}"), "custom_wifi_password": format!("Wifi-{prefix}-{i:05}"),
+                "custom_sip_username": format!("1450558{i:04}"), "custom_sip_password": format!("Sip-{prefix}-{i:05}"), "custom_sip_line": 1})
+            }
             "tplg-ont" => {
                 serde_json::json!({"name": name, "customer": customer, "service_location": location, "equipment_type": "ONT", "brand": "TP-Link", "model": "XX230v",
                 "status": "En inventaire", "custom_gpon_serial": if i % 2 == 0 { id.gpon_sn.clone() } else { id.gpon_sn_hex() },
@@ -416,7 +441,8 @@ pub fn erpnext_fixture(models: &[String], prefix: &str, count: u32) -> serde_jso
     serde_json::json!({"Customer": customers, "Service Location": locations, "Service Equipment": equipment})
 }
 
-/// Loads the model named on the command line (`mixed` = all three), or
+/// Loads the model named on the command line (`mixed` = the ISP's three:
+/// Deco, RCMG and TPLG ONTs; `all` = every built-in model), or
 /// the given GenieACS-export file.
 pub fn load_models(
     name: &str,
@@ -428,10 +454,10 @@ pub fn load_models(
             ModelTemplate::from_file(f)?,
         )]);
     }
-    let names: Vec<&str> = if name == "mixed" {
-        vec!["deco", "rcmg-ont", "tplg-ont"]
-    } else {
-        vec![name]
+    let names: Vec<&str> = match name {
+        "mixed" => vec!["deco", "rcmg-ont", "tplg-ont"],
+        "all" => crate::model::BUILTIN.iter().map(|(n, _, _)| *n).collect(),
+        _ => vec![name],
     };
     names
         .into_iter()

@@ -53,7 +53,7 @@ enum Command {
 
 #[derive(Args)]
 struct FixtureArgs {
-    /// deco, tplg-ont, rcmg-ont, or mixed: as for `fleet`.
+    /// A built-in model (`cpe-sim models`), mixed or all: as for `fleet`.
     #[arg(long, default_value = "mixed")]
     model: String,
     #[arg(long, default_value_t = 100)]
@@ -130,7 +130,7 @@ struct Common {
 struct RunArgs {
     #[command(flatten)]
     common: Common,
-    /// Built-in model: deco, tplg-ont, rcmg-ont.
+    /// Built-in model (`cpe-sim models` lists them).
     #[arg(long, default_value = "deco")]
     model: String,
     /// A GenieACS-export CSV to use as the model instead.
@@ -249,7 +249,8 @@ fn enable_stun(tree: &mut datamodel::DataModel, server: SocketAddr) {
 struct FleetArgs {
     #[command(flatten)]
     common: Common,
-    /// deco, tplg-ont, rcmg-ont, or mixed (all three in turn).
+    /// A built-in model (`cpe-sim models`), mixed (Deco, RCMG and TPLG ONTs in
+    /// turn) or all (every built-in model in turn).
     #[arg(long, default_value = "deco")]
     model: String,
     /// A GenieACS-export CSV to use as the model instead.
@@ -394,12 +395,19 @@ fn main() -> ExitCode {
         Command::Fixture(args) => {
             let names: Vec<String> = if args.model == "mixed" {
                 ["deco", "rcmg-ont", "tplg-ont"].map(String::from).to_vec()
+            } else if args.model == "all" {
+                model::BUILTIN
+                    .iter()
+                    .map(|(n, _, _)| n.to_string())
+                    .collect()
             } else if model::BUILTIN.iter().any(|(n, _, _)| *n == args.model) {
                 vec![args.model.clone()]
             } else {
+                let known: Vec<&str> = model::BUILTIN.iter().map(|(n, _, _)| *n).collect();
                 eprintln!(
-                    "cpe-sim: unknown model `{}` (built in: deco, tplg-ont, rcmg-ont, or mixed)",
-                    args.model
+                    "cpe-sim: unknown model `{}` (built in: {}, or mixed, or all)",
+                    args.model,
+                    known.join(", ")
                 );
                 return ExitCode::from(2);
             };

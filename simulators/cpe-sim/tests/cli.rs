@@ -17,9 +17,22 @@ fn lists_the_built_in_models() {
     let out = cpe_sim(&["models"]);
     assert!(out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
-    for m in ["deco", "tplg-ont", "rcmg-ont"] {
+    for m in [
+        "deco",
+        "tplg-ont",
+        "rcmg-ont",
+        "hgw-ont",
+        "router-5g-first",
+        "tr181-link-mac",
+        "psk-only",
+    ] {
         assert!(text.lines().any(|l| l.starts_with(m)), "{text}");
     }
+    // A fixture for every model: one ERPNext record each.
+    let out = cpe_sim(&["fixture", "--model", "all", "--count", "7"]);
+    assert!(out.status.success());
+    let fixture: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(fixture["Service Equipment"].as_array().unwrap().len(), 7);
 }
 
 #[test]
