@@ -983,3 +983,55 @@ fn a_data_model_bigger_than_the_body_limit_is_accepted_where_it_was_asked_for() 
     assert_eq!(dm["parameters"].as_array().unwrap().len(), 5);
     assert!(dm["next_cursor"].is_string());
 }
+
+/// The README's "Try it without a CPE" commands, run as written (only the
+/// address changes), on the default settings and with both off.
+#[test]
+fn the_readme_curl_example_does_what_the_readme_says() {
+    if std::process::Command::new("curl")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        eprintln!("curl not installed: skipped");
+        return;
+    }
+    let readme = include_str!("../README.md");
+    let block = readme
+        .split("Try it without a CPE:")
+        .nth(1)
+        .and_then(|rest| rest.split("```sh\n").nth(1))
+        .and_then(|rest| rest.split("```").next())
+        .expect("the README's curl example");
+    let commands: Vec<&str> = block.lines().filter(|l| l.starts_with("curl ")).collect();
+    assert_eq!(commands.len(), 2, "{block}");
+    let jar = tempfile::tempdir().unwrap();
+    let run = |acs: &Acs, cmd: &str| -> String {
+        let cmd = cmd
+            .replace("http://127.0.0.1:7547/", &format!("http://{}/", acs.cwmp))
+            .replace("/tmp/jar", jar.path().join("jar").to_str().unwrap());
+        let out = std::process::Command::new("sh")
+            .args(["-c", &format!("{cmd} -w '\\n%{{http_code}}'")])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    // The defaults: provisioning and the host-table collector on.
+    let acs = Acs::start(&[("ACS_PROVISIONING", "on"), ("ACS_HOSTS_COLLECT", "on")]);
+    let inform = run(&acs, commands[0]);
+    assert!(
+        inform.contains("InformResponse") && inform.ends_with("200"),
+        "{inform}"
+    );
+    let next = run(&acs, commands[1]);
+    assert!(
+        next.contains("GetParameterNames")
+            && next.contains("<ParameterPath>Device.</ParameterPath>"),
+        "the README says the ACS asks for the data model: {next}"
+    );
+    // Both off: nothing to ask, the session ends with 204.
+    let acs = Acs::start(&[]);
+    run(&acs, commands[0]);
+    assert!(run(&acs, commands[1]).ends_with("204"));
+}
