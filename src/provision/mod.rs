@@ -6,6 +6,7 @@
 //! the session glue in [`crate::session`] and [`crate::server`].
 
 pub mod datamodel;
+pub mod export;
 pub mod flow;
 pub mod identity;
 pub mod plan;

@@ -7,55 +7,7 @@ use crate::provision::profile::Profiles;
 
 /// A GenieACS parameter export (CSV) as a tree and its values.
 pub(crate) fn export(text: &str) -> (DataModelTree, Values) {
-    let mut rows: Vec<Vec<String>> = Vec::new();
-    let (mut field, mut row, mut quoted) = (String::new(), Vec::new(), false);
-    let mut chars = text.chars().peekable();
-    while let Some(c) = chars.next() {
-        match (quoted, c) {
-            (true, '"') if chars.peek() == Some(&'"') => {
-                chars.next();
-                field.push('"');
-            }
-            (true, '"') => quoted = false,
-            (true, c) => field.push(c),
-            (false, '"') => quoted = true,
-            (false, ',') => row.push(std::mem::take(&mut field)),
-            (false, '\r') => {}
-            (false, '\n') => {
-                row.push(std::mem::take(&mut field));
-                rows.push(std::mem::take(&mut row));
-            }
-            (false, c) => field.push(c),
-        }
-    }
-    let header = rows
-        .iter()
-        .position(|r| r.first().map(String::as_str) == Some("Parameter"))
-        .expect("header");
-    let col = |n: &str| rows[header].iter().position(|h| h == n).expect(n);
-    let (cp, co, cw, cv) = (
-        col("Parameter"),
-        col("Object"),
-        col("Writable"),
-        col("Value"),
-    );
-    let mut names = Vec::new();
-    let mut values = Values::new();
-    for r in &rows[header + 1..] {
-        let Some(path) = r.get(cp) else { continue };
-        if !(path.starts_with("Device") || path.starts_with("InternetGatewayDevice")) {
-            continue;
-        }
-        let object = r.get(co).map(String::as_str) == Some("true");
-        let writable = r.get(cw).map(String::as_str) == Some("true");
-        if object {
-            names.push((format!("{path}."), writable));
-        } else {
-            names.push((path.clone(), writable));
-            values.insert(path.clone(), r.get(cv).cloned().unwrap_or_default());
-        }
-    }
-    (DataModelTree::from_names(names), values)
+    crate::provision::export::parse(text).expect("a GenieACS export")
 }
 
 fn model(name: &str) -> (DataModelTree, Values) {

@@ -1,0 +1,124 @@
+//! GenieACS parameter exports (CSV: `Parameter, Object, …, Writable, …,
+//! Value, Value type, …`) read as a data model and its values: what a
+//! device that GenieACS managed reported. Pure; never panics on junk.
+
+use thiserror::Error;
+
+use super::datamodel::DataModelTree;
+use super::targets::Values;
+
+/// An export that cannot be read.
+#[derive(Debug, Error, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ExportError {
+    #[error("no header naming the columns Parameter, Object, Writable and Value")]
+    Header,
+    #[error("line {0}: unterminated quoted field")]
+    Unterminated(usize),
+}
+
+/// RFC 4180 records (quoted fields, doubled quotes, newlines in quotes),
+/// each with the line it starts on.
+fn records(text: &str) -> Result<Vec<(usize, Vec<String>)>, ExportError> {
+    let mut out = Vec::new();
+    let (mut field, mut row, mut quoted) = (String::new(), Vec::new(), false);
+    let (mut line, mut start) = (1, 1);
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match (quoted, c) {
+            (true, '"') if chars.peek() == Some(&'"') => {
+                chars.next();
+                field.push('"');
+            }
+            (true, '"') => quoted = false,
+            (true, c) => {
+                if c == '\n' {
+                    line += 1;
+                }
+                field.push(c);
+            }
+            (false, '"') if field.is_empty() => quoted = true,
+            (false, ',') => row.push(std::mem::take(&mut field)),
+            (false, '\r') => {}
+            (false, '\n') => {
+                row.push(std::mem::take(&mut field));
+                out.push((start, std::mem::take(&mut row)));
+                line += 1;
+                start = line;
+            }
+            (false, c) => field.push(c),
+        }
+    }
+    if quoted {
+        return Err(ExportError::Unterminated(start));
+    }
+    if !field.is_empty() || !row.is_empty() {
+        row.push(field);
+        out.push((start, row));
+    }
+    Ok(out)
+}
+
+/// The device's names (objects with their trailing dot) and values.
+/// Comment lines (`#`), GenieACS's own rows (`DeviceID.*`, `Events.*`, …)
+/// and rows outside `Device.` / `InternetGatewayDevice.` are skipped.
+pub fn parse(text: &str) -> Result<(DataModelTree, Values), ExportError> {
+    let rows = records(text)?;
+    let header = rows
+        .iter()
+        .position(|(_, r)| r.first().map(|c| c.trim()) == Some("Parameter"))
+        .ok_or(ExportError::Header)?;
+    let col = |n: &str| rows[header].1.iter().position(|h| h.trim() == n);
+    let (Some(cp), Some(co), Some(cw), Some(cv)) = (
+        col("Parameter"),
+        col("Object"),
+        col("Writable"),
+        col("Value"),
+    ) else {
+        return Err(ExportError::Header);
+    };
+    let mut names = Vec::new();
+    let mut values = Values::new();
+    for (_, r) in &rows[header + 1..] {
+        let Some(path) = r.get(cp).map(|p| p.trim().trim_end_matches('.')) else {
+            continue;
+        };
+        let root = path.split('.').next().unwrap_or("");
+        if root != "Device" && root != "InternetGatewayDevice" {
+            continue;
+        }
+        let flag = |c: usize| r.get(c).is_some_and(|v| v.trim() == "true");
+        if flag(co) {
+            names.push((format!("{path}."), flag(cw)));
+        } else {
+            names.push((path.to_owned(), flag(cw)));
+            values.insert(path.to_owned(), r.get(cv).cloned().unwrap_or_default());
+        }
+    }
+    Ok((DataModelTree::from_names(names), values))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_objects_values_and_skips_the_rest() {
+        let text = "# provenance\nParameter,Object,Object timestamp,Writable,Writable timestamp,Value,Value type\n\
+DeviceID.SerialNumber,false,t,false,t,\"X\",xsd:string\n\
+Device,true,t,false,t,\"\",\n\
+Device.WiFi.SSID.1,true,t,false,t,\"\",\n\
+Device.WiFi.SSID.1.SSID,false,t,true,t,\"My \"\"home\"\", 2\nlines\",xsd:string\n";
+        let (tree, values) = parse(text).unwrap();
+        assert!(tree.contains("Device.WiFi.SSID.1."));
+        assert!(tree.can_write("Device.WiFi.SSID.1.SSID"));
+        assert!(!tree.contains("DeviceID.SerialNumber"));
+        assert_eq!(values["Device.WiFi.SSID.1.SSID"], "My \"home\", 2\nlines");
+        assert_eq!(parse("a,b\n1,2\n"), Err(ExportError::Header));
+        assert_eq!(
+            parse("Parameter,Object,Writable,Value\n\"x"),
+            Err(ExportError::Unterminated(2))
+        );
+        assert_eq!(parse(""), Err(ExportError::Header));
+    }
+}
