@@ -279,7 +279,7 @@ fn tr181_nets(tree: &DataModelTree, v: &Values, root: &str) -> Vec<Net> {
                     .filter(|(l, _)| l.to_ascii_lowercase().contains("band"))
                     .find_map(|(_, val)| parse_band(val))
             })
-            .or_else(|| match radios.as_slice() {
+            .or(match radios.as_slice() {
                 [(_, b)] => *b,
                 _ => None,
             });
