@@ -526,14 +526,21 @@ fn digest_authentication_survives_a_new_connection_between_401_and_retry() {
     assert!(!acs.logs().contains("digest-secret-pw"));
 }
 
-#[test]
-fn curl_digest_authenticates() {
-    if std::process::Command::new("curl")
+/// Whether curl is installed (the tests that use it say when they skip).
+fn curl_available() -> bool {
+    let ok = std::process::Command::new("curl")
         .arg("--version")
         .output()
-        .is_err()
-    {
+        .is_ok();
+    if !ok {
         eprintln!("curl not installed: skipped");
+    }
+    ok
+}
+
+#[test]
+fn curl_digest_authenticates() {
+    if !curl_available() {
         return;
     }
     let acs = Acs::start(&[
@@ -988,12 +995,7 @@ fn a_data_model_bigger_than_the_body_limit_is_accepted_where_it_was_asked_for() 
 /// address changes), on the default settings and with both off.
 #[test]
 fn the_readme_curl_example_does_what_the_readme_says() {
-    if std::process::Command::new("curl")
-        .arg("--version")
-        .output()
-        .is_err()
-    {
-        eprintln!("curl not installed: skipped");
+    if !curl_available() {
         return;
     }
     let readme = include_str!("../README.md");

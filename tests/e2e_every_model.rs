@@ -402,16 +402,7 @@ fn every_model_is_provisioned_from_its_own_data_model() {
         "Service Location": [{"name": "LOC-ALL", "customer": "Client Modèles", "address_line": "1 rue des Modèles", "city": "Beauharnois", "province": "QC", "postal_code": "J6N 1A1", "status": "Active"}],
         "Service Equipment": eq,
     }));
-    let env = erp.acs_env();
-    let mut all: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    all.extend_from_slice(&[
-        ("ACS_PROVISIONING", "on"),
-        ("ACS_HOSTS_COLLECT", "on"),
-        ("ACS_ERPNEXT_CACHE_TTL_S", "0"),
-        ("ACS_SIP_REGISTRAR", "sip.gigafibre.ca"),
-        ("ACS_SIP_DOMAIN", "gigafibre.ca"),
-    ]);
-    let acs = Acs::start(&all);
+    let acs = erp.start_acs(&[]);
     for u in &mut units {
         start_device(&acs, u);
     }

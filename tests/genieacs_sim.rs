@@ -157,18 +157,8 @@ fn genieacs_sim_workers_survive_bootstrap_periodic_sessions_and_a_reprovision() 
              "custom_sip_username": "14505550199", "custom_sip_password": "Sip-Genie-1", "custom_sip_line": 1},
         ],
     }));
-    let env = erp.acs_env();
-    let mut all: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    all.extend_from_slice(&[
-        ("ACS_PROVISIONING", "on"),
-        ("ACS_HOSTS_COLLECT", "on"),
-        ("ACS_ERPNEXT_CACHE_TTL_S", "0"),
-        // Periodic sessions every 5 s once provisioned.
-        ("ACS_PROVISION_PERIODIC_INTERVAL_S", "5"),
-        ("ACS_SIP_REGISTRAR", "sip.gigafibre.ca"),
-        ("ACS_SIP_DOMAIN", "gigafibre.ca"),
-    ]);
-    let acs = Acs::start(&all);
+    // Periodic sessions every 5 s once provisioned.
+    let acs = erp.start_acs(&[("ACS_PROVISION_PERIODIC_INTERVAL_S", "5")]);
     let sims = [
         GenieSim::start(&dir, &acs, ex220.to_str().unwrap(), 4100),
         GenieSim::start(&dir, &acs, xx230v.to_str().unwrap(), 4200),

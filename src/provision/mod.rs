@@ -5,6 +5,7 @@
 //! is in [`crate::erpnext`], storage of data models in [`crate::catalog`],
 //! the session glue in [`crate::session`] and [`crate::server`].
 
+pub mod band;
 pub mod datamodel;
 pub mod export;
 pub mod flow;

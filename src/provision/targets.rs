@@ -35,6 +35,7 @@
 
 use std::collections::BTreeMap;
 
+use super::band::{Band, band_of_channel, band_of_standard, parse_band};
 use super::datamodel::DataModelTree;
 use super::profile::{
     BooleanStyle, IdentityPaths, OpticalPaths, PowerUnit, Profile, SignalUnit, SipPaths,
@@ -51,72 +52,6 @@ pub fn generic_name(root: &str) -> &'static str {
         "generic-tr098"
     } else {
         "generic-tr181"
-    }
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-enum Band {
-    G24,
-    G5,
-    G6,
-}
-
-impl Band {
-    fn label(self) -> &'static str {
-        match self {
-            Band::G24 => "2.4",
-            Band::G5 => "5",
-            Band::G6 => "6",
-        }
-    }
-}
-
-/// "2.4GHz", "2.4G", "5GHz", "5G", "6GHz", "2.4" ...
-fn parse_band(s: &str) -> Option<Band> {
-    let t: String = s
-        .trim()
-        .chars()
-        .filter(|c| !c.is_whitespace())
-        .collect::<String>()
-        .to_ascii_lowercase();
-    if t.starts_with("2.4") || t == "2g" || t.starts_with("24ghz") || t.starts_with("2,4") {
-        Some(Band::G24)
-    } else if t.starts_with('5') {
-        Some(Band::G5)
-    } else if t.starts_with('6') {
-        Some(Band::G6)
-    } else {
-        None
-    }
-}
-
-/// A channel number's band (2.4 GHz: 1–14; 5 GHz: 32–177).
-fn band_of_channel(s: &str) -> Option<Band> {
-    let first: String = s
-        .trim()
-        .chars()
-        .take_while(|c| c.is_ascii_digit())
-        .collect();
-    match first.parse::<u32>().ok()? {
-        1..=14 => Some(Band::G24),
-        32..=177 => Some(Band::G5),
-        _ => None,
-    }
-}
-
-/// TR-098 `Standard` / TR-181 `OperatingStandards` ("b,g,n", "a,n,ac").
-fn band_of_standard(s: &str) -> Option<Band> {
-    let tokens: Vec<String> = s
-        .split([',', ' ', '/'])
-        .map(|t| t.trim().trim_start_matches("802.11").to_ascii_lowercase())
-        .filter(|t| !t.is_empty())
-        .collect();
-    if tokens.iter().any(|t| t == "b" || t == "g") {
-        Some(Band::G24)
-    } else if tokens.iter().any(|t| t == "a" || t == "ac") {
-        Some(Band::G5)
-    } else {
-        None
     }
 }
 

@@ -20,60 +20,15 @@ use super::Connection;
 use super::Params;
 use super::params::{as_object, field};
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Band {
-    G24,
-    G5,
-    G6,
-}
+pub(crate) use crate::provision::band::{Band, band_of_channel, band_of_op_class, parse_band};
 
-impl Band {
-    pub(crate) fn connection(band: Option<Band>) -> Connection {
-        match band {
-            Some(Band::G24) => Connection::Wifi24,
-            Some(Band::G5) => Connection::Wifi5,
-            Some(Band::G6) => Connection::Wifi6,
-            None => Connection::Wifi,
-        }
-    }
-}
-
-/// "2.4GHz", "2.4G", "5GHz", "5G", "6GHz", "2.4" (profile), ...
-pub(crate) fn parse_band(s: &str) -> Option<Band> {
-    let t: String = s
-        .trim()
-        .chars()
-        .filter(|c| !c.is_whitespace())
-        .collect::<String>()
-        .to_ascii_lowercase();
-    if t.starts_with("2.4") || t == "2g" || t.starts_with("24ghz") {
-        Some(Band::G24)
-    } else if t.starts_with('5') {
-        Some(Band::G5)
-    } else if t.starts_with('6') {
-        Some(Band::G6)
-    } else {
-        None
-    }
-}
-
-/// IEEE 802.11 global operating class (EasyMesh/DataElements
-/// `CurrentOperatingClassProfile.{i}.Class`) → band.
-pub(crate) fn band_of_op_class(class: &str) -> Option<Band> {
-    match class.trim().parse::<u32>().ok()? {
-        81..=84 => Some(Band::G24),
-        115..=130 => Some(Band::G5),
-        131..=137 => Some(Band::G6),
-        _ => None,
-    }
-}
-
-/// TR-098 channel number → band (TR-098 devices have no 6 GHz).
-fn band_of_channel(channel: &str) -> Option<Band> {
-    match channel.trim().parse::<u32>().ok()? {
-        1..=14 => Some(Band::G24),
-        32..=196 => Some(Band::G5),
-        _ => None,
+/// How a client on this band is connected.
+pub(crate) fn connection(band: Option<Band>) -> Connection {
+    match band {
+        Some(Band::G24) => Connection::Wifi24,
+        Some(Band::G5) => Connection::Wifi5,
+        Some(Band::G6) => Connection::Wifi6,
+        None => Connection::Wifi,
     }
 }
 

@@ -43,7 +43,7 @@ use std::collections::{HashMap, HashSet};
 
 use crate::provision::profile::{Profile, SignalUnit};
 
-use super::band::{Band, Bands, band_of_op_class, parse_band};
+use super::band::{Band, Bands, band_of_op_class, connection, parse_band};
 use super::params::{
     as_object, expand, field, first_field, instances, keys_under, norm_mac, parent, parse_bool,
     text, usable_ip,
@@ -424,7 +424,7 @@ impl Builder<'_> {
             let multiap = self.nodes[idx].multiap.clone();
             for dev in &multiap {
                 for radio in instances(p, &format!("{dev}Radio.")) {
-                    let connection = Band::connection(mesh_radio_band(p, &radio, tplink));
+                    let connection = connection(mesh_radio_band(p, &radio, tplink));
                     for ap in instances(p, &format!("{radio}AP.")) {
                         let backhaul_ap = field(p, &ap, "X_TP_Type")
                             .is_some_and(|t| t.to_ascii_lowercase().contains("backhaul"));
@@ -443,7 +443,7 @@ impl Builder<'_> {
             let data_elements = self.nodes[idx].data_elements.clone();
             for dev in &data_elements {
                 for radio in instances(p, &format!("{dev}Radio.")) {
-                    let connection = Band::connection(mesh_radio_band(p, &radio, tplink));
+                    let connection = connection(mesh_radio_band(p, &radio, tplink));
                     for bss in instances(p, &format!("{radio}BSS.")) {
                         for sta in instances(p, &format!("{bss}STA.")) {
                             self.sight(&sta, idx, RANK_NODE, connection, Some(unit));
@@ -461,7 +461,7 @@ impl Builder<'_> {
         for pattern in &t.associated_devices {
             for table in expand(p, &as_object(pattern)) {
                 let band = parent(&table).and_then(|ap| self.bands.of_object(ap));
-                let connection = Band::connection(band);
+                let connection = connection(band);
                 for entry in instances(p, &table) {
                     self.sight(&entry, 0, RANK_ACCESS_POINT, connection, Some(unit));
                 }
@@ -600,7 +600,7 @@ impl Builder<'_> {
                     Some(r) if iface_is_wifi => self.bands.of_object(r),
                     _ => None,
                 };
-                Band::connection(band)
+                connection(band)
             }
             None => Connection::Unknown,
         }

@@ -78,6 +78,23 @@ impl ErpSim {
         ]
     }
 
+    /// An ACS provisioning from this ERPNext with the production defaults
+    /// (provisioning and the host-table collector on, no answer cached,
+    /// the SIP registrar and domain set), plus `extra`.
+    pub fn start_acs(&self, extra: &[(&str, &str)]) -> Acs {
+        let env = self.acs_env();
+        let mut all: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        all.extend_from_slice(&[
+            ("ACS_PROVISIONING", "on"),
+            ("ACS_HOSTS_COLLECT", "on"),
+            ("ACS_ERPNEXT_CACHE_TTL_S", "0"),
+            ("ACS_SIP_REGISTRAR", "sip.gigafibre.ca"),
+            ("ACS_SIP_DOMAIN", "gigafibre.ca"),
+        ]);
+        all.extend_from_slice(extra);
+        Acs::start(&all)
+    }
+
     fn addr(&self) -> SocketAddr {
         self.url
             .trim_start_matches("http://")
