@@ -269,6 +269,8 @@ pub struct Flow {
     after_set: Option<Outcome>,
     /// Names of the request in flight (what a 9005 is about).
     asked: Vec<String>,
+    /// The types the device reported with the values it read.
+    types: BTreeMap<String, crate::cwmp::ValueType>,
 }
 
 impl std::fmt::Debug for Flow {
@@ -295,6 +297,7 @@ impl Flow {
             found: None,
             after_set: None,
             asked: Vec::new(),
+            types: BTreeMap::new(),
         }
     }
 
@@ -385,6 +388,14 @@ impl Flow {
     fn carries_applied_config(&self) -> bool {
         let key = self.values.get(&self.management("ParameterKey"));
         matches!((key, &self.ctx.applied_key), (Some(k), Some(a)) if !k.is_empty() && k == a)
+    }
+
+    /// Keeps what the device read back: values and their types.
+    fn record(&mut self, read: Vec<crate::cwmp::ParameterValue>) {
+        for p in read {
+            self.types.insert(p.name.clone(), p.kind);
+            self.values.insert(p.name, p.value);
+        }
     }
 
     /// The effective profile from the tree and the values read so far.
@@ -480,7 +491,8 @@ impl Flow {
         let key = plan::parameter_key(&self.ctx.key, &targets, &desired);
         let can_write = |n: &str| tree.can_write(n);
         match plan::plan_set(&targets, &desired, &self.values, &key, &can_write) {
-            Some(spv) => {
+            Some(mut spv) => {
+                plan::fit_types(&mut spv, &self.types, targets.booleans());
                 if done.is_some() {
                     self.after_set = done;
                 }
@@ -646,13 +658,11 @@ impl Flow {
         };
         match (state, body) {
             (State::Reading, Body::GetParameterValuesResponse(r)) => {
-                self.values
-                    .extend(r.parameters.into_iter().map(|p| (p.name, p.value)));
+                self.record(r.parameters);
                 self.after_read(tree)
             }
             (State::ReadingVoice, Body::GetParameterValuesResponse(r)) => {
-                self.values
-                    .extend(r.parameters.into_iter().map(|p| (p.name, p.value)));
+                self.record(r.parameters);
                 // The v2 client's network is known now.
                 self.work_out_targets(tree);
                 self.plan(tree)

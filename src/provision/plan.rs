@@ -401,6 +401,35 @@ pub fn plan_set(
     })
 }
 
+/// Gives each value the type the device reported for that parameter
+/// (`types`, from its GetParameterValues answers), where known: a strict
+/// CPE refuses a value of another `xsi:type` (9006). A reported string
+/// does not override a narrower planned type (a CPE that sends no
+/// `xsi:type` reads as all strings). A TR-104 v1 line
+/// enable that this device types as a boolean gets a boolean, written in
+/// `booleans` style, instead of the enumeration's "Enabled".
+pub fn fit_types(
+    spv: &mut SetParameterValues,
+    types: &BTreeMap<String, ValueType>,
+    booleans: super::profile::BooleanStyle,
+) {
+    for p in &mut spv.parameters {
+        // A missing `xsi:type` decodes as string: a string for a value
+        // planned with a narrower type says nothing, keep the plan's.
+        let Some(kind) = types
+            .get(&p.name)
+            .filter(|k| **k != ValueType::String || p.kind == ValueType::String)
+        else {
+            continue;
+        };
+        if *kind == ValueType::Boolean && p.kind != ValueType::Boolean {
+            let on = parse_bool(&p.value).unwrap_or(p.value.eq_ignore_ascii_case("enabled"));
+            p.value = booleans.write(on).to_owned();
+        }
+        p.kind = kind.clone();
+    }
+}
+
 /// What a verifying GetParameterValues must read back after a set: the
 /// non-secret values sent, and the ParameterKey.
 pub fn verify_expectations(
@@ -614,6 +643,38 @@ mod tests {
         assert!(verify(&exp, &read).is_empty());
         read.insert(format!("{line}SIP.AuthUserName"), "other".into());
         assert_eq!(verify(&exp, &read).len(), 1);
+    }
+
+    #[test]
+    fn values_take_the_type_the_device_reported() {
+        let mut spv = SetParameterValues {
+            parameters: vec![
+                ParameterValue::new("A.Line.1.Enable", "Enabled", ValueType::String),
+                ParameterValue::new("A.SIP.RegistrarServerPort", "5060", ValueType::UnsignedInt),
+                ParameterValue::new("A.SSID", "Home", ValueType::String),
+            ],
+            parameter_key: "k".into(),
+        };
+        let types: BTreeMap<String, ValueType> = [
+            ("A.Line.1.Enable".to_owned(), ValueType::Boolean),
+            ("A.SIP.RegistrarServerPort".to_owned(), ValueType::Int),
+            ("A.SSID".to_owned(), ValueType::String),
+        ]
+        .into_iter()
+        .collect();
+        fit_types(
+            &mut spv,
+            &types,
+            crate::provision::profile::BooleanStyle::Numeric,
+        );
+        assert_eq!(spv.parameters[0].value, "1");
+        assert_eq!(spv.parameters[0].kind, ValueType::Boolean);
+        assert_eq!(spv.parameters[1].kind, ValueType::Int);
+        assert_eq!(
+            spv.parameters[2].kind,
+            ValueType::String,
+            "unknown: as planned"
+        );
     }
 
     #[test]

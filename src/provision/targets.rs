@@ -362,6 +362,26 @@ pub fn wifi(tree: &DataModelTree, v: &Values, root: &str) -> (Vec<WifiBand>, Vec
     } else {
         tr181_nets(tree, v, root)
     };
+    // TR-098 units that say nothing about a network's band follow the
+    // common vendor numbering: WLANConfiguration 1–4 on 2.4 GHz, 5–8 on
+    // 5 GHz (Huawei, ZTE, Raisecom), when they have instances above 4.
+    if root == "InternetGatewayDevice." {
+        let wlan = |n: &Net| {
+            n.objects
+                .first()
+                .and_then(|o| instance_number(o))
+                .unwrap_or(0)
+        };
+        if nets.iter().any(|n| wlan(n) >= 5) {
+            for n in nets.iter_mut().filter(|n| n.band.is_none()) {
+                n.band = match wlan(n) {
+                    1..=4 => Some(Band::G24),
+                    5..=8 => Some(Band::G5),
+                    _ => None,
+                };
+            }
+        }
+    }
     // A single-band device that says nothing about its band: 2.4 GHz.
     let users = nets.iter().filter(|n| n.kind == Kind::User).count();
     if nets.iter().all(|n| n.band.is_none()) && users > 0 {

@@ -519,3 +519,31 @@ fn a_zero_standard_reading_is_no_reading_when_a_vendor_field_has_one() {
     let o = crate::topology::diagnostics(&v, &p).optical.unwrap();
     assert_eq!(o.rx_dbm, Some(-21.5));
 }
+
+#[test]
+fn tr098_networks_without_band_evidence_follow_the_vendor_numbering() {
+    let w = "InternetGatewayDevice.LANDevice.1.WLANConfiguration.";
+    let rows = [
+        (format!("{w}1.SSID"), "Home", true),
+        (format!("{w}1.Channel"), "0", true),
+        (format!("{w}1.KeyPassphrase"), "", true),
+        (format!("{w}5.SSID"), "Home-5G", true),
+        (format!("{w}5.Channel"), "0", true),
+        (format!("{w}5.KeyPassphrase"), "", true),
+    ];
+    let refs: Vec<(&str, &str, bool)> = rows.iter().map(|(a, b, c)| (a.as_str(), *b, *c)).collect();
+    let (tree, values) = tr098(&refs);
+    let p = effective(&tree, &values, None, "InternetGatewayDevice.");
+    let got: Vec<(&str, &str)> = p
+        .wifi
+        .iter()
+        .map(|w| (w.band.as_str(), w.ssid.as_str()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("2.4", format!("{w}1.SSID").as_str()),
+            ("5", format!("{w}5.SSID").as_str())
+        ]
+    );
+}
