@@ -152,6 +152,13 @@ pub fn apply_effects(
                     let info = catalog.store(store, &device, &tree, now_ms)?;
                     tracing::info!(device = %device_id, names = info.names, base = %info.base, delta = info.has_delta, "data model stored");
                     device.data_model = Some(info);
+                    device.discovery_failed_ms = None;
+                    store.put_device(&device)?;
+                }
+            }
+            Effect::DiscoveryFailed => {
+                if let Some(mut device) = store.device(device_id)? {
+                    device.discovery_failed_ms = Some(now_ms);
                     store.put_device(&device)?;
                 }
             }

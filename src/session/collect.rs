@@ -271,6 +271,13 @@ impl Collector {
         }
     }
 
+    /// A collection that cannot even start (its outcome records why).
+    pub fn unable(why: &str) -> Collector {
+        let mut c = Collector::new(Vec::new(), false, false);
+        c.error = Some(why.to_owned());
+        c
+    }
+
     pub fn is_done(&self) -> bool {
         self.done
     }

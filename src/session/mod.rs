@@ -107,6 +107,9 @@ pub enum Effect {
     /// The profile provisioning used (a family profile's name, or
     /// `generic-tr181` / `generic-tr098`).
     Profile(String),
+    /// The device refused to tell its data model: not asked again before
+    /// a while (see `open::discovery_due`).
+    DiscoveryFailed,
     /// TransferComplete / DUStateChangeComplete: completes the task that was
     /// waiting on this command key, if any.
     Completion {
@@ -282,6 +285,8 @@ pub struct Session {
     /// volatile tables included) or as stored.
     tree: Option<Arc<DataModelTree>>,
     tree_fresh: bool,
+    /// The device refused the discovery of this session.
+    discovery_failed: bool,
     learning: Option<Learning>,
     next_rpc_id: u32,
 }
@@ -370,6 +375,7 @@ impl Session {
             collect: work.collect,
             tree: if learning.is_some() { None } else { work.tree },
             tree_fresh: false,
+            discovery_failed: false,
             learning,
             next_rpc_id: 0,
         };
@@ -790,8 +796,9 @@ impl Session {
         let names: Vec<(String, bool)> = names.into_iter().map(|p| (p.name, p.writable)).collect();
         let changed_stable = match (learner, self.tree.as_mut()) {
             (Learner::Discovery, _) | (_, None) => {
+                // The whole tree, volatile tables included.
                 self.tree = Some(Arc::new(DataModelTree::from_names(names)));
-                self.tree_fresh = learner == Learner::Discovery;
+                self.tree_fresh = learner == Learner::Discovery || !path.contains('.');
                 true
             }
             (_, Some(tree)) => {
@@ -830,6 +837,8 @@ impl Session {
                         return;
                     }
                 }
+                self.discovery_failed = true;
+                effects.push(Effect::DiscoveryFailed);
                 effects.push(Effect::Fault {
                     source: "cpe",
                     code: fault.code,
@@ -895,13 +904,17 @@ impl Session {
     fn collector(&mut self) -> Option<&mut Collector> {
         if self.collector.is_none() {
             let plan = self.collect.take()?;
-            let profile = match self.targets.take() {
-                Some(t) => t,
-                None => {
-                    let tree = self.tree.as_deref()?;
+            let profile = match (self.targets.take(), self.tree.as_deref()) {
+                (Some(t), _) => t,
+                (None, Some(tree)) => {
                     let root = tree.root().unwrap_or(plan.facts.root.as_str()).to_owned();
                     let family = plan.facts.family(&plan.profiles).cloned();
                     targets::effective(tree, &Values::new(), family.as_ref(), &root)
+                }
+                (None, None) => {
+                    // Nothing can be read by name: the attempt is recorded.
+                    self.collector = Some(Collector::unable("the device's data model is unknown"));
+                    return self.collector.as_mut();
                 }
             };
             let paths = crate::topology::collect_paths(&profile);
@@ -976,6 +989,13 @@ impl Session {
                     reply: Reply::NeedDesired(req),
                     effects,
                 };
+            }
+            Some(FlowStep::Relearn(_)) if self.discovery_failed && self.tree.is_none() => {
+                // The device just refused its whole tree: no second try.
+                if let Some(flow) = self.flow.as_mut() {
+                    self.flow_step = Some(flow.relearned(None));
+                }
+                return self.next_request(effects, now_ms);
             }
             Some(FlowStep::Relearn(path)) => {
                 self.learning = Some(Learning {

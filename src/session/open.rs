@@ -63,15 +63,24 @@ pub struct Opening {
     pub effects: Vec<Effect>,
 }
 
+/// How long a device that refused GetParameterNames is left alone.
+const DISCOVERY_RETRY_MS: u64 = 3_600_000;
+
 /// Why the device's data model must be (re)discovered in this session:
 /// never learned, factory reset (`0 BOOTSTRAP`), or new firmware.
-pub fn discovery_due(device: &DeviceRecord, inform: &Inform) -> Option<&'static str> {
-    let Some(model) = &device.data_model else {
-        return Some("first contact");
-    };
+pub fn discovery_due(device: &DeviceRecord, inform: &Inform, now_ms: u64) -> Option<&'static str> {
     if inform.has_event(EVENT_BOOTSTRAP) {
         return Some("bootstrap");
     }
+    let Some(model) = &device.data_model else {
+        // A device that refused is asked again an hour later, not at
+        // every session.
+        return match device.discovery_failed_ms {
+            Some(at) if now_ms.saturating_sub(at) < DISCOVERY_RETRY_MS => None,
+            Some(_) => Some("retry after a refusal"),
+            None => Some("first contact"),
+        };
+    };
     match (&device.software_version, &model.software_version) {
         (Some(now), Some(then)) if now != then => Some("new firmware"),
         _ => None,
@@ -126,7 +135,7 @@ pub fn open(
     // Learned when something uses it: provisioning, the collector, or an
     // Ops refresh of the host table.
     let uses_model = prov.enabled || policy.hosts_collect || !host_requests.is_empty();
-    let discover = discovery_due(device, inform).filter(|_| uses_model);
+    let discover = discovery_due(device, inform, now_ms).filter(|_| uses_model);
     let flow = if prov.enabled {
         flow_for(device, inform, prov, now_ms, new_secret)
     } else {

@@ -315,3 +315,170 @@ fn inform_response_echoes_namespace_id_and_negotiates_version() {
         Some("1.4")
     );
 }
+
+mod discovery {
+    use super::*;
+    use crate::config::Secret;
+    use crate::provision::flow::{Facts, FlowContext};
+    use crate::provision::plan::{ManagementConfig, SipServers};
+    use crate::provision::profile::Profiles;
+    use crate::provision::targets::tests::export;
+    use std::sync::Arc;
+
+    fn facts() -> Facts {
+        Facts {
+            manufacturer: "TP-Link".into(),
+            oui: "1C61B4".into(),
+            product_class: "Device2".into(),
+            model_name: None,
+            root: "Device.".into(),
+        }
+    }
+
+    fn work(flow: bool) -> SessionWork {
+        let profiles = Arc::new(Profiles::load(None).unwrap());
+        let flow = flow.then(|| {
+            Flow::new(
+                FlowContext {
+                    profiles: profiles.clone(),
+                    facts: facts(),
+                    key: Arc::new(ring::hmac::Key::new(ring::hmac::HMAC_SHA256, b"k")),
+                    management: Some(ManagementConfig {
+                        periodic_interval_s: Some(300),
+                        cr_username: "D".into(),
+                        cr_password: Secret::new("cr-pass-0123"),
+                    }),
+                    sip_servers: SipServers::default(),
+                    applied_key: None,
+                },
+                None,
+            )
+        });
+        SessionWork {
+            discover: Some("Device.".into()),
+            tree: None,
+            flow,
+            collect: Some(CollectPlan {
+                profiles,
+                facts: facts(),
+            }),
+        }
+    }
+
+    fn names_answer(
+        tree: &crate::provision::datamodel::DataModelTree,
+    ) -> GetParameterNamesResponse {
+        GetParameterNamesResponse {
+            parameters: tree
+                .iter()
+                .map(|(n, w)| ParameterInfo {
+                    name: n.to_owned(),
+                    writable: w,
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn discovery_then_model_name_then_collection_by_name() {
+        let (tree, values) = export(include_str!("../../simulators/models/deco.csv"));
+        let (mut s, _) = Session::start_with(
+            "D".into(),
+            CwmpVersion::V1_0,
+            vec![],
+            SessionLimits::default(),
+            work(false),
+            0,
+        );
+        let step = s.handle(Input::Empty, 1);
+        let Body::GetParameterNames(g) = &sent(&step).body else {
+            panic!("{:?}", step.reply)
+        };
+        assert_eq!(
+            (g.parameter_path.as_str(), g.next_level),
+            ("Device.", false)
+        );
+        let step = s.handle(cpe("n", names_answer(&tree)), 2);
+        assert!(
+            step.effects
+                .iter()
+                .any(|e| matches!(e, Effect::DataModel(t) if t.len() == tree.len()))
+        );
+        let Body::GetParameterValues(g) = &sent(&step).body else {
+            panic!()
+        };
+        assert_eq!(g.names, ["Device.DeviceInfo.ModelName"]);
+        let model = GetParameterValuesResponse {
+            parameters: vec![ParameterValue::new(
+                "Device.DeviceInfo.ModelName",
+                "EX220",
+                ValueType::String,
+            )],
+        };
+        let step = s.handle(cpe("m", model), 3);
+        assert!(step.effects.contains(&Effect::ModelName("EX220".into())));
+        // Discovered in this session: the collector reads by name at once,
+        // names the device has, no partial path.
+        let Body::GetParameterValues(g) = &sent(&step).body else {
+            panic!()
+        };
+        assert!(g.names.iter().all(|n| tree.has_leaf(n)), "{:?}", g.names);
+        assert!(g.names.iter().any(|n| n.starts_with("Device.Hosts.Host.")));
+        let answer = GetParameterValuesResponse {
+            parameters: g
+                .names
+                .iter()
+                .map(|n| ParameterValue::new(n.as_str(), values[n].as_str(), ValueType::String))
+                .collect(),
+        };
+        let step = s.handle(cpe("h", answer), 4);
+        assert!(
+            step.effects
+                .iter()
+                .any(|e| matches!(e, Effect::HostsCollected { ok: true, .. }))
+        );
+        assert_eq!(step.reply, Reply::NoContent);
+    }
+
+    #[test]
+    fn a_device_refusing_discovery_is_asked_twice_at_most_and_nothing_else_by_name() {
+        let (mut s, _) = Session::start_with(
+            "D".into(),
+            CwmpVersion::V1_0,
+            vec![],
+            SessionLimits::default(),
+            work(true),
+            0,
+        );
+        let refuse = || {
+            Body::Fault(Fault {
+                code: 9000,
+                string: "Method not supported".into(),
+                ..Fault::default()
+            })
+        };
+        let mut paths = Vec::new();
+        let mut effects = Vec::new();
+        let mut step = s.handle(Input::Empty, 1);
+        while let Reply::Envelope(env) = &step.reply {
+            match &env.body {
+                Body::GetParameterNames(g) => paths.push(g.parameter_path.clone()),
+                other => panic!("asked {} of a device whose names are unknown", other.name()),
+            }
+            step = s.handle(cpe("x", refuse()), 2);
+            effects.extend(std::mem::take(&mut step.effects));
+        }
+        assert_eq!(paths, ["Device.", ""], "the root, then the empty path");
+        assert!(effects.contains(&Effect::DiscoveryFailed));
+        assert!(
+            effects
+                .iter()
+                .any(|e| matches!(e, Effect::Provisioning(o) if !o.is_success()))
+        );
+        assert!(
+            effects
+                .iter()
+                .any(|e| matches!(e, Effect::HostsCollected { ok: false, .. }))
+        );
+    }
+}

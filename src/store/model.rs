@@ -56,6 +56,9 @@ pub struct DeviceRecord {
     /// The data model the device reported (its names are in the catalog).
     #[serde(default)]
     pub data_model: Option<DataModelInfo>,
+    /// When the device last refused to tell its data model.
+    #[serde(default)]
+    pub discovery_failed_ms: Option<u64>,
 }
 
 /// Where a device's discovered data model is, and when it was learned.
@@ -213,6 +216,7 @@ impl DeviceRecord {
             provisioning: ProvisioningState::default(),
             hosts_collected_ms: None,
             data_model: None,
+            discovery_failed_ms: None,
         }
     }
 }
