@@ -76,7 +76,7 @@ use serde::Serialize;
 
 pub use collect::collect_paths;
 pub use mesh::build;
-pub use ont::{diagnostics, optical_dbm};
+pub use ont::{diagnostics, optical_dbm, plausible_dbm};
 pub use signal::{rcpi_to_dbm, signal_quality};
 
 /// Input: cached parameter values of one device, path → value (leaf paths

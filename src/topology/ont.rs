@@ -58,6 +58,45 @@ pub fn optical_dbm(raw: &str, unit: PowerUnit) -> Option<f64> {
         .then_some(if rounded == 0.0 { 0.0 } else { rounded })
 }
 
+/// Received and transmitted optical power of a PON transceiver lies
+/// between these (dBm); a conversion landing outside is the wrong unit.
+const PLAUSIBLE_DBM: std::ops::RangeInclusive<f64> = -60.0..=15.0;
+
+/// [`optical_dbm`], guarding against a field whose unit is not the one its
+/// name suggests (vendors differ even under one object name): a signed or
+/// fractional value is never tenths of µW, and a result outside
+/// [`PLAUSIBLE_DBM`] is read in the other units (a positive integer first
+/// as 0.1 µW, a negative one as dBm, 0.1 dBm, 0.001 dBm); none plausible:
+/// no reading.
+pub fn plausible_dbm(raw: &str, unit: PowerUnit) -> Option<f64> {
+    let unit = match unit {
+        PowerUnit::TenthMicrowatt if raw.contains(['.', '-']) => PowerUnit::Dbm,
+        u => u,
+    };
+    if let Some(d) = optical_dbm(raw, unit).filter(|d| PLAUSIBLE_DBM.contains(d)) {
+        return Some(d);
+    }
+    let v = parse_number(raw)?;
+    let order: &[PowerUnit] = if v > 0.0 && !raw.contains('.') {
+        &[
+            PowerUnit::TenthMicrowatt,
+            PowerUnit::Dbm,
+            PowerUnit::TenthDbm,
+            PowerUnit::ThousandthDbm,
+        ]
+    } else {
+        &[
+            PowerUnit::Dbm,
+            PowerUnit::TenthDbm,
+            PowerUnit::ThousandthDbm,
+        ]
+    };
+    order
+        .iter()
+        .filter(|u| **u != unit)
+        .find_map(|u| optical_dbm(raw, *u).filter(|d| PLAUSIBLE_DBM.contains(d)))
+}
+
 /// The unit as the profile TOML writes it.
 fn unit_label(unit: PowerUnit) -> &'static str {
     match unit {
@@ -110,7 +149,7 @@ fn optical(p: &Params, candidates: &[OpticalPaths]) -> Option<Optical> {
         if is_zero(raw) && (down || some_reading) {
             return None;
         }
-        raw.and_then(|r| optical_dbm(r, o.unit))
+        raw.and_then(|r| plausible_dbm(r, o.unit))
     };
     Some(Optical {
         rx_dbm: dbm(rx_raw),
@@ -256,6 +295,31 @@ mod tests {
         kv.iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect()
+    }
+
+    #[test]
+    fn a_field_in_another_unit_than_its_name_says_is_still_read_right() {
+        // A vendor field thought to be 0.1 uW that holds dBm.
+        assert_eq!(
+            plausible_dbm("-20.5", PowerUnit::TenthMicrowatt),
+            Some(-20.5)
+        );
+        assert_eq!(plausible_dbm("2.31", PowerUnit::TenthMicrowatt), Some(2.31));
+        // Thought to be dBm, holding 0.1 uW or 0.1 dBm.
+        assert_eq!(plausible_dbm("5624", PowerUnit::Dbm), Some(-2.5));
+        assert_eq!(plausible_dbm("-215", PowerUnit::Dbm), Some(-21.5));
+        // Right as labelled.
+        assert_eq!(
+            plausible_dbm("-19210", PowerUnit::ThousandthDbm),
+            Some(-19.21)
+        );
+        assert_eq!(
+            plausible_dbm("1285", PowerUnit::TenthMicrowatt),
+            Some(-8.91)
+        );
+        // Nothing plausible: no reading rather than a wrong one.
+        assert_eq!(plausible_dbm("99999999999", PowerUnit::Dbm), None);
+        assert_eq!(plausible_dbm("n/a", PowerUnit::Dbm), None);
     }
 
     #[test]
