@@ -46,6 +46,24 @@ struct Expect {
     mac: Option<String>,
     serial: Option<String>,
     gpon_sn: Option<String>,
+    /// An export the manifest does not describe: checked without an
+    /// oracle of its paths (see [`unlisted`]).
+    #[serde(skip)]
+    unlisted: Option<Unlisted>,
+}
+
+/// What the test knows of an export nobody described, read from the CSV
+/// with rules that are not the ACS's.
+#[derive(Debug, Default)]
+struct Unlisted {
+    /// Distinct `OperatingFrequencyBand` values of TR-181 radios.
+    radio_bands: Vec<String>,
+    /// `…SSID` parameters that are writable.
+    ssid_paths: Vec<String>,
+    /// `…AuthUserName` parameters of voice lines.
+    sip_users: Vec<String>,
+    /// Whether some optical receive-power field holds a non-zero reading.
+    optical: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -60,6 +78,150 @@ struct WifiExpect {
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The exports to run besides the manifest's: every CSV in
+/// `tests/data/device-models` (and in `$ACS_TEST_DEVICE_MODELS`, a folder
+/// of other vendors' exports to re-check the ACS against) that the
+/// manifest does not list.
+fn unlisted(listed: &[String]) -> Vec<Expect> {
+    let mut dirs = vec![repo().join("tests/data/device-models")];
+    if let Some(d) = std::env::var_os("ACS_TEST_DEVICE_MODELS") {
+        dirs.push(PathBuf::from(d));
+    }
+    let mut out = Vec::new();
+    for dir in dirs {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        let mut files: Vec<PathBuf> = entries
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == "csv"))
+            .collect();
+        files.sort();
+        for path in files {
+            let shown = path
+                .strip_prefix(repo())
+                .map(|p| p.display().to_string())
+                .unwrap_or_else(|_| path.display().to_string());
+            if listed.contains(&shown) {
+                continue;
+            }
+            out.push(describe(&path, shown));
+        }
+    }
+    out
+}
+
+/// A MAC in any spelling, as `AA:BB:CC:DD:EE:FF`.
+fn as_mac(v: &str) -> Option<String> {
+    let hex: String = v
+        .chars()
+        .filter(|c| !matches!(c, ':' | '-' | '.'))
+        .collect();
+    (hex.len() == 12 && hex.chars().all(|c| c.is_ascii_hexdigit()) && hex != "000000000000").then(
+        || {
+            hex.to_ascii_uppercase()
+                .as_bytes()
+                .chunks(2)
+                .map(|c| String::from_utf8_lossy(c).into_owned())
+                .collect::<Vec<_>>()
+                .join(":")
+        },
+    )
+}
+
+/// A GPON serial (4 letters + 8 hex, or that in 16 hex) in ASCII form.
+fn as_gpon(v: &str) -> Option<String> {
+    let v = v.trim();
+    if v.len() == 12
+        && v[..4].chars().all(|c| c.is_ascii_alphabetic())
+        && v[4..].chars().all(|c| c.is_ascii_hexdigit())
+    {
+        return Some(v.to_ascii_uppercase());
+    }
+    if v.len() == 16 && v.chars().all(|c| c.is_ascii_hexdigit()) {
+        let vendor: Vec<u8> = (0..4)
+            .filter_map(|i| u8::from_str_radix(&v[i * 2..i * 2 + 2], 16).ok())
+            .collect();
+        if vendor.iter().all(u8::is_ascii_alphabetic) {
+            return Some(format!(
+                "{}{}",
+                String::from_utf8_lossy(&vendor).to_ascii_uppercase(),
+                v[8..].to_ascii_uppercase()
+            ));
+        }
+    }
+    None
+}
+
+/// What the test can say of an export by reading it: its MAC is the MAC
+/// value it holds most often, its GPON serial a GPON-form value of a
+/// serial-looking field, its bands its radios'.
+fn describe(path: &std::path::Path, shown: String) -> Expect {
+    let text = std::fs::read_to_string(path).unwrap();
+    let (tree, values) =
+        gigafibre_acs::provision::export::parse(&text).unwrap_or_else(|e| panic!("{shown}: {e}"));
+    // (MAC, times seen), in path order; stations and hosts are not the
+    // device.
+    let mut macs: Vec<(String, usize)> = Vec::new();
+    let mut gpon = None;
+    let mut serial = None;
+    let mut u = Unlisted::default();
+    for (name, value) in &values {
+        let leaf = name.rsplit('.').next().unwrap_or("");
+        let station = [".AssociatedDevice.", ".Hosts.", ".STA.", ".Client."]
+            .iter()
+            .any(|t| name.contains(t));
+        if (leaf.ends_with("MACAddress") || leaf == "BSSID") && !station {
+            if let Some(m) = as_mac(value) {
+                match macs.iter_mut().find(|(x, _)| *x == m) {
+                    Some((_, n)) => *n += 1,
+                    None => macs.push((m, 1)),
+                }
+            }
+        }
+        let l = leaf.to_ascii_lowercase();
+        if gpon.is_none() && (l.contains("serial") || l.contains("gponsn")) {
+            gpon = as_gpon(value);
+        }
+        if name.ends_with("DeviceInfo.SerialNumber") {
+            serial = Some(value.clone());
+        }
+        if leaf == "OperatingFrequencyBand"
+            && name.contains(".WiFi.Radio.")
+            && !u.radio_bands.contains(value)
+        {
+            u.radio_bands.push(value.clone());
+        }
+        if leaf == "SSID" && tree.can_write(name) {
+            u.ssid_paths.push(name.clone());
+        }
+        if leaf == "AuthUserName" && tree.can_write(name) {
+            u.sip_users.push(name.clone());
+        }
+        let rx = matches!(leaf, "RXPower" | "RxPower" | "OpticalSignalLevel");
+        if rx && value.trim().parse::<f64>().is_ok_and(|v| v != 0.0) {
+            u.optical = true;
+        }
+    }
+    // The most frequent, the first seen on a tie.
+    let most = macs.iter().map(|(_, n)| *n).max().unwrap_or(0);
+    let mac = macs.into_iter().find(|(_, n)| *n == most).map(|(m, _)| m);
+    Expect {
+        model: None,
+        file: Some(shown),
+        erpnext_key: if gpon.is_some() { "gpon" } else { "mac" }.into(),
+        wifi: Vec::new(),
+        never_written: Vec::new(),
+        sip_lines: Vec::new(),
+        optical_rx_dbm: None,
+        mac,
+        serial,
+        gpon_sn: gpon,
+        unlisted: Some(u),
+    }
 }
 
 /// One device of the run.
@@ -132,7 +294,11 @@ fn equipment(u: &Unit, i: usize) -> Value {
         // The sticker's GPON serial, whatever form the device reports.
         _ => doc["custom_gpon_serial"] = json!(u.gpon_sn),
     }
-    if !u.expect.sip_lines.is_empty() {
+    let voice = match &u.expect.unlisted {
+        Some(x) => !x.sip_users.is_empty(),
+        None => !u.expect.sip_lines.is_empty(),
+    };
+    if voice {
         doc["custom_sip_username"] = json!(u.sip_user());
         doc["custom_sip_password"] = json!("Sip-Secret-77");
         doc["custom_sip_line"] = json!(1);
@@ -262,6 +428,36 @@ fn check(acs: &Acs, erp: &ErpSim, u: &Unit, i: usize, failures: &mut Vec<String>
             ));
         }
     }
+    if let Some(x) = &u.expect.unlisted {
+        // No oracle of paths: every band the radios name carries the SSID,
+        // or (TR-098, bands not named) some network does; the SIP account
+        // is on a line when the device has lines.
+        let written: Vec<&String> = x
+            .ssid_paths
+            .iter()
+            .filter(|p| u.value(&state, p).is_some_and(|v| v.starts_with("GF-")))
+            .collect();
+        let wanted = x
+            .radio_bands
+            .len()
+            .max(usize::from(!x.ssid_paths.is_empty()));
+        if written.len() < wanted {
+            fail(format!(
+                "SSID written on {} network(s) ({written:?}), the device has {} band(s) {:?}",
+                written.len(),
+                wanted,
+                x.radio_bands
+            ));
+        }
+        if !x.sip_users.is_empty()
+            && !x
+                .sip_users
+                .iter()
+                .any(|p| u.value(&state, p).as_deref() == Some(u.sip_user().as_str()))
+        {
+            fail("the SIP account is on none of its lines".into());
+        }
+    }
     for w in &u.expect.wifi {
         let want = u.ssid(&w.band);
         let got = u.value(&state, &w.ssid);
@@ -309,6 +505,16 @@ fn check(acs: &Acs, erp: &ErpSim, u: &Unit, i: usize, failures: &mut Vec<String>
     if let Some(f) = faults["faults"].as_array().filter(|f| !f.is_empty()) {
         fail(format!("faults recorded: {f:?}"));
     }
+    if u.expect.unlisted.as_ref().is_some_and(|x| x.optical)
+        && device["diagnostics"]["optical"]["rx_dbm"]
+            .as_f64()
+            .is_none()
+    {
+        fail(format!(
+            "no optical power in dBm: {}",
+            device["diagnostics"]
+        ));
+    }
     if let Some(dbm) = u.expect.optical_rx_dbm {
         let got = device["diagnostics"]["optical"]["rx_dbm"].as_f64();
         if got.is_none_or(|g| (g - dbm).abs() > 0.005) {
@@ -340,8 +546,14 @@ fn every_model_is_provisioned_from_its_own_data_model() {
     )
     .unwrap();
     assert!(manifest.model.len() >= 9, "the manifest lost models");
-    let mut units: Vec<Unit> = manifest
+    let listed: Vec<String> = manifest
         .model
+        .iter()
+        .filter_map(|m| m.file.clone())
+        .collect();
+    let mut models = manifest.model;
+    models.extend(unlisted(&listed));
+    let mut units: Vec<Unit> = models
         .into_iter()
         .enumerate()
         .map(|(i, expect)| {
