@@ -98,11 +98,10 @@ impl Catalog {
         tree: &DataModelTree,
         now_ms: u64,
     ) -> StoreResult<DataModelInfo> {
-        let stable = tree.stable();
-        let info = |base: String, has_delta: bool| DataModelInfo {
+        let info = |base: String, has_delta: bool, names: usize| DataModelInfo {
             base,
             has_delta,
-            names: u32::try_from(stable.len()).unwrap_or(u32::MAX),
+            names: u32::try_from(names).unwrap_or(u32::MAX),
             software_version: device.software_version.clone(),
             discovered_ms: now_ms,
         };
@@ -111,18 +110,29 @@ impl Catalog {
             Some(id) => String::from_utf8(id).ok(),
             None => None,
         };
-        if let Some(base_id) = model_base {
-            if let Some(base) = self.base(store, &base_id)? {
-                let delta = stable.delta_from(&base);
-                if delta.is_empty() {
-                    return Ok(info(base_id, false));
-                }
-                if delta.len() <= delta_limit(base.len()) {
-                    let bytes = rmp_serde::to_vec(&delta)
-                        .map_err(|e| StoreError::Backend(e.to_string()))?;
-                    store.put_data_model(&format!("d/{}", device.id), &bytes)?;
-                    return Ok(info(base_id, true));
-                }
+        let model_base = match model_base {
+            Some(id) => self.base(store, &id)?.map(|b| (id, b)),
+            None => None,
+        };
+        // The common case, checked without building anything: the device
+        // has exactly its model's tree.
+        if let Some((id, base)) = &model_base {
+            let stable = tree
+                .iter()
+                .filter(|(n, _)| !crate::provision::datamodel::is_volatile(n));
+            if stable.eq(base.iter()) {
+                return Ok(info(id.clone(), false, base.len()));
+            }
+        }
+        let stable = tree.stable();
+        let info = |base: String, has_delta: bool| info(base, has_delta, stable.len());
+        if let Some((base_id, base)) = model_base {
+            let delta = stable.delta_from(&base);
+            if delta.len() <= delta_limit(base.len()) {
+                let bytes =
+                    rmp_serde::to_vec(&delta).map_err(|e| StoreError::Backend(e.to_string()))?;
+                store.put_data_model(&format!("d/{}", device.id), &bytes)?;
+                return Ok(info(base_id, true));
             }
         }
         let id = stable.id();

@@ -58,20 +58,21 @@ const VOLATILE_TABLES: &[&str] = &["Host", "AssociatedDevice", "APDevice", "STA"
 /// (`Server.Pool.{i}.Client.{j}`), a diagnostic result. The table object
 /// itself (`Device.Hosts.Host.`) is not.
 pub fn is_volatile(path: &str) -> bool {
-    let segs: Vec<&str> = path.split('.').collect();
-    for w in 1..segs.len() {
-        let seg = segs[w];
-        if seg.is_empty() || !seg.bytes().all(|b| b.is_ascii_digit()) {
-            continue;
-        }
-        let table = segs[w - 1];
-        let before = if w >= 2 { segs[w - 2] } else { "" };
-        let volatile = VOLATILE_TABLES.contains(&table)
-            || (table == "Device" && before == "Network")
-            || (table == "Client" && w >= 3 && segs[w - 3] == "Pool");
-        if volatile {
+    // The three segments before the current one, without allocating: this
+    // runs for every name of every tree stored.
+    let (mut before3, mut before2, mut table) = ("", "", "");
+    for seg in path.split('.') {
+        let instance = !seg.is_empty() && seg.bytes().all(|b| b.is_ascii_digit());
+        if instance
+            && (VOLATILE_TABLES.contains(&table)
+                || (table == "Device" && before2 == "Network")
+                || (table == "Client" && before3 == "Pool"))
+        {
             return true;
         }
+        before3 = before2;
+        before2 = table;
+        table = seg;
     }
     false
 }

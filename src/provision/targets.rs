@@ -566,10 +566,16 @@ pub fn gpon_candidates(tree: &DataModelTree, root: &str) -> Vec<String> {
         "{root}XPON.ONU.*.ANI.*.TC.ONUActivation.SerialNumber"
     )));
     for (name, _) in tree.iter() {
-        if name.ends_with('.') || out.iter().any(|o| o == name) {
+        let raw_leaf = name.rsplit('.').next().unwrap_or("");
+        // Cheap test first: a serial field names "sn" or "serial" somewhere.
+        let has = |s: &[u8], pat: &[u8]| s.windows(pat.len()).any(|w| w.eq_ignore_ascii_case(pat));
+        if name.ends_with('.')
+            || !(has(raw_leaf.as_bytes(), b"sn") || has(raw_leaf.as_bytes(), b"serial"))
+            || out.iter().any(|o| o == name)
+        {
             continue;
         }
-        let leaf = name.rsplit('.').next().unwrap_or("").to_ascii_lowercase();
+        let leaf = raw_leaf.to_ascii_lowercase();
         let path = name.to_ascii_lowercase();
         let pon_path = path.contains("gpon") || path.contains("xpon") || path.contains(".pon");
         let hit = leaf.contains("gponsn")
@@ -591,10 +597,22 @@ pub fn optical(tree: &DataModelTree, root: &str) -> Vec<OpticalPaths> {
     let mut vendor = Vec::new();
     let mut standard = Vec::new();
     let mut auto = Vec::new();
+    const READINGS: &[&str] = &[
+        "OpticalSignalLevel",
+        "RxPower",
+        "RXPower",
+        "RXpower",
+        "RxOpticalPower",
+        "RXOpticalPower",
+    ];
     for (name, _) in tree.iter() {
         let Some((obj, leaf)) = name.rsplit_once('.') else {
             continue;
         };
+        // Most names are not readings: nothing is built for them.
+        if !READINGS.contains(&leaf) {
+            continue;
+        }
         let obj = format!("{obj}.");
         let pair = |rx: &str, tx: &str, unit: PowerUnit| OpticalPaths {
             rx_power: format!("{obj}{rx}"),
