@@ -22,8 +22,9 @@ use std::sync::{Arc, Mutex};
 use crate::provision::datamodel::{DataModelTree, TreeDelta};
 use crate::store::{DataModelInfo, DeviceRecord, Store, StoreError, StoreResult};
 
-/// Bases kept decoded in memory (a few models per ISP; each ~1 MB).
-const CACHE_BASES: usize = 32;
+/// Bases kept decoded in memory (a few models and firmwares per ISP; each
+/// ~0.6 MB decoded for 6,400 names).
+const CACHE_BASES: usize = 64;
 
 /// A device's difference from its model's base beyond which it gets a base
 /// of its own: 64 names, or 5 % of the base.
@@ -77,7 +78,10 @@ impl Catalog {
         let tree = Arc::new(DataModelTree::decode(&bytes).map_err(|e| corrupt(&key, e))?);
         let mut cache = self.lock();
         if cache.len() >= CACHE_BASES {
-            cache.clear();
+            // Any one goes: bases are few, and one read back is cheap.
+            if let Some(k) = cache.keys().next().cloned() {
+                cache.remove(&k);
+            }
         }
         cache.insert(id.to_owned(), tree.clone());
         Ok(Some(tree))
