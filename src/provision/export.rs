@@ -17,14 +17,29 @@ pub enum ExportError {
     Unterminated(usize),
 }
 
+/// One CSV record and the line it starts on.
+pub type Record = (usize, Vec<String>);
+
 /// RFC 4180 records (quoted fields, doubled quotes, newlines in quotes),
-/// each with the line it starts on.
-fn records(text: &str) -> Result<Vec<(usize, Vec<String>)>, ExportError> {
+/// each with the line it starts on. Lines starting with `#` outside quotes
+/// are comments (a provenance line) and empty lines are skipped.
+pub fn records(text: &str) -> Result<Vec<Record>, ExportError> {
     let mut out = Vec::new();
     let (mut field, mut row, mut quoted) = (String::new(), Vec::new(), false);
-    let (mut line, mut start) = (1, 1);
+    let (mut line, mut start, mut at_start) = (1, 1, true);
     let mut chars = text.chars().peekable();
     while let Some(c) = chars.next() {
+        if at_start && !quoted && c == '#' {
+            for c in chars.by_ref() {
+                if c == '\n' {
+                    break;
+                }
+            }
+            line += 1;
+            start = line;
+            continue;
+        }
+        at_start = false;
         match (quoted, c) {
             (true, '"') if chars.peek() == Some(&'"') => {
                 chars.next();
@@ -42,9 +57,14 @@ fn records(text: &str) -> Result<Vec<(usize, Vec<String>)>, ExportError> {
             (false, '\r') => {}
             (false, '\n') => {
                 row.push(std::mem::take(&mut field));
-                out.push((start, std::mem::take(&mut row)));
+                if row.len() == 1 && row[0].is_empty() {
+                    row.clear();
+                } else {
+                    out.push((start, std::mem::take(&mut row)));
+                }
                 line += 1;
                 start = line;
+                at_start = true;
             }
             (false, c) => field.push(c),
         }

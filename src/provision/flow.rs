@@ -335,12 +335,7 @@ impl Flow {
     fn read_names(&self, tree: &DataModelTree) -> Vec<String> {
         let root = self.root().to_owned();
         let mut names = targets::analysis_inputs(tree, &root);
-        for leaf in [
-            "ParameterKey",
-            "PeriodicInformEnable",
-            "PeriodicInformInterval",
-            "ConnectionRequestUsername",
-        ] {
+        for leaf in plan::MANAGEMENT_READ {
             names.push(self.management(leaf));
         }
         for p in self.ctx.profiles.all().iter().filter(|p| p.root == root) {

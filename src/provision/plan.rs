@@ -339,6 +339,15 @@ fn managed(profile: &Profile, d: &Desired, can_write: CanWrite<'_>) -> Vec<Manag
     out
 }
 
+/// The `ManagementServer.` parameters a provisioning run reads: the
+/// ParameterKey and the non-secret settings it manages.
+pub const MANAGEMENT_READ: [&str; 4] = [
+    "ParameterKey",
+    "PeriodicInformEnable",
+    "PeriodicInformInterval",
+    "ConnectionRequestUsername",
+];
+
 /// What to read at the start of provisioning: the identity parameters and
 /// every non-secret WiFi and management parameter the profile lets the ACS
 /// manage, plus the ParameterKey (voice lines are read once ERPNext asks
@@ -352,12 +361,7 @@ pub fn read_names(profile: &Profile) -> Vec<String> {
         names.push(band.ssid.clone());
         names.extend(band.enable.iter().cloned());
     }
-    for leaf in [
-        "ParameterKey",
-        "PeriodicInformEnable",
-        "PeriodicInformInterval",
-        "ConnectionRequestUsername",
-    ] {
+    for leaf in MANAGEMENT_READ {
         names.push(profile.management(leaf));
     }
     let mut seen = std::collections::BTreeSet::new();

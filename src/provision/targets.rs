@@ -914,20 +914,11 @@ pub fn effective(
         if let Some(b) = f.booleans {
             booleans = b;
         }
-        identity.mac = f
-            .identity
-            .mac
-            .iter()
-            .filter(|p| tree.has_leaf(p))
-            .cloned()
-            .collect();
-        identity.gpon_serial = f
-            .identity
-            .gpon_serial
-            .iter()
-            .filter(|p| tree.has_leaf(p))
-            .cloned()
-            .collect();
+        let present = |paths: &[String]| -> Vec<String> {
+            paths.iter().filter(|p| tree.has_leaf(p)).cloned().collect()
+        };
+        identity.mac = present(&f.identity.mac);
+        identity.gpon_serial = present(&f.identity.gpon_serial);
         never_write.extend(f.never_write.iter().cloned());
         for fw in &f.wifi {
             if !tree.can_write(&fw.ssid) {

@@ -2,6 +2,7 @@
 //! with `--model-file`) turned into a personalised [`DataModel`].
 
 use gigafibre_acs::cwmp::ValueType;
+use gigafibre_acs::provision::export::ExportError;
 use thiserror::Error;
 
 use crate::datamodel::{DataModel, Param};
@@ -126,72 +127,6 @@ impl Identity {
     }
 }
 
-/// Splits CSV text into records (RFC 4180: quoted fields, doubled quotes,
-/// newlines inside quotes). Lines starting with `#` outside quotes are
-/// comments (the provenance line).
-/// Records with the line each starts on; an error names its line.
-type Records = Vec<(usize, Vec<String>)>;
-
-fn csv_records(text: &str) -> Result<Records, (usize, String)> {
-    let mut out = Vec::new();
-    let mut field = String::new();
-    let mut record = Vec::new();
-    let mut in_quotes = false;
-    let mut line = 1;
-    let mut record_line = 1;
-    let mut at_record_start = true;
-    let mut chars = text.chars().peekable();
-    while let Some(c) = chars.next() {
-        if at_record_start && !in_quotes && c == '#' {
-            for c in chars.by_ref() {
-                if c == '\n' {
-                    break;
-                }
-            }
-            line += 1;
-            record_line = line;
-            continue;
-        }
-        at_record_start = false;
-        match (in_quotes, c) {
-            (true, '"') if chars.peek() == Some(&'"') => {
-                chars.next();
-                field.push('"');
-            }
-            (true, '"') => in_quotes = false,
-            (true, c) => {
-                if c == '\n' {
-                    line += 1;
-                }
-                field.push(c);
-            }
-            (false, '"') if field.is_empty() => in_quotes = true,
-            (false, ',') => record.push(std::mem::take(&mut field)),
-            (false, '\r') => {}
-            (false, '\n') => {
-                record.push(std::mem::take(&mut field));
-                if !(record.len() == 1 && record[0].is_empty()) {
-                    out.push((record_line, std::mem::take(&mut record)));
-                } else {
-                    record.clear();
-                }
-                line += 1;
-                record_line = line;
-                at_record_start = true;
-            }
-            (false, c) => field.push(c),
-        }
-    }
-    if in_quotes {
-        return Err((record_line, "unterminated quoted field".into()));
-    }
-    if !field.is_empty() || !record.is_empty() {
-        record.push(field);
-        out.push((record_line, record));
-    }
-    Ok(out)
-}
-
 impl ModelTemplate {
     /// Parses a GenieACS parameter export (CSV with the header `Parameter,
     /// Object, Object timestamp, Writable, …, Value, Value type, …`).
@@ -201,7 +136,10 @@ impl ModelTemplate {
             line,
             reason,
         };
-        let records = csv_records(text).map_err(|(l, r)| err(l, r))?;
+        let records = gigafibre_acs::provision::export::records(text).map_err(|e| match e {
+            ExportError::Unterminated(l) => err(l, "unterminated quoted field".into()),
+            other => err(1, other.to_string()),
+        })?;
         let mut iter = records.into_iter();
         let (hline, header) = iter.next().ok_or_else(|| ModelError::File {
             file: name.to_owned(),
