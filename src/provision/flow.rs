@@ -311,18 +311,13 @@ impl Flow {
         self.targets.as_ref()
     }
 
-    /// Values read in this run.
-    pub fn values(&self) -> &Values {
-        &self.values
-    }
-
     fn root(&self) -> &str {
         &self.ctx.facts.root
     }
 
-    /// The data-model root this run works under.
-    pub fn facts_root(&self) -> &str {
-        self.root()
+    /// The device's model name, as read in this run (or known before it).
+    pub fn model_name(&self) -> Option<&str> {
+        self.ctx.facts.model_name.as_deref()
     }
 
     fn management(&self, leaf: &str) -> String {

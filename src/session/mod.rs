@@ -872,24 +872,10 @@ impl Session {
                 if let Some(t) = &self.targets {
                     effects.push(Effect::Profile(t.name.clone()));
                 }
-                let root = flow.facts_root().to_owned();
-                if let Some(m) = flow
-                    .values()
-                    .get(&format!("{root}DeviceInfo.ModelName"))
-                    .map(|m| m.trim())
-                    .filter(|m| !m.is_empty())
-                {
+                // The model name the run read (the collector takes the
+                // run's effective profile, which it decided).
+                if let Some(m) = flow.model_name() {
                     effects.push(Effect::ModelName(m.to_owned()));
-                }
-                if let Some(c) = self.collect.as_mut() {
-                    let root = c.facts.root.clone();
-                    if let Some(m) = flow
-                        .values()
-                        .get(&format!("{root}DeviceInfo.ModelName"))
-                        .filter(|m| !m.trim().is_empty())
-                    {
-                        c.facts.model_name = Some(m.clone());
-                    }
                 }
                 self.flow = None;
                 effects.push(Effect::Provisioning(outcome));
