@@ -798,7 +798,9 @@ impl Session {
             (Learner::Discovery, _) | (_, None) => {
                 // The whole tree, volatile tables included.
                 self.tree = Some(Arc::new(DataModelTree::from_names(names)));
-                self.tree_fresh = learner == Learner::Discovery || !path.contains('.');
+                // A root ("Device.", one dot) or empty path: all of it.
+                let whole = path.matches('.').count() <= 1;
+                self.tree_fresh = learner == Learner::Discovery || whole;
                 true
             }
             (_, Some(tree)) => {
