@@ -140,11 +140,6 @@ impl Provisioning {
         self.policy.enabled
     }
 
-    /// The family profiles.
-    pub fn profiles(&self) -> &Profiles {
-        &self.policy.profiles
-    }
-
     /// The device's effective profile (its discovered data model, its
     /// family profile's quirks) and data model, from what is stored;
     /// `None` before its data model was discovered.
