@@ -228,6 +228,18 @@ async fn finds_by_gpon_serial_ascii_or_hex_and_by_cwmp_serial() {
         assert_eq!(rows[0].serial_number.as_deref(), Some("54504C47B4FB2AC8"));
         assert_eq!(rows[0].gpon_serial.as_deref(), Some("TPLGB4FB2AC8"));
     }
+    // A router's sticker serial in serial_number (the last resort).
+    for q in ["22A1004513", " 22a1004513 "] {
+        let rows = client.find(Lookup::SerialNumber(q)).await.unwrap();
+        assert_eq!(names(&rows), vec!["EQ-00002"], "{q:?}");
+    }
+    assert!(
+        client
+            .find(Lookup::SerialNumber("22A100451"))
+            .await
+            .unwrap()
+            .is_empty()
+    );
     // Same serial once ASCII, once hex: both records.
     let rows = client
         .find(Lookup::GponSerial("TPLG5EE2A149"))

@@ -147,6 +147,10 @@ pub enum Lookup<'a> {
     /// A MAC (canonical 12 hex digits; any spelling is accepted), found in
     /// `mac_address` in any spelling.
     Mac(&'a str),
+    /// `serial_number` equal to the serial the device uses in CWMP (the
+    /// sticker serial of a router), compared case-insensitively after
+    /// trimming.
+    SerialNumber(&'a str),
 }
 
 /// Why a call to ERPNext failed. The texts are short, name the operation

@@ -46,6 +46,8 @@ pub enum Key {
     Gpon(String),
     /// Canonical 12 lower-case hex digits.
     Mac(String),
+    /// `serial_number` as the device spells its CWMP serial.
+    Serial(String),
 }
 
 /// The filters of a list query.
@@ -65,6 +67,7 @@ impl Key {
             Lookup::CwmpSerial(s) => nonempty(s).map(Key::Cwmp),
             Lookup::GponSerial(s) => canonical_gpon_serial(s).map(Key::Gpon),
             Lookup::Mac(m) => canonical_mac(m).map(Key::Mac),
+            Lookup::SerialNumber(s) => nonempty(s).map(Key::Serial),
         }
     }
 
@@ -75,6 +78,7 @@ impl Key {
             Key::Cwmp(s) => format!("cwmp:{}", s.to_lowercase()),
             Key::Gpon(s) => format!("gpon:{s}"),
             Key::Mac(m) => format!("mac:{m}"),
+            Key::Serial(s) => format!("serial:{}", s.to_lowercase()),
         }
     }
 
@@ -85,6 +89,7 @@ impl Key {
             Key::Cwmp(s) => format!("Service Equipment by CWMP serial {s}"),
             Key::Gpon(s) => format!("Service Equipment by GPON serial {s}"),
             Key::Mac(m) => format!("Service Equipment by MAC {m}"),
+            Key::Serial(s) => format!("Service Equipment by serial number {s}"),
         }
     }
 
@@ -110,6 +115,10 @@ impl Key {
                 filters: Some(json!([["mac_address", "like", mac_like_pattern(m)]])),
                 or_filters: None,
             }),
+            Key::Serial(s) => Some(ListQuery {
+                filters: Some(json!([["serial_number", "=", s]])),
+                or_filters: None,
+            }),
         }
     }
 
@@ -132,6 +141,10 @@ impl Key {
                 .as_deref()
                 .and_then(canonical_mac)
                 .is_some_and(|m| &m == target),
+            Key::Serial(s) => e
+                .serial_number
+                .as_deref()
+                .is_some_and(|v| v.trim().eq_ignore_ascii_case(s)),
         }
     }
 }

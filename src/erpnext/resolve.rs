@@ -9,6 +9,8 @@
 //!    ASCII or the 16-hex form.
 //! 4. The MACs the device reported (its own first, then its other
 //!    interfaces'), each in `mac_address`, in any spelling.
+//! 5. `serial_number` equal to the CWMP serial (a router's sticker serial;
+//!    a GPON-form serial was already asked for in step 3).
 //!
 //! Keys the device does not have (no `known_name`, no GPON serial, an
 //! empty CWMP serial, …) are skipped. Then:
@@ -101,6 +103,9 @@ pub fn lookups<'a>(keys: &DeviceKeys<'a>) -> Vec<Lookup<'a>> {
         if !out.contains(&Lookup::Mac(m)) {
             out.push(Lookup::Mac(m));
         }
+    }
+    if !keys.cwmp_serial.trim().is_empty() {
+        out.push(Lookup::SerialNumber(keys.cwmp_serial));
     }
     out
 }
@@ -224,6 +229,7 @@ mod tests {
                 Lookup::GponSerial("RCMG1A2B3C4D"),
                 Lookup::Mac("aabbccddeeff"),
                 Lookup::Mac("aabbccddeef0"),
+                Lookup::SerialNumber("RCMG1A2B3C4D"),
             ]
         );
         let keys = DeviceKeys {

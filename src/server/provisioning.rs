@@ -174,7 +174,8 @@ impl Provisioning {
         if let Some(name) = &p.equipment {
             client.invalidate(name);
         }
-        let mut lookups = vec![Lookup::CwmpSerial(&device.identity.serial_number)];
+        let serial = &device.identity.serial_number;
+        let mut lookups = vec![Lookup::CwmpSerial(serial), Lookup::SerialNumber(serial)];
         if let Some(m) = &p.mac {
             lookups.push(Lookup::Mac(m));
         }
