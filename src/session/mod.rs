@@ -17,9 +17,9 @@ mod collect;
 mod inform;
 mod open;
 
-pub use collect::{CollectStep, Collector, volatile_groups};
+pub use collect::{CollectStep, Collector};
 pub use inform::{EVENT_BOOT, EVENT_BOOTSTRAP, InformOutcome, apply_inform};
-pub use open::{Opening, ProvisioningPolicy, SessionPolicy, discovery_due, facts, open};
+pub use open::{Opening, ProvisioningPolicy, SessionPolicy, facts, open};
 
 use std::collections::VecDeque;
 use std::sync::Arc;
