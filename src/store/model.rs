@@ -59,6 +59,14 @@ pub struct DeviceRecord {
     /// When the device last refused to tell its data model.
     #[serde(default)]
     pub discovery_failed_ms: Option<u64>,
+    /// Labels Ops (or GenieACS's NBI clients) put on the device, sorted.
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// When the record was imported from another ACS (GenieACS) and the
+    /// device has not yet held a session here: its first session is a
+    /// first contact (discovery and a full provisioning run).
+    #[serde(default)]
+    pub imported_ms: Option<u64>,
 }
 
 /// Where a device's discovered data model is, and when it was learned.
@@ -217,6 +225,8 @@ impl DeviceRecord {
             hosts_collected_ms: None,
             data_model: None,
             discovery_failed_ms: None,
+            tags: Vec::new(),
+            imported_ms: None,
         }
     }
 }
