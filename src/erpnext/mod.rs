@@ -130,6 +130,12 @@ pub struct Equipment {
     pub gpon_serial: Option<String>,
     /// `custom_cwmp_serial`
     pub cwmp_serial: Option<String>,
+    /// `custom_radius_user`: the PPPoE username.
+    #[serde(default)]
+    pub radius_user: Option<String>,
+    /// `custom_radius_password` (the PPPoE password) is set.
+    #[serde(default)]
+    pub has_radius_password: bool,
     pub modified: Option<String>,
 }
 

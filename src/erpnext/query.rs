@@ -10,7 +10,7 @@ use super::{Equipment, Lookup};
 use crate::provision::identity::{canonical_gpon_serial, canonical_mac, gpon_serial_hex};
 
 /// The columns a list query asks for (and all [`Equipment`] needs).
-pub const FIELDS: [&str; 19] = [
+pub const FIELDS: [&str; 21] = [
     "name",
     "customer",
     "service_location",
@@ -29,6 +29,8 @@ pub const FIELDS: [&str; 19] = [
     "custom_sip_line",
     "custom_gpon_serial",
     "custom_cwmp_serial",
+    "custom_radius_user",
+    "custom_radius_password",
     "modified",
 ];
 
@@ -207,6 +209,8 @@ pub fn equipment_from_json(row: &Value) -> Result<Equipment, String> {
         sip_line: number(obj, "custom_sip_line").and_then(|n| u32::try_from(n).ok()),
         gpon_serial: text(obj, "custom_gpon_serial"),
         cwmp_serial: text(obj, "custom_cwmp_serial"),
+        radius_user: text(obj, "custom_radius_user"),
+        has_radius_password: has("custom_radius_password"),
         modified: text(obj, "modified"),
     })
 }

@@ -158,6 +158,8 @@ mod tests {
             sip_line: None,
             gpon_serial: None,
             cwmp_serial: None,
+            radius_user: None,
+            has_radius_password: false,
             modified: None,
         }
     }
