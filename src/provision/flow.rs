@@ -8,7 +8,8 @@
 //! read what the analysis needs and the managed values, names taken from
 //! the device's data model (one GetParameterValues) → work out the
 //! effective profile ([`super::targets`]) → ERPNext → the voice lines'
-//! values when ERPNext asks for SIP (one GetParameterValues) → one
+//! values when ERPNext asks for SIP, the PPP interfaces' when it asks for
+//! PPPoE (one GetParameterValues) → one
 //! SetParameterValues with what differs → verify (one GetParameterValues).
 //! Check run (periodic, already provisioned): ERPNext first; if the record
 //! has not changed, no RPC at all.
@@ -126,7 +127,7 @@ pub enum Outcome {
     },
     /// Check run: ERPNext unchanged since the last run.
     Unchanged,
-    /// The record has no WiFi or SIP data; the device was left alone.
+    /// The record has no WiFi, SIP or PPPoE data; the device was left alone.
     NoConfig {
         equipment: String,
         #[serde(default)]
@@ -187,7 +188,7 @@ pub enum FlowStep {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Asked {
     Read,
-    Voice,
+    Accounts,
     Set,
     Verify,
 }
@@ -197,7 +198,7 @@ enum State {
     Start,
     Reading,
     AwaitDesired,
-    ReadingVoice,
+    ReadingAccounts,
     Setting {
         expect: BTreeMap<String, String>,
         pushed: usize,
@@ -416,7 +417,7 @@ impl Flow {
             self.identity = read_identity(t, &self.values);
         }
         if self.found.is_some() || self.after_set.is_some() {
-            return self.read_voice_or_plan(tree);
+            return self.read_accounts_or_plan(tree);
         }
         self.state = State::AwaitDesired;
         FlowStep::NeedDesired(DesiredRequest {
@@ -425,26 +426,31 @@ impl Flow {
         })
     }
 
-    /// The voice lines' current values, when ERPNext asks for SIP and the
-    /// device has lines; else the plan.
-    fn read_voice_or_plan(&mut self, tree: &DataModelTree) -> FlowStep {
-        let line = self
-            .found
-            .as_ref()
-            .and_then(|(_, _, d)| d.sip.as_ref())
-            .map(|s| s.line);
+    /// The current values of the accounts ERPNext asks for, where the
+    /// device has them: the voice line (SIP) and the PPP interfaces with
+    /// what tells the Internet one from the others (PPPoE); else the plan.
+    fn read_accounts_or_plan(&mut self, tree: &DataModelTree) -> FlowStep {
+        let desired = self.found.as_ref().map(|(_, _, d)| d);
+        let line = desired.and_then(|d| d.sip.as_ref()).map(|s| s.line);
+        let wants_ppp = desired.is_some_and(|d| d.ppp.is_some());
         let sip = self.targets.as_ref().and_then(|t| t.sip.clone());
+        let root = self.root().to_owned();
+        let mut names = Vec::new();
         if let (Some(line), Some(sip)) = (line, sip) {
-            let mut names = targets::sip_inputs(tree, &sip, line);
-            let root = self.root().to_owned();
+            names.extend(targets::sip_inputs(tree, &sip, line));
             names.extend(tree.expand(&format!(
                 "{root}Services.VoiceService.*.SIP.Client.*.Network"
             )));
-            names.retain(|n| !self.values.contains_key(n));
-            if !names.is_empty() {
-                self.state = State::ReadingVoice;
-                return self.gpv(names);
-            }
+        }
+        if wants_ppp {
+            names.extend(super::ppp::ppp_inputs(tree, &root));
+        }
+        names.retain(|n| !self.values.contains_key(n));
+        let mut seen = std::collections::BTreeSet::new();
+        names.retain(|n| seen.insert(n.clone()));
+        if !names.is_empty() {
+            self.state = State::ReadingAccounts;
+            return self.gpv(names);
         }
         self.plan(tree)
     }
@@ -461,7 +467,7 @@ impl Flow {
                 let mut d = d.clone();
                 d.management = self.ctx.management.clone();
                 d.sip_servers = self.ctx.sip_servers.clone();
-                let no_config = d.wifi.is_none() && d.sip.is_none();
+                let no_config = d.wifi.is_none() && d.sip.is_none() && d.ppp.is_none();
                 let done = no_config.then(|| Outcome::NoConfig {
                     equipment: equipment.clone(),
                     customer: d.customer.clone(),
@@ -539,7 +545,7 @@ impl Flow {
                 }
                 self.found = Some((equipment, modified, desired));
                 match (self.read_done, tree) {
-                    (true, Some(tree)) => self.read_voice_or_plan(tree),
+                    (true, Some(tree)) => self.read_accounts_or_plan(tree),
                     _ => self.read(tree),
                 }
             }
@@ -619,9 +625,9 @@ impl Flow {
                 self.state = State::Reading;
                 self.gpv(self.read_names(tree))
             }
-            Asked::Voice => {
+            Asked::Accounts => {
                 self.work_out_targets(tree);
-                self.read_voice_or_plan(tree)
+                self.read_accounts_or_plan(tree)
             }
             Asked::Set => {
                 self.work_out_targets(tree);
@@ -651,9 +657,9 @@ impl Flow {
                 self.record(r.parameters);
                 self.after_read(tree)
             }
-            (State::ReadingVoice, Body::GetParameterValuesResponse(r)) => {
+            (State::ReadingAccounts, Body::GetParameterValuesResponse(r)) => {
                 self.record(r.parameters);
-                // The v2 client's network is known now.
+                // The v2 client's network and the PPP layers are known now.
                 self.work_out_targets(tree);
                 self.plan(tree)
             }
@@ -661,11 +667,11 @@ impl Flow {
                 let names = std::mem::take(&mut self.asked);
                 self.relearn(Asked::Read, &names, None, &f)
             }
-            (State::ReadingVoice, Body::Fault(f)) if f.code == INVALID_PARAMETER_NAME => {
+            (State::ReadingAccounts, Body::Fault(f)) if f.code == INVALID_PARAMETER_NAME => {
                 let names = std::mem::take(&mut self.asked);
-                self.relearn(Asked::Voice, &names, None, &f)
+                self.relearn(Asked::Accounts, &names, None, &f)
             }
-            (State::Reading | State::ReadingVoice, Body::Fault(f)) => {
+            (State::Reading | State::ReadingAccounts, Body::Fault(f)) => {
                 self.finish(Outcome::ReadFailed {
                     reason: f.to_string(),
                 })

@@ -12,5 +12,6 @@ pub mod flow;
 pub mod identity;
 pub mod plan;
 pub mod policy;
+pub mod ppp;
 pub mod profile;
 pub mod targets;

@@ -35,6 +35,14 @@ pub struct SipConfig {
     pub line: u32,
 }
 
+/// PPPoE credentials of the Internet connection (ERPNext's
+/// `custom_radius_user` / `custom_radius_password`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PppConfig {
+    pub username: String,
+    pub password: Option<Secret>,
+}
+
 /// SIP servers, from the ACS configuration (the same for every line).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct SipServers {
@@ -63,6 +71,7 @@ pub struct Desired {
     pub customer: Option<String>,
     pub wifi: Option<WifiConfig>,
     pub sip: Option<SipConfig>,
+    pub ppp: Option<PppConfig>,
     pub sip_servers: SipServers,
     pub management: Option<ManagementConfig>,
 }
@@ -121,6 +130,29 @@ pub fn validate(d: &Desired) -> Vec<InvalidValue> {
             });
         }
     }
+    if let Some(p) = &d.ppp {
+        let user = p.username.trim();
+        if user.is_empty() {
+            out.push(InvalidValue {
+                field: "custom_radius_user".into(),
+                reason: "empty PPPoE username".into(),
+            });
+        } else if user.len() > 255 || user.chars().any(char::is_control) {
+            out.push(InvalidValue {
+                field: "custom_radius_user".into(),
+                reason: "PPPoE username longer than 255 bytes or with control characters".into(),
+            });
+        }
+        if let Some(pw) = &p.password {
+            if pw.expose().len() > 255 || pw.expose().chars().any(char::is_control) {
+                out.push(InvalidValue {
+                    field: "custom_radius_password".into(),
+                    reason: "PPPoE password longer than 255 bytes or with control characters"
+                        .into(),
+                });
+            }
+        }
+    }
     out
 }
 
@@ -146,6 +178,12 @@ pub fn parameter_key(hmac_key: &hmac::Key, profile: &Profile, d: &Desired) -> St
         field("sip_user", &s.username);
         field("sip_pass", s.password.as_ref().map_or("", |p| p.expose()));
         field("sip_line", &s.line.to_string());
+    }
+    // Only when set: adding PPPoE must not change the key of devices
+    // provisioned before it existed.
+    if let Some(p) = &d.ppp {
+        field("ppp_user", &p.username);
+        field("ppp_pass", p.password.as_ref().map_or("", |p| p.expose()));
     }
     let srv = &d.sip_servers;
     for (k, v) in [
@@ -306,6 +344,22 @@ fn managed(profile: &Profile, d: &Desired, can_write: CanWrite<'_>) -> Vec<Manag
             if let (Some(p), Some(v)) = (path, port) {
                 push(p, v.to_string(), ValueType::UnsignedInt, false);
             }
+        }
+    }
+    if let (Some(c), Some(paths)) = (&d.ppp, &profile.ppp) {
+        push(
+            &paths.username,
+            c.username.trim().to_owned(),
+            ValueType::String,
+            false,
+        );
+        if let Some(p) = &c.password {
+            push(
+                &paths.password,
+                p.expose().to_owned(),
+                ValueType::String,
+                true,
+            );
         }
     }
     if let Some(m) = &d.management {

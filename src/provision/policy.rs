@@ -157,7 +157,7 @@ pub fn record(
                 c.writeback = Some(equipment.clone());
             }
             state.status = ProvisionStatus::NoConfig;
-            state.reason = Some("no WiFi or SIP configuration in ERPNext: the device's settings are left as they are".into());
+            state.reason = Some("no WiFi, SIP or PPPoE configuration in ERPNext: the device's settings are left as they are".into());
             state.equipment = Some(equipment.clone());
             state.customer = customer.clone();
             state.erp_modified = modified.clone();

@@ -133,6 +133,15 @@ pub struct SipPaths {
     pub domain: Option<String>,
 }
 
+/// Where the PPPoE credentials of the device's Internet connection go
+/// (TR-181 `PPP.Interface.{i}.`, TR-098 `WANPPPConnection.{k}.`).
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PppPaths {
+    pub username: String,
+    pub password: String,
+}
+
 /// Units of optical power readings.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, serde::Serialize)]
 pub enum PowerUnit {
@@ -222,6 +231,9 @@ pub struct Profile {
     pub never_write: Vec<String>,
     #[serde(default)]
     pub sip: Option<SipPaths>,
+    /// PPPoE credentials: `[ppp]`; unset, the data model decides.
+    #[serde(default)]
+    pub ppp: Option<PppPaths>,
     /// Optical power readings, preferred first: `[optical]` or `[[optical]]`.
     #[serde(default, deserialize_with = "one_or_many")]
     pub optical: Vec<OpticalPaths>,
@@ -359,6 +371,10 @@ impl Profile {
                     v.push((k.into(), p));
                 }
             }
+        }
+        if let Some(p) = &self.ppp {
+            v.push(("ppp.username".into(), &p.username));
+            v.push(("ppp.password".into(), &p.password));
         }
         for o in &self.optical {
             v.push(("optical.rx_power".into(), &o.rx_power));

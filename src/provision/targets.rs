@@ -20,6 +20,8 @@
 //! - **SIP** ([`sip`]): TR-104 v1 lines (`VoiceService.{i}.VoiceProfile.{j}.Line.{k}`,
 //!   also in vendor trees such as `Device.X_TP_Services.`), else TR-104 v2
 //!   (`SIP.Client.{i}` + `SIP.Network`), only where lines carry credentials.
+//! - **PPPoE** ([`super::ppp`]): the PPP interface of the Internet
+//!   connection, never a USB/3G, disabled, bridged or VoIP-only one.
 //! - **Identity**: MAC candidates (vendor `DeviceInfo` MAC fields, TR-181
 //!   `Ethernet.Interface`/`Ethernet.Link`, TR-098 LAN and WAN interfaces)
 //!   and GPON serial candidates (`DeviceInfo.SerialNumber`, XPON ONU
@@ -55,12 +57,12 @@ pub fn generic_name(root: &str) -> &'static str {
     }
 }
 
-fn value<'a>(v: &'a Values, path: &str) -> Option<&'a str> {
+pub(super) fn value<'a>(v: &'a Values, path: &str) -> Option<&'a str> {
     v.get(path).map(|s| s.trim()).filter(|s| !s.is_empty())
 }
 
 /// Direct vendor (`X_…`) parameters of an object, with their values.
-fn vendor_fields<'a>(
+pub(super) fn vendor_fields<'a>(
     tree: &'a DataModelTree,
     v: &'a Values,
     obj: &'a str,
@@ -72,7 +74,10 @@ fn vendor_fields<'a>(
 }
 
 /// Direct vendor parameter names of an object that may be read (not secrets).
-fn vendor_names<'a>(tree: &'a DataModelTree, obj: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+pub(super) fn vendor_names<'a>(
+    tree: &'a DataModelTree,
+    obj: &'a str,
+) -> impl Iterator<Item = &'a str> + 'a {
     tree.leaves_under(obj)
         .filter(move |n| {
             let leaf = &n[obj.len()..];
@@ -83,7 +88,7 @@ fn vendor_names<'a>(tree: &'a DataModelTree, obj: &'a str) -> impl Iterator<Item
 
 /// A reference as an object path with root and trailing dot
 /// (`Device.WiFi.Radio.1`, `WiFi.Radio.1.` → `Device.WiFi.Radio.1.`).
-fn reference(root: &str, r: &str) -> Option<String> {
+pub(super) fn reference(root: &str, r: &str) -> Option<String> {
     let first = r.split(',').next()?.trim();
     if first.is_empty() {
         return None;
@@ -901,6 +906,11 @@ pub fn effective(
     let mut optical_pairs = optical(tree, root);
     let mut topo = topology(tree, root);
     let mut sip_paths = sip(tree, v, root);
+    let mut ppp_paths = if v.is_empty() {
+        None
+    } else {
+        super::ppp::ppp(tree, v, root)
+    };
     let mut booleans = inferred_booleans(tree, v, root);
     let mut partial_paths = false;
     let mut name = generic_name(root).to_owned();
@@ -943,6 +953,11 @@ pub fn effective(
         if let Some(s) = &f.sip {
             if tree.has_leaf(&s.auth_username.replace("{line}", "1")) {
                 sip_paths = Some(s.clone());
+            }
+        }
+        if let Some(p) = &f.ppp {
+            if tree.can_write(&p.username) && tree.can_write(&p.password) {
+                ppp_paths = Some(p.clone());
             }
         }
         let mut pairs: Vec<OpticalPaths> = f
@@ -1003,6 +1018,7 @@ pub fn effective(
         wifi,
         never_write,
         sip: sip_paths,
+        ppp: ppp_paths,
         optical: optical_pairs,
         topology: topo,
     }

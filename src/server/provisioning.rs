@@ -20,7 +20,9 @@ use std::collections::BTreeMap;
 use crate::catalog::Catalog;
 use crate::provision::datamodel::DataModelTree;
 use crate::provision::flow::{DesiredOutcome, DesiredRequest, ReadIdentity, read_identity};
-use crate::provision::plan::{Desired, ManagementConfig, SipConfig, SipServers, WifiConfig};
+use crate::provision::plan::{
+    Desired, ManagementConfig, PppConfig, SipConfig, SipServers, WifiConfig,
+};
 use crate::provision::profile::{Profile, Profiles};
 use crate::provision::targets;
 use crate::session::ProvisioningPolicy;
@@ -357,8 +359,8 @@ async fn lookup(
     }
 }
 
-/// The configuration a Service Equipment record asks for. Empty WiFi or
-/// SIP fields mean "leave the device's settings alone".
+/// The configuration a Service Equipment record asks for. Empty WiFi, SIP
+/// or RADIUS (PPPoE) fields mean "leave the device's settings alone".
 async fn desired(client: &ErpNextClient, eq: &Equipment) -> Result<Desired, ErpError> {
     let wifi = match eq.wifi_ssid.clone() {
         Some(ssid) => {
@@ -391,10 +393,22 @@ async fn desired(client: &ErpNextClient, eq: &Equipment) -> Result<Desired, ErpE
         }
         None => None,
     };
+    let ppp = match eq.radius_user.clone() {
+        Some(username) => {
+            let password = if eq.has_radius_password {
+                client.password(&eq.name, "custom_radius_password").await?
+            } else {
+                None
+            };
+            Some(PppConfig { username, password })
+        }
+        None => None,
+    };
     Ok(Desired {
         customer: eq.customer.clone(),
         wifi,
         sip,
+        ppp,
         ..Desired::default()
     })
 }

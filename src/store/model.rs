@@ -93,7 +93,7 @@ pub enum ProvisionStatus {
     #[default]
     Pending,
     Provisioned,
-    /// ERPNext's record has no WiFi or SIP data: the device is left alone.
+    /// ERPNext's record has no WiFi, SIP or PPPoE data: the device is left alone.
     NoConfig,
     Unresolved,
     Ambiguous,

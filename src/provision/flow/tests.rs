@@ -380,3 +380,117 @@ fn erpnext_down_leaves_a_provisioned_device_alone() {
     };
     assert_eq!(again.parameter_key, mgmt.parameter_key);
 }
+
+#[test]
+fn pppoe_credentials_go_to_the_wan_ppp_interface_of_a_real_ont_and_are_verified() {
+    let (tree, values) = export(include_str!(
+        "../../../tests/data/device-models/tplink-xx230v-gpon-ont.csv"
+    ));
+    let mut f = Flow::new(ctx(), None);
+    let read = sent(f.begin(Some(&tree)));
+    let FlowStep::NeedDesired(_) = f.on_response(answer(&values, &read), Some(&tree)) else {
+        panic!()
+    };
+    let ppp = Desired {
+        ppp: Some(crate::provision::plan::PppConfig {
+            username: "b1234567@gigafibre.ca".into(),
+            password: Some(Secret::new("radius-pass-77")),
+        }),
+        ..Desired::default()
+    };
+    let accounts = sent(f.supply(
+        DesiredOutcome::Found {
+            equipment: "EQ-ONT".into(),
+            modified: None,
+            desired: ppp,
+        },
+        Some(&tree),
+    ));
+    let Body::GetParameterValues(g) = &accounts else {
+        panic!("{accounts:?}")
+    };
+    assert!(
+        g.names
+            .contains(&"Device.PPP.Interface.3.LowerLayers".to_owned())
+    );
+    assert!(!g.names.iter().any(|n| n.ends_with("Password")));
+    let Body::SetParameterValues(spv) =
+        sent(f.on_response(answer(&values, &accounts), Some(&tree)))
+    else {
+        panic!()
+    };
+    let get = |n: &str| {
+        spv.parameters
+            .iter()
+            .find(|p| p.name == n)
+            .map(|p| p.value.as_str())
+    };
+    assert_eq!(
+        get("Device.PPP.Interface.3.Username"),
+        Some("b1234567@gigafibre.ca")
+    );
+    assert_eq!(
+        get("Device.PPP.Interface.3.Password"),
+        Some("radius-pass-77")
+    );
+    assert!(
+        !spv.parameters
+            .iter()
+            .any(|p| p.name.starts_with("Device.PPP.Interface.1.")),
+        "never the USB dongle's PPP"
+    );
+    let verify = sent(f.on_response(SetParameterValuesResponse { status: 0 }.into(), Some(&tree)));
+    let Body::GetParameterValues(v) = &verify else {
+        panic!()
+    };
+    assert!(
+        v.names
+            .contains(&"Device.PPP.Interface.3.Username".to_owned())
+    );
+    assert!(!v.names.iter().any(|n| n.ends_with("Password")));
+    let mut after = values.clone();
+    for p in &spv.parameters {
+        after.insert(p.name.clone(), p.value.clone());
+    }
+    after.insert(
+        "Device.ManagementServer.ParameterKey".into(),
+        spv.parameter_key.clone(),
+    );
+    assert!(matches!(
+        f.on_response(answer(&after, &verify), Some(&tree)),
+        FlowStep::Finished(Outcome::Provisioned { .. })
+    ));
+}
+
+#[test]
+fn pppoe_credentials_are_never_sent_to_a_device_without_a_wan_ppp() {
+    // The EX220 mesh router's only PPP interface is on its USB port.
+    let (tree, values) = export(include_str!(
+        "../../../tests/data/device-models/tplink-ex220-tr181-mesh.csv"
+    ));
+    let mut f = Flow::new(ctx(), None);
+    let read = sent(f.begin(Some(&tree)));
+    f.on_response(answer(&values, &read), Some(&tree));
+    let ppp = Desired {
+        ppp: Some(crate::provision::plan::PppConfig {
+            username: "b1234567@gigafibre.ca".into(),
+            password: Some(Secret::new("radius-pass-77")),
+        }),
+        ..Desired::default()
+    };
+    let accounts = sent(f.supply(
+        DesiredOutcome::Found {
+            equipment: "EQ-DECO".into(),
+            modified: None,
+            desired: ppp,
+        },
+        Some(&tree),
+    ));
+    let step = f.on_response(answer(&values, &accounts), Some(&tree));
+    if let FlowStep::Send(Body::SetParameterValues(spv)) = &step {
+        assert!(
+            !spv.parameters.iter().any(|p| p.name.contains("PPP.")),
+            "{spv:?}"
+        );
+    }
+}
