@@ -50,6 +50,8 @@ pub fn apply_inform(
     device.cwmp_version = version;
     device.last_inform_ms = now_ms;
     device.inform_count += 1;
+    // Imported from GenieACS until it talks to this ACS.
+    device.imported_ms = None;
     if remote_addr.is_some() {
         device.remote_addr = remote_addr;
     }

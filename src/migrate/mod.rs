@@ -1,0 +1,5 @@
+//! Moving an ISP from its previous systems: GenieACS's devices into the
+//! store.
+
+pub mod genieacs;
+pub mod genieacs_run;
