@@ -12,6 +12,7 @@ mod devices;
 mod events;
 mod faults;
 mod hosts;
+mod import;
 mod mask;
 mod metrics;
 pub mod openapi;
@@ -230,6 +231,7 @@ async fn dispatch(
             credentials::put(acs, id, body).await
         }
         Op::DeleteCredential => credentials::delete(acs, id).await,
+        Op::ImportGenieacsDevices => import::genieacs_devices(acs, req, &q).await,
     }
 }
 

@@ -388,6 +388,21 @@ fn schemas() -> Value {
             "backhaul": nullable_ref("Backhaul"),
             "clients": array_of(reference("Client")),
         })),
+        "ImportReport": object(&["dry_run", "documents", "devices", "created", "updated", "unchanged", "live_here", "invalid", "parameters", "truncated"], json!({
+            "dry_run": s("boolean"),
+            "documents": s("integer"),
+            "devices": s("integer"),
+            "created": s("integer"),
+            "updated": s("integer"),
+            "unchanged": s("integer"),
+            "live_here": array_of(s("string")),
+            "invalid": array_of(object(&["document", "reason"], json!({
+                "document": s("integer"),
+                "reason": s("string"),
+            }))),
+            "parameters": s("integer"),
+            "truncated": array_of(s("string")),
+        })),
         "Totals": object(&["wifi_direct", "wifi_via_mesh", "wired", "all"], json!({
             "wifi_direct": s("integer"),
             "wifi_via_mesh": s("integer"),

@@ -28,6 +28,7 @@ pub enum Op {
     Events,
     PutCredential,
     DeleteCredential,
+    ImportGenieacsDevices,
 }
 
 /// A query parameter of a route.
@@ -86,6 +87,21 @@ const CONNECTION_REQUEST: QueryParam = q(
 
 /// Every route of the API.
 pub const ROUTES: &[Route] = &[
+    Route {
+        method: "POST",
+        path: "/api/v1/import/genieacs-devices",
+        op: Op::ImportGenieacsDevices,
+        op_id: "importGenieacsDevices",
+        tag: "migration",
+        summary: "Import GenieACS's devices",
+        description: "The body is a `mongoexport` of GenieACS's `devices` collection (JSON lines or one JSON array), streamed to the data dir and imported into the running ACS: identity, dates, tags, connection-request URL and credentials, parameter values. Devices keep GenieACS's `_id`. A dry run unless `apply=true`; idempotent; a device that has informed this ACS since is never overwritten. Answers the import report (`created`, `updated`, `unchanged`, `live_here`, `invalid` with each document's position and reason). `gigafibre-acs migrate genieacs-devices FILE --server URL` sends here.",
+        query: &[q("apply", "boolean", "write (default false: report only)")],
+        body: None,
+        ok: (200, Some("ImportReport")),
+        content: None,
+        errors: &[400, 413],
+        public: false,
+    },
     Route {
         method: "GET",
         path: "/healthz",

@@ -1,0 +1,96 @@
+//! `POST /api/v1/import/genieacs-devices`: GenieACS's devices imported
+//! through the running ACS (the store is the server's; the CLI's
+//! `migrate genieacs-devices --server` sends here). The body is streamed
+//! to a file in the data dir, then imported from it, so an export of any
+//! size costs no more memory than one document.
+
+use std::sync::Arc;
+
+use http::StatusCode;
+use http_body_util::BodyExt;
+use hyper::Request;
+use hyper::body::Incoming;
+use tokio::io::AsyncWriteExt;
+
+use super::{ApiError, ApiResult, Query, json_response};
+use crate::migrate::genieacs_run;
+use crate::server::Acs;
+
+/// Largest export accepted over HTTP.
+pub const MAX_IMPORT_BYTES: u64 = 16 << 30;
+
+pub async fn genieacs_devices(acs: &Arc<Acs>, req: Request<Incoming>, q: &Query) -> ApiResult {
+    let apply = q.flag("apply", false)?;
+    let dir = acs.config.data_dir.join("imports");
+    tokio::fs::create_dir_all(&dir)
+        .await
+        .map_err(|e| ApiError::internal(format!("cannot create {}: {e}", dir.display())))?;
+    let path = dir.join(format!(
+        "genieacs-devices-{}-{}.json",
+        std::process::id(),
+        unix_ms()
+    ));
+    let received = receive(req, &path).await;
+    let result = match received {
+        Ok(()) => {
+            let store = acs.store.clone();
+            let file = path.clone();
+            tokio::task::spawn_blocking(move || {
+                let input = std::fs::File::open(&file).map(std::io::BufReader::new)?;
+                genieacs_run::import(input, store.as_ref(), apply, unix_ms(), &mut |_| {})
+                    .map_err(|e| std::io::Error::other(e.to_string()))
+            })
+            .await
+            .map_err(ApiError::internal)
+            .and_then(|r| r.map_err(|e| ApiError::bad_request(e.to_string())))
+        }
+        Err(e) => Err(e),
+    };
+    let _ = tokio::fs::remove_file(&path).await;
+    let report = result?;
+    tracing::info!(
+        created = report.created,
+        updated = report.updated,
+        unchanged = report.unchanged,
+        invalid = report.invalid.len(),
+        dry_run = report.dry_run,
+        "GenieACS devices imported"
+    );
+    Ok(json_response(StatusCode::OK, &report))
+}
+
+/// Streams the request body into `path`, at most [`MAX_IMPORT_BYTES`].
+async fn receive(req: Request<Incoming>, path: &std::path::Path) -> Result<(), ApiError> {
+    let mut file = tokio::fs::File::create(path)
+        .await
+        .map_err(|e| ApiError::internal(format!("cannot create {}: {e}", path.display())))?;
+    let mut body = req.into_body();
+    let mut total: u64 = 0;
+    while let Some(frame) = body.frame().await {
+        let frame = frame
+            .map_err(|e| ApiError::bad_request(format!("reading the request body failed: {e}")))?;
+        if let Ok(data) = frame.into_data() {
+            total += data.len() as u64;
+            if total > MAX_IMPORT_BYTES {
+                return Err(ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "too_large",
+                    format!("the export is larger than {MAX_IMPORT_BYTES} bytes"),
+                ));
+            }
+            file.write_all(&data)
+                .await
+                .map_err(|e| ApiError::internal(format!("writing the export failed: {e}")))?;
+        }
+    }
+    file.flush()
+        .await
+        .map_err(|e| ApiError::internal(format!("writing the export failed: {e}")))
+}
+
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
