@@ -36,6 +36,32 @@ enum Command {
     Serve,
     /// Validate the configuration and print the effective values (secrets masked).
     CheckConfig,
+    /// Move from GenieACS and the legacy tables (dry run unless --apply).
+    Migrate {
+        #[command(subcommand)]
+        what: MigrateCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum MigrateCommand {
+    /// Import a mongoexport of GenieACS's `devices` collection (JSON lines
+    /// or an array) into the data dir's store, or through the running ACS
+    /// with --server.
+    GenieacsDevices {
+        /// The export file.
+        file: PathBuf,
+        /// Write (default: report what would be written).
+        #[arg(long)]
+        apply: bool,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+        /// Import through the running ACS's Ops API at this URL
+        /// (e.g. http://127.0.0.1:7557), with its API token.
+        #[arg(long, value_name = "URL")]
+        server: Option<String>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -74,6 +100,28 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::Migrate { what } => match what {
+            MigrateCommand::GenieacsDevices {
+                file,
+                apply,
+                json,
+                server,
+            } => {
+                let args = gigafibre_acs::migrate::genieacs_cli::Args {
+                    file,
+                    apply,
+                    json,
+                    server,
+                };
+                match gigafibre_acs::migrate::genieacs_cli::run(&config, &args) {
+                    Ok(()) => ExitCode::SUCCESS,
+                    Err(e) => {
+                        eprintln!("gigafibre-acs: migrate genieacs-devices: {e}");
+                        ExitCode::from(e.exit_code())
+                    }
+                }
+            }
+        },
         Command::Serve => {
             init_logging(config.log_format);
             let runtime = match tokio::runtime::Builder::new_multi_thread()

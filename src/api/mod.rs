@@ -22,7 +22,7 @@ pub mod tasks;
 mod tokens;
 
 pub use routes::{Op, ROUTES, Route};
-pub use tokens::{ApiTokens, load_or_create_tokens};
+pub use tokens::{ApiTokens, TOKEN_FILE, load_or_create_tokens};
 
 use std::convert::Infallible;
 use std::sync::Arc;

@@ -6,13 +6,13 @@
 //! since informed this ACS is never overwritten (it is live here: what it
 //! reported is newer than the export).
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::genieacs::{self, ExportError};
 use crate::store::{DeviceRecord, Store, StoreError};
 
 /// What an import did (or, in a dry run, would do).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ImportReport {
     pub dry_run: bool,
     /// Documents in the file.
@@ -32,7 +32,7 @@ pub struct ImportReport {
     pub truncated: Vec<String>,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InvalidDocument {
     /// Line (JSON lines) or element (array) of the document, from 1.
     pub document: usize,

@@ -2,4 +2,5 @@
 //! store.
 
 pub mod genieacs;
+pub mod genieacs_cli;
 pub mod genieacs_run;

@@ -187,6 +187,17 @@ impl Device {
         Ok(d)
     }
 
+    /// A device another ACS bootstrapped before (moved from GenieACS): its
+    /// first start is not a `0 BOOTSTRAP`, and nothing is pending until a
+    /// connection request or its periodic interval. No effect on a device
+    /// restored from a state file.
+    pub fn managed_before(&mut self) {
+        if self.sessions == 0 && !self.bootstrapped && self.log.is_empty() {
+            self.bootstrapped = true;
+            self.pending.clear();
+        }
+    }
+
     /// Queues an event for the next Inform. Single events (`0`–`9 …`) are
     /// kept once; `M …` events once per CommandKey.
     pub fn add_event(&mut self, code: &str, command_key: &str) {

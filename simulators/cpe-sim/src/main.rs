@@ -170,6 +170,12 @@ struct RunArgs {
     /// Exit after this many successful sessions.
     #[arg(long)]
     sessions: Option<u64>,
+    /// The device was bootstrapped by another ACS (moved from GenieACS): no
+    /// `0 BOOTSTRAP` at its first start, and its first session waits for a
+    /// connection request or its periodic interval, as after the ISP points
+    /// its ACS URL here.
+    #[arg(long)]
+    managed_before: bool,
     /// First retry wait after a failed session, milliseconds (doubles per failure).
     #[arg(long, default_value_t = 5000)]
     retry_base_ms: u64,
@@ -507,6 +513,9 @@ async fn run_one(args: RunArgs) -> Result<ExitCode, String> {
     };
     let model = model::personalise(&shared, &identity);
     let mut dev = device::Device::new(model, quirks, state_file)?;
+    if args.managed_before {
+        dev.managed_before();
+    }
     runner::sync_listeners(&dev, &listeners);
     let periodic = match args.periodic_interval {
         Some(0) => None,
@@ -560,6 +569,7 @@ async fn run_one(args: RunArgs) -> Result<ExitCode, String> {
         max_sessions: args.sessions,
         retry_base: Duration::from_millis(args.retry_base_ms.max(1)),
         boot_delay: Duration::from_millis(args.boot_delay_ms),
+        wait_first: args.managed_before && dev.pending_events().is_empty(),
     };
     runner::run(&mut dev, &mut client, rx, listeners, opts, stop_rx).await;
     Ok(ExitCode::SUCCESS)

@@ -25,6 +25,9 @@ pub struct RunOptions {
     pub retry_base: Duration,
     /// Time a reboot or factory reset takes.
     pub boot_delay: Duration,
+    /// No session at start: the first waits for a connection request, the
+    /// periodic interval or a local change (a device moved from another ACS).
+    pub wait_first: bool,
 }
 
 fn action_delay(a: &Action, opts: &RunOptions) -> Duration {
@@ -76,8 +79,25 @@ pub async fn run(
 ) {
     let mut scheduled: Vec<(Instant, Action)> = Vec::new();
     let mut done = 0u64;
+    let mut skip_session = opts.wait_first;
     loop {
         sync_listeners(dev, &listeners);
+        if std::mem::take(&mut skip_session) {
+            if !wait_for_reason(
+                dev,
+                client,
+                &mut triggers,
+                &listeners,
+                &opts,
+                &mut scheduled,
+                &mut stop,
+            )
+            .await
+            {
+                return;
+            }
+            continue;
+        }
         let result = session::run(dev, client).await;
         // Even a failed session may have applied a SetParameterValues.
         sync_listeners(dev, &listeners);
@@ -115,64 +135,90 @@ pub async fn run(
         if opts.max_sessions.is_some_and(|m| done >= m) {
             return;
         }
-        // Wait for the next reason to open a session.
-        let periodic_at = opts.periodic.map(|p| Instant::now() + p);
-        loop {
-            scheduled.sort_by_key(|(t, _)| *t);
-            let next_action = scheduled.first().map(|(t, _)| *t);
-            let far = Instant::now() + Duration::from_secs(86_400 * 365);
-            tokio::select! {
-                _ = sleep_until(next_action.unwrap_or(far)), if next_action.is_some() => {
-                    let now = Instant::now();
-                    let due: Vec<Action> = scheduled.iter().filter(|(t, _)| *t <= now).map(|(_, a)| a.clone()).collect();
-                    scheduled.retain(|(t, _)| *t > now);
-                    for a in due {
-                        if matches!(a, Action::Reboot { .. } | Action::FactoryReset) {
-                            client.disconnect();
-                        }
-                        if a == Action::FactoryReset {
-                            dev.wipe_state();
-                        }
-                        dev.perform(a);
+        if !wait_for_reason(
+            dev,
+            client,
+            &mut triggers,
+            &listeners,
+            &opts,
+            &mut scheduled,
+            &mut stop,
+        )
+        .await
+        {
+            return;
+        }
+    }
+}
+
+/// Waits for the next reason to open a session (an action falling due,
+/// the periodic interval, a connection request, a local change) and
+/// queues its event. False when told to stop.
+async fn wait_for_reason(
+    dev: &mut Device,
+    client: &mut AcsClient,
+    triggers: &mut mpsc::Receiver<Trigger>,
+    listeners: &Listeners,
+    opts: &RunOptions,
+    scheduled: &mut Vec<(Instant, Action)>,
+    stop: &mut tokio::sync::watch::Receiver<bool>,
+) -> bool {
+    let periodic_at = opts.periodic.map(|p| Instant::now() + p);
+    loop {
+        scheduled.sort_by_key(|(t, _)| *t);
+        let next_action = scheduled.first().map(|(t, _)| *t);
+        let far = Instant::now() + Duration::from_secs(86_400 * 365);
+        tokio::select! {
+            _ = sleep_until(next_action.unwrap_or(far)), if next_action.is_some() => {
+                let now = Instant::now();
+                let due: Vec<Action> = scheduled.iter().filter(|(t, _)| *t <= now).map(|(_, a)| a.clone()).collect();
+                scheduled.retain(|(t, _)| *t > now);
+                for a in due {
+                    if matches!(a, Action::Reboot { .. } | Action::FactoryReset) {
+                        client.disconnect();
                     }
-                    break;
+                    if a == Action::FactoryReset {
+                        dev.wipe_state();
+                    }
+                    dev.perform(a);
                 }
-                _ = sleep_until(periodic_at.unwrap_or(far)), if periodic_at.is_some() => {
-                    dev.add_event("2 PERIODIC", "");
-                    break;
-                }
-                Some(t) = triggers.recv() => match t {
-                    Trigger::ConnectionRequest => {
-                        dev.add_event("6 CONNECTION REQUEST", "");
-                        break;
-                    }
-                    Trigger::StunMapped { addr, nat_detected } => {
-                        match apply_stun_mapping(dev, addr, nat_detected) {
-                            Some(0) | None => {}
-                            Some(1) => dev.add_event("4 VALUE CHANGE", ""),
-                            Some(_) => {
-                                dev.add_event("4 VALUE CHANGE", "");
-                                break;
-                            }
-                        }
-                    }
-                    Trigger::SetValue { name, value } => {
-                        // Passive notification waits for the next Inform;
-                        // active opens a session now (TR-069 3.2.1).
-                        let changed = dev.model.set_local(&name, &value);
-                        sync_listeners(dev, &listeners);
-                        match changed {
-                            Some(0) | None => {}
-                            Some(1) => dev.add_event("4 VALUE CHANGE", ""),
-                            Some(_) => {
-                                dev.add_event("4 VALUE CHANGE", "");
-                                break;
-                            }
-                        }
-                    }
-                },
-                _ = stop.changed() => return,
+                return true;
             }
+            _ = sleep_until(periodic_at.unwrap_or(far)), if periodic_at.is_some() => {
+                dev.add_event("2 PERIODIC", "");
+                return true;
+            }
+            Some(t) = triggers.recv() => match t {
+                Trigger::ConnectionRequest => {
+                    dev.add_event("6 CONNECTION REQUEST", "");
+                    return true;
+                }
+                Trigger::StunMapped { addr, nat_detected } => {
+                    match apply_stun_mapping(dev, addr, nat_detected) {
+                        Some(0) | None => {}
+                        Some(1) => dev.add_event("4 VALUE CHANGE", ""),
+                        Some(_) => {
+                            dev.add_event("4 VALUE CHANGE", "");
+                            return true;
+                        }
+                    }
+                }
+                Trigger::SetValue { name, value } => {
+                    // Passive notification waits for the next Inform;
+                    // active opens a session now (TR-069 3.2.1).
+                    let changed = dev.model.set_local(&name, &value);
+                    sync_listeners(dev, listeners);
+                    match changed {
+                        Some(0) | None => {}
+                        Some(1) => dev.add_event("4 VALUE CHANGE", ""),
+                        Some(_) => {
+                            dev.add_event("4 VALUE CHANGE", "");
+                            return true;
+                        }
+                    }
+                }
+            },
+            _ = stop.changed() => return false,
         }
     }
 }

@@ -1,0 +1,416 @@
+//! The ISP moves from GenieACS: its devices are imported (with GenieACS's
+//! ids, tags and connection-request settings), the CPEs, which GenieACS
+//! bootstrapped long ago, reach this ACS without `0 BOOTSTRAP`, and each is
+//! fully provisioned at its first session here, PPPoE included where the
+//! device has a WAN PPP interface. Real binaries: gigafibre-acs,
+//! erpnext-sim, cpe-sim.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{Acs, ErpSim, TOKEN, encode_segment, wait_until, workspace_bin};
+use serde_json::{Value, json};
+
+/// One simulated CPE that GenieACS managed.
+struct Moved {
+    model: &'static str,
+    serial: String,
+    mac: String,
+    gpon_sn: String,
+    equipment: String,
+    state: tempfile::TempDir,
+    child: Option<Child>,
+    /// GenieACS's `_id` (the ACS's device id).
+    id: String,
+    cr_url: String,
+}
+
+impl Moved {
+    fn new(model: &'static str, i: usize) -> Moved {
+        let vendor = match model {
+            "rcmg-ont" => "RCMG",
+            "hgw-ont" => "HWTC",
+            _ => "TPLG",
+        };
+        let gpon_sn = format!("{vendor}{:08X}", 0x6E1E_0000u32 + i as u32);
+        let serial = if model == "rcmg-ont" {
+            gpon_sn.clone()
+        } else {
+            format!("MIG{i:07}")
+        };
+        Moved {
+            model,
+            serial,
+            mac: format!("02:6E:1E:00:00:{:02X}", i + 1),
+            gpon_sn,
+            equipment: format!("EQ-MIG-{i:03}"),
+            state: tempfile::tempdir().unwrap(),
+            child: None,
+            id: String::new(),
+            cr_url: String::new(),
+        }
+    }
+
+    fn cr_password(&self) -> String {
+        format!("genie-cr-{}", self.serial)
+    }
+
+    /// Starts the CPE: it waits for a connection request (or an hour) for
+    /// its first session, as a device GenieACS bootstrapped would after the
+    /// ACS URL changes.
+    fn start(&mut self, acs: &Acs) {
+        let url = format!("http://{}/", acs.cwmp);
+        let mut child = Command::new(workspace_bin("cpe-sim"))
+            .args([
+                "run",
+                "--acs",
+                &url,
+                "--model",
+                self.model,
+                "--serial",
+                &self.serial,
+                "--mac",
+                &self.mac,
+                "--gpon-sn",
+                &self.gpon_sn,
+                "--state-dir",
+                self.state.path().to_str().unwrap(),
+                "--periodic-interval",
+                "3600",
+                "--boot-delay-ms",
+                "0",
+                "--no-partial-paths",
+                "--managed-before",
+                "--cr-username",
+                &self.serial,
+                "--cr-password",
+                &self.cr_password(),
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        // "cpe-sim: device {id} connection request URL {url}"
+        let rest = line
+            .trim()
+            .strip_prefix("cpe-sim: device ")
+            .unwrap_or_else(|| panic!("unexpected cpe-sim line {line:?}"));
+        let (id, url) = rest.split_once(" connection request URL ").unwrap();
+        self.id = id.to_owned();
+        self.cr_url = url.to_owned();
+        self.child = Some(child);
+    }
+
+    fn saved(&self) -> Value {
+        let text = std::fs::read_to_string(self.state.path().join(format!("{}.json", self.serial)))
+            .unwrap_or_default();
+        serde_json::from_str(&text).unwrap_or(Value::Null)
+    }
+
+    fn value(&self, path: &str) -> Option<String> {
+        self.saved()["model"]["params"][path]["value"]
+            .as_str()
+            .map(str::to_owned)
+    }
+
+    fn root(&self) -> &'static str {
+        match self.model {
+            "rcmg-ont" | "hgw-ont" => "InternetGatewayDevice",
+            _ => "Device",
+        }
+    }
+
+    /// The device as GenieACS's `devices` collection holds it, in
+    /// mongoexport's relaxed extended JSON.
+    fn genieacs_document(&self, oui: &str, product_class: &str) -> Value {
+        let ts = json!({"$date": "2026-11-30T09:59:58.123Z"});
+        let leaf = |v: Value, t: &str, w: bool| json!({"_value": v, "_type": t, "_timestamp": ts, "_writable": w});
+        let mut root = json!({
+            "_object": true, "_writable": false, "_timestamp": ts,
+            "DeviceInfo": {
+                "_object": true, "_writable": false, "_timestamp": ts,
+                "SerialNumber": leaf(json!(self.serial), "xsd:string", false),
+                "SoftwareVersion": leaf(json!("GenieACS-era-1.0"), "xsd:string", false),
+                "UpTime": leaf(json!({"$numberInt": "86400"}), "xsd:unsignedInt", false),
+            },
+            "ManagementServer": {
+                "_object": true, "_writable": false, "_timestamp": ts,
+                "ConnectionRequestURL": leaf(json!(self.cr_url), "xsd:string", false),
+                "ConnectionRequestUsername": leaf(json!(self.serial), "xsd:string", true),
+                "ConnectionRequestPassword": leaf(json!(self.cr_password()), "xsd:string", true),
+                "PeriodicInformEnable": leaf(json!(true), "xsd:boolean", true),
+                "PeriodicInformInterval": leaf(json!(3600), "xsd:unsignedInt", true),
+            },
+        });
+        if self.model == "deco" {
+            root["X_TP_Legacy"] = json!({"_object": true, "_writable": false});
+        }
+        let mut doc = json!({
+            "_id": self.id,
+            "_deviceId": {
+                "_Manufacturer": "From GenieACS",
+                "_OUI": oui,
+                "_ProductClass": product_class,
+                "_SerialNumber": self.serial,
+            },
+            "_registered": {"$date": "2024-02-01T12:00:00.000Z"},
+            "_lastInform": {"$date": "2026-11-30T09:59:58.123Z"},
+            "_lastBoot": {"$date": "2026-11-01T03:00:00.000Z"},
+            "_lastBootstrap": {"$date": "2024-02-01T12:00:00.000Z"},
+            "_tags": ["migrated", self.model],
+            "_timestamp": ts,
+            "Events": {"Inform": {"_value": {"$date": "2026-11-30T09:59:58.123Z"}}},
+        });
+        doc[self.root()] = root;
+        doc
+    }
+}
+
+impl Drop for Moved {
+    fn drop(&mut self) {
+        if let Some(c) = &mut self.child {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+fn equipment(u: &Moved) -> Value {
+    let mut doc = json!({
+        "name": u.equipment,
+        "customer": "Client Migration",
+        "service_location": "LOC-MIG",
+        "equipment_type": if u.model == "deco" { "Routeur" } else { "ONT" },
+        "status": "En inventaire",
+        "custom_wifi_ssid": format!("Mig-{}", u.serial),
+        "custom_wifi_password": "Migration-Pass-1",
+        "custom_wifi_enabled": 1,
+    });
+    if u.model == "deco" {
+        doc["mac_address"] = json!(u.mac.to_ascii_lowercase().replace(':', "-"));
+    } else {
+        doc["custom_gpon_serial"] = json!(u.gpon_sn);
+        doc["custom_radius_user"] = json!(format!("pppoe-{}@gigafibre.ca", u.serial));
+        doc["custom_radius_password"] = json!("Radius-Secret-88");
+    }
+    doc
+}
+
+fn migrate(args: &[&str], env: &[(&str, String)]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_gigafibre-acs"))
+        .arg("migrate")
+        .args(args)
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn a_fleet_moved_from_genieacs_is_provisioned_at_its_first_session_here() {
+    let mut fleet: Vec<Moved> = ["deco", "tplg-ont", "rcmg-ont", "hgw-ont"]
+        .iter()
+        .enumerate()
+        .map(|(i, m)| Moved::new(m, i))
+        .collect();
+    let erp = ErpSim::start(&json!({
+        "Customer": [{"name": "Client Migration", "customer_name": "Client Migration", "customer_type": "Individual", "customer_group": "Résidentiel", "territory": "Québec"}],
+        "Service Location": [{"name": "LOC-MIG", "customer": "Client Migration", "address_line": "2 rue du Transfert", "city": "Beauharnois", "province": "QC", "postal_code": "J6N 1A1", "status": "Active"}],
+        "Service Equipment": fleet.iter().map(equipment).collect::<Vec<_>>(),
+    }));
+    let acs = erp.start_acs(&[]);
+    for u in &mut fleet {
+        u.start(&acs);
+    }
+    // The export GenieACS's database gives (ids as GenieACS forms them:
+    // the devices' own).
+    let mut export = String::new();
+    for u in &fleet {
+        let mut parts = u.id.splitn(3, '-');
+        let oui = parts.next().unwrap().to_owned();
+        let (pc, _) = match (parts.next(), parts.next()) {
+            (Some(pc), Some(sn)) => (pc.replace("%2D", "-"), sn),
+            _ => panic!("id {}", u.id),
+        };
+        export.push_str(&u.genieacs_document(&oui, &pc).to_string());
+        export.push('\n');
+    }
+    export.push_str("{\"_id\": \"broken\"}\n");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("devices.json");
+    std::fs::write(&file, &export).unwrap();
+    let env = vec![("ACS_API_TOKEN", TOKEN.to_owned())];
+    let server = format!("http://{}", acs.api);
+    let file_arg = file.to_str().unwrap();
+
+    // Dry run through the running ACS: a report, nothing written.
+    let (code, out, err) = migrate(
+        &["genieacs-devices", file_arg, "--server", &server, "--json"],
+        &env,
+    );
+    assert_eq!(code, 0, "{out}\n{err}");
+    let report: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(report["dry_run"], true);
+    assert_eq!(report["created"], 4, "{report}");
+    assert_eq!(report["invalid"][0]["document"], 5, "{report}");
+    assert!(
+        report["invalid"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("_deviceId"),
+        "{report}"
+    );
+    assert_eq!(acs.api_get("/api/v1/devices").1["devices"], json!([]));
+    for secret in ["genie-cr-", "Radius-Secret"] {
+        assert!(!out.contains(secret) && !err.contains(secret));
+    }
+
+    let (code, out, err) = migrate(
+        &[
+            "genieacs-devices",
+            file_arg,
+            "--server",
+            &server,
+            "--apply",
+            "--json",
+        ],
+        &env,
+    );
+    assert_eq!(code, 0, "{out}\n{err}");
+    let report: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        (report["created"].as_u64(), report["dry_run"].as_bool()),
+        (Some(4), Some(false))
+    );
+    // Again: nothing changes.
+    let (_, out, _) = migrate(
+        &[
+            "genieacs-devices",
+            file_arg,
+            "--server",
+            &server,
+            "--apply",
+            "--json",
+        ],
+        &env,
+    );
+    let again: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        (again["created"].as_u64(), again["unchanged"].as_u64()),
+        (Some(0), Some(4))
+    );
+
+    // Listed before any session here, with GenieACS's id.
+    for u in &fleet {
+        let (status, d) = acs.api_get(&format!("/api/v1/devices/{}", encode_segment(&u.id)));
+        assert_eq!(status, 200, "{d}");
+        assert_eq!(d["inform_count"], 0, "{d}");
+        // A connection request works before the first session here.
+        let (status, cr) = acs.api_post(
+            &format!(
+                "/api/v1/devices/{}/connection-request",
+                encode_segment(&u.id)
+            ),
+            &json!({}),
+        );
+        assert_eq!(status, 200, "{}: {cr}", u.model);
+    }
+
+    // Each CPE opens its session ("6 CONNECTION REQUEST", no bootstrap) and
+    // is provisioned in it.
+    let deadline = Instant::now() + Duration::from_secs(90);
+    for u in &fleet {
+        let d = wait_until(&format!("{} provisioned", u.model), 90, || {
+            let (_, d) = acs.api_get(&format!("/api/v1/devices/{}", encode_segment(&u.id)));
+            let s = d["provisioning"]["status"]
+                .as_str()
+                .unwrap_or("")
+                .to_owned();
+            (s == "provisioned" || Instant::now() > deadline).then_some(d)
+        });
+        assert_eq!(
+            d["provisioning"]["status"], "provisioned",
+            "{}: {d}",
+            u.model
+        );
+        let log = &u.saved()["log"];
+        let first = &log[0];
+        let events: Vec<&str> = first["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(Value::as_str)
+            .collect();
+        assert!(
+            events.iter().any(|e| e.starts_with("6")),
+            "{}: {first}",
+            u.model
+        );
+        assert!(
+            !events.iter().any(|e| e.starts_with("0")),
+            "{}: {first}",
+            u.model
+        );
+        let requests: Vec<&str> = first["requests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(Value::as_str)
+            .collect();
+        assert_eq!(
+            requests.first().copied(),
+            Some("GetParameterNames"),
+            "{}: the first session here learns the data model: {first}",
+            u.model
+        );
+        assert!(
+            requests.contains(&"SetParameterValues"),
+            "{}: {first}",
+            u.model
+        );
+        let eq = erp.equipment(&u.equipment);
+        assert_eq!(eq["status"], "Actif", "{}: {eq}", u.model);
+        assert_eq!(eq["custom_cwmp_serial"], json!(u.id), "{}", u.model);
+    }
+
+    // PPPoE: on the WAN PPP interface of the ONTs that have one, nowhere else.
+    let ppp_user = |u: &Moved| format!("pppoe-{}@gigafibre.ca", u.serial);
+    let tplg = &fleet[1];
+    assert_eq!(
+        tplg.value("Device.PPP.Interface.3.Username"),
+        Some(ppp_user(tplg))
+    );
+    assert_ne!(
+        tplg.value("Device.PPP.Interface.1.Username"),
+        Some(ppp_user(tplg)),
+        "never the USB dongle's PPP interface"
+    );
+    let hgw = &fleet[3];
+    assert_eq!(
+        hgw.value(
+            "InternetGatewayDevice.WANDevice.1.WANConnectionDevice.2.WANPPPConnection.1.Username"
+        ),
+        Some(ppp_user(hgw))
+    );
+    let rcmg = &fleet[2];
+    let rcmg_state = rcmg.saved().to_string();
+    assert!(
+        !rcmg_state.contains(&ppp_user(rcmg)),
+        "the RCMG has no WAN PPP interface: nothing is written"
+    );
+    let logs = acs.logs();
+    for secret in ["Radius-Secret-88", "genie-cr-", "Migration-Pass-1"] {
+        assert!(!logs.contains(secret), "{secret} in the ACS log");
+    }
+}
