@@ -129,7 +129,7 @@ impl Moved {
 
     /// The device as GenieACS's `devices` collection holds it, in
     /// mongoexport's relaxed extended JSON.
-    fn genieacs_document(&self, oui: &str, product_class: &str) -> Value {
+    fn genieacs_document(&self, oui: &str, product_class: &str, serial: &str) -> Value {
         let ts = json!({"$date": "2026-11-30T09:59:58.123Z"});
         let leaf = |v: Value, t: &str, w: bool| json!({"_value": v, "_type": t, "_timestamp": ts, "_writable": w});
         let mut root = json!({
@@ -158,7 +158,7 @@ impl Moved {
                 "_Manufacturer": "From GenieACS",
                 "_OUI": oui,
                 "_ProductClass": product_class,
-                "_SerialNumber": self.serial,
+                "_SerialNumber": serial,
             },
             "_registered": {"$date": "2024-02-01T12:00:00.000Z"},
             "_lastInform": {"$date": "2026-11-30T09:59:58.123Z"},
@@ -193,6 +193,10 @@ fn equipment(u: &Moved) -> Value {
         "custom_wifi_password": "Migration-Pass-1",
         "custom_wifi_enabled": 1,
     });
+    if u.model == "hgw-ont" {
+        // What GenieACS wrote into ERPNext: its `_id` of the device.
+        doc["custom_cwmp_serial"] = json!("00E0FC-HG8245Q2-485754436E1E0003");
+    }
     if u.model == "deco" {
         doc["mac_address"] = json!(u.mac.to_ascii_lowercase().replace(':', "-"));
     } else {
@@ -239,11 +243,11 @@ fn a_fleet_moved_from_genieacs_is_provisioned_at_its_first_session_here() {
     for u in &fleet {
         let mut parts = u.id.splitn(3, '-');
         let oui = parts.next().unwrap().to_owned();
-        let (pc, _) = match (parts.next(), parts.next()) {
-            (Some(pc), Some(sn)) => (pc.replace("%2D", "-"), sn),
+        let (pc, sn) = match (parts.next(), parts.next()) {
+            (Some(pc), Some(sn)) => (pc.replace("%2D", "-"), sn.replace("%2D", "-")),
             _ => panic!("id {}", u.id),
         };
-        export.push_str(&u.genieacs_document(&oui, &pc).to_string());
+        export.push_str(&u.genieacs_document(&oui, &pc, &sn).to_string());
         export.push('\n');
     }
     export.push_str("{\"_id\": \"broken\"}\n");
@@ -344,8 +348,14 @@ fn a_fleet_moved_from_genieacs_is_provisioned_at_its_first_session_here() {
             "{}: {d}",
             u.model
         );
-        let log = &u.saved()["log"];
-        let first = &log[0];
+        // The device writes its state file once its session is over.
+        let first = wait_until(&format!("{} session log", u.model), 30, || {
+            let saved = u.saved();
+            saved["log"][0]["events"]
+                .is_array()
+                .then(|| saved["log"][0].clone())
+        });
+        let first = &first;
         let events: Vec<&str> = first["events"]
             .as_array()
             .unwrap()
@@ -362,7 +372,7 @@ fn a_fleet_moved_from_genieacs_is_provisioned_at_its_first_session_here() {
             "{}: {first}",
             u.model
         );
-        let requests: Vec<&str> = first["requests"]
+        let requests: Vec<&str> = first["methods"]
             .as_array()
             .unwrap()
             .iter()
@@ -379,9 +389,14 @@ fn a_fleet_moved_from_genieacs_is_provisioned_at_its_first_session_here() {
             "{}: {first}",
             u.model
         );
-        let eq = erp.equipment(&u.equipment);
-        assert_eq!(eq["status"], "Actif", "{}: {eq}", u.model);
-        assert_eq!(eq["custom_cwmp_serial"], json!(u.id), "{}", u.model);
+        // Written back by the ACS's outbox, a moment later.
+        let eq = wait_until(&format!("{} Actif in ERPNext", u.model), 30, || {
+            let eq = erp.equipment(&u.equipment);
+            (eq["status"] == "Actif").then_some(eq)
+        });
+        // The ACS writes the CWMP serial where GenieACS kept its `_id`.
+        let serial = u.id.rsplit('-').next().unwrap();
+        assert_eq!(eq["custom_cwmp_serial"], json!(serial), "{}", u.model);
     }
 
     // PPPoE: on the WAN PPP interface of the ONTs that have one, nowhere else.

@@ -296,6 +296,7 @@ async fn resolves_in_order_and_stops_at_ambiguity() {
     let keys = DeviceKeys {
         known_name: Some("EQ-00005"),
         cwmp_serial: "RCMGDF1E9125",
+        device_id: "",
         gpon_serial: None,
         macs: &[],
     };
@@ -304,6 +305,7 @@ async fn resolves_in_order_and_stops_at_ambiguity() {
     let keys = DeviceKeys {
         known_name: Some("EQ-09999"),
         cwmp_serial: "RCMGDF1E9125",
+        device_id: "",
         gpon_serial: Some("RCMGDF1E9125"),
         macs: &[],
     };
@@ -312,6 +314,7 @@ async fn resolves_in_order_and_stops_at_ambiguity() {
     let keys = DeviceKeys {
         known_name: None,
         cwmp_serial: "54504C47B4FB2AC8",
+        device_id: "",
         gpon_serial: Some("TPLGB4FB2AC8"),
         macs: &[],
     };
@@ -320,6 +323,7 @@ async fn resolves_in_order_and_stops_at_ambiguity() {
     let keys = DeviceKeys {
         known_name: None,
         cwmp_serial: "22A1004513",
+        device_id: "",
         gpon_serial: None,
         macs: &["3c846a6d4aea"],
     };
@@ -331,6 +335,7 @@ async fn resolves_in_order_and_stops_at_ambiguity() {
     let keys = DeviceKeys {
         known_name: None,
         cwmp_serial: "TPLG5EE2A149",
+        device_id: "",
         gpon_serial: Some("TPLG5EE2A149"),
         macs: &["0a0b0c0d0e0f"],
     };
@@ -348,6 +353,7 @@ async fn resolves_in_order_and_stops_at_ambiguity() {
     let keys = DeviceKeys {
         known_name: None,
         cwmp_serial: "22A1022565",
+        device_id: "",
         gpon_serial: None,
         macs: &["e4:fa:c4:ba:5d:3f"],
     };
@@ -359,6 +365,7 @@ async fn resolves_in_order_and_stops_at_ambiguity() {
     let keys = DeviceKeys {
         known_name: None,
         cwmp_serial: "RCMG00000000",
+        device_id: "",
         gpon_serial: Some("RCMG00000000"),
         macs: &["00:11:22:33:44:55"],
     };

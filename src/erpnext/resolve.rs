@@ -34,6 +34,10 @@ use super::{Equipment, ErpError, ErpNextClient, Lookup};
 pub struct DeviceKeys<'a> {
     pub known_name: Option<&'a str>,
     pub cwmp_serial: &'a str,
+    /// The device id (`OUI-ProductClass-Serial`): what GenieACS called
+    /// `_id` and wrote into `custom_cwmp_serial` before this ACS, which
+    /// writes the serial there.
+    pub device_id: &'a str,
     pub gpon_serial: Option<&'a str>,
     /// Preferred first.
     pub macs: &'a [&'a str],
@@ -95,6 +99,9 @@ pub fn lookups<'a>(keys: &DeviceKeys<'a>) -> Vec<Lookup<'a>> {
     }
     if !keys.cwmp_serial.trim().is_empty() {
         out.push(Lookup::CwmpSerial(keys.cwmp_serial));
+    }
+    if !keys.device_id.trim().is_empty() && keys.device_id.trim() != keys.cwmp_serial.trim() {
+        out.push(Lookup::CwmpSerial(keys.device_id));
     }
     if let Some(g) = keys.gpon_serial.filter(|g| !g.trim().is_empty()) {
         out.push(Lookup::GponSerial(g));
@@ -220,6 +227,7 @@ mod tests {
         let keys = DeviceKeys {
             known_name: Some("EQ-1"),
             cwmp_serial: "RCMG1A2B3C4D",
+            device_id: "00E0FC-HT803G-RCMG1A2B3C4D",
             gpon_serial: Some("RCMG1A2B3C4D"),
             macs: &["aabbccddeeff", "aabbccddeef0", "aabbccddeeff"],
         };
@@ -228,6 +236,7 @@ mod tests {
             vec![
                 Lookup::Name("EQ-1"),
                 Lookup::CwmpSerial("RCMG1A2B3C4D"),
+                Lookup::CwmpSerial("00E0FC-HT803G-RCMG1A2B3C4D"),
                 Lookup::GponSerial("RCMG1A2B3C4D"),
                 Lookup::Mac("aabbccddeeff"),
                 Lookup::Mac("aabbccddeef0"),
@@ -237,6 +246,7 @@ mod tests {
         let keys = DeviceKeys {
             known_name: Some(" "),
             cwmp_serial: "",
+            device_id: "",
             gpon_serial: None,
             macs: &["aabbccddeeff"],
         };

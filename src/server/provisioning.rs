@@ -341,6 +341,7 @@ async fn lookup(
     let keys = DeviceKeys {
         known_name: device.provisioning.equipment.as_deref(),
         cwmp_serial: &device.identity.serial_number,
+        device_id: &device.id,
         gpon_serial: req.identity.gpon_serial.as_deref(),
         macs: &macs,
     };
