@@ -15,6 +15,9 @@
 //! - [`ErpNextClient::mark_provisioned`] sends a partial `PUT` with exactly
 //!   three fields: `status` = `Actif`, `custom_cwmp_serial` and the
 //!   configured provisioned-at field (UTC, Frappe datetime text).
+//! - [`ErpNextClient::list_equipment`] reads every record (paged), and
+//!   [`ErpNextClient::update_fields`] sends a partial `PUT` of given fields:
+//!   what bulk imports (`gigafibre-acs migrate …`) use.
 //!
 //! Resilience: every request has a connect and a total timeout; connection
 //! errors, timeouts, 5xx and 429 are retried with jittered exponential
@@ -92,6 +95,24 @@ impl ErpConfig {
             breaker_cooldown: Duration::from_secs(30),
             cache_ttl: Duration::from_secs(60),
             provisioned_at_field: "custom_provisioned_at".to_string(),
+        }
+    }
+}
+
+impl From<&crate::config::ErpNextSettings> for ErpConfig {
+    /// The client settings of a loaded configuration (what `serve` uses;
+    /// the session budget is the server's business, not the client's).
+    fn from(e: &crate::config::ErpNextSettings) -> ErpConfig {
+        ErpConfig {
+            url: e.url.clone(),
+            api_key: e.api_key.clone(),
+            api_secret: e.api_secret.clone(),
+            timeout: e.timeout,
+            max_attempts: e.max_attempts,
+            breaker_failures: e.breaker_failures,
+            breaker_cooldown: e.breaker_cooldown,
+            cache_ttl: e.cache_ttl,
+            provisioned_at_field: e.provisioned_at_field.clone(),
         }
     }
 }
