@@ -16,6 +16,7 @@ pub mod erpnext;
 pub mod events;
 pub mod http_client;
 pub mod metrics;
+pub mod migrate;
 pub mod provision;
 pub mod server;
 pub mod session;
