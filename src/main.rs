@@ -46,6 +46,9 @@ enum Command {
     },
 }
 
+// The `Legacy` prefix names where the data comes from; sources other than
+// the old provisioning tables (GenieACS) join as other variants.
+#[allow(clippy::enum_variant_names)]
 #[derive(Subcommand)]
 enum MigrateCommand {
     /// Legacy WiFi table (columns serial,ssid,password,ssid_5g,updated_at; serial = Deco MAC)
@@ -176,18 +179,14 @@ fn migrate_legacy(config: &Config, kind: Kind, args: &LegacyArgs) -> ExitCode {
             &mut progress,
         ))
     };
-    let (report, failure) = match run() {
-        Ok(r) => (Some(r), None),
-        Err(MigrateError::Erp { source, report }) => {
-            let e = MigrateError::Erp {
-                source,
-                report: report.clone(),
-            };
-            (Some(*report), Some(e))
-        }
-        Err(e) => (None, Some(e)),
+    let result = run();
+    // When ERPNext failed mid-run the report says what was written until then.
+    let report = match &result {
+        Ok(r) => Some(r),
+        Err(MigrateError::Erp { report, .. }) => Some(&**report),
+        Err(_) => None,
     };
-    if let Some(report) = &report {
+    if let Some(report) = report {
         for w in &report.warnings {
             eprintln!("gigafibre-acs: warning: {w}");
         }
@@ -206,9 +205,9 @@ fn migrate_legacy(config: &Config, kind: Kind, args: &LegacyArgs) -> ExitCode {
             }
         }
     }
-    match failure {
-        None => ExitCode::SUCCESS,
-        Some(e) => {
+    match result {
+        Ok(_) => ExitCode::SUCCESS,
+        Err(e) => {
             eprintln!("gigafibre-acs: migrate {}: {e}", kind.command());
             ExitCode::from(e.exit_code())
         }
