@@ -205,7 +205,7 @@ impl Columns {
             let column = mapped.map_or(field.name(), String::as_str);
             match header
                 .iter()
-                .position(|h| h.trim().eq_ignore_ascii_case(column))
+                .position(|h| h.trim().to_lowercase() == column.to_lowercase())
             {
                 Some(i) => at.push((*field, i)),
                 // An optional column may be absent, unless asked for by name.
@@ -268,6 +268,8 @@ pub struct DeviceRow {
     pub line: usize,
     /// (ERPNext field, value), non-empty values only.
     values: Vec<(Field, FieldValue)>,
+    /// Its date and index in the file: larger is newer.
+    order: (Option<Stamp>, usize),
 }
 
 /// A row that was not used, and why (never its values).
@@ -367,10 +369,14 @@ pub fn read(kind: Kind, text: &str, map: &[String]) -> Result<Legacy, LegacyErro
                 s
             }
         };
+        // Later rows have larger indexes: `>=` on (date, index) is "the
+        // latest date, then the last row".
+        let order = (stamp, index);
         let parsed = parse_row(&cols, row).map(|values| DeviceRow {
             serial: serial.to_string(),
             line,
             values,
+            order,
         });
         let parsed = match (parsed, &key) {
             (Err(reason), _) => Err(reason),
@@ -386,9 +392,6 @@ pub fn read(kind: Kind, text: &str, map: &[String]) -> Result<Legacy, LegacyErro
             }
         };
         let Some(key) = key else { continue };
-        // Later rows have larger indexes: `>=` on (date, index) is "the
-        // latest date, then the last row".
-        let order = (stamp, index);
         let next = by_device.len();
         let entry = by_device.entry(key).or_insert_with(|| (next, order, None));
         if order >= entry.1 {
@@ -589,19 +592,60 @@ pub struct Matching<'e> {
     pub matched: Vec<Matched<'e>>,
     pub unmatched: Vec<String>,
     pub ambiguous: Vec<Ambiguous>,
+    /// Devices that matched a record a newer row of another serial also
+    /// matched (the same device spelled two ways the canonical forms do not
+    /// unite, e.g. its serial and its MAC): not used.
+    pub superseded: usize,
+    pub warnings: Vec<String>,
 }
 
-fn same_serial(stored: Option<&str>, serial: &str) -> bool {
-    let Some(stored) = stored.map(str::trim).filter(|s| !s.is_empty()) else {
-        return false;
-    };
-    stored.eq_ignore_ascii_case(serial)
-        || canonical_gpon_serial(serial)
-            .is_some_and(|g| canonical_gpon_serial(stored).as_deref() == Some(g.as_str()))
+/// Records by one identifier field: its value as stored (trimmed, upper
+/// case) and its canonical form (GPON serial or MAC). Built once, so that
+/// matching a thousand devices against thousands of records stays linear.
+#[derive(Default)]
+struct Index<'e> {
+    exact: HashMap<String, Vec<&'e Equipment>>,
+    canonical: HashMap<String, Vec<&'e Equipment>>,
 }
 
-fn same_mac(stored: Option<&str>, serial: &str) -> bool {
-    canonical_mac(serial).is_some_and(|m| stored.and_then(canonical_mac).as_deref() == Some(&m))
+/// The canonical form used by an index: a GPON serial, or a MAC.
+type Canon = fn(&str) -> Option<String>;
+
+impl<'e> Index<'e> {
+    fn build(
+        all: &'e [Equipment],
+        get: fn(&Equipment) -> Option<&str>,
+        canon: Canon,
+        exact: bool,
+    ) -> Index<'e> {
+        let mut ix = Index::default();
+        for e in all {
+            let Some(v) = get(e).map(str::trim).filter(|v| !v.is_empty()) else {
+                continue;
+            };
+            if exact {
+                ix.exact.entry(v.to_ascii_uppercase()).or_default().push(e);
+            }
+            if let Some(c) = canon(v) {
+                ix.canonical.entry(c).or_default().push(e);
+            }
+        }
+        ix
+    }
+
+    fn find(&self, serial: &str, canon: Canon) -> Vec<&'e Equipment> {
+        let mut v: Vec<&Equipment> = self
+            .exact
+            .get(&serial.to_ascii_uppercase())
+            .cloned()
+            .unwrap_or_default();
+        if let Some(found) = canon(serial).and_then(|c| self.canonical.get(&c)) {
+            v.extend(found);
+        }
+        v.sort_by(|a, b| a.name.cmp(&b.name));
+        v.dedup_by(|a, b| a.name == b.name);
+        v
+    }
 }
 
 /// Each device against the records. WiFi: the Deco MAC against
@@ -612,24 +656,36 @@ fn same_mac(stored: Option<&str>, serial: &str) -> bool {
 /// The first step with any match decides; more than one record there is
 /// ambiguous.
 pub fn match_devices<'e>(kind: Kind, latest: &[DeviceRow], all: &'e [Equipment]) -> Matching<'e> {
-    type Step = fn(&Equipment, &str) -> bool;
-    let by_serial: Step = |e, s| same_serial(e.serial_number.as_deref(), s);
-    let by_gpon: Step = |e, s| same_serial(e.gpon_serial.as_deref(), s);
-    let by_mac: Step = |e, s| same_mac(e.mac_address.as_deref(), s);
-    let steps: &[Step] = match kind {
-        Kind::Wifi => &[by_mac],
-        Kind::Voip => &[by_serial, by_gpon],
-        Kind::Radius => &[by_serial, by_mac, by_gpon],
+    let gpon: Canon = canonical_gpon_serial;
+    let mac: Canon = canonical_mac;
+    let by_serial = || {
+        (
+            Index::build(all, |e| e.serial_number.as_deref(), gpon, true),
+            gpon,
+        )
+    };
+    let by_gpon = || {
+        (
+            Index::build(all, |e| e.gpon_serial.as_deref(), gpon, true),
+            gpon,
+        )
+    };
+    let by_mac = || {
+        (
+            Index::build(all, |e| e.mac_address.as_deref(), mac, false),
+            mac,
+        )
+    };
+    let steps: Vec<(Index<'e>, Canon)> = match kind {
+        Kind::Wifi => vec![by_mac()],
+        Kind::Voip => vec![by_serial(), by_gpon()],
+        Kind::Radius => vec![by_serial(), by_mac(), by_gpon()],
     };
     let mut out = Matching::default();
     for device in latest {
         let found: Vec<&Equipment> = steps
             .iter()
-            .map(|step| {
-                all.iter()
-                    .filter(|e| step(e, &device.serial))
-                    .collect::<Vec<_>>()
-            })
+            .map(|(ix, canon)| ix.find(&device.serial, *canon))
             .find(|v| !v.is_empty())
             .unwrap_or_default();
         match found.as_slice() {
@@ -644,6 +700,31 @@ pub fn match_devices<'e>(kind: Kind, latest: &[DeviceRow], all: &'e [Equipment])
             }),
         }
     }
+    // One record named by two devices: the newer row is used, as for two
+    // rows of one device; writing both would leave a conflict behind.
+    let mut best: HashMap<&str, usize> = HashMap::new();
+    for (i, m) in out.matched.iter().enumerate() {
+        let w = best.entry(m.equipment.name.as_str()).or_insert(i);
+        if m.device.order >= out.matched[*w].device.order {
+            *w = i;
+        }
+    }
+    let keep: BTreeSet<usize> = best.values().copied().collect();
+    for (i, m) in out.matched.iter().enumerate() {
+        if !keep.contains(&i) {
+            let w = &out.matched[best[m.equipment.name.as_str()]].device;
+            out.warnings.push(format!(
+                "line {}: {} is the same record {} as {} on line {}, a newer row; not used",
+                m.device.line, m.device.serial, m.equipment.name, w.serial, w.line
+            ));
+        }
+    }
+    out.superseded = out.matched.len() - keep.len();
+    let mut i = 0;
+    out.matched.retain(|_| {
+        i += 1;
+        keep.contains(&(i - 1))
+    });
     out
 }
 
@@ -803,7 +884,7 @@ impl Report {
         Report {
             rows: legacy.rows,
             devices: legacy.devices,
-            matched: matching.matched.len(),
+            matched: matching.matched.len() + matching.superseded,
             unmatched: matching.unmatched.clone(),
             ambiguous: matching.ambiguous.clone(),
             invalid: legacy.invalid.clone(),
@@ -811,7 +892,7 @@ impl Report {
             conflicts: plan.conflicts.clone(),
             written: plan.writes.iter().map(|w| w.fields.len()).sum(),
             dry_run,
-            warnings: legacy.warnings.clone(),
+            warnings: [&legacy.warnings[..], &matching.warnings[..]].concat(),
             overwrite: false,
         }
     }
@@ -1151,6 +1232,27 @@ RCMG00000004,14505550004,,\n";
             .map(|x| x.equipment.name.as_str())
             .collect();
         assert_eq!(names, vec!["EQ-3", "EQ-1", "EQ-2"]);
+    }
+
+    #[test]
+    fn one_record_named_twice_takes_the_newer_row() {
+        let mut a = eq("EQ-1");
+        a.mac_address = Some("aabbcc000001".into());
+        a.serial_number = Some("22A1004513".into());
+        let all = vec![a];
+        let rows = device(
+            Kind::Radius,
+            "serial,radius_user,radius_password,updated_at\n22A1004513,new,p,2024-02-01\nAA:BB:CC:00:00:01,old,p,2024-01-01\n",
+        );
+        let m = match_devices(Kind::Radius, &rows, &all);
+        assert_eq!((m.matched.len(), m.superseded), (1, 1));
+        assert_eq!(m.matched[0].device.line, 2);
+        assert_eq!(
+            m.warnings,
+            vec![
+                "line 3: AA:BB:CC:00:00:01 is the same record EQ-1 as 22A1004513 on line 2, a newer row; not used"
+            ]
+        );
     }
 
     #[test]
