@@ -220,6 +220,61 @@ impl ErpError {
     pub fn is_unavailable(&self) -> bool {
         matches!(self, ErpError::Unavailable { .. })
     }
+
+    /// The same error with each of `secrets` (values the caller sent)
+    /// replaced by `********`: an answer may quote what it was sent
+    /// (Frappe's "Value too big" message quotes the value).
+    pub fn redact(self, secrets: &[&str]) -> ErpError {
+        let scrub = |text: String| {
+            secrets
+                .iter()
+                .filter(|s| !s.is_empty())
+                .fold(text, |t, s| t.replace(s, "********"))
+        };
+        match self {
+            ErpError::Unavailable { reason } => ErpError::Unavailable {
+                reason: scrub(reason),
+            },
+            ErpError::Auth { status, message } => ErpError::Auth {
+                status,
+                message: scrub(message),
+            },
+            ErpError::NotFound { what } => ErpError::NotFound { what: scrub(what) },
+            ErpError::Rejected {
+                status,
+                exc_type,
+                message,
+            } => ErpError::Rejected {
+                status,
+                exc_type,
+                message: scrub(message),
+            },
+            ErpError::Protocol { reason } => ErpError::Protocol {
+                reason: scrub(reason),
+            },
+            ErpError::Config { reason } => ErpError::Config {
+                reason: scrub(reason),
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redaction_replaces_every_sent_secret() {
+        let e = ErpError::Rejected {
+            status: 417,
+            exc_type: "CharacterLengthExceededError".into(),
+            message: "SIP Password: 'hunter2hunter2' (hunter2hunter2) too big".into(),
+        }
+        .redact(&["hunter2hunter2", ""]);
+        assert_eq!(e.to_string(), "SIP Password: '********' (********) too big");
+        let e = ErpError::Unavailable { reason: "x".into() }.redact(&[]);
+        assert!(e.is_unavailable());
+    }
 }
 
 /// Counters for metrics. All counts since the client was created.

@@ -259,6 +259,9 @@ impl std::fmt::Debug for FieldValue {
     }
 }
 
+/// The longest text ERPNext stores in a Data or Password field.
+pub const MAX_TEXT: usize = 140;
+
 /// The winning row of one device: what to write.
 #[derive(Clone, Debug)]
 pub struct DeviceRow {
@@ -418,6 +421,13 @@ fn parse_row(cols: &Columns, row: &[String]) -> Result<Vec<(Field, FieldValue)>,
         }
         let raw = cols.get(row, *field).unwrap_or("");
         let name = field.name();
+        // ERPNext's Data and Password columns are VARCHAR(140); beyond, it
+        // refuses the write with a message that quotes the value.
+        if raw.chars().count() > MAX_TEXT {
+            return Err(format!(
+                "{name} is longer than {MAX_TEXT} characters (ERPNext's limit)"
+            ));
+        }
         let value = match field {
             // The identity of the line or account: a row without it says
             // nothing usable.
@@ -1161,6 +1171,15 @@ RCMG00000004,14505550004,,\n";
                 "line is not a whole number of at least 1",
                 "sip_username is empty",
             ]
+        );
+        let long = format!(
+            "serial,sip_username,sip_password\nRCMG00000001,u,{}\n",
+            "p".repeat(141)
+        );
+        let l = read(Kind::Voip, &long, &[]).expect("long");
+        assert_eq!(
+            l.invalid[0].reason,
+            "sip_password is longer than 140 characters (ERPNext's limit)"
         );
         let r = read(
             Kind::Radius,

@@ -150,8 +150,16 @@ pub async fn run_legacy(
             w.fields.iter().map(|(k, v)| (*k, v.to_json())).collect();
         if let Err(source) = client.update_fields(&w.equipment, &fields).await {
             progress.clear();
+            let sent: Vec<&str> = w
+                .fields
+                .iter()
+                .filter_map(|(_, v)| match v {
+                    legacy::FieldValue::Secret(s) => Some(s.expose()),
+                    _ => None,
+                })
+                .collect();
             return Err(MigrateError::Erp {
-                source,
+                source: source.redact(&sent),
                 report: Box::new(report),
             });
         }
