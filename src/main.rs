@@ -166,10 +166,7 @@ fn migrate_legacy(config: &Config, kind: Kind, args: &LegacyArgs) -> ExitCode {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
-            .map_err(|e| MigrateError::Read {
-                path: "(runtime)".into(),
-                reason: e.to_string(),
-            })?;
+            .map_err(MigrateError::Runtime)?;
         let mut progress = migrate::Progress::new(std::io::stderr().is_terminal());
         runtime.block_on(migrate::run_legacy(
             &client,

@@ -432,6 +432,8 @@ fn parse_row(cols: &Columns, row: &[String]) -> Result<Vec<(Field, FieldValue)>,
             // The identity of the line or account: a row without it says
             // nothing usable.
             Field::Ssid | Field::SipUsername | Field::RadiusUser => {
+                // An SSID is taken byte for byte (spaces are legal in it);
+                // a username is not.
                 let v = if *field == Field::Ssid {
                     raw
                 } else {
@@ -440,24 +442,10 @@ fn parse_row(cols: &Columns, row: &[String]) -> Result<Vec<(Field, FieldValue)>,
                 if v.is_empty() {
                     return Err(format!("{name} is empty"));
                 }
-                if *field == Field::Ssid && v.len() > 32 {
-                    return Err(format!("{name} is longer than 32 bytes"));
-                }
-                if v.chars().any(char::is_control) {
-                    return Err(format!("{name} contains control characters"));
-                }
-                FieldValue::Text(v.to_string())
+                text(name, v, *field == Field::Ssid)?
             }
             _ if raw.is_empty() => continue,
-            Field::Ssid5g => {
-                if raw.len() > 32 {
-                    return Err(format!("{name} is longer than 32 bytes"));
-                }
-                if raw.chars().any(char::is_control) {
-                    return Err(format!("{name} contains control characters"));
-                }
-                FieldValue::Text(raw.to_string())
-            }
+            Field::Ssid5g => text(name, raw, true)?,
             Field::Password => {
                 if !(8..=63).contains(&raw.len())
                     || !raw.bytes().all(|b| (0x20..=0x7e).contains(&b))
@@ -478,6 +466,18 @@ fn parse_row(cols: &Columns, row: &[String]) -> Result<Vec<(Field, FieldValue)>,
         values.push((*field, value));
     }
     Ok(values)
+}
+
+/// A text value: no control characters (a broken export), and an SSID
+/// within the 32 bytes 802.11 allows.
+fn text(name: &str, v: &str, ssid: bool) -> Result<FieldValue, String> {
+    if ssid && v.len() > 32 {
+        return Err(format!("{name} is longer than 32 bytes"));
+    }
+    if v.chars().any(char::is_control) {
+        return Err(format!("{name} contains control characters"));
+    }
+    Ok(FieldValue::Text(v.to_string()))
 }
 
 /// A point in time, comparable: (seconds since 1970 UTC, nanoseconds).

@@ -52,6 +52,8 @@ pub enum MigrateError {
          (or erpnext_url, erpnext_api_key and erpnext_api_secret in the configuration file)"
     )]
     NotConfigured,
+    #[error("cannot start the runtime: {0}")]
+    Runtime(std::io::Error),
     /// The ERPNext settings were refused by the client.
     #[error("{0}")]
     Client(ErpError),
@@ -64,11 +66,11 @@ pub enum MigrateError {
 }
 
 impl MigrateError {
-    /// 1 when ERPNext failed during the run, 2 for usage, file, column and
-    /// configuration errors.
+    /// 1 when ERPNext failed during the run (or the process could not
+    /// run), 2 for usage, file, column and configuration errors.
     pub fn exit_code(&self) -> u8 {
         match self {
-            MigrateError::Erp { .. } => 1,
+            MigrateError::Erp { .. } | MigrateError::Runtime(_) => 1,
             _ => 2,
         }
     }
