@@ -6,7 +6,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use gigafibre_acs::config::{self, LogFormat};
+use gigafibre_acs::config::{self, Config, LogFormat};
+use gigafibre_acs::erpnext::{ErpConfig, ErpNextClient};
+use gigafibre_acs::migrate::{self, Kind, MigrateError};
 use gigafibre_acs::server;
 use tracing_subscriber::EnvFilter;
 
@@ -36,15 +38,29 @@ enum Command {
     Serve,
     /// Validate the configuration and print the effective values (secrets masked).
     CheckConfig,
-    /// Move from GenieACS and the legacy tables (dry run unless --apply).
+    /// Import data from the systems the ACS replaces: the legacy tables into
+    /// ERPNext (same ERPNext settings as `serve`), GenieACS's devices into
+    /// the store. Dry runs unless --apply.
     Migrate {
         #[command(subcommand)]
         what: MigrateCommand,
     },
 }
 
+// The `Legacy` prefix names where the data comes from; sources other than
+// the old provisioning tables (GenieACS) join as other variants.
+#[allow(clippy::enum_variant_names)]
 #[derive(Subcommand)]
 enum MigrateCommand {
+    /// Legacy WiFi table (columns serial,ssid,password,ssid_5g,updated_at; serial = Deco MAC)
+    /// into Service Equipment custom_wifi_ssid / _password / _ssid_5g.
+    LegacyWifi(LegacyArgs),
+    /// Legacy VoIP table (columns serial,sip_username,sip_password,line,updated_at; serial =
+    /// ONT serial) into Service Equipment custom_sip_username / _password / _line.
+    LegacyVoip(LegacyArgs),
+    /// Legacy RADIUS table (columns serial,radius_user,radius_password,updated_at) into
+    /// Service Equipment custom_radius_user / _password.
+    LegacyRadius(LegacyArgs),
     /// Import a mongoexport of GenieACS's `devices` collection (JSON lines
     /// or an array) into the data dir's store, or through the running ACS
     /// with --server.
@@ -64,6 +80,24 @@ enum MigrateCommand {
     },
 }
 
+#[derive(clap::Args)]
+struct LegacyArgs {
+    /// The table as CSV (UTF-8, header line first).
+    file: PathBuf,
+    /// Columns named otherwise in the header: FIELD=COLUMN[,FIELD=COLUMN…].
+    #[arg(long, value_name = "FIELD=COLUMN,…", value_delimiter = ',')]
+    map: Vec<String>,
+    /// Write to ERPNext (without it: a dry run that writes nothing).
+    #[arg(long)]
+    apply: bool,
+    /// Replace fields that already hold a different value.
+    #[arg(long)]
+    overwrite: bool,
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let env = |k: &str| std::env::var(k).ok();
@@ -75,6 +109,21 @@ fn main() -> ExitCode {
         }
     };
     match cli.command {
+        Command::Migrate { what } => {
+            init_logging(config.log_format, "warn");
+            let (kind, args) = match what {
+                MigrateCommand::LegacyWifi(a) => (Kind::Wifi, a),
+                MigrateCommand::LegacyVoip(a) => (Kind::Voip, a),
+                MigrateCommand::LegacyRadius(a) => (Kind::Radius, a),
+                MigrateCommand::GenieacsDevices {
+                    file,
+                    apply,
+                    json,
+                    server,
+                } => return migrate_genieacs(&config, file, apply, json, server),
+            };
+            migrate_legacy(&config, kind, &args)
+        }
         Command::CheckConfig => {
             if let Some(files) = &config.tls {
                 if let Err(e) = server::check_tls(files) {
@@ -100,30 +149,8 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Command::Migrate { what } => match what {
-            MigrateCommand::GenieacsDevices {
-                file,
-                apply,
-                json,
-                server,
-            } => {
-                let args = gigafibre_acs::migrate::genieacs_cli::Args {
-                    file,
-                    apply,
-                    json,
-                    server,
-                };
-                match gigafibre_acs::migrate::genieacs_cli::run(&config, &args) {
-                    Ok(()) => ExitCode::SUCCESS,
-                    Err(e) => {
-                        eprintln!("gigafibre-acs: migrate genieacs-devices: {e}");
-                        ExitCode::from(e.exit_code())
-                    }
-                }
-            }
-        },
         Command::Serve => {
-            init_logging(config.log_format);
+            init_logging(config.log_format, "info");
             let runtime = match tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()
@@ -146,8 +173,97 @@ fn main() -> ExitCode {
     }
 }
 
-fn init_logging(format: LogFormat) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+/// `gigafibre-acs migrate genieacs-devices`: exit 0 when the import
+/// completed (even with invalid documents), 2 for usage and configuration
+/// errors (the store in use names `--server`), 1 when the run failed.
+fn migrate_genieacs(
+    config: &config::Config,
+    file: PathBuf,
+    apply: bool,
+    json: bool,
+    server: Option<String>,
+) -> ExitCode {
+    use gigafibre_acs::migrate::genieacs_cli::{Args, run};
+    let args = Args {
+        file,
+        apply,
+        json,
+        server,
+    };
+    match run(config, &args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("gigafibre-acs: migrate genieacs-devices: {e}");
+            ExitCode::from(e.exit_code())
+        }
+    }
+}
+
+/// `gigafibre-acs migrate legacy-*`: exit 0 when the run completed (even
+/// with unmatched or invalid rows), 2 for usage / file / configuration
+/// errors, 1 when ERPNext failed mid-run (the report then says what was
+/// written).
+fn migrate_legacy(config: &Config, kind: Kind, args: &LegacyArgs) -> ExitCode {
+    let opts = migrate::Options {
+        map: args.map.clone(),
+        apply: args.apply,
+        overwrite: args.overwrite,
+    };
+    let run = || -> Result<migrate::Report, MigrateError> {
+        let settings = config.erpnext.as_ref().ok_or(MigrateError::NotConfigured)?;
+        let client = ErpNextClient::new(ErpConfig::from(settings)).map_err(MigrateError::Client)?;
+        let text = migrate::read_text(&args.file)?;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(MigrateError::Runtime)?;
+        let mut progress = migrate::Progress::new(std::io::stderr().is_terminal());
+        runtime.block_on(migrate::run_legacy(
+            &client,
+            kind,
+            &text,
+            &opts,
+            &mut progress,
+        ))
+    };
+    let result = run();
+    // When ERPNext failed mid-run the report says what was written until then.
+    let report = match &result {
+        Ok(r) => Some(r),
+        Err(MigrateError::Erp { report, .. }) => Some(&**report),
+        Err(_) => None,
+    };
+    if let Some(report) = report {
+        for w in &report.warnings {
+            eprintln!("gigafibre-acs: warning: {w}");
+        }
+        let text = if args.json {
+            serde_json::to_string_pretty(report).map(|j| j + "\n")
+        } else {
+            Ok(report.to_text(kind))
+        };
+        use std::io::Write as _;
+        let written = text
+            .map_err(std::io::Error::other)
+            .and_then(|t| std::io::stdout().lock().write_all(t.as_bytes()));
+        if let Err(e) = written {
+            if e.kind() != std::io::ErrorKind::BrokenPipe {
+                eprintln!("gigafibre-acs: cannot write the report: {e}");
+            }
+        }
+    }
+    match result {
+        Ok(_) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("gigafibre-acs: migrate {}: {e}", kind.command());
+            ExitCode::from(e.exit_code())
+        }
+    }
+}
+
+fn init_logging(format: LogFormat, default_level: &str) {
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

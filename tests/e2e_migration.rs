@@ -5,6 +5,8 @@
 //! device has a WAN PPP interface. Real binaries: gigafibre-acs,
 //! erpnext-sim, cpe-sim.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::io::{BufRead, BufReader};

@@ -304,6 +304,39 @@ impl ErpNextClient {
         self.counted(result)
     }
 
+    /// Every `Service Equipment` record with `name` and these `fields`
+    /// (Password fields read back masked: only whether one is set), sorted
+    /// by name. Read in pages of `page_length` (`limit_start` /
+    /// `limit_page_length`, ordered by name so that pages do not overlap);
+    /// the last page is the first one that comes back short. Not cached: a
+    /// bulk job reads it once.
+    pub async fn list_equipment(
+        &self,
+        fields: &[&str],
+        page_length: usize,
+    ) -> Result<Vec<Equipment>, ErpError> {
+        let result = self.list_all(fields, page_length.max(1)).await;
+        self.counted(result)
+    }
+
+    /// A partial `PUT` of exactly these fields of a `Service Equipment`
+    /// record. The record's cached lookups and passwords are dropped,
+    /// whatever the outcome. Values are never logged (some are passwords);
+    /// field names are.
+    ///
+    /// A retried `PUT` (after a timeout or a 5xx) is harmless: it sets the
+    /// same values again.
+    pub async fn update_fields(
+        &self,
+        name: &str,
+        fields: &[(&str, Value)],
+    ) -> Result<(), ErpError> {
+        let name = name.trim();
+        let result = self.put_fields(name, fields).await;
+        self.invalidate(name);
+        self.counted(result)
+    }
+
     /// Drops every cached lookup that returned `name` (or looked it up by
     /// name) and its cached passwords.
     pub fn invalidate(&self, name: &str) {
@@ -424,6 +457,65 @@ impl ErpNextClient {
             // Frappe's get_password raises AuthenticationError("Password
             // not found …") when nothing is stored.
             401 if FrappeError::decode(&a.body).mentions("password not found") => Ok(None),
+            _ => Err(self.refusal(&op, &format!("{SERVICE_EQUIPMENT} {name}"), &a)),
+        }
+    }
+
+    async fn list_all(
+        &self,
+        fields: &[&str],
+        page_length: usize,
+    ) -> Result<Vec<Equipment>, ErpError> {
+        let mut wanted = vec!["name"];
+        wanted.extend(fields.iter().copied().filter(|f| *f != "name"));
+        let wanted = Value::from(wanted).to_string();
+        let mut rows: Vec<Equipment> = Vec::new();
+        loop {
+            let op = format!(
+                "the listing of {SERVICE_EQUIPMENT} (from row {})",
+                rows.len()
+            );
+            let mut url = self.url(&["resource", SERVICE_EQUIPMENT])?;
+            url.query_pairs_mut()
+                .append_pair("fields", &wanted)
+                .append_pair("order_by", "name asc")
+                .append_pair("limit_start", &rows.len().to_string())
+                .append_pair("limit_page_length", &page_length.to_string());
+            let a = self.send(&op, Method::GET, url, None).await?;
+            if !(200..=299).contains(&a.status) {
+                return Err(self.refusal(&op, &format!("DocType {SERVICE_EQUIPMENT}"), &a));
+            }
+            let page = decode_list(&op, a.status, &a.body)?;
+            let last = page.len() < page_length;
+            rows.extend(page);
+            if last {
+                break;
+            }
+        }
+        // A record inserted while paging shifts the later pages by one: the
+        // same name may then come twice.
+        rows.sort_by(|a, b| a.name.cmp(&b.name));
+        rows.dedup_by(|a, b| a.name == b.name);
+        Ok(rows)
+    }
+
+    async fn put_fields(&self, name: &str, fields: &[(&str, Value)]) -> Result<(), ErpError> {
+        let op = format!("the update of {name}");
+        let url = self.url(&["resource", SERVICE_EQUIPMENT, name])?;
+        let body: Map<String, Value> = fields
+            .iter()
+            .map(|(k, v)| ((*k).to_string(), v.clone()))
+            .collect();
+        let a = self
+            .send(&op, Method::PUT, url, Some(Value::Object(body)))
+            .await?;
+        match a.status {
+            200..=299 => {
+                data_field(&op, a.status, &a.body)?;
+                let names: Vec<&str> = fields.iter().map(|(k, _)| *k).collect();
+                tracing::info!(equipment = %name, fields = ?names, "ERPNext: fields updated");
+                Ok(())
+            }
             _ => Err(self.refusal(&op, &format!("{SERVICE_EQUIPMENT} {name}"), &a)),
         }
     }

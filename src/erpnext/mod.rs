@@ -15,6 +15,9 @@
 //! - [`ErpNextClient::mark_provisioned`] sends a partial `PUT` with exactly
 //!   three fields: `status` = `Actif`, `custom_cwmp_serial` and the
 //!   configured provisioned-at field (UTC, Frappe datetime text).
+//! - [`ErpNextClient::list_equipment`] reads every record (paged), and
+//!   [`ErpNextClient::update_fields`] sends a partial `PUT` of given fields:
+//!   what bulk imports (`gigafibre-acs migrate …`) use.
 //!
 //! Resilience: every request has a connect and a total timeout; connection
 //! errors, timeouts, 5xx and 429 are retried with jittered exponential
@@ -92,6 +95,24 @@ impl ErpConfig {
             breaker_cooldown: Duration::from_secs(30),
             cache_ttl: Duration::from_secs(60),
             provisioned_at_field: "custom_provisioned_at".to_string(),
+        }
+    }
+}
+
+impl From<&crate::config::ErpNextSettings> for ErpConfig {
+    /// The client settings of a loaded configuration (what `serve` uses;
+    /// the session budget is the server's business, not the client's).
+    fn from(e: &crate::config::ErpNextSettings) -> ErpConfig {
+        ErpConfig {
+            url: e.url.clone(),
+            api_key: e.api_key.clone(),
+            api_secret: e.api_secret.clone(),
+            timeout: e.timeout,
+            max_attempts: e.max_attempts,
+            breaker_failures: e.breaker_failures,
+            breaker_cooldown: e.breaker_cooldown,
+            cache_ttl: e.cache_ttl,
+            provisioned_at_field: e.provisioned_at_field.clone(),
         }
     }
 }
@@ -198,6 +219,61 @@ impl ErpError {
     /// overloaded): worth retrying later.
     pub fn is_unavailable(&self) -> bool {
         matches!(self, ErpError::Unavailable { .. })
+    }
+
+    /// The same error with each of `secrets` (values the caller sent)
+    /// replaced by `********`: an answer may quote what it was sent
+    /// (Frappe's "Value too big" message quotes the value).
+    pub fn redact(self, secrets: &[&str]) -> ErpError {
+        let scrub = |text: String| {
+            secrets
+                .iter()
+                .filter(|s| !s.is_empty())
+                .fold(text, |t, s| t.replace(s, "********"))
+        };
+        match self {
+            ErpError::Unavailable { reason } => ErpError::Unavailable {
+                reason: scrub(reason),
+            },
+            ErpError::Auth { status, message } => ErpError::Auth {
+                status,
+                message: scrub(message),
+            },
+            ErpError::NotFound { what } => ErpError::NotFound { what: scrub(what) },
+            ErpError::Rejected {
+                status,
+                exc_type,
+                message,
+            } => ErpError::Rejected {
+                status,
+                exc_type,
+                message: scrub(message),
+            },
+            ErpError::Protocol { reason } => ErpError::Protocol {
+                reason: scrub(reason),
+            },
+            ErpError::Config { reason } => ErpError::Config {
+                reason: scrub(reason),
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redaction_replaces_every_sent_secret() {
+        let e = ErpError::Rejected {
+            status: 417,
+            exc_type: "CharacterLengthExceededError".into(),
+            message: "SIP Password: 'hunter2hunter2' (hunter2hunter2) too big".into(),
+        }
+        .redact(&["hunter2hunter2", ""]);
+        assert_eq!(e.to_string(), "SIP Password: '********' (********) too big");
+        let e = ErpError::Unavailable { reason: "x".into() }.redact(&[]);
+        assert!(e.is_unavailable());
     }
 }
 

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use super::genieacs::{self, Document};
 use super::genieacs_run::{self, ImportReport, InvalidDocument};
+use super::progress::Progress;
 use crate::config::{Config, StoreBackend};
 use crate::store::{RedbStore, SledStore, Store};
 
@@ -48,34 +49,6 @@ fn open_input(path: &Path) -> Result<BufReader<std::fs::File>, CliError> {
         .map_err(|e| CliError::Usage(format!("cannot open {}: {e}", path.display())))
 }
 
-/// A documents counter on stderr, only on a terminal.
-struct Progress {
-    on: bool,
-    last: std::time::Instant,
-}
-
-impl Progress {
-    fn new() -> Progress {
-        Progress {
-            on: std::io::stderr().is_terminal(),
-            last: std::time::Instant::now(),
-        }
-    }
-
-    fn tick(&mut self, documents: usize) {
-        if self.on && self.last.elapsed().as_millis() >= 200 {
-            self.last = std::time::Instant::now();
-            let _ = write!(std::io::stderr(), "\r  {documents} documents read");
-        }
-    }
-
-    fn done(&self) {
-        if self.on {
-            let _ = writeln!(std::io::stderr());
-        }
-    }
-}
-
 /// Runs the command; prints the report on stdout.
 pub fn run(config: &Config, args: &Args) -> Result<(), CliError> {
     let report = match &args.server {
@@ -108,12 +81,12 @@ fn into_store(config: &Config, args: &Args) -> Result<ImportReport, CliError> {
             config.api_listen
         ))
     })?;
-    let mut progress = Progress::new();
+    let mut progress = Progress::new(std::io::stderr().is_terminal());
     let report = genieacs_run::import(input, store.as_ref(), args.apply, unix_ms(), &mut |n| {
-        progress.tick(n)
+        progress.count("documents", n)
     })
     .map_err(|e| CliError::Run(e.to_string()));
-    progress.done();
+    progress.clear();
     report
 }
 
@@ -163,7 +136,7 @@ fn through_server(config: &Config, args: &Args, url: &str) -> Result<ImportRepor
     // Position in the file of each document of the batch.
     let mut positions: Vec<usize> = Vec::new();
     let mut failure: Option<CliError> = None;
-    let mut progress = Progress::new();
+    let mut progress = Progress::new(std::io::stderr().is_terminal());
     let send = |batch: &mut Vec<u8>, positions: &mut Vec<usize>, total: &mut ImportReport| {
         if batch.is_empty() {
             return Ok(());
@@ -204,7 +177,7 @@ fn through_server(config: &Config, args: &Args, url: &str) -> Result<ImportRepor
             return;
         }
         documents += 1;
-        progress.tick(documents);
+        progress.count("documents", documents);
         match doc {
             Ok(v) => {
                 let _ = serde_json::to_writer(&mut batch, &v);
@@ -230,7 +203,7 @@ fn through_server(config: &Config, args: &Args, url: &str) -> Result<ImportRepor
         return Err(e);
     }
     send(&mut batch, &mut positions, &mut total)?;
-    progress.done();
+    progress.clear();
     total.invalid.sort_by_key(|i| i.document);
     Ok(total)
 }

@@ -22,8 +22,11 @@ pub type Record = (usize, Vec<String>);
 
 /// RFC 4180 records (quoted fields, doubled quotes, newlines in quotes),
 /// each with the line it starts on. Lines starting with `#` outside quotes
-/// are comments (a provenance line) and empty lines are skipped.
+/// are comments (a provenance line) and empty lines are skipped. A leading
+/// UTF-8 byte-order mark (what spreadsheet exports start with) is dropped,
+/// so that it does not stick to the first header name.
 pub fn records(text: &str) -> Result<Vec<Record>, ExportError> {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut out = Vec::new();
     let (mut field, mut row, mut quoted) = (String::new(), Vec::new(), false);
     let (mut line, mut start, mut at_start) = (1, 1, true);
@@ -140,5 +143,18 @@ Device.WiFi.SSID.1.SSID,false,t,true,t,\"My \"\"home\"\", 2\nlines\",xsd:string\
             Err(ExportError::Unterminated(2))
         );
         assert_eq!(parse(""), Err(ExportError::Header));
+    }
+
+    #[test]
+    fn byte_order_mark_and_crlf_are_not_data() {
+        let rows = records("\u{feff}serial,ssid\r\n\"a\",\"b,\"\"c\"\"\"\r\n\r\nd,\r\n").unwrap();
+        assert_eq!(
+            rows,
+            vec![
+                (1, vec!["serial".to_owned(), "ssid".to_owned()]),
+                (2, vec!["a".to_owned(), "b,\"c\"".to_owned()]),
+                (4, vec!["d".to_owned(), String::new()]),
+            ]
+        );
     }
 }
