@@ -18,6 +18,7 @@ pub mod http_client;
 pub mod metrics;
 pub mod provision;
 pub mod server;
+pub mod service;
 pub mod session;
 pub mod store;
 pub mod stun;
