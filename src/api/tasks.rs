@@ -25,7 +25,7 @@ use crate::cwmp::{Body, ParameterValue, ValueType};
 use crate::server::Acs;
 use crate::service::{self, WithdrawError, withdraw_task};
 use crate::session::is_queueable;
-use crate::store::{Task, TaskRequest};
+use crate::store::{DeviceRecord, Task, TaskRequest};
 
 /// Longest `wait` accepted, seconds.
 pub const MAX_WAIT_S: u64 = 120;
@@ -500,19 +500,32 @@ pub async fn wait_for_task(acs: &Acs, task_id: u64, wait_s: u64) -> Result<Task,
         .ok_or_else(|| ApiError::not_found(format!("no task {task_id}")))
 }
 
-/// `POST /api/v1/devices/{id}/tasks?connection_request=&wait=`.
-pub async fn create(acs: &Arc<Acs>, id: &str, body: Value, q: &Query) -> ApiResult {
-    let wait_s = q.wait_s(MAX_WAIT_S)?;
-    let poke = q.flag("connection_request", false)?;
-    let device = load_device(acs, id)?;
-    let cached = acs.store.parameters(id, "").map_err(ApiError::internal)?;
+/// Checks a task body against a device: its data-model root, and the
+/// cached types of the parameters it sets.
+pub fn parse_task_for(
+    acs: &Acs,
+    device: &DeviceRecord,
+    body: &Value,
+) -> Result<ParsedTask, ApiError> {
+    let cached = acs
+        .store
+        .parameters(&device.id, "")
+        .map_err(ApiError::internal)?;
     let known_type = |path: &str| -> Option<ValueType> {
         cached
             .binary_search_by(|(n, _)| n.as_str().cmp(path))
             .ok()
             .and_then(|i| cached[i].1.value.as_ref().map(|v| v.kind.clone()))
     };
-    let parsed = parse_task(&body, device.root.as_deref(), &known_type)?;
+    parse_task(body, device.root.as_deref(), &known_type)
+}
+
+/// `POST /api/v1/devices/{id}/tasks?connection_request=&wait=`.
+pub async fn create(acs: &Arc<Acs>, id: &str, body: Value, q: &Query) -> ApiResult {
+    let wait_s = q.wait_s(MAX_WAIT_S)?;
+    let poke = q.flag("connection_request", false)?;
+    let device = load_device(acs, id)?;
+    let parsed = parse_task_for(acs, &device, &body)?;
     let (task, cr) = service::queue_task(acs, &device, parsed.request, parsed.name, poke)
         .await
         .map_err(ApiError::internal)?;
