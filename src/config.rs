@@ -8,7 +8,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -93,6 +93,8 @@ keys! {
     "webhook_url", "ACS_WEBHOOK_URL", "", false, "URL receiving every event as a JSON POST (empty: no webhook)";
     "webhook_secret", "ACS_WEBHOOK_SECRET", "", true, "key of the X-Gigafibre-Signature HMAC-SHA256 header on webhook POSTs";
     "stun_listen", "ACS_STUN_LISTEN", "off", false, "UDP address of the built-in STUN server for TR-111 (off: none)";
+    "nbi_listen", "ACS_NBI_LISTEN", "off", false, "address of the GenieACS-compatible NBI, e.g. 127.0.0.1:7558 (off: none); it takes the API's tokens";
+    "nbi_allow", "ACS_NBI_ALLOW", "", false, "comma-separated CIDRs (IPv4/IPv6) whose clients may use the NBI without a token";
 }
 
 /// Which embedded database backs the store.
@@ -218,6 +220,71 @@ pub struct Config {
     pub hosts_max_age: Option<Duration>,
     pub webhook: Option<WebhookSettings>,
     pub stun_listen: Option<SocketAddr>,
+    /// The GenieACS-compatible NBI's address (`None`: not served).
+    pub nbi_listen: Option<SocketAddr>,
+    /// Networks whose clients need no token on the NBI.
+    pub nbi_allow: Vec<Cidr>,
+}
+
+/// An IPv4 or IPv6 network, `address/prefix-length` (a bare address is
+/// one host).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Cidr {
+    addr: IpAddr,
+    prefix: u8,
+}
+
+impl Cidr {
+    /// Parses `10.0.0.0/8`, `fd00::/8`, `127.0.0.1`; the host bits need not
+    /// be zero (they are ignored).
+    pub fn parse(s: &str) -> Option<Cidr> {
+        let s = s.trim();
+        let (addr, prefix) = match s.split_once('/') {
+            Some((a, p)) => {
+                let p = p.trim();
+                // Digits only: `u8::from_str` would take `+8`.
+                if p.is_empty() || !p.bytes().all(|b| b.is_ascii_digit()) {
+                    return None;
+                }
+                (
+                    a.trim().parse::<IpAddr>().ok()?,
+                    Some(p.parse::<u8>().ok()?),
+                )
+            }
+            None => (s.parse::<IpAddr>().ok()?, None),
+        };
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = prefix.unwrap_or(max);
+        (prefix <= max).then_some(Cidr { addr, prefix })
+    }
+
+    /// Whether `ip` is in the network. An IPv4-mapped IPv6 address
+    /// (`::ffff:10.1.2.3`, how a dual-stack socket shows an IPv4 peer)
+    /// counts as its IPv4 address.
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        let ip = ip.to_canonical();
+        match (self.addr, ip) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => {
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u32::from(net) & mask == u32::from(ip) & mask
+            }
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u128::from(net) & mask == u128::from(ip) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+impl fmt::Display for Cidr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.addr, self.prefix)
+    }
 }
 
 /// How the ACS asks devices to open a session.
@@ -665,7 +732,26 @@ fn parse(values: &BTreeMap<&'static str, (String, Source)>) -> Result<Config, Co
         _ => Some(addr("stun_listen")?),
     };
 
+    let nbi_listen = match get("nbi_listen").trim() {
+        "" | "off" => None,
+        _ => Some(addr("nbi_listen")?),
+    };
+    let mut nbi_allow = Vec::new();
+    for part in get("nbi_allow").split(',').filter(|p| !p.trim().is_empty()) {
+        nbi_allow.push(Cidr::parse(part).ok_or_else(|| {
+            invalid(
+                "nbi_allow",
+                format!(
+                    "`{}` is not a network like 10.0.0.0/8, 127.0.0.1/32 or fd00::/8",
+                    part.trim()
+                ),
+            )
+        })?);
+    }
+
     Ok(Config {
+        nbi_listen,
+        nbi_allow,
         connection_request,
         hosts_collect: boolean("hosts_collect")?,
         hosts_max_age: (hosts_max_age > 0).then(|| Duration::from_secs(hosts_max_age)),
@@ -733,6 +819,57 @@ mod tests {
         assert_eq!(c.session_timeout, Duration::from_secs(30));
         assert_eq!(c.max_body_bytes, 1 << 20);
         assert!(c.tls.is_none());
+        assert!(c.nbi_listen.is_none() && c.nbi_allow.is_empty());
+    }
+
+    #[test]
+    fn nbi_settings() {
+        let c = load_with(
+            Some("nbi_listen = \"127.0.0.1:7558\"\nnbi_allow = [\"10.0.0.0/8\", \"::1\"]"),
+            &[],
+        )
+        .unwrap();
+        assert_eq!(c.nbi_listen.unwrap().to_string(), "127.0.0.1:7558");
+        assert_eq!(c.nbi_allow.len(), 2);
+        let c = load_with(None, &[("ACS_NBI_ALLOW", "192.168.1.0/24, fd00::/8")]).unwrap();
+        assert_eq!(c.nbi_allow[1].to_string(), "fd00::/8");
+        for bad in [
+            "10.0.0.0/33",
+            "10.0.0/8",
+            "::/129",
+            "10.0.0.0/+8",
+            "x",
+            "10.0.0.0/",
+        ] {
+            let e = load_with(None, &[("ACS_NBI_ALLOW", bad)])
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.contains("nbi_allow") && e.contains("ACS_NBI_ALLOW"),
+                "{bad}: {e}"
+            );
+        }
+        let e = load_with(None, &[("ACS_NBI_LISTEN", "nowhere")])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("ACS_NBI_LISTEN"), "{e}");
+    }
+
+    #[test]
+    fn cidr_membership() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        let net = Cidr::parse("10.1.0.0/16").unwrap();
+        assert!(net.contains(ip("10.1.255.3")));
+        assert!(!net.contains(ip("10.2.0.1")));
+        assert!(net.contains(ip("::ffff:10.1.2.3")));
+        assert!(!net.contains(ip("fd00::1")));
+        let all = Cidr::parse("0.0.0.0/0").unwrap();
+        assert!(all.contains(ip("203.0.113.9")));
+        let host = Cidr::parse("127.0.0.1").unwrap();
+        assert!(host.contains(ip("127.0.0.1")) && !host.contains(ip("127.0.0.2")));
+        let v6 = Cidr::parse("fd00::/8").unwrap();
+        assert!(v6.contains(ip("fd12::1")) && !v6.contains(ip("fe80::1")));
+        assert!(Cidr::parse("::/0").unwrap().contains(ip("2001:db8::1")));
     }
 
     #[test]

@@ -3,7 +3,8 @@
 //! Layers, from the wire inwards: [`server`] (HTTP, TLS, auth, limits) feeds
 //! request bodies to [`cwmp`] (pure codec) and the resulting messages to
 //! [`session`] (pure state machine), whose effects are applied to the
-//! [`store`]. [`api`] serves the Ops JSON API from the same store.
+//! [`store`]. [`api`] serves the Ops JSON API from the same store, and
+//! [`nbi`] a GenieACS-compatible NBI over it (both through [`service`]).
 #![forbid(unsafe_code)]
 
 pub mod api;
@@ -17,8 +18,10 @@ pub mod events;
 pub mod http_client;
 pub mod metrics;
 pub mod migrate;
+pub mod nbi;
 pub mod provision;
 pub mod server;
+pub mod service;
 pub mod session;
 pub mod store;
 pub mod stun;

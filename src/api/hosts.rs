@@ -7,11 +7,11 @@ use http::StatusCode;
 use serde_json::json;
 
 use super::devices::{CrView, cached_values, effective_profile, load_device, not_discovered};
-use super::provision::poke;
 use super::tasks::{MAX_WAIT_S, task_view, wait_for_task};
 use super::{ApiError, ApiResult, Query, json_response, rfc3339};
 use crate::server::Acs;
 use crate::server::cwmp::now_ms;
+use crate::service::poke;
 use crate::store::{TaskAction, TaskRequest, TaskStatus};
 
 /// Wait for a refresh when the caller gives none, seconds.

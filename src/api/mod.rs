@@ -268,7 +268,7 @@ pub fn json_error_without_values(e: &serde_json::Error) -> String {
 pub struct Query(Vec<(String, String)>);
 
 impl Query {
-    fn parse(q: Option<&str>) -> Result<Query, ApiError> {
+    pub fn parse(q: Option<&str>) -> Result<Query, ApiError> {
         let mut out = Vec::new();
         for pair in q.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
             let (k, v) = pair.split_once('=').unwrap_or((pair, ""));

@@ -1,9 +1,7 @@
 //! Technician tools: what provisioning would push, reprovision now, and
 //! connection requests.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use http::StatusCode;
 use serde_json::{Value, json};
@@ -12,11 +10,11 @@ use super::devices::{CrView, cached_values, effective_profile, load_device, not_
 use super::mask::mask_value;
 use super::tasks::{MAX_WAIT_S, task_view, wait_for_task};
 use super::{ApiError, ApiResult, Query, json_response};
-use crate::connreq::{CrResult, WAIT_FOR_SESSION_END};
 use crate::server::Acs;
 use crate::server::cwmp::now_ms;
 use crate::server::provisioning::PreviewError;
-use crate::store::{DeviceRecord, TaskAction, TaskRequest};
+use crate::service::poke;
+use crate::store::{TaskAction, TaskRequest};
 
 fn erp_unavailable(message: impl Into<String>) -> ApiError {
     ApiError::new(
@@ -24,70 +22,6 @@ fn erp_unavailable(message: impl Into<String>) -> ApiError {
         "erpnext_unavailable",
         message,
     )
-}
-
-/// A STUN binding older than this is not used: the NAT has probably
-/// forgotten it (TR-111 keep-alives come every few seconds to minutes).
-const STUN_BINDING_MAX_AGE_MS: u64 = 3_600_000;
-
-/// Where a TR-111 UDP connection request would reach the device, and
-/// whether it says it is behind NAT: the built-in STUN server's binding
-/// for its STUN username (`ManagementServer.STUNUsername`, else its
-/// serial number, as TR-111 CPEs do) if fresh, else the
-/// `ManagementServer.UDPConnectionRequestAddress` it reported.
-fn udp_reach(acs: &Acs, device: &DeviceRecord, now_ms: u64) -> (Option<SocketAddr>, bool) {
-    let Some(root) = device.root.as_deref() else {
-        return (None, false);
-    };
-    let prefix = format!("{root}ManagementServer.");
-    let params = acs
-        .store
-        .parameters(&device.id, &prefix)
-        .unwrap_or_default();
-    let value = |name: &str| -> Option<String> {
-        params
-            .iter()
-            .find(|(n, _)| n.strip_prefix(&prefix) == Some(name))
-            .and_then(|(_, p)| p.value.as_ref())
-            .map(|v| v.value.trim().to_owned())
-            .filter(|v| !v.is_empty())
-    };
-    let nat_detected =
-        value("NATDetected").is_some_and(|v| v == "1" || v.eq_ignore_ascii_case("true"));
-    let username = value("STUNUsername").unwrap_or_else(|| device.identity.serial_number.clone());
-    let bound = acs
-        .stun
-        .as_ref()
-        .and_then(|b| b.get(&username))
-        .filter(|b| now_ms.saturating_sub(b.last_seen_ms) <= STUN_BINDING_MAX_AGE_MS)
-        .map(|b| b.addr);
-    // `host:port` with a name is not resolved: CPEs report addresses.
-    let reported = || value("UDPConnectionRequestAddress")?.parse().ok();
-    (bound.or_else(reported), nat_detected)
-}
-
-/// Sends the device a connection request. With `after_session`, first
-/// waits (bounded) for the device's open session to end: a session decides
-/// at its start what it does, and a CPE ignores a request while in one.
-pub async fn poke(acs: &Acs, device: &DeviceRecord, after_session: bool) -> CrResult {
-    if after_session {
-        let deadline = tokio::time::Instant::now() + WAIT_FOR_SESSION_END;
-        while acs.sessions.has_device(&device.id) && tokio::time::Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-    // Re-read: the session that just ended may have given the device its
-    // connection-request credentials.
-    let fresh = acs
-        .store
-        .device(&device.id)
-        .ok()
-        .flatten()
-        .unwrap_or_else(|| device.clone());
-    let now = now_ms(std::time::SystemTime::now());
-    let (udp, nat_detected) = udp_reach(acs, &fresh, now);
-    let target = acs.connreq.target(&fresh, udp, nat_detected);
-    acs.connreq.request(&target, now).await
 }
 
 /// `POST /api/v1/devices/{id}/connection-request`.

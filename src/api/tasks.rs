@@ -22,11 +22,10 @@ use crate::cwmp::rpc::{
     Password, Reboot, SetParameterValues,
 };
 use crate::cwmp::{Body, ParameterValue, ValueType};
-use crate::events::EventKind;
 use crate::server::Acs;
-use crate::server::cwmp::now_ms;
+use crate::service::{self, WithdrawError, withdraw_task};
 use crate::session::is_queueable;
-use crate::store::{Task, TaskRequest, TaskStatus};
+use crate::store::{DeviceRecord, Task, TaskRequest};
 
 /// Longest `wait` accepted, seconds.
 pub const MAX_WAIT_S: u64 = 120;
@@ -477,75 +476,48 @@ pub fn get(acs: &Acs, id: &str) -> ApiResult {
 pub async fn cancel(acs: &Acs, id: &str) -> ApiResult {
     let id = parse_task_id(id)?;
     let task = load_task(acs, id)?;
-    match task.status {
-        TaskStatus::Pending => {}
-        s if s.is_finished() => {
-            return Err(ApiError::conflict(format!(
-                "task {id} is already {}",
-                serde_json::to_value(s)
-                    .ok()
-                    .and_then(|v| v.as_str().map(str::to_owned))
-                    .unwrap_or_default()
-            )));
-        }
-        _ => {
-            return Err(ApiError::conflict(format!(
-                "task {id} has been sent to the device and cannot be withdrawn"
-            )));
-        }
-    }
-    // A live session holding it in its queue must not send it.
-    if !acs.sessions.withdraw_task(&task).await {
+    if task.status.is_finished() {
         return Err(ApiError::conflict(format!(
-            "task {id} is being sent to the device and cannot be withdrawn"
+            "task {id} is already {}",
+            serde_json::to_value(task.status)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default()
         )));
     }
-    // Re-read: the session may have finished it before letting go.
-    let mut task = load_task(acs, id)?;
-    if task.status != TaskStatus::Pending {
-        return Err(ApiError::conflict(format!(
-            "task {id} was sent to the device meanwhile"
-        )));
-    }
-    task.status = TaskStatus::Cancelled;
-    task.updated_ms = now_ms(std::time::SystemTime::now());
-    acs.store.put_task(&task).map_err(ApiError::internal)?;
-    acs.store.sync().await.map_err(ApiError::internal)?;
-    acs.events.publish(
-        [crate::server::apply::task_done_event(&task)],
-        task.updated_ms,
-    );
+    let task = withdraw_task(acs, &task).await.map_err(|e| match e {
+        WithdrawError::Store(e) => ApiError::internal(e),
+        e => ApiError::conflict(e.to_string()),
+    })?;
     Ok(json_response(StatusCode::OK, &task_view(&task)))
 }
 
 /// Waits up to `wait_s` for a task to finish; returns its latest state.
 pub async fn wait_for_task(acs: &Acs, task_id: u64, wait_s: u64) -> Result<Task, ApiError> {
-    // Subscribe before looking, so a finish in between is not missed.
-    let mut rx = acs.events.subscribe();
-    let mut stopping = acs.stopping.clone();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(wait_s);
-    loop {
-        let task = load_task(acs, task_id)?;
-        if task.status.is_finished() || wait_s == 0 {
-            return Ok(task);
-        }
-        loop {
-            let event = tokio::select! {
-                e = rx.recv() => e,
-                _ = tokio::time::sleep_until(deadline) => return load_task(acs, task_id),
-                _ = stopping.changed() => return load_task(acs, task_id),
-            };
-            match event {
-                Ok(e) if e.kind == EventKind::TaskDone && e.data["task_id"] == task_id => break,
-                Ok(_) => {}
-                // Missed events: look at the store again.
-                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => break,
-                Err(tokio::sync::broadcast::error::RecvError::Closed) => {
-                    return load_task(acs, task_id);
-                }
-            }
-        }
-    }
+    service::wait_for_task(acs, task_id, Duration::from_secs(wait_s))
+        .await
+        .map_err(ApiError::internal)?
+        .ok_or_else(|| ApiError::not_found(format!("no task {task_id}")))
+}
+
+/// Checks a task body against a device: its data-model root, and the
+/// cached types of the parameters it sets.
+pub fn parse_task_for(
+    acs: &Acs,
+    device: &DeviceRecord,
+    body: &Value,
+) -> Result<ParsedTask, ApiError> {
+    let cached = acs
+        .store
+        .parameters(&device.id, "")
+        .map_err(ApiError::internal)?;
+    let known_type = |path: &str| -> Option<ValueType> {
+        cached
+            .binary_search_by(|(n, _)| n.as_str().cmp(path))
+            .ok()
+            .and_then(|i| cached[i].1.value.as_ref().map(|v| v.kind.clone()))
+    };
+    parse_task(body, device.root.as_deref(), &known_type)
 }
 
 /// `POST /api/v1/devices/{id}/tasks?connection_request=&wait=`.
@@ -553,28 +525,11 @@ pub async fn create(acs: &Arc<Acs>, id: &str, body: Value, q: &Query) -> ApiResu
     let wait_s = q.wait_s(MAX_WAIT_S)?;
     let poke = q.flag("connection_request", false)?;
     let device = load_device(acs, id)?;
-    let cached = acs.store.parameters(id, "").map_err(ApiError::internal)?;
-    let known_type = |path: &str| -> Option<ValueType> {
-        cached
-            .binary_search_by(|(n, _)| n.as_str().cmp(path))
-            .ok()
-            .and_then(|i| cached[i].1.value.as_ref().map(|v| v.kind.clone()))
-    };
-    let parsed = parse_task(&body, device.root.as_deref(), &known_type)?;
-    let now = now_ms(std::time::SystemTime::now());
-    let task = acs
-        .store
-        .insert_task(id, parsed.request, parsed.name, now)
+    let parsed = parse_task_for(acs, &device, &body)?;
+    let (task, cr) = service::queue_task(acs, &device, parsed.request, parsed.name, poke)
+        .await
         .map_err(ApiError::internal)?;
-    acs.store.sync().await.map_err(ApiError::internal)?;
-    let in_session = acs.sessions.offer_task(&task).await;
-    let connection_request = if poke && !in_session {
-        Some(CrView::from(
-            super::provision::poke(acs, &device, false).await,
-        ))
-    } else {
-        None
-    };
+    let connection_request = cr.map(CrView::from);
     let task = wait_for_task(acs, task.id, wait_s).await?;
     let status = if task.status.is_finished() {
         StatusCode::OK

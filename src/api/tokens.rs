@@ -3,6 +3,8 @@
 use std::io::Write;
 use std::path::Path;
 
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
 use http::HeaderValue;
 use ring::rand::{SecureRandom, SystemRandom};
 use tracing::info;
@@ -31,9 +33,39 @@ impl ApiTokens {
         else {
             return false;
         };
+        self.accepts(token.as_bytes())
+    }
+
+    /// Like [`ApiTokens::authorizes`], and also `Basic` with a token as the
+    /// password (any username): what GenieACS NBI clients, which know only
+    /// Basic, can send.
+    pub fn authorizes_bearer_or_basic(&self, header: Option<&HeaderValue>) -> bool {
+        if self.authorizes(header) {
+            return true;
+        }
+        let Some(value) = header.and_then(|h| h.to_str().ok()).map(str::trim) else {
+            return false;
+        };
+        let Some(encoded) = value
+            .get(..6)
+            .filter(|s| s.eq_ignore_ascii_case("basic "))
+            .map(|_| value[6..].trim())
+        else {
+            return false;
+        };
+        let Ok(decoded) = STANDARD.decode(encoded) else {
+            return false;
+        };
+        match decoded.iter().position(|b| *b == b':') {
+            Some(colon) => self.accepts(&decoded[colon + 1..]),
+            None => false,
+        }
+    }
+
+    fn accepts(&self, token: &[u8]) -> bool {
         // Check all tokens so timing does not tell which one matched.
         self.0.iter().fold(false, |ok, t| {
-            constant_time_eq(t.expose().as_bytes(), token.as_bytes()) | ok
+            constant_time_eq(t.expose().as_bytes(), token) | ok
         })
     }
 }
@@ -103,6 +135,25 @@ mod tests {
         assert!(!t.authorizes(Some(&h("Basic 0123456789abcdef"))));
         assert!(!t.authorizes(Some(&h("Bearer"))));
         assert!(!t.authorizes(None));
+    }
+
+    #[test]
+    fn basic_with_the_token_as_password() {
+        let t = ApiTokens::new(vec![Secret::new("0123456789abcdef")]);
+        let basic = |user_pass: &str| {
+            HeaderValue::from_str(&format!("Basic {}", STANDARD.encode(user_pass))).unwrap()
+        };
+        assert!(t.authorizes_bearer_or_basic(Some(&basic("nbi:0123456789abcdef"))));
+        assert!(t.authorizes_bearer_or_basic(Some(&basic(":0123456789abcdef"))));
+        assert!(!t.authorizes_bearer_or_basic(Some(&basic("0123456789abcdef:x"))));
+        assert!(!t.authorizes_bearer_or_basic(Some(&basic("0123456789abcdef"))));
+        assert!(!t.authorizes_bearer_or_basic(Some(&HeaderValue::from_static("Basic !!!"))));
+        assert!(t.authorizes_bearer_or_basic(Some(&HeaderValue::from_static(
+            "Bearer 0123456789abcdef"
+        ))));
+        // The Ops API itself stays Bearer-only.
+        assert!(!t.authorizes(Some(&basic("nbi:0123456789abcdef"))));
+        assert!(!t.authorizes_bearer_or_basic(None));
     }
 
     #[test]

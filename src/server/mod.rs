@@ -174,11 +174,33 @@ impl Handler for ApiHandler {
     }
 }
 
+#[derive(Clone)]
+struct NbiHandler(Arc<crate::nbi::Nbi>);
+
+impl Handler for NbiHandler {
+    type Conn = SocketAddr;
+    type Body = Full<Bytes>;
+
+    fn on_connect(&self, remote: SocketAddr) -> Arc<SocketAddr> {
+        Arc::new(remote)
+    }
+
+    fn call(
+        &self,
+        conn: Arc<SocketAddr>,
+        req: Request<Incoming>,
+    ) -> impl Future<Output = Response<Full<Bytes>>> + Send + 'static {
+        crate::nbi::handle(self.0.clone(), *conn, req)
+    }
+}
+
 /// Addresses the server actually listens on (useful with port 0).
 #[derive(Clone, Copy, Debug)]
 pub struct Bound {
     pub cwmp: SocketAddr,
     pub api: SocketAddr,
+    /// The GenieACS-compatible NBI's address, when `nbi_listen` is set.
+    pub nbi: Option<SocketAddr>,
     /// The STUN server's UDP address, when `stun_listen` is set.
     pub stun: Option<SocketAddr>,
 }
@@ -229,6 +251,10 @@ pub async fn run(
     };
     let cwmp_listener = bind("CWMP", config.cwmp_listen).await?;
     let api_listener = bind("the API", config.api_listen).await?;
+    let nbi_listener = match config.nbi_listen {
+        None => None,
+        Some(addr) => Some(bind("the NBI", addr).await?),
+    };
     let stun_socket = match config.stun_listen {
         None => None,
         Some(addr) => Some(Arc::new(UdpSocket::bind(addr).await.map_err(|e| {
@@ -242,6 +268,10 @@ pub async fn run(
     let bound = Bound {
         cwmp: cwmp_listener.local_addr().unwrap_or(config.cwmp_listen),
         api: api_listener.local_addr().unwrap_or(config.api_listen),
+        nbi: nbi_listener
+            .as_ref()
+            .zip(config.nbi_listen)
+            .map(|(l, configured)| l.local_addr().unwrap_or(configured)),
         stun: stun_socket
             .as_ref()
             .zip(config.stun_listen)
@@ -249,6 +279,11 @@ pub async fn run(
     };
     if let Some(addr) = bound.stun {
         info!(addr = %addr, "STUN server ready at udp://{addr}/");
+    }
+    // Before the CWMP and API lines: whoever waits for those (the tests)
+    // has then seen this one too.
+    if let Some(addr) = bound.nbi {
+        info!(addr = %addr, "NBI listener ready at http://{addr}/");
     }
     let scheme = if tls.is_some() { "https" } else { "http" };
     info!(addr = %bound.cwmp, "CWMP listener ready at {scheme}://{}/", bound.cwmp);
@@ -310,6 +345,21 @@ pub async fn run(
         stop_rx.clone(),
         drain_tx.clone(),
     ));
+    let nbi_task = nbi_listener.map(|listener| {
+        let nbi = crate::nbi::Nbi {
+            acs: acs.clone(),
+            tokens: tokens.clone(),
+            allow: acs.config.nbi_allow.clone(),
+        };
+        tokio::spawn(accept_loop(
+            listener,
+            None,
+            NbiHandler(Arc::new(nbi)),
+            api_limits,
+            stop_rx.clone(),
+            drain_tx.clone(),
+        ))
+    });
     let api_task = tokio::spawn(accept_loop(
         api_listener,
         None,
@@ -332,6 +382,9 @@ pub async fn run(
     let _ = stop_tx.send(true);
     let _ = cwmp_task.await;
     let _ = api_task.await;
+    if let Some(t) = nbi_task {
+        let _ = t.await;
+    }
     let _ = reaper.await;
     let _ = writebacks.await;
     if let Some(t) = stun_task {

@@ -89,6 +89,11 @@ pub type SyncFuture<'a> = Pin<Box<dyn Future<Output = StoreResult<()>> + Send + 
 pub trait Store: Send + Sync + 'static {
     fn device(&self, id: &str) -> StoreResult<Option<DeviceRecord>>;
     fn put_device(&self, device: &DeviceRecord) -> StoreResult<()>;
+    /// Forgets a device: its record, cached parameters, search index
+    /// entries, tasks, faults, pending ERPNext write and data-model delta.
+    /// CPE credentials bound to it stay (they are how it authenticates if it
+    /// comes back). `false` if there was no such device.
+    fn delete_device(&self, id: &str) -> StoreResult<bool>;
     /// Devices in id order, starting after `after`.
     fn list_devices(&self, after: Option<&str>, limit: usize) -> StoreResult<Vec<DeviceRecord>>;
     /// Ids of devices one of whose [`DeviceRecord::search_tokens`] starts

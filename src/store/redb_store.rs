@@ -467,6 +467,58 @@ impl Store for RedbStore {
         })
     }
 
+    fn delete_device(&self, id: &str) -> StoreResult<bool> {
+        self.write(|txn| {
+            if txn.open_table(DEVICES)?.remove(id.as_bytes())?.is_none() {
+                return Ok(false);
+            }
+            let all = composite(id, b"");
+            for def in [PARAMS, WRITABLE, SUBTREES] {
+                remove_prefix(&mut txn.open_table(def)?, &all, |_| true)?;
+            }
+            txn.open_table(INFORM_VALUES)?.remove(id.as_bytes())?;
+            let mut task_ids: Vec<Vec<u8>> = Vec::new();
+            remove_prefix(&mut txn.open_table(TASKS)?, &all, |k| {
+                if let Some(task_id) = k.get(all.len()..) {
+                    task_ids.push(task_id.to_vec());
+                }
+                true
+            })?;
+            let mut index = txn.open_table(TASK_INDEX)?;
+            for t in &task_ids {
+                index.remove(t.as_slice())?;
+            }
+            // Faults are keyed by id alone: a full scan, as `faults` does.
+            let mut faults = txn.open_table(FAULTS)?;
+            let mut fault_keys: Vec<Vec<u8>> = Vec::new();
+            for kv in faults.iter()? {
+                let (k, v) = kv?;
+                let f: FaultRecord = decode("fault", k.value(), v.value())?;
+                if f.device_id == id {
+                    fault_keys.push(k.value().to_vec());
+                }
+            }
+            for k in &fault_keys {
+                faults.remove(k.as_slice())?;
+            }
+            let old = txn
+                .open_table(SEARCH_TOKENS)?
+                .remove(id.as_bytes())?
+                .map(|v| v.value().to_vec());
+            if let Some(old) = old {
+                let tokens: Vec<String> = decode("search tokens", id.as_bytes(), &old)?;
+                let mut search = txn.open_table(SEARCH)?;
+                for t in &tokens {
+                    search.remove(search_key(t, id).as_slice())?;
+                }
+            }
+            txn.open_table(WRITEBACKS)?.remove(id.as_bytes())?;
+            txn.open_table(DATA_MODELS)?
+                .remove(format!("d/{id}").as_bytes())?;
+            Ok(true)
+        })
+    }
+
     fn search_devices(
         &self,
         keys: &[String],

@@ -216,6 +216,54 @@ impl Store for SledStore {
         Ok(())
     }
 
+    fn delete_device(&self, id: &str) -> StoreResult<bool> {
+        if self.devices.remove(id.as_bytes())?.is_none() {
+            return Ok(false);
+        }
+        let all = composite(id, b"");
+        for tree in [&self.params, &self.writable, &self.subtrees] {
+            let mut batch = sled::Batch::default();
+            for k in tree.scan_prefix(&all).keys() {
+                batch.remove(k?);
+            }
+            tree.apply_batch(batch)?;
+        }
+        self.inform_values.remove(id.as_bytes())?;
+        let mut tasks = sled::Batch::default();
+        let mut index = sled::Batch::default();
+        for k in self.tasks.scan_prefix(&all).keys() {
+            let k = k?;
+            if let Some(task_id) = k.get(all.len()..) {
+                index.remove(task_id);
+            }
+            tasks.remove(k);
+        }
+        self.tasks.apply_batch(tasks)?;
+        self.task_index.apply_batch(index)?;
+        // Faults are keyed by id alone: a full scan, as `faults` does.
+        let mut faults = sled::Batch::default();
+        for kv in self.faults.iter() {
+            let (k, v) = kv?;
+            let f: FaultRecord = decode("fault", &k, &v)?;
+            if f.device_id == id {
+                faults.remove(k);
+            }
+        }
+        self.faults.apply_batch(faults)?;
+        if let Some(old) = self.search_tokens.remove(id.as_bytes())? {
+            let tokens: Vec<String> = decode("search tokens", id.as_bytes(), &old)?;
+            let mut batch = sled::Batch::default();
+            for t in &tokens {
+                batch.remove(search_key(t, id));
+            }
+            self.search.apply_batch(batch)?;
+        }
+        self.writebacks.remove(id.as_bytes())?;
+        self.data_models.remove(format!("d/{id}").as_bytes())?;
+        self.wrote();
+        Ok(true)
+    }
+
     fn search_devices(
         &self,
         keys: &[String],

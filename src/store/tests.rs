@@ -52,6 +52,7 @@ on_both_backends!(
     faults_newest_first_and_ids_shared_with_tasks,
     credentials_and_writebacks,
     a_filled_store_reads_back_the_same_after_reopen,
+    delete_device_removes_every_key_of_that_device_only,
 );
 
 fn device(id: &str) -> DeviceRecord {
@@ -581,6 +582,95 @@ async fn credentials_and_writebacks(open: Open) {
     s.delete_writeback("A").unwrap();
     s.delete_writeback("nobody").unwrap();
     assert_eq!(s.writebacks(10).unwrap(), [wb("B", 3)]);
+}
+
+async fn delete_device_removes_every_key_of_that_device_only(open: Open) {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(dir.path());
+    // Two devices, one id a prefix of the other: nothing may bleed over.
+    for id in ["A-1", "A-10"] {
+        let mut d = device(id);
+        d.identity.serial_number = format!("SN{id}");
+        d.tags = vec!["lab".into()];
+        s.put_device(&d).unwrap();
+        s.put_values(id, &[("Device.X.A".into(), param("1"))])
+            .unwrap();
+        s.put_inform_values(id, &[("Device.X.B".into(), param("2"))])
+            .unwrap();
+        s.put_writability(id, &[("Device.X.A".into(), true)])
+            .unwrap();
+        s.replace_subtrees(
+            id,
+            &["Device.T.".into()],
+            &[("Device.T.1.V".into(), param("3"))],
+        )
+        .unwrap();
+        s.insert_task(id, reboot(), "reboot", 1).unwrap();
+        s.record_fault(NewFault {
+            device_id: id.into(),
+            at_ms: 1,
+            source: "cpe",
+            code: 9002,
+            message: "m".into(),
+            rpc: None,
+            task_id: None,
+        })
+        .unwrap();
+        s.put_writeback(&Writeback {
+            device_id: id.into(),
+            equipment: "EQ".into(),
+            cwmp_serial: "SN".into(),
+            at_ms: 1,
+            attempts: 0,
+        })
+        .unwrap();
+        s.put_data_model(&format!("d/{id}"), b"delta").unwrap();
+    }
+    let gone_task = s.tasks("A-1").unwrap()[0].id;
+    let kept_task = s.tasks("A-10").unwrap()[0].id;
+
+    assert!(s.delete_device("A-1").unwrap());
+    assert!(!s.delete_device("A-1").unwrap());
+    assert!(!s.delete_device("nobody").unwrap());
+    s.sync().await.unwrap();
+
+    assert_eq!(s.device("A-1").unwrap(), None);
+    assert!(s.parameters("A-1", "").unwrap().is_empty());
+    assert!(s.tasks("A-1").unwrap().is_empty());
+    assert_eq!(s.task(gone_task).unwrap(), None);
+    assert!(s.faults(Some("A-1"), 10).unwrap().is_empty());
+    assert!(
+        s.search_devices(&["sna-1".into()], None, 10)
+            .unwrap()
+            .iter()
+            .all(|d| d != "A-1")
+    );
+    assert!(
+        s.writebacks(10)
+            .unwrap()
+            .iter()
+            .all(|w| w.device_id != "A-1")
+    );
+    assert_eq!(s.data_model("d/A-1").unwrap(), None);
+    assert_eq!(
+        s.list_devices(None, 10)
+            .unwrap()
+            .into_iter()
+            .map(|d| d.id)
+            .collect::<Vec<_>>(),
+        ["A-10"]
+    );
+
+    // The other device is whole.
+    assert_eq!(names(&s.parameters("A-10", "").unwrap()).len(), 3);
+    assert_eq!(s.task(kept_task).unwrap().unwrap().device_id, "A-10");
+    assert_eq!(s.faults(Some("A-10"), 10).unwrap().len(), 1);
+    assert_eq!(
+        s.search_devices(&["sna-10".into()], None, 10).unwrap(),
+        ["A-10"]
+    );
+    assert_eq!(s.writebacks(10).unwrap().len(), 1);
+    assert!(s.data_model("d/A-10").unwrap().is_some());
 }
 
 async fn a_filled_store_reads_back_the_same_after_reopen(open: Open) {

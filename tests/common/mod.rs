@@ -165,6 +165,8 @@ pub struct Acs {
     child: Option<Child>,
     pub cwmp: SocketAddr,
     pub api: SocketAddr,
+    /// The GenieACS-compatible NBI, when started with `ACS_NBI_LISTEN`.
+    pub nbi: Option<SocketAddr>,
     pub data_dir: PathBuf,
     log: Arc<Mutex<String>>,
     _tmp: Option<tempfile::TempDir>,
@@ -208,6 +210,8 @@ impl Acs {
         std::thread::spawn(move || {
             let mut cwmp = None;
             let mut api = None;
+            // Logged before the CWMP and API lines when the NBI is on.
+            let mut nbi = None;
             for line in BufReader::new(stderr).lines() {
                 let Ok(line) = line else { break };
                 let addr_after = |marker: &str| -> Option<SocketAddr> {
@@ -223,15 +227,18 @@ impl Acs {
                 if let Some(a) = addr_after("API listener ready at ") {
                     api = Some(a);
                 }
+                if let Some(a) = addr_after("NBI listener ready at ") {
+                    nbi = Some(a);
+                }
                 log2.lock().unwrap().push_str(&line);
                 log2.lock().unwrap().push('\n');
                 if let (Some(c), Some(a)) = (cwmp, api) {
-                    let _ = tx.send((c, a));
+                    let _ = tx.send((c, a, nbi));
                     cwmp = None;
                 }
             }
         });
-        let (cwmp, api) = match rx.recv_timeout(Duration::from_secs(30)) {
+        let (cwmp, api, nbi) = match rx.recv_timeout(Duration::from_secs(30)) {
             Ok(addrs) => addrs,
             Err(_) => {
                 let _ = child.kill();
@@ -245,6 +252,7 @@ impl Acs {
             child: Some(child),
             cwmp,
             api,
+            nbi,
             data_dir: data_dir.to_path_buf(),
             log,
             _tmp: None,
