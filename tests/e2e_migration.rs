@@ -184,6 +184,9 @@ impl Drop for Moved {
     }
 }
 
+/// The Service Equipment record as ERPNext has it before the move:
+/// identity only (MACs and GPON serials in ERPNext's own spellings); WiFi,
+/// SIP and PPPoE come from the legacy tables.
 fn equipment(u: &Moved) -> Value {
     let mut doc = json!({
         "name": u.equipment,
@@ -191,22 +194,75 @@ fn equipment(u: &Moved) -> Value {
         "service_location": "LOC-MIG",
         "equipment_type": if u.model == "deco" { "Routeur" } else { "ONT" },
         "status": "En inventaire",
-        "custom_wifi_ssid": format!("Mig-{}", u.serial),
-        "custom_wifi_password": "Migration-Pass-1",
-        "custom_wifi_enabled": 1,
     });
+    match u.model {
+        "deco" => doc["mac_address"] = json!(u.mac.to_ascii_lowercase().replace(':', "-")),
+        // The Raisecom's GPON serial is its serial number, in hex here.
+        "rcmg-ont" => doc["serial_number"] = json!(hex_gpon(&u.gpon_sn)),
+        _ => doc["custom_gpon_serial"] = json!(u.gpon_sn),
+    }
     if u.model == "hgw-ont" {
         // What GenieACS wrote into ERPNext: its `_id` of the device.
         doc["custom_cwmp_serial"] = json!("00E0FC-HG8245Q2-485754436E1E0003");
     }
-    if u.model == "deco" {
-        doc["mac_address"] = json!(u.mac.to_ascii_lowercase().replace(':', "-"));
-    } else {
-        doc["custom_gpon_serial"] = json!(u.gpon_sn);
-        doc["custom_radius_user"] = json!(format!("pppoe-{}@gigafibre.ca", u.serial));
-        doc["custom_radius_password"] = json!("Radius-Secret-88");
-    }
     doc
+}
+
+/// `RCMG6E1E0002` → `52434D476E1E0002`.
+fn hex_gpon(sn: &str) -> String {
+    let (vendor, rest) = sn.split_at(4);
+    let mut out: String = vendor.bytes().map(|b| format!("{b:02X}")).collect();
+    out.push_str(rest);
+    out
+}
+
+/// The legacy tables as the old provisioning system exported them.
+fn legacy_tables(fleet: &[Moved], dir: &std::path::Path) -> [std::path::PathBuf; 3] {
+    let (deco, tplg, rcmg, hgw) = (&fleet[0], &fleet[1], &fleet[2], &fleet[3]);
+    let mac_dots = {
+        let h: String = deco.mac.chars().filter(char::is_ascii_hexdigit).collect();
+        format!("{}.{}.{}", &h[0..4], &h[4..8], &h[8..12]).to_ascii_lowercase()
+    };
+    // WiFi: the Deco by MAC (Cisco dots); an older row for it; a row with a
+    // passphrase too short; a MAC nobody has; an ONT by colon MAC.
+    let wifi = format!(
+        "serial,ssid,password,ssid_5g,updated_at\n\
+         {mac_dots},Old-Name,Old-Pass-0000,,2023-01-01 10:00:00\n\
+         {mac_dots},Roy-Maison,Legacy-Wifi-77,Roy-Maison-5G,2024-05-02T08:00:00Z\n\
+         {tplg_mac},Tremblay,short,,2024-05-02\n\
+         AA:BB:CC:00:11:22,Nobody,Nobody-Pass-1,,2024-01-01\n",
+        tplg_mac = tplg.mac,
+    );
+    // VoIP: ONT serials, hex and ASCII, in a renamed header (--map).
+    let voip = format!("ONT Serial;SIP User;SIP Pass;Line;Date\n",).replace(';', ",")
+        + &format!(
+            "{},5145550101,Legacy-Sip-01,1,2024-03-01\n{},5145550102,Legacy-Sip-02,1,2024-03-01\n",
+            hex_gpon(&tplg.gpon_sn),
+            rcmg.gpon_sn
+        );
+    // RADIUS: PPPoE accounts, one per ONT, one for an unknown serial.
+    let radius = format!(
+        "serial,radius_user,radius_password,updated_at\n\
+         {},pppoe-{}@gigafibre.ca,Radius-Secret-88,2024-04-01\n\
+         {},pppoe-{}@gigafibre.ca,Radius-Secret-88,2024-04-01\n\
+         {},pppoe-{}@gigafibre.ca,Radius-Secret-88,2024-04-01\n\
+         RCMGFFFFFFFF,pppoe-gone@gigafibre.ca,Radius-Secret-88,2024-04-01\n",
+        tplg.gpon_sn,
+        tplg.serial,
+        hex_gpon(&rcmg.gpon_sn),
+        rcmg.serial,
+        hgw.gpon_sn,
+        hgw.serial,
+    );
+    let paths = [
+        dir.join("wifi.csv"),
+        dir.join("voip.csv"),
+        dir.join("radius.csv"),
+    ];
+    for (p, text) in paths.iter().zip([wifi, voip, radius]) {
+        std::fs::write(p, text).unwrap();
+    }
+    paths
 }
 
 fn migrate(args: &[&str], env: &[(&str, String)]) -> (i32, String, String) {
@@ -235,7 +291,62 @@ fn a_fleet_moved_from_genieacs_is_provisioned_at_its_first_session_here() {
         "Service Location": [{"name": "LOC-MIG", "customer": "Client Migration", "address_line": "2 rue du Transfert", "city": "Beauharnois", "province": "QC", "postal_code": "J6N 1A1", "status": "Active"}],
         "Service Equipment": fleet.iter().map(equipment).collect::<Vec<_>>(),
     }));
-    let acs = erp.start_acs(&[]);
+    // The legacy tables into ERPNext, as the ACS's settings reach it.
+    let tables_dir = tempfile::tempdir().unwrap();
+    let [wifi, voip, radius] = legacy_tables(&fleet, tables_dir.path());
+    let erp_env = erp.acs_env();
+    let legacy = |kind: &str, file: &std::path::Path, extra: &[&str]| -> Value {
+        let mut args = vec![kind, file.to_str().unwrap(), "--apply", "--json"];
+        args.extend_from_slice(extra);
+        let (code, out, err) = migrate(&args, &erp_env);
+        assert_eq!(code, 0, "{kind}: {out}\n{err}");
+        for secret in [
+            "Legacy-Wifi-77",
+            "Legacy-Sip-0",
+            "Radius-Secret-88",
+            "acs-secret",
+        ] {
+            assert!(
+                !out.contains(secret) && !err.contains(secret),
+                "{kind}: {secret} printed"
+            );
+        }
+        serde_json::from_str(&out).unwrap()
+    };
+    let w = legacy("legacy-wifi", &wifi, &[]);
+    assert_eq!(
+        (w["rows"].as_u64(), w["matched"].as_u64()),
+        (Some(4), Some(1)),
+        "{w}"
+    );
+    assert_eq!(w["unmatched"], json!(["AA:BB:CC:00:11:22"]), "{w}");
+    assert_eq!(w["invalid"][0]["row"], 4, "{w}");
+    let v = legacy(
+        "legacy-voip",
+        &voip,
+        &[
+            "--map",
+            "serial=ONT Serial,sip_username=SIP User,sip_password=SIP Pass,line=Line,updated_at=Date",
+        ],
+    );
+    assert_eq!(v["matched"], 2, "{v}");
+    let r = legacy("legacy-radius", &radius, &[]);
+    assert_eq!(
+        (
+            r["matched"].as_u64(),
+            r["unmatched"].as_array().map(Vec::len)
+        ),
+        (Some(3), Some(1)),
+        "{r}"
+    );
+    // Once is enough: the same tables again write nothing.
+    assert_eq!(legacy("legacy-radius", &radius, &[])["written"], 0);
+    assert_eq!(
+        erp.equipment(&fleet[0].equipment)["custom_wifi_ssid"],
+        "Roy-Maison"
+    );
+
+    let acs = erp.start_acs(&[("ACS_NBI_LISTEN", "127.0.0.1:0")]);
     for u in &mut fleet {
         u.start(&acs);
     }
@@ -426,8 +537,62 @@ fn a_fleet_moved_from_genieacs_is_provisioned_at_its_first_session_here() {
         !rcmg_state.contains(&ppp_user(rcmg)),
         "the RCMG has no WAN PPP interface: nothing is written"
     );
+    let deco = &fleet[0];
+    assert_eq!(
+        deco.value("Device.WiFi.SSID.1.SSID").as_deref(),
+        Some("Roy-Maison")
+    );
+    assert_eq!(
+        rcmg.value(
+            "InternetGatewayDevice.Services.VoiceService.1.VoiceProfile.1.Line.1.SIP.AuthUserName"
+        )
+        .as_deref(),
+        Some("5145550102")
+    );
+
+    // The tools that called GenieACS's NBI get GenieACS's answers here.
+    let nbi = acs.nbi.expect("the NBI listens");
+    let get = |path: &str| {
+        let r = common::HttpConn::connect(nbi).request(
+            "GET",
+            path,
+            &[("Authorization", &format!("Bearer {TOKEN}"))],
+            b"",
+        );
+        assert_eq!(r.status, 200, "{path}: {}", r.text());
+        serde_json::from_slice::<Value>(&r.body).unwrap()
+    };
+    let query = encode_segment(&json!({"_tags": "migrated"}).to_string());
+    let found = get(&format!(
+        "/devices/?query={query}&projection=_id,_tags,_deviceId._SerialNumber"
+    ));
+    let mut ids: Vec<&str> = found
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|d| d["_id"].as_str())
+        .collect();
+    ids.sort_unstable();
+    let mut want: Vec<&str> = fleet.iter().map(|u| u.id.as_str()).collect();
+    want.sort_unstable();
+    assert_eq!(ids, want, "{found}");
+    let query = encode_segment(&json!({"_id": tplg.id}).to_string());
+    let one = get(&format!(
+        "/devices/?query={query}&projection=Device.PPP.Interface.3.Username"
+    ));
+    assert_eq!(
+        one[0]["Device"]["PPP"]["Interface"]["3"]["Username"]["_value"],
+        json!(ppp_user(tplg)),
+        "{one}"
+    );
+
     let logs = acs.logs();
-    for secret in ["Radius-Secret-88", "genie-cr-", "Migration-Pass-1"] {
+    for secret in [
+        "Radius-Secret-88",
+        "genie-cr-",
+        "Legacy-Wifi-77",
+        "Legacy-Sip-0",
+    ] {
         assert!(!logs.contains(secret), "{secret} in the ACS log");
     }
 }

@@ -82,6 +82,17 @@ pub fn records(text: &str) -> Result<Vec<Record>, ExportError> {
     Ok(out)
 }
 
+/// A real device export kept in `tests/data/device-models/` (unit tests
+/// only). Read at run time, not included: the image build copies no
+/// test data.
+#[cfg(test)]
+pub(crate) fn real_export(file: &str) -> String {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data/device-models")
+        .join(file);
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
 /// The device's names (objects with their trailing dot) and values.
 /// Comment lines (`#`), GenieACS's own rows (`DeviceID.*`, `Events.*`, …)
 /// and rows outside `Device.` / `InternetGatewayDevice.` are skipped.

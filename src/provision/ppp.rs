@@ -336,8 +336,8 @@ mod tests {
 
     #[test]
     fn the_xx230v_gets_its_gpon_ppp_not_the_usb_dongle() {
-        let (tree, all) = tree_and_values(include_str!(
-            "../../tests/data/device-models/tplink-xx230v-gpon-ont.csv"
+        let (tree, all) = tree_and_values(&crate::provision::export::real_export(
+            "tplink-xx230v-gpon-ont.csv",
         ));
         let inputs = ppp_inputs(&tree, "Device.");
         assert!(inputs.iter().all(|n| !n.ends_with("Password")));
@@ -350,8 +350,8 @@ mod tests {
 
     #[test]
     fn the_ex220_mesh_router_has_only_a_usb_ppp_and_gets_none() {
-        let (tree, all) = tree_and_values(include_str!(
-            "../../tests/data/device-models/tplink-ex220-tr181-mesh.csv"
+        let (tree, all) = tree_and_values(&crate::provision::export::real_export(
+            "tplink-ex220-tr181-mesh.csv",
         ));
         let v = read_inputs(&tree, &all, "Device.");
         assert_eq!(ppp(&tree, &v, "Device."), None);
@@ -447,8 +447,8 @@ mod tests {
 
     #[test]
     fn nothing_is_chosen_before_the_inputs_are_read() {
-        let (tree, _) = tree_and_values(include_str!(
-            "../../tests/data/device-models/tplink-xx230v-gpon-ont.csv"
+        let (tree, _) = tree_and_values(&crate::provision::export::real_export(
+            "tplink-xx230v-gpon-ont.csv",
         ));
         assert_eq!(ppp(&tree, &Values::new(), "Device."), None);
     }

@@ -383,8 +383,8 @@ fn erpnext_down_leaves_a_provisioned_device_alone() {
 
 #[test]
 fn pppoe_credentials_go_to_the_wan_ppp_interface_of_a_real_ont_and_are_verified() {
-    let (tree, values) = export(include_str!(
-        "../../../tests/data/device-models/tplink-xx230v-gpon-ont.csv"
+    let (tree, values) = export(&crate::provision::export::real_export(
+        "tplink-xx230v-gpon-ont.csv",
     ));
     let mut f = Flow::new(ctx(), None);
     let read = sent(f.begin(Some(&tree)));
@@ -465,8 +465,8 @@ fn pppoe_credentials_go_to_the_wan_ppp_interface_of_a_real_ont_and_are_verified(
 #[test]
 fn pppoe_credentials_are_never_sent_to_a_device_without_a_wan_ppp() {
     // The EX220 mesh router's only PPP interface is on its USB port.
-    let (tree, values) = export(include_str!(
-        "../../../tests/data/device-models/tplink-ex220-tr181-mesh.csv"
+    let (tree, values) = export(&crate::provision::export::real_export(
+        "tplink-ex220-tr181-mesh.csv",
     ));
     let mut f = Flow::new(ctx(), None);
     let read = sent(f.begin(Some(&tree)));
