@@ -234,7 +234,7 @@ fn legacy_tables(fleet: &[Moved], dir: &std::path::Path) -> [std::path::PathBuf;
         tplg_mac = tplg.mac,
     );
     // VoIP: ONT serials, hex and ASCII, in a renamed header (--map).
-    let voip = format!("ONT Serial;SIP User;SIP Pass;Line;Date\n",).replace(';', ",")
+    let voip = "ONT Serial;SIP User;SIP Pass;Line;Date\n".replace(';', ",")
         + &format!(
             "{},5145550101,Legacy-Sip-01,1,2024-03-01\n{},5145550102,Legacy-Sip-02,1,2024-03-01\n",
             hex_gpon(&tplg.gpon_sn),
