@@ -26,7 +26,7 @@ pub use envelope::{Envelope, Header};
 pub use error::DecodeError;
 pub use fault::{AcsFaultCode, Fault, SetParameterValuesFault, fault_code_name};
 pub use rpc::{Body, Message};
-pub use time::{format_datetime, parse_datetime};
+pub use time::{days_from_civil, days_in_month, format_datetime, parse_datetime};
 pub use value::{ParameterValue, ValueType, is_secret_parameter, parse_bool};
 pub use writer::XmlWriter;
 

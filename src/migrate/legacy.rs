@@ -21,6 +21,7 @@ use serde_json::Value;
 use thiserror::Error;
 
 use crate::config::Secret;
+use crate::cwmp::{days_from_civil, days_in_month};
 use crate::erpnext::Equipment;
 use crate::provision::export::{ExportError, records};
 use crate::provision::identity::{canonical_gpon_serial, canonical_mac};
@@ -556,26 +557,6 @@ pub fn parse_timestamp(s: &str) -> Option<Stamp> {
         }
     }
     Some((secs, nanos))
-}
-
-fn days_in_month(y: i64, m: i64) -> i64 {
-    match m {
-        2 if (y % 4 == 0 && y % 100 != 0) || y % 400 == 0 => 29,
-        2 => 28,
-        4 | 6 | 9 | 11 => 30,
-        _ => 31,
-    }
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date.
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
 }
 
 // ---------------------------------------------------------------------

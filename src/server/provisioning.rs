@@ -90,20 +90,7 @@ impl Provisioning {
         let profiles = Profiles::load(config.profiles_dir.as_deref()).map_err(|e| e.to_string())?;
         let erp = match &config.erpnext {
             None => None,
-            Some(e) => Some(
-                ErpNextClient::new(ErpConfig {
-                    url: e.url.clone(),
-                    api_key: e.api_key.clone(),
-                    api_secret: e.api_secret.clone(),
-                    timeout: e.timeout,
-                    max_attempts: e.max_attempts,
-                    breaker_failures: e.breaker_failures,
-                    breaker_cooldown: e.breaker_cooldown,
-                    cache_ttl: e.cache_ttl,
-                    provisioned_at_field: e.provisioned_at_field.clone(),
-                })
-                .map_err(|e| e.to_string())?,
-            ),
+            Some(e) => Some(ErpNextClient::new(ErpConfig::from(e)).map_err(|e| e.to_string())?),
         };
         let s = &config.sip;
         Ok(Provisioning {
