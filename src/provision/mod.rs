@@ -15,3 +15,4 @@ pub mod policy;
 pub mod ppp;
 pub mod profile;
 pub mod targets;
+pub mod values;

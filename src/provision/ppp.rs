@@ -25,7 +25,7 @@
 
 use super::datamodel::DataModelTree;
 use super::profile::PppPaths;
-use super::targets::{Values, reference, value, vendor_fields, vendor_names};
+use super::values::{Values, reference, value, vendor_fields, vendor_names};
 use crate::cwmp::parse_bool;
 
 /// Words that mark a mobile (USB modem, 3G/4G) access in a path, a name or

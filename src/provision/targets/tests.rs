@@ -3,6 +3,7 @@
 //! plus small trees for each rule.
 
 use super::*;
+use crate::cwmp::is_secret_parameter;
 use crate::provision::profile::Profiles;
 
 /// A GenieACS parameter export (CSV) as a tree and its values.
