@@ -402,6 +402,10 @@ fn schemas() -> Value {
             }))),
             "parameters": s("integer"),
             "truncated": array_of(s("string")),
+            "renamed": array_of(object(&["genieacs_id", "id"], json!({
+                "genieacs_id": s("string"),
+                "id": s("string"),
+            }))),
         })),
         "Totals": object(&["wifi_direct", "wifi_via_mesh", "wired", "all"], json!({
             "wifi_direct": s("integer"),

@@ -45,6 +45,10 @@ pub struct ImportedDevice {
     pub writability: Vec<(String, bool)>,
     /// Parameters beyond [`MAX_PARAMETERS`] that were left out.
     pub truncated: usize,
+    /// GenieACS's `_id` when it is not the id the device's Inform gives
+    /// (`OUI-ProductClass-Serial` escaped): the record takes the Inform's,
+    /// or the device would come back as a stranger.
+    pub genieacs_id: Option<String>,
 }
 
 /// Why a document cannot be imported. Never contains a parameter value.
@@ -59,8 +63,6 @@ pub enum DocumentError {
     BadId(String),
     #[error("`_deviceId.{0}` is missing")]
     NoIdentity(&'static str),
-    #[error("`_id` {id:?} does not match `_deviceId` ({expected:?})")]
-    IdMismatch { id: String, expected: String },
 }
 
 /// Milliseconds since the epoch of a date as mongoexport writes it.
@@ -220,9 +222,8 @@ pub fn device(doc: &Value, now_ms: u64) -> Result<ImportedDevice, DocumentError>
         serial_number: part("_SerialNumber")?,
     };
     let expected = expected_id(&identity);
-    if expected != id {
-        return Err(DocumentError::IdMismatch { id, expected });
-    }
+    let genieacs_id = (expected != id).then_some(id);
+    let id = expected;
     let mut walked = Walked::default();
     walk(o, "", 0, &mut walked, now_ms);
     walked
@@ -264,6 +265,14 @@ pub fn device(doc: &Value, now_ms: u64) -> Result<ImportedDevice, DocumentError>
                 .collect()
         })
         .unwrap_or_default();
+    // GenieACS 1.1 kept tags as `Tags.<name>` parameters.
+    if let Some(Value::Object(t)) = o.get("Tags") {
+        tags.extend(
+            t.keys()
+                .filter(|k| !k.starts_with('_') && !k.trim().is_empty())
+                .cloned(),
+        );
+    }
     tags.sort();
     tags.dedup();
     record.tags = tags;
@@ -299,6 +308,7 @@ pub fn device(doc: &Value, now_ms: u64) -> Result<ImportedDevice, DocumentError>
         values: walked.values,
         writability: walked.writability,
         truncated: walked.truncated,
+        genieacs_id,
     })
 }
 
@@ -549,17 +559,23 @@ mod tests {
             device(&d, 0),
             Err(DocumentError::NoIdentity("_SerialNumber"))
         );
+        // An `_id` that is not the one the Inform gives: the record takes
+        // the Inform's, GenieACS's is reported.
         let mut d = doc();
         d["_id"] = json!("00259E-EG8145V5-OTHER");
-        assert!(matches!(
-            device(&d, 0),
-            Err(DocumentError::IdMismatch { .. })
-        ));
+        d["Tags"] = json!({"_object": true, "legacy": {"_value": true}});
+        let imported = device(&d, 0).unwrap();
+        assert_eq!(imported.record.id, "00259E-EG8145V5-48575443A1B2C3D4");
+        assert_eq!(
+            imported.genieacs_id.as_deref(),
+            Some("00259E-EG8145V5-OTHER")
+        );
+        assert!(imported.record.tags.contains(&"legacy".to_owned()));
         // GenieACS escapes `-` in a product class as %2D, as the ACS does.
         let mut d = doc();
         d["_deviceId"]["_ProductClass"] = json!("HG8-245");
         d["_id"] = json!("00259E-HG8%2D245-48575443A1B2C3D4");
-        assert!(device(&d, 0).is_ok());
+        assert_eq!(device(&d, 0).unwrap().genieacs_id, None);
     }
 
     fn read(text: &str) -> (Vec<(usize, bool)>, Result<(), String>) {

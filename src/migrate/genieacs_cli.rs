@@ -219,6 +219,7 @@ fn merge(total: &mut ImportReport, batch: ImportReport, positions: &[usize]) {
     total.parameters += batch.parameters;
     total.live_here.extend(batch.live_here);
     total.truncated.extend(batch.truncated);
+    total.renamed.extend(batch.renamed);
     for mut i in batch.invalid {
         if let Some(p) = i.document.checked_sub(1).and_then(|k| positions.get(k)) {
             i.document = *p;

@@ -30,6 +30,16 @@ pub struct ImportReport {
     pub parameters: usize,
     /// Devices whose tree was cut at [`genieacs::MAX_PARAMETERS`].
     pub truncated: Vec<String>,
+    /// Devices whose GenieACS `_id` is not the id their Inform gives: kept
+    /// under the Inform's id.
+    #[serde(default)]
+    pub renamed: Vec<Renamed>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Renamed {
+    pub genieacs_id: String,
+    pub id: String,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -100,6 +110,12 @@ pub fn import(
         if imported.truncated > 0 {
             report.truncated.push(id.clone());
         }
+        if let Some(g) = &imported.genieacs_id {
+            report.renamed.push(Renamed {
+                genieacs_id: g.clone(),
+                id: id.clone(),
+            });
+        }
         let existing = match store.device(&id) {
             Ok(e) => e,
             Err(e) => {
@@ -166,6 +182,13 @@ impl ImportReport {
         }
         for id in &self.live_here {
             let _ = writeln!(s, "  {id}: has informed this ACS since; not overwritten");
+        }
+        for r in &self.renamed {
+            let _ = writeln!(
+                s,
+                "  {}: GenieACS's id; the device informs as {}, kept under that",
+                r.genieacs_id, r.id
+            );
         }
         for id in &self.truncated {
             let _ = writeln!(
