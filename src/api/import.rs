@@ -61,7 +61,13 @@ pub async fn genieacs_devices(acs: &Arc<Acs>, req: Request<Incoming>, q: &Query)
 
 /// Streams the request body into `path`, at most [`MAX_IMPORT_BYTES`].
 async fn receive(req: Request<Incoming>, path: &std::path::Path) -> Result<(), ApiError> {
-    let mut file = tokio::fs::File::create(path)
+    let mut options = tokio::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    // The export holds connection-request passwords: owner only.
+    #[cfg(unix)]
+    options.mode(0o600);
+    let mut file = options
+        .open(path)
         .await
         .map_err(|e| ApiError::internal(format!("cannot create {}: {e}", path.display())))?;
     let mut body = req.into_body();
