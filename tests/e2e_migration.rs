@@ -596,3 +596,44 @@ fn a_fleet_moved_from_genieacs_is_provisioned_at_its_first_session_here() {
         assert!(!logs.contains(secret), "{secret} in the ACS log");
     }
 }
+
+#[test]
+fn an_import_with_the_acs_stopped_writes_its_data_dir_and_a_running_acs_is_named() {
+    let data = tempfile::tempdir().unwrap();
+    let doc = json!({
+        "_id": "E848B8-XX230v-22A1000001",
+        "_deviceId": {"_Manufacturer": "TP-Link", "_OUI": "E848B8", "_ProductClass": "XX230v", "_SerialNumber": "22A1000001"},
+        "_lastInform": {"$date": {"$numberLong": "1764496798123"}},
+        "_tags": ["ont", "Beauharnois"],
+        "Device": {"_object": true, "DeviceInfo": {"_object": true,
+            "SoftwareVersion": {"_value": "1.1.0 Build 230426", "_type": "xsd:string", "_writable": false}}}
+    });
+    // mongoexport --jsonArray
+    let file = data.path().join("devices.json");
+    std::fs::write(&file, format!("[{doc},\n{doc}]")).unwrap();
+    let env = vec![(
+        "ACS_DATA_DIR",
+        data.path().join("acs").display().to_string(),
+    )];
+    let file_arg = file.to_str().unwrap();
+    let (code, out, err) = migrate(&["genieacs-devices", file_arg, "--apply"], &env);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(out.contains("1 created"), "{out}");
+    assert!(out.contains("appears again"), "{out}");
+
+    let acs = Acs::start_in(&data.path().join("acs"), &[]);
+    let (status, d) = acs.api_get("/api/v1/devices/E848B8-XX230v-22A1000001");
+    assert_eq!(status, 200, "{d}");
+    assert_eq!(d["software_version"], "1.1.0 Build 230426", "{d}");
+    // The store is the running ACS's now: the command says how to go on.
+    let (code, _, err) = migrate(&["genieacs-devices", file_arg, "--apply"], &env);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("--server"), "{err}");
+    // Unknown file, bad URL: usage errors naming them.
+    let (code, _, err) = migrate(&["genieacs-devices", "/nonexistent/devices.json"], &env);
+    assert_eq!(code, 2);
+    assert!(err.contains("/nonexistent/devices.json"), "{err}");
+    let (code, _, err) = migrate(&["genieacs-devices", file_arg, "--server", "ftp://x"], &env);
+    assert_eq!(code, 2);
+    assert!(err.contains("ftp://x"), "{err}");
+}
