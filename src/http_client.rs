@@ -53,6 +53,18 @@ pub fn transport_reason(e: &reqwest::Error, timeout: Duration) -> String {
     if parts.is_empty() {
         what.to_string()
     } else {
-        crate::erpnext::clean_text(&format!("{what}: {}", parts.join(": ")))
+        one_line(&format!("{what}: {}", parts.join(": ")))
+    }
+}
+
+/// Longest transport reason kept (an error chain can repeat itself).
+const MAX_REASON: usize = 300;
+
+/// Whitespace collapsed to single spaces, cut at [`MAX_REASON`] characters.
+fn one_line(s: &str) -> String {
+    let collapsed = s.split_whitespace().collect::<Vec<_>>().join(" ");
+    match collapsed.char_indices().nth(MAX_REASON) {
+        Some((cut, _)) => format!("{}…", &collapsed[..cut]),
+        None => collapsed,
     }
 }

@@ -8,6 +8,7 @@
 #![forbid(unsafe_code)]
 
 pub mod api;
+pub mod app;
 pub mod catalog;
 pub mod config;
 pub mod connreq;
@@ -16,12 +17,12 @@ pub mod digest;
 pub mod erpnext;
 pub mod events;
 pub mod http_client;
+pub mod identity;
 pub mod metrics;
 pub mod migrate;
 pub mod nbi;
 pub mod provision;
 pub mod server;
-pub mod service;
 pub mod session;
 pub mod store;
 pub mod stun;

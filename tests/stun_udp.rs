@@ -1,4 +1,4 @@
-//! TR-111 end to end on loopback: the STUN server (`server::stun`, run in
+//! TR-111 end to end on loopback: the STUN server (`stun::server`, run in
 //! this process), a real `cpe-sim` keeping a binding with it, and the real
 //! ACS binary for the CWMP sessions. A signed UDP connection request sent
 //! to the binding makes the device open a session with
@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use common::*;
-use gigafibre_acs::server::stun::{
+use gigafibre_acs::stun::server::{
     StunBindings, UDP_CR_COPIES, send_udp_connection_request, serve,
 };
 use gigafibre_acs::stun::udp_cr;

@@ -4,7 +4,7 @@
 //! Invariants checked:
 //! * nothing panics: `BindingRequest::parse`, `BindingResponse::parse`,
 //!   MESSAGE-INTEGRITY verification, the UDP connection-request parser
-//!   and `server::stun::handle`;
+//!   and `stun::server::handle`;
 //! * a Binding Request that parses survives `encode` → `parse` unchanged
 //!   (its MESSAGE-INTEGRITY aside, which `encode` does not copy);
 //! * the server never answers with more than the request plus 64 bytes
@@ -14,7 +14,7 @@
 //! replay in `tests/fuzz_corpus.rs`, so both hold inputs to the same rules.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use gigafibre_acs::server::stun::{MAX_RESPONSE_GROWTH, StunBindings, handle};
+use gigafibre_acs::stun::server::{MAX_RESPONSE_GROWTH, StunBindings, handle};
 use gigafibre_acs::stun::{BindingRequest, BindingResponse, UdpConnectionRequest};
 
 /// Checks one input against the invariants above; panics on a violation.

@@ -4,7 +4,7 @@
 //! Invariants checked:
 //! * nothing panics: `BindingRequest::parse`, `BindingResponse::parse`,
 //!   MESSAGE-INTEGRITY verification, the UDP connection-request parser
-//!   and `server::stun::handle`;
+//!   and `stun::server::handle`;
 //! * a Binding Request that parses survives `encode` → `parse` unchanged
 //!   (its MESSAGE-INTEGRITY aside, which `encode` does not copy);
 //! * the server never answers with more than the request plus 64 bytes

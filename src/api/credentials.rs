@@ -6,7 +6,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::{ApiError, ApiResult, json_error_without_values};
-use crate::server::Acs;
+use crate::app::Acs;
 use crate::store::CpeCredential;
 
 #[derive(Deserialize)]

@@ -10,11 +10,11 @@ use serde_json::Value;
 
 use super::mask::mask_value;
 use super::{ApiError, ApiResult, Query, decode_cursor, encode_cursor, json_response, rfc3339};
+use crate::app::Acs;
+use crate::app::now_ms;
 use crate::connreq::CrResult;
 use crate::provision::datamodel::DataModelTree;
 use crate::provision::profile::Profile;
-use crate::server::Acs;
-use crate::server::cwmp::now_ms;
 use crate::store::{DeviceRecord, search_keys};
 use crate::topology::OntDiagnostics;
 

@@ -13,8 +13,8 @@ use hyper::body::{Body, Frame, SizeHint};
 use tokio::sync::{broadcast, mpsc};
 
 use super::{ApiError, ApiResult, Query};
+use crate::app::Acs;
 use crate::events::{Event, EventKind};
-use crate::server::Acs;
 
 /// A comment line this often keeps proxies and load balancers from
 /// closing an idle stream (and ends the stream soon after a client left).

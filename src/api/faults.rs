@@ -5,8 +5,8 @@ use serde_json::{Value, json};
 
 use super::tasks::task_view;
 use super::{ApiError, ApiResult, Query, json_response, rfc3339};
-use crate::server::Acs;
-use crate::server::cwmp::now_ms;
+use crate::app::Acs;
+use crate::app::now_ms;
 use crate::store::{FaultRecord, TaskAction, TaskRequest, TaskStatus};
 
 fn fault_view(f: &FaultRecord) -> Value {

@@ -9,9 +9,9 @@ use serde_json::json;
 use super::devices::{CrView, cached_values, effective_profile, load_device, not_discovered};
 use super::tasks::{MAX_WAIT_S, task_view, wait_for_task};
 use super::{ApiError, ApiResult, Query, json_response, rfc3339};
-use crate::server::Acs;
-use crate::server::cwmp::now_ms;
-use crate::service::poke;
+use crate::app::Acs;
+use crate::app::now_ms;
+use crate::app::service::poke;
 use crate::store::{TaskAction, TaskRequest, TaskStatus};
 
 /// Wait for a refresh when the caller gives none, seconds.

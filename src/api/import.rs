@@ -13,8 +13,8 @@ use hyper::body::Incoming;
 use tokio::io::AsyncWriteExt;
 
 use super::{ApiError, ApiResult, Query, json_response};
+use crate::app::Acs;
 use crate::migrate::genieacs_run;
-use crate::server::Acs;
 
 /// Largest export accepted over HTTP.
 pub const MAX_IMPORT_BYTES: u64 = 16 << 30;

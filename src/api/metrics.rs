@@ -6,8 +6,8 @@ use http::header::{self, HeaderValue};
 use http::{Response, StatusCode};
 
 use super::{HttpResponse, full};
+use crate::app::Acs;
 use crate::metrics::Exposition;
-use crate::server::Acs;
 
 fn get(a: &AtomicU64) -> u64 {
     a.load(Ordering::Relaxed)

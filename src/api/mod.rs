@@ -37,8 +37,8 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use serde::Serialize;
 
+use crate::app::Acs;
 use crate::metrics::Metrics;
-use crate::server::Acs;
 
 /// Body of every API response (buffered JSON, or the event stream).
 pub type ApiBody = BoxBody<Bytes, Infallible>;

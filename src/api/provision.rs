@@ -10,10 +10,10 @@ use super::devices::{CrView, cached_values, effective_profile, load_device, not_
 use super::mask::mask_value;
 use super::tasks::{MAX_WAIT_S, task_view, wait_for_task};
 use super::{ApiError, ApiResult, Query, json_response};
-use crate::server::Acs;
-use crate::server::cwmp::now_ms;
-use crate::server::provisioning::PreviewError;
-use crate::service::poke;
+use crate::app::Acs;
+use crate::app::now_ms;
+use crate::app::provisioning::PreviewError;
+use crate::app::service::poke;
 use crate::store::{TaskAction, TaskRequest};
 
 fn erp_unavailable(message: impl Into<String>) -> ApiError {

@@ -16,14 +16,14 @@ use serde_json::{Value, json};
 use super::devices::{CrView, load_device};
 use super::mask::mask_body;
 use super::{ApiError, ApiResult, Query, json_error_without_values, json_response, rfc3339};
+use crate::app::Acs;
+use crate::app::service::{self, WithdrawError, withdraw_task};
 use crate::cwmp::path::{PathKind, check_path, check_value};
 use crate::cwmp::rpc::{
     AddObject, DeleteObject, Download, FactoryReset, GetParameterNames, GetParameterValues,
     Password, Reboot, SetParameterValues,
 };
 use crate::cwmp::{Body, ParameterValue, ValueType};
-use crate::server::Acs;
-use crate::service::{self, WithdrawError, withdraw_task};
 use crate::session::is_queueable;
 use crate::store::{DeviceRecord, Task, TaskRequest};
 
@@ -429,7 +429,7 @@ pub fn task_view(task: &Task) -> Value {
     if let Some(r) = t.response.as_mut() {
         mask_body(r);
     }
-    let name = crate::server::apply::task_name(&t);
+    let name = crate::app::apply::task_name(&t);
     json!({
         "id": t.id,
         "device_id": t.device_id,

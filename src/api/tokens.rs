@@ -10,7 +10,7 @@ use ring::rand::{SecureRandom, SystemRandom};
 use tracing::info;
 
 use crate::config::{Config, Secret};
-use crate::server::auth::{constant_time_eq, hex};
+use crate::digest::{constant_time_eq, hex};
 
 /// The accepted tokens.
 pub struct ApiTokens(Vec<Secret>);

@@ -438,7 +438,7 @@ impl ConnectionRequester {
                 now_ms,
             );
         };
-        match crate::server::stun::send_udp_connection_request(
+        match crate::stun::server::send_udp_connection_request(
             socket,
             addr,
             &c.username,

@@ -7,7 +7,7 @@
 //!   filters cannot canonicalise, so the query is broad (both serial fields
 //!   in both the ASCII and the 16-hex form; a `like` pattern for MACs) and
 //!   the rows are **re-checked locally** with
-//!   [`crate::provision::identity`]: only rows whose value canonicalises to
+//!   [`crate::identity`]: only rows whose value canonicalises to
 //!   the looked-up identifier are returned. Every matching row is returned,
 //!   whatever its `status`; choosing is [`resolve()`]'s job.
 //! - [`ErpNextClient::password`] reads a Password field through

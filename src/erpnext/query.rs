@@ -7,7 +7,7 @@
 use serde_json::{Map, Value, json};
 
 use super::{Equipment, Lookup};
-use crate::provision::identity::{canonical_gpon_serial, canonical_mac, gpon_serial_hex};
+use crate::identity::{canonical_gpon_serial, canonical_mac, gpon_serial_hex};
 
 /// The columns a list query asks for (and all [`Equipment`] needs).
 pub const FIELDS: [&str; 21] = [

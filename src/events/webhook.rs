@@ -94,7 +94,7 @@ pub fn spawn(
 /// `sha256=<hex>` of the body under the shared secret.
 pub fn signature(key: &hmac::Key, body: &[u8]) -> String {
     let tag = hmac::sign(key, body);
-    format!("sha256={}", crate::server::auth::hex(tag.as_ref()))
+    format!("sha256={}", crate::digest::hex(tag.as_ref()))
 }
 
 /// One event, retried; true once the receiver answered 2xx.

@@ -23,8 +23,8 @@ use thiserror::Error;
 use crate::config::Secret;
 use crate::cwmp::{days_from_civil, days_in_month};
 use crate::erpnext::Equipment;
+use crate::identity::{canonical_gpon_serial, canonical_mac};
 use crate::provision::export::{ExportError, records};
-use crate::provision::identity::{canonical_gpon_serial, canonical_mac};
 
 /// Which legacy table.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -281,7 +281,7 @@ pub fn task_document(t: &Task) -> Value {
             }
             "download".to_owned()
         }
-        _ => crate::server::apply::task_name(t),
+        _ => crate::app::apply::task_name(t),
     };
     doc.insert("name".into(), json!(name));
     if t.status == TaskStatus::Failed {

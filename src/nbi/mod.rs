@@ -13,7 +13,7 @@
 //! It is an adapter: documents are built from the store's records
 //! ([`document`]), queries evaluated by a pure engine ([`query`]), tasks
 //! translated into the Ops API's ([`tasks`]) and queued through the same
-//! services ([`crate::service`]). Collections are evaluated by scanning the
+//! services ([`crate::app::service`]). Collections are evaluated by scanning the
 //! store (devices in pages), which is fine for a fleet of tens of
 //! thousands; an index would be the next step beyond.
 
@@ -35,10 +35,10 @@ use serde_json::Value;
 use thiserror::Error;
 
 use crate::api::{ApiTokens, Query, percent_decode};
+use crate::app::Acs;
+use crate::app::now_ms;
+use crate::app::service::{self, WithdrawError};
 use crate::config::Cidr;
-use crate::server::Acs;
-use crate::server::cwmp::now_ms;
-use crate::service::{self, WithdrawError};
 use crate::store::{DeviceRecord, FaultRecord, StoreError, Task, TaskStatus};
 use document::{device_document, fault_documents, fault_object_id, is_attribute_path, project};
 use query::Filter;

@@ -26,12 +26,12 @@ use ring::hmac;
 use serde::{Deserialize, Serialize};
 
 use super::datamodel::{DataModelTree, common_object};
-use super::identity::{canonical_gpon_serial, canonical_mac};
 use super::plan::{self, Desired, InvalidValue, ManagementConfig, SipServers};
 use super::profile::{DeviceFacts, Profile, Profiles};
 use super::targets::{self, Values};
 use crate::cwmp::rpc::GetParameterValues;
 use crate::cwmp::{Body, Fault};
+use crate::identity::{canonical_gpon_serial, canonical_mac};
 
 /// CWMP fault: invalid parameter name.
 const INVALID_PARAMETER_NAME: u32 = 9005;

@@ -8,7 +8,7 @@
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime};
 
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderValue};
@@ -17,21 +17,21 @@ use http_body_util::Full;
 use hyper::body::Incoming;
 use tracing::{debug, error, info, warn};
 
-use super::Acs;
-use super::auth::AuthOutcome;
+use super::auth::{AuthOutcome, CpeAuthenticator};
 use super::body::{BodyError, decode_content, read_limited};
-use super::sessions::{LiveSession, Refused, SessionKey};
+use crate::app::sessions::{LiveSession, Refused, SessionKey};
+use crate::app::{Acs, now_ms};
 use std::sync::atomic::Ordering;
 
 use serde_json::json;
 
+use crate::app::apply;
+use crate::app::provisioning::random_text;
 use crate::config::CpeAuthMode;
 use crate::cwmp::{Body, Envelope};
 use crate::events::{EventKind, NewEvent};
 use crate::metrics::Metrics;
 use crate::provision::flow::DesiredOutcome;
-use crate::server::apply;
-use crate::server::provisioning::random_text;
 use crate::session::{self, Input, Reply, Session, SessionPolicy};
 
 /// Name of the session cookie.
@@ -86,12 +86,6 @@ impl ConnState {
 }
 
 type HttpResponse = Response<Full<Bytes>>;
-
-pub fn now_ms(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
 
 fn text(status: StatusCode, msg: impl Into<String>) -> HttpResponse {
     let mut body = msg.into();
@@ -150,11 +144,16 @@ fn session_cookie(headers: &HeaderMap) -> Option<&str> {
 }
 
 /// Handles one request on the CWMP listener.
-pub async fn handle(acs: Arc<Acs>, conn: Arc<ConnState>, req: Request<Incoming>) -> HttpResponse {
+pub async fn handle(
+    acs: Arc<Acs>,
+    auth: Arc<CpeAuthenticator>,
+    conn: Arc<ConnState>,
+    req: Request<Incoming>,
+) -> HttpResponse {
     let m = &acs.metrics;
     Metrics::inc(&m.cwmp_requests);
     m.cwmp_in_flight.fetch_add(1, Ordering::Relaxed);
-    let r = handle_request(&acs, &conn, req).await;
+    let r = handle_request(&acs, &auth, &conn, req).await;
     m.cwmp_in_flight.fetch_sub(1, Ordering::Relaxed);
     if r.status().is_client_error() || r.status().is_server_error() {
         Metrics::inc(&m.cwmp_rejected);
@@ -164,6 +163,7 @@ pub async fn handle(acs: Arc<Acs>, conn: Arc<ConnState>, req: Request<Incoming>)
 
 async fn handle_request(
     acs: &Arc<Acs>,
+    auth: &CpeAuthenticator,
     conn: &Arc<ConnState>,
     req: Request<Incoming>,
 ) -> HttpResponse {
@@ -211,7 +211,7 @@ async fn handle_request(
         Err(e) => return body_error(conn, e),
     };
 
-    if acs.auth.mode() != CpeAuthMode::None && live.is_none() && conn.identity().is_none() {
+    if auth.mode() != CpeAuthMode::None && live.is_none() && conn.identity().is_none() {
         let authorization = parts
             .headers
             .get(header::AUTHORIZATION)
@@ -229,7 +229,7 @@ async fn handle_request(
                 None
             }
         };
-        match acs.auth.check("POST", uri, authorization, &lookup, now) {
+        match auth.check("POST", uri, authorization, &lookup, now) {
             AuthOutcome::Allowed { bound_device, .. } => {
                 conn.set_identity(Identity { bound_device });
             }

@@ -1,14 +1,11 @@
-//! The network edge: listeners, TLS, limits, and the glue from HTTP
-//! requests to the codec, the session state machine and the store.
+//! The network edge: listeners, TLS, CPE authentication, limits, and the
+//! glue from HTTP requests to the codec and the application's services
+//! ([`crate::app`]).
 
-pub mod apply;
 pub mod auth;
 mod body;
 pub mod conn;
 pub mod cwmp;
-pub mod provisioning;
-pub mod sessions;
-pub mod stun;
 mod tls;
 
 use std::future::Future;
@@ -26,86 +23,19 @@ use tokio::sync::{mpsc, watch};
 use tracing::{debug, info, warn};
 
 use crate::api::{self, ApiTokens};
+use crate::app::Acs;
+use crate::app::provisioning::{self, Provisioning};
 use crate::config::{Config, CpeAuthMode, StoreBackend};
 use crate::connreq::ConnectionRequester;
-use crate::events::EventBus;
-use crate::events::webhook::{self, WebhookStats};
-use crate::metrics::Metrics;
-use crate::session::SessionLimits;
+use crate::events::webhook;
 use crate::store::{RedbStore, SledStore, Store, StoreError};
 use auth::CpeAuthenticator;
 use conn::{ConnLimits, Handler, accept_loop};
 use cwmp::ConnState;
-use provisioning::Provisioning;
-use sessions::SessionTable;
 
 /// Checks that the TLS files load (for `check-config`).
 pub fn check_tls(files: &crate::config::TlsFiles) -> Result<(), String> {
     tls::acceptor(files).map(|_| ())
-}
-
-/// Everything request handlers share.
-pub struct Acs {
-    pub config: Config,
-    pub store: Arc<dyn Store>,
-    /// Discovered data models (shared per model and firmware).
-    pub catalog: crate::catalog::Catalog,
-    pub sessions: SessionTable,
-    pub auth: CpeAuthenticator,
-    pub limits: SessionLimits,
-    pub provisioning: Arc<Provisioning>,
-    pub metrics: Metrics,
-    pub events: EventBus,
-    pub connreq: ConnectionRequester,
-    pub webhook: Arc<WebhookStats>,
-    /// The built-in STUN server's bindings (TR-111), when it runs.
-    pub stun: Option<Arc<stun::StunBindings>>,
-    /// Turns true at shutdown (long-lived API streams end on it).
-    pub stopping: watch::Receiver<bool>,
-}
-
-impl Acs {
-    pub fn new(
-        config: Config,
-        store: Arc<dyn Store>,
-        provisioning: Arc<Provisioning>,
-        connreq: ConnectionRequester,
-        stopping: watch::Receiver<bool>,
-    ) -> Acs {
-        Acs {
-            metrics: Metrics::default(),
-            events: EventBus::new(),
-            connreq,
-            webhook: Arc::new(WebhookStats::default()),
-            stun: None,
-            stopping,
-            provisioning,
-            catalog: crate::catalog::Catalog::new(),
-            sessions: SessionTable::new(config.max_sessions),
-            auth: CpeAuthenticator::new(&config),
-            limits: SessionLimits {
-                max_rpcs: config.max_rpcs_per_session,
-                max_attempts: config.max_task_attempts,
-            },
-            config,
-            store,
-        }
-    }
-
-    /// The session timeout: the configured one, or longer if the CPE
-    /// announced a longer SessionTimeout (capped at ten minutes).
-    pub fn session_timeout_ms(&self, cpe_announced_s: Option<u32>) -> u64 {
-        let configured = self.config.session_timeout.as_millis() as u64;
-        let cpe = u64::from(cpe_announced_s.unwrap_or(0)).min(600) * 1000;
-        configured.max(cpe)
-    }
-
-    /// A device is online when it informed within two periodic intervals
-    /// (the one the ACS sets, 300 s unless configured) plus a minute.
-    pub fn online_window_ms(&self) -> u64 {
-        let periodic = u64::from(self.config.provision_periodic_interval_s.unwrap_or(300));
-        (2 * periodic + 60) * 1000
-    }
 }
 
 /// Why the server could not start.
@@ -135,7 +65,7 @@ pub enum StartError {
 }
 
 #[derive(Clone)]
-struct CwmpHandler(Arc<Acs>);
+struct CwmpHandler(Arc<Acs>, Arc<CpeAuthenticator>);
 
 impl Handler for CwmpHandler {
     type Conn = ConnState;
@@ -150,7 +80,7 @@ impl Handler for CwmpHandler {
         conn: Arc<ConnState>,
         req: Request<Incoming>,
     ) -> impl Future<Output = Response<Full<Bytes>>> + Send + 'static {
-        cwmp::handle(self.0.clone(), conn, req)
+        cwmp::handle(self.0.clone(), self.1.clone(), conn, req)
     }
 }
 
@@ -310,9 +240,15 @@ pub async fn run(
         stop_rx.clone(),
     );
     let stun_task = stun_socket.map(|socket| {
-        let bindings = Arc::new(stun::StunBindings::new(stun::DEFAULT_MAX_BINDINGS));
+        let bindings = Arc::new(crate::stun::server::StunBindings::new(
+            crate::stun::server::DEFAULT_MAX_BINDINGS,
+        ));
         acs.stun = Some(bindings.clone());
-        tokio::spawn(stun::serve(socket, bindings, stop_rx.clone()))
+        tokio::spawn(crate::stun::server::serve(
+            socket,
+            bindings,
+            stop_rx.clone(),
+        ))
     });
     let acs = Arc::new(acs);
     let webhook_task = match &acs.config.webhook {
@@ -340,7 +276,7 @@ pub async fn run(
     let cwmp_task = tokio::spawn(accept_loop(
         cwmp_listener,
         tls,
-        CwmpHandler(acs.clone()),
+        CwmpHandler(acs.clone(), Arc::new(CpeAuthenticator::new(&acs.config))),
         limits,
         stop_rx.clone(),
         drain_tx.clone(),
@@ -415,7 +351,7 @@ async fn reap_sessions(acs: Arc<Acs>, mut stop: watch::Receiver<bool>) {
             _ = tick.tick() => {}
             _ = stop.changed() => return,
         }
-        let now = cwmp::now_ms(SystemTime::now());
+        let now = crate::app::now_ms(SystemTime::now());
         for device in acs.sessions.reap(now) {
             debug!(device = %device, "session timed out");
         }

@@ -241,10 +241,10 @@ pub fn search_keys(text: &str) -> Vec<String> {
         return Vec::new();
     }
     let mut out = vec![t.to_lowercase()];
-    if let Some(m) = crate::provision::identity::canonical_mac(t) {
+    if let Some(m) = crate::identity::canonical_mac(t) {
         out.push(m);
     }
-    if let Some(g) = crate::provision::identity::canonical_gpon_serial(t) {
+    if let Some(g) = crate::identity::canonical_gpon_serial(t) {
         out.push(g.to_lowercase());
     }
     out.dedup();

@@ -1,6 +1,7 @@
 //! TR-111 Part 2 (devices behind NAT): a pure STUN codec and the signed UDP
-//! connection request, no I/O (the sockets are in `server::stun` and in
-//! cpe-sim).
+//! connection request ([`message`], [`udp_cr`], no I/O), and the ACS's STUN
+//! server with its bindings table and the UDP connection-request sender
+//! ([`server`], the sockets; cpe-sim has the CPE side).
 //!
 //! How it fits together: a CPE behind a NAT sends STUN Binding Requests
 //! (USERNAME = its `ManagementServer.STUNUsername`, with the TR-111
@@ -19,6 +20,7 @@
 //!   with the CPE-side replay rule.
 
 pub mod message;
+pub mod server;
 pub mod udp_cr;
 
 pub use message::{

@@ -10,10 +10,10 @@ use std::time::{Duration, SystemTime};
 
 use thiserror::Error;
 
+use crate::app::Acs;
+use crate::app::now_ms;
 use crate::connreq::{CrResult, WAIT_FOR_SESSION_END};
 use crate::events::EventKind;
-use crate::server::Acs;
-use crate::server::cwmp::now_ms;
 use crate::store::{DeviceRecord, StoreError, StoreResult, Task, TaskRequest, TaskStatus};
 
 /// A STUN binding older than this is not used: the NAT has probably
@@ -173,9 +173,7 @@ pub async fn withdraw_task(acs: &Acs, task: &Task) -> Result<Task, WithdrawError
     task.updated_ms = now_ms(SystemTime::now());
     acs.store.put_task(&task)?;
     acs.store.sync().await?;
-    acs.events.publish(
-        [crate::server::apply::task_done_event(&task)],
-        task.updated_ms,
-    );
+    acs.events
+        .publish([crate::app::apply::task_done_event(&task)], task.updated_ms);
     Ok(task)
 }

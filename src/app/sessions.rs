@@ -116,7 +116,7 @@ impl SessionTable {
     fn new_key(&self) -> SessionKey {
         let mut b = [0u8; 16];
         let _ = self.rng.fill(&mut b);
-        super::auth::hex(&b)
+        crate::digest::hex(&b)
     }
 
     /// The live session with this key; an expired one is removed instead.

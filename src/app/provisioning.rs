@@ -28,7 +28,7 @@ use crate::provision::targets;
 use crate::session::ProvisioningPolicy;
 use crate::store::{DeviceRecord, NewFault, Store, StoreResult};
 
-use super::auth::hex;
+use crate::digest::hex;
 
 /// File in the data dir holding the key of ParameterKey HMACs.
 const KEY_FILE: &str = "provision-key";
@@ -443,7 +443,7 @@ pub async fn writeback_loop(
                 }
                 Err(e) => {
                     w.attempts += 1;
-                    let now = super::cwmp::now_ms(SystemTime::now());
+                    let now = super::now_ms(SystemTime::now());
                     let _ = store.record_fault(NewFault {
                         device_id: w.device_id.clone(),
                         at_ms: now,

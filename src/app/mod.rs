@@ -1,0 +1,96 @@
+//! The application: the state every request shares ([`Acs`]) and the
+//! services around the protocol core that the network edge
+//! ([`crate::server`]), the Ops API ([`crate::api`]) and the NBI
+//! ([`crate::nbi`]) call: applying a session's effects to the store
+//! ([`apply`]), the live session table ([`sessions`]), provisioning and the
+//! ERPNext write-back loop ([`provisioning`]), tasks and connection
+//! requests on demand ([`service`]). No listener and no HTTP here.
+
+pub mod apply;
+pub mod provisioning;
+pub mod service;
+pub mod sessions;
+
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use tokio::sync::watch;
+
+use crate::config::Config;
+use crate::connreq::ConnectionRequester;
+use crate::events::EventBus;
+use crate::events::webhook::WebhookStats;
+use crate::metrics::Metrics;
+use crate::session::SessionLimits;
+use crate::store::Store;
+use provisioning::Provisioning;
+use sessions::SessionTable;
+
+/// Unix milliseconds of a point in time (0 before the epoch).
+pub fn now_ms(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// Everything request handlers share.
+pub struct Acs {
+    pub config: Config,
+    pub store: Arc<dyn Store>,
+    /// Discovered data models (shared per model and firmware).
+    pub catalog: crate::catalog::Catalog,
+    pub sessions: SessionTable,
+    pub limits: SessionLimits,
+    pub provisioning: Arc<Provisioning>,
+    pub metrics: Metrics,
+    pub events: EventBus,
+    pub connreq: ConnectionRequester,
+    pub webhook: Arc<WebhookStats>,
+    /// The built-in STUN server's bindings (TR-111), when it runs.
+    pub stun: Option<Arc<crate::stun::server::StunBindings>>,
+    /// Turns true at shutdown (long-lived API streams end on it).
+    pub stopping: watch::Receiver<bool>,
+}
+
+impl Acs {
+    pub fn new(
+        config: Config,
+        store: Arc<dyn Store>,
+        provisioning: Arc<Provisioning>,
+        connreq: ConnectionRequester,
+        stopping: watch::Receiver<bool>,
+    ) -> Acs {
+        Acs {
+            metrics: Metrics::default(),
+            events: EventBus::new(),
+            connreq,
+            webhook: Arc::new(WebhookStats::default()),
+            stun: None,
+            stopping,
+            provisioning,
+            catalog: crate::catalog::Catalog::new(),
+            sessions: SessionTable::new(config.max_sessions),
+            limits: SessionLimits {
+                max_rpcs: config.max_rpcs_per_session,
+                max_attempts: config.max_task_attempts,
+            },
+            config,
+            store,
+        }
+    }
+
+    /// The session timeout: the configured one, or longer if the CPE
+    /// announced a longer SessionTimeout (capped at ten minutes).
+    pub fn session_timeout_ms(&self, cpe_announced_s: Option<u32>) -> u64 {
+        let configured = self.config.session_timeout.as_millis() as u64;
+        let cpe = u64::from(cpe_announced_s.unwrap_or(0)).min(600) * 1000;
+        configured.max(cpe)
+    }
+
+    /// A device is online when it informed within two periodic intervals
+    /// (the one the ACS sets, 300 s unless configured) plus a minute.
+    pub fn online_window_ms(&self) -> u64 {
+        let periodic = u64::from(self.config.provision_periodic_interval_s.unwrap_or(300));
+        (2 * periodic + 60) * 1000
+    }
+}
