@@ -78,6 +78,8 @@ pub fn translate(task: &Value) -> Result<Value, TaskError> {
         "download" => &[
             "fileType",
             "fileName",
+            // GenieACS 1.1's name of `fileName`.
+            "file",
             "url",
             "targetFileName",
             "commandKey",
@@ -190,12 +192,15 @@ pub fn translate(task: &Value) -> Result<Value, TaskError> {
         "download" => {
             // GenieACS serves `fileName` from its own file server; this ACS
             // has none, so the file must be named by a URL.
-            let url = match (obj.get("url"), obj.get("fileName")) {
+            let url = match (
+                obj.get("url"),
+                obj.get("fileName").or_else(|| obj.get("file")),
+            ) {
                 (Some(Value::String(u)), _) => u.clone(),
                 (None, Some(Value::String(f))) if f.contains("://") => f.clone(),
                 (None, Some(Value::String(_))) => {
                     return bad(
-                        "download: `fileName` must be an http(s) URL: this ACS has no file server (GenieACS's /files)",
+                        "download: `fileName` (or `file`) must be an http(s) URL: this ACS has no file server (GenieACS's /files)",
                     );
                 }
                 _ => return bad("download: `url` or `fileName` (a URL) is missing"),
@@ -315,6 +320,10 @@ mod tests {
             ),
             (
                 json!({"name": "download", "fileType": "1 Firmware Upgrade Image", "fileName": "fw.bin"}),
+                "no file server",
+            ),
+            (
+                json!({"name": "download", "file": "5f1e0c2a9b"}),
                 "no file server",
             ),
         ] {
