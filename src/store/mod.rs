@@ -4,6 +4,10 @@
 //! written and made durable with [`Store::sync`] before the acknowledgement
 //! goes out, so `kill -9` never loses it.
 //!
+//! The logic (key layout, indexes, snapshots, group commit) is written
+//! once, in [`kv::KvStore`], over a small ordered key-value
+//! [`kv::Backend`]: get, scan, apply a batch, next id, flush.
+//!
 //! Two embedded backends, chosen by `ACS_STORE_BACKEND`. sled
 //! ([`SledStore`], `<data_dir>/db`) is the default: measured 4–5× faster
 //! per session than redb 2.6 on the project's benchmark (BENCHMARKS.md).
@@ -19,6 +23,7 @@
 //! snapshot record per device and prefix (`subtree.rs`).
 
 mod codec;
+pub mod kv;
 mod model;
 mod redb_store;
 mod sled_store;
@@ -26,13 +31,14 @@ mod subtree;
 #[cfg(test)]
 mod tests;
 
+pub use kv::KvStore;
 pub use model::{
     CachedValue, CpeCredential, DataModelInfo, DeviceRecord, EventRecord, FaultRecord,
     MAX_RECENT_EVENTS, NewFault, ProvisionStatus, ProvisioningState, StoredParam, Task, TaskAction,
     TaskFault, TaskRequest, TaskStatus, Writeback, search_keys,
 };
-pub use redb_store::RedbStore;
-pub use sled_store::SledStore;
+pub use redb_store::{RedbBackend, RedbStore};
+pub use sled_store::{SledBackend, SledStore};
 
 use std::future::Future;
 use std::pin::Pin;

@@ -1,0 +1,777 @@
+//! The store's logic, once, over a small ordered key-value [`Backend`]:
+//! key layout, record construction, the search and task indexes, table
+//! snapshots, and group commit for [`Store::sync`]. A backend only gets,
+//! scans, applies batches, hands out ids and flushes (sled and redb here);
+//! adding one is one file.
+//!
+//! Key layout, per [`Table`] (records by [`super::codec`]):
+//! - `devices`: device id → [`DeviceRecord`]; `search_tokens`: device id →
+//!   its indexed tokens; `search`: `token SEP device id` → nothing.
+//! - `params`, `writable`, `subtrees`: `device id SEP path` → value,
+//!   writability byte, table snapshot; `inform_values`: device id → rows.
+//! - `tasks`: `device id SEP task id (u64 BE)` → [`Task`]; `task_index`:
+//!   task id → device id. `faults`: fault id → [`FaultRecord`].
+//! - `credentials`: username; `writebacks`: device id; `data_models`: the
+//!   catalog's own keys.
+//!
+//! Device ids are escaped (no NUL can occur in them), so a prefix scan of
+//! one device never bleeds into another whose id extends it.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use tokio::sync::Mutex;
+
+use super::codec::{decode, encode, encode_rows, encode_value};
+use super::subtree::{self, merge_newer};
+use super::{
+    CachedValue, CpeCredential, DeviceRecord, FaultRecord, NewFault, Store, StoreError,
+    StoreResult, StoredParam, SyncFuture, Task, TaskRequest, TaskStatus, Writeback,
+};
+
+/// Separates a device id from the rest of a composite key.
+pub const SEP: u8 = 0;
+
+/// The store's tables. Every backend keeps one ordered map per table, by
+/// these names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Table {
+    Devices,
+    Params,
+    Writable,
+    InformValues,
+    Tasks,
+    TaskIndex,
+    Faults,
+    Credentials,
+    Writebacks,
+    Search,
+    SearchTokens,
+    Subtrees,
+    DataModels,
+}
+
+impl Table {
+    pub const ALL: [Table; 13] = [
+        Table::Devices,
+        Table::Params,
+        Table::Writable,
+        Table::InformValues,
+        Table::Tasks,
+        Table::TaskIndex,
+        Table::Faults,
+        Table::Credentials,
+        Table::Writebacks,
+        Table::Search,
+        Table::SearchTokens,
+        Table::Subtrees,
+        Table::DataModels,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Table::Devices => "devices",
+            Table::Params => "params",
+            Table::Writable => "writable",
+            Table::InformValues => "inform_values",
+            Table::Tasks => "tasks",
+            Table::TaskIndex => "task_index",
+            Table::Faults => "faults",
+            Table::Credentials => "credentials",
+            Table::Writebacks => "writebacks",
+            Table::Search => "search",
+            Table::SearchTokens => "search_tokens",
+            Table::Subtrees => "subtrees",
+            Table::DataModels => "data_models",
+        }
+    }
+}
+
+/// Which entries a scan visits: keys starting with `prefix`, strictly
+/// after `after` when given, in key order or (`reverse`) the other way.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Scan<'a> {
+    pub prefix: &'a [u8],
+    pub after: Option<&'a [u8]>,
+    pub reverse: bool,
+}
+
+impl<'a> Scan<'a> {
+    pub fn prefix(prefix: &'a [u8]) -> Scan<'a> {
+        Scan {
+            prefix,
+            ..Scan::default()
+        }
+    }
+}
+
+/// Writes applied together (atomically where the backend can).
+#[derive(Debug, Default)]
+pub struct Batch {
+    /// Table, key, `Some(value)` to put, `None` to delete; in order.
+    pub ops: Vec<(Table, Vec<u8>, Option<Vec<u8>>)>,
+}
+
+impl Batch {
+    pub fn put(&mut self, t: Table, key: impl Into<Vec<u8>>, value: impl Into<Vec<u8>>) {
+        self.ops.push((t, key.into(), Some(value.into())));
+    }
+
+    pub fn delete(&mut self, t: Table, key: impl Into<Vec<u8>>) {
+        self.ops.push((t, key.into(), None));
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ops.is_empty()
+    }
+}
+
+/// What a scan calls with each entry (key, value); `false` stops it.
+pub type Visit<'a> = dyn FnMut(&[u8], &[u8]) -> StoreResult<bool> + 'a;
+
+/// An ordered key-value store with durable flushes: what a store backend
+/// provides.
+pub trait Backend: Send + Sync + 'static {
+    fn get(&self, table: Table, key: &[u8]) -> StoreResult<Option<Vec<u8>>>;
+
+    /// Calls `visit` on the entries `scan` selects until it returns false.
+    fn scan(&self, table: Table, scan: Scan<'_>, visit: &mut Visit<'_>) -> StoreResult<()>;
+
+    /// Applies the writes; visible to readers once this returns, durable
+    /// after the next [`Backend::flush`].
+    fn apply(&self, batch: Batch) -> StoreResult<()>;
+
+    /// An id never given out before, above every task and fault id in the
+    /// tables (ids are shared by tasks and faults).
+    fn next_id(&self) -> StoreResult<u64>;
+
+    /// Makes every applied write durable.
+    fn flush(&self) -> StoreResult<()>;
+
+    /// Writes not yet durable after which a writer flushes itself (redb
+    /// frees pages only at a durable commit); `None`: never.
+    fn unsynced_limit(&self) -> Option<u64> {
+        None
+    }
+}
+
+pub fn search_key(token: &str, device_id: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(token.len() + 1 + device_id.len());
+    k.extend(token.bytes().filter(|b| *b != SEP));
+    k.push(SEP);
+    k.extend_from_slice(device_id.as_bytes());
+    k
+}
+
+pub fn composite(device_id: &str, rest: &[u8]) -> Vec<u8> {
+    let mut k = Vec::with_capacity(device_id.len() + 1 + rest.len());
+    k.extend_from_slice(device_id.as_bytes());
+    k.push(SEP);
+    k.extend_from_slice(rest);
+    k
+}
+
+/// Group commit: writers bump `written`; a syncing caller waits for the
+/// leader lock, and whoever holds it flushes everything written so far, so
+/// the callers queued behind one flush find their writes already durable.
+struct Durability {
+    written: AtomicU64,
+    durable: AtomicU64,
+    leader: Mutex<()>,
+    /// Taken by the writer that flushes a long series of unsynced writes.
+    catch_up: std::sync::Mutex<()>,
+}
+
+/// The store over a backend.
+pub struct KvStore<B> {
+    backend: Arc<B>,
+    durability: Durability,
+}
+
+impl<B: Backend> KvStore<B> {
+    /// The store over `backend`; builds the search index of a database
+    /// written before it existed.
+    pub fn new(backend: B) -> StoreResult<KvStore<B>> {
+        let store = KvStore {
+            backend: Arc::new(backend),
+            durability: Durability {
+                written: AtomicU64::new(0),
+                durable: AtomicU64::new(0),
+                leader: Mutex::new(()),
+                catch_up: std::sync::Mutex::new(()),
+            },
+        };
+        if store.is_empty(Table::SearchTokens)? && !store.is_empty(Table::Devices)? {
+            let mut devices = Vec::new();
+            store.scan(Table::Devices, Scan::default(), |k, v| {
+                devices.push(decode::<DeviceRecord>("device", k, v)?);
+                Ok(true)
+            })?;
+            for d in &devices {
+                let mut batch = Batch::default();
+                store.index(d, &mut batch)?;
+                store.backend.apply(batch)?;
+            }
+            store.backend.flush()?;
+        }
+        Ok(store)
+    }
+
+    pub fn backend(&self) -> &B {
+        &self.backend
+    }
+
+    fn get(&self, t: Table, key: &[u8]) -> StoreResult<Option<Vec<u8>>> {
+        self.backend.get(t, key)
+    }
+
+    fn scan(
+        &self,
+        t: Table,
+        scan: Scan<'_>,
+        mut visit: impl FnMut(&[u8], &[u8]) -> StoreResult<bool>,
+    ) -> StoreResult<()> {
+        self.backend.scan(t, scan, &mut visit)
+    }
+
+    fn keys_under(&self, t: Table, prefix: &[u8]) -> StoreResult<Vec<Vec<u8>>> {
+        let mut keys = Vec::new();
+        self.scan(t, Scan::prefix(prefix), |k, _| {
+            keys.push(k.to_vec());
+            Ok(true)
+        })?;
+        Ok(keys)
+    }
+
+    fn is_empty(&self, t: Table) -> StoreResult<bool> {
+        let mut empty = true;
+        self.scan(t, Scan::default(), |_, _| {
+            empty = false;
+            Ok(false)
+        })?;
+        Ok(empty)
+    }
+
+    /// Applies a batch and counts it as written (not yet durable).
+    fn write(&self, batch: Batch) -> StoreResult<()> {
+        if !batch.is_empty() {
+            self.backend.apply(batch)?;
+        }
+        let d = &self.durability;
+        let written = d.written.fetch_add(1, Ordering::SeqCst) + 1;
+        if let Some(limit) = self.backend.unsynced_limit() {
+            let behind = |w: u64| w.saturating_sub(d.durable.load(Ordering::SeqCst)) >= limit;
+            if behind(written) {
+                if let Ok(_only_one) = d.catch_up.try_lock() {
+                    if behind(d.written.load(Ordering::SeqCst)) {
+                        self.flush_blocking()?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Adds the search-index changes of a device record to `batch`: only
+    /// when its tokens changed (almost never, on a periodic Inform).
+    fn index(&self, device: &DeviceRecord, batch: &mut Batch) -> StoreResult<()> {
+        let tokens = device.search_tokens();
+        let encoded = encode(&tokens)?;
+        let old = self.get(Table::SearchTokens, device.id.as_bytes())?;
+        if old.as_deref() == Some(encoded.as_slice()) {
+            return Ok(());
+        }
+        let old: Vec<String> = match old {
+            Some(o) => decode("search tokens", device.id.as_bytes(), &o)?,
+            None => Vec::new(),
+        };
+        for t in old.iter().filter(|t| !tokens.contains(t)) {
+            batch.delete(Table::Search, search_key(t, &device.id));
+        }
+        for t in &tokens {
+            batch.put(Table::Search, search_key(t, &device.id), Vec::new());
+        }
+        batch.put(Table::SearchTokens, device.id.as_bytes(), encoded);
+        Ok(())
+    }
+
+    fn put_task_in(task: &Task, batch: &mut Batch) -> StoreResult<()> {
+        batch.put(
+            Table::Tasks,
+            composite(&task.device_id, &task.id.to_be_bytes()),
+            encode(task)?,
+        );
+        batch.put(
+            Table::TaskIndex,
+            task.id.to_be_bytes(),
+            task.device_id.as_bytes(),
+        );
+        Ok(())
+    }
+
+    /// Deletes the key and says whether it was there.
+    fn remove(&self, t: Table, key: &[u8]) -> StoreResult<bool> {
+        let existed = self.get(t, key)?.is_some();
+        let mut batch = Batch::default();
+        if existed {
+            batch.delete(t, key);
+        }
+        self.write(batch)?;
+        Ok(existed)
+    }
+}
+
+impl<B: Backend> Store for KvStore<B> {
+    fn device(&self, id: &str) -> StoreResult<Option<DeviceRecord>> {
+        match self.get(Table::Devices, id.as_bytes())? {
+            Some(v) => decode("device", id.as_bytes(), &v).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    fn put_device(&self, device: &DeviceRecord) -> StoreResult<()> {
+        let mut batch = Batch::default();
+        batch.put(Table::Devices, device.id.as_bytes(), encode(device)?);
+        self.index(device, &mut batch)?;
+        self.write(batch)
+    }
+
+    fn delete_device(&self, id: &str) -> StoreResult<bool> {
+        if self.get(Table::Devices, id.as_bytes())?.is_none() {
+            return Ok(false);
+        }
+        let mut batch = Batch::default();
+        batch.delete(Table::Devices, id.as_bytes());
+        let all = composite(id, b"");
+        for t in [Table::Params, Table::Writable, Table::Subtrees] {
+            for k in self.keys_under(t, &all)? {
+                batch.delete(t, k);
+            }
+        }
+        batch.delete(Table::InformValues, id.as_bytes());
+        for k in self.keys_under(Table::Tasks, &all)? {
+            if let Some(task_id) = k.get(all.len()..) {
+                batch.delete(Table::TaskIndex, task_id);
+            }
+            batch.delete(Table::Tasks, k);
+        }
+        // Faults are keyed by id alone: a full scan, as `faults` does.
+        self.scan(Table::Faults, Scan::default(), |k, v| {
+            let f: FaultRecord = decode("fault", k, v)?;
+            if f.device_id == id {
+                batch.delete(Table::Faults, k);
+            }
+            Ok(true)
+        })?;
+        if let Some(old) = self.get(Table::SearchTokens, id.as_bytes())? {
+            let tokens: Vec<String> = decode("search tokens", id.as_bytes(), &old)?;
+            for t in &tokens {
+                batch.delete(Table::Search, search_key(t, id));
+            }
+            batch.delete(Table::SearchTokens, id.as_bytes());
+        }
+        batch.delete(Table::Writebacks, id.as_bytes());
+        batch.delete(Table::DataModels, format!("d/{id}").into_bytes());
+        self.write(batch)?;
+        Ok(true)
+    }
+
+    fn search_devices(
+        &self,
+        keys: &[String],
+        after: Option<&str>,
+        limit: usize,
+    ) -> StoreResult<Vec<String>> {
+        let mut ids = std::collections::BTreeSet::new();
+        let cap = limit.saturating_mul(4).max(1000);
+        for key in keys.iter().filter(|k| !k.is_empty()) {
+            self.scan(Table::Search, Scan::prefix(key.as_bytes()), |k, _| {
+                // token SEP device-id: the id is after the last separator
+                // (tokens never contain SEP, ids may not either).
+                if let Some(pos) = k.iter().rposition(|b| *b == SEP) {
+                    let id = String::from_utf8_lossy(&k[pos + 1..]).into_owned();
+                    if after.is_none_or(|a| id.as_str() > a) {
+                        ids.insert(id);
+                    }
+                }
+                // Bounded work for a one-letter query on a big fleet.
+                Ok(ids.len() < cap)
+            })?;
+        }
+        Ok(ids.into_iter().take(limit).collect())
+    }
+
+    fn list_devices(&self, after: Option<&str>, limit: usize) -> StoreResult<Vec<DeviceRecord>> {
+        let mut out = Vec::with_capacity(limit.min(1024));
+        if limit == 0 {
+            return Ok(out);
+        }
+        let scan = Scan {
+            after: after.map(str::as_bytes),
+            ..Scan::default()
+        };
+        self.scan(Table::Devices, scan, |k, v| {
+            out.push(decode("device", k, v)?);
+            Ok(out.len() < limit)
+        })?;
+        Ok(out)
+    }
+
+    fn parameters(&self, device_id: &str, prefix: &str) -> StoreResult<Vec<(String, StoredParam)>> {
+        let start = composite(device_id, prefix.as_bytes());
+        let skip = device_id.len() + 1;
+        // Both tables are sorted by path: join them in one pass.
+        let mut out: BTreeMap<Vec<u8>, StoredParam> = BTreeMap::new();
+        self.scan(Table::Params, Scan::prefix(&start), |k, v| {
+            let value: CachedValue = decode("parameter", k, v)?;
+            out.entry(k[skip..].to_vec()).or_default().value = Some(value);
+            Ok(true)
+        })?;
+        self.scan(Table::Writable, Scan::prefix(&start), |k, v| {
+            out.entry(k[skip..].to_vec()).or_default().writable = Some(v.first() == Some(&1));
+            Ok(true)
+        })?;
+        let mut snapshots = Vec::new();
+        self.scan(Table::Subtrees, Scan::prefix(&start), |k, v| {
+            snapshots.push(decode("table snapshot", k, v)?);
+            Ok(true)
+        })?;
+        for rows in snapshots {
+            merge_newer(&mut out, prefix, rows);
+        }
+        for above in subtree::ancestors(prefix) {
+            let key = composite(device_id, above.as_bytes());
+            if let Some(v) = self.get(Table::Subtrees, &key)? {
+                merge_newer(&mut out, prefix, decode("table snapshot", &key, &v)?);
+            }
+        }
+        if let Some(bytes) = self.get(Table::InformValues, device_id.as_bytes())? {
+            let latest = decode("inform values", device_id.as_bytes(), &bytes)?;
+            merge_newer(&mut out, prefix, latest);
+        }
+        Ok(out
+            .into_iter()
+            .map(|(k, p)| (String::from_utf8_lossy(&k).into_owned(), p))
+            .collect())
+    }
+
+    fn put_values(&self, device_id: &str, values: &[(String, CachedValue)]) -> StoreResult<()> {
+        if values.is_empty() {
+            return Ok(());
+        }
+        let mut batch = Batch::default();
+        for (name, v) in values {
+            batch.put(
+                Table::Params,
+                composite(device_id, name.as_bytes()),
+                encode_value(v)?,
+            );
+        }
+        self.write(batch)
+    }
+
+    fn put_inform_values(
+        &self,
+        device_id: &str,
+        values: &[(String, CachedValue)],
+    ) -> StoreResult<()> {
+        let mut batch = Batch::default();
+        batch.put(
+            Table::InformValues,
+            device_id.as_bytes(),
+            encode_rows(values)?,
+        );
+        self.write(batch)
+    }
+
+    fn put_writability(&self, device_id: &str, names: &[(String, bool)]) -> StoreResult<()> {
+        if names.is_empty() {
+            return Ok(());
+        }
+        let mut batch = Batch::default();
+        for (name, w) in names {
+            batch.put(
+                Table::Writable,
+                composite(device_id, name.as_bytes()),
+                vec![u8::from(*w)],
+            );
+        }
+        self.write(batch)
+    }
+
+    fn clear_parameters(&self, device_id: &str) -> StoreResult<()> {
+        let mut batch = Batch::default();
+        let all = composite(device_id, b"");
+        for t in [Table::Params, Table::Writable, Table::Subtrees] {
+            for k in self.keys_under(t, &all)? {
+                batch.delete(t, k);
+            }
+        }
+        batch.delete(Table::InformValues, device_id.as_bytes());
+        self.write(batch)
+    }
+
+    fn replace_subtrees(
+        &self,
+        device_id: &str,
+        prefixes: &[String],
+        values: &[(String, CachedValue)],
+    ) -> StoreResult<()> {
+        let skip = device_id.len() + 1;
+        let grouped = subtree::group(prefixes, values);
+        let fresh = subtree::reported_paths(values);
+        let mut batch = Batch::default();
+        for (prefix, _) in &grouped.snapshots {
+            let under = composite(device_id, prefix.as_bytes());
+            // Per-parameter values and smaller snapshots under the prefix
+            // are superseded by this snapshot.
+            for k in self.keys_under(Table::Params, &under)? {
+                batch.delete(Table::Params, k);
+            }
+            for k in self.keys_under(Table::Subtrees, &under)? {
+                batch.delete(Table::Subtrees, k);
+            }
+            // Object paths (ending in `.`, from GetParameterNames) stay
+            // while a value below them was reported.
+            for k in self.keys_under(Table::Writable, &under)? {
+                if !fresh.contains(&k[skip..]) {
+                    batch.delete(Table::Writable, k);
+                }
+            }
+        }
+        // A bigger snapshot above keeps its rows outside the re-read tables.
+        for above in grouped.snapshots_above() {
+            let key = composite(device_id, above.as_bytes());
+            if let Some(v) = self.get(Table::Subtrees, &key)? {
+                let rows = grouped.trim(decode("table snapshot", &key, &v)?);
+                batch.put(Table::Subtrees, key, encode_rows(&rows)?);
+            }
+        }
+        for (prefix, rows) in &grouped.snapshots {
+            if !rows.is_empty() {
+                batch.put(
+                    Table::Subtrees,
+                    composite(device_id, prefix.as_bytes()),
+                    encode_rows(rows)?,
+                );
+            }
+        }
+        for (name, v) in &grouped.loose {
+            batch.put(
+                Table::Params,
+                composite(device_id, name.as_bytes()),
+                encode_value(v)?,
+            );
+        }
+        self.write(batch)
+    }
+
+    fn insert_task(
+        &self,
+        device_id: &str,
+        request: TaskRequest,
+        name: &str,
+        now_ms: u64,
+    ) -> StoreResult<Task> {
+        let task = Task {
+            id: self.backend.next_id()?,
+            device_id: device_id.to_owned(),
+            request,
+            name: name.to_owned(),
+            status: TaskStatus::Pending,
+            created_ms: now_ms,
+            updated_ms: now_ms,
+            attempts: 0,
+            response: None,
+            fault: None,
+            outcome: None,
+        };
+        self.put_task(&task)?;
+        Ok(task)
+    }
+
+    fn put_task(&self, task: &Task) -> StoreResult<()> {
+        let mut batch = Batch::default();
+        Self::put_task_in(task, &mut batch)?;
+        self.write(batch)
+    }
+
+    fn task(&self, task_id: u64) -> StoreResult<Option<Task>> {
+        let Some(device) = self.get(Table::TaskIndex, &task_id.to_be_bytes())? else {
+            return Ok(None);
+        };
+        let device = String::from_utf8_lossy(&device).into_owned();
+        let key = composite(&device, &task_id.to_be_bytes());
+        match self.get(Table::Tasks, &key)? {
+            Some(v) => decode("task", &key, &v).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    fn tasks(&self, device_id: &str) -> StoreResult<Vec<Task>> {
+        let mut out = Vec::new();
+        self.scan(
+            Table::Tasks,
+            Scan::prefix(&composite(device_id, b"")),
+            |k, v| {
+                out.push(decode("task", k, v)?);
+                Ok(true)
+            },
+        )?;
+        Ok(out)
+    }
+
+    fn prune_finished_tasks(&self, device_id: &str, keep: usize) -> StoreResult<()> {
+        let finished: Vec<Task> = self
+            .tasks(device_id)?
+            .into_iter()
+            .filter(|t| t.status.is_finished())
+            .collect();
+        if finished.len() <= keep {
+            return Ok(());
+        }
+        let drop = finished.len() - keep;
+        let mut batch = Batch::default();
+        for t in &finished[..drop] {
+            batch.delete(Table::Tasks, composite(device_id, &t.id.to_be_bytes()));
+            batch.delete(Table::TaskIndex, t.id.to_be_bytes());
+        }
+        self.write(batch)
+    }
+
+    fn record_fault(&self, fault: NewFault) -> StoreResult<FaultRecord> {
+        let id = self.backend.next_id()?;
+        let record = FaultRecord {
+            id,
+            device_id: fault.device_id,
+            at_ms: fault.at_ms,
+            source: fault.source.to_owned(),
+            code: fault.code,
+            message: fault.message,
+            rpc: fault.rpc,
+            task_id: fault.task_id,
+        };
+        let mut batch = Batch::default();
+        batch.put(Table::Faults, id.to_be_bytes(), encode(&record)?);
+        self.write(batch)?;
+        Ok(record)
+    }
+
+    fn fault(&self, fault_id: u64) -> StoreResult<Option<FaultRecord>> {
+        let key = fault_id.to_be_bytes();
+        match self.get(Table::Faults, &key)? {
+            Some(v) => decode("fault", &key, &v).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    fn delete_fault(&self, fault_id: u64) -> StoreResult<bool> {
+        self.remove(Table::Faults, &fault_id.to_be_bytes())
+    }
+
+    fn faults(&self, device_id: Option<&str>, limit: usize) -> StoreResult<Vec<FaultRecord>> {
+        let mut out = Vec::new();
+        if limit == 0 {
+            return Ok(out);
+        }
+        let newest_first = Scan {
+            reverse: true,
+            ..Scan::default()
+        };
+        self.scan(Table::Faults, newest_first, |k, v| {
+            let f: FaultRecord = decode("fault", k, v)?;
+            if device_id.is_none_or(|d| d == f.device_id) {
+                out.push(f);
+            }
+            Ok(out.len() < limit)
+        })?;
+        Ok(out)
+    }
+
+    fn cpe_credential(&self, username: &str) -> StoreResult<Option<CpeCredential>> {
+        match self.get(Table::Credentials, username.as_bytes())? {
+            Some(v) => decode("credential", username.as_bytes(), &v).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    fn put_cpe_credential(&self, credential: &CpeCredential) -> StoreResult<()> {
+        let mut batch = Batch::default();
+        batch.put(
+            Table::Credentials,
+            credential.username.as_bytes(),
+            encode(credential)?,
+        );
+        self.write(batch)
+    }
+
+    fn delete_cpe_credential(&self, username: &str) -> StoreResult<bool> {
+        self.remove(Table::Credentials, username.as_bytes())
+    }
+
+    fn put_writeback(&self, w: &Writeback) -> StoreResult<()> {
+        let mut batch = Batch::default();
+        batch.put(Table::Writebacks, w.device_id.as_bytes(), encode(w)?);
+        self.write(batch)
+    }
+
+    fn writebacks(&self, limit: usize) -> StoreResult<Vec<Writeback>> {
+        let mut out = Vec::new();
+        if limit == 0 {
+            return Ok(out);
+        }
+        self.scan(Table::Writebacks, Scan::default(), |k, v| {
+            out.push(decode("writeback", k, v)?);
+            Ok(out.len() < limit)
+        })?;
+        Ok(out)
+    }
+
+    fn delete_writeback(&self, device_id: &str) -> StoreResult<()> {
+        let mut batch = Batch::default();
+        batch.delete(Table::Writebacks, device_id.as_bytes());
+        self.write(batch)
+    }
+
+    fn data_model(&self, key: &str) -> StoreResult<Option<Vec<u8>>> {
+        self.get(Table::DataModels, key.as_bytes())
+    }
+
+    fn put_data_model(&self, key: &str, bytes: &[u8]) -> StoreResult<()> {
+        let mut batch = Batch::default();
+        batch.put(Table::DataModels, key.as_bytes(), bytes);
+        self.write(batch)
+    }
+
+    fn sync(&self) -> SyncFuture<'_> {
+        Box::pin(async move {
+            let d = &self.durability;
+            let target = d.written.load(Ordering::SeqCst);
+            if d.durable.load(Ordering::SeqCst) >= target {
+                return Ok(());
+            }
+            let _leader = d.leader.lock().await;
+            if d.durable.load(Ordering::SeqCst) >= target {
+                return Ok(());
+            }
+            // Every write counted here has been applied: the flush below
+            // covers it.
+            let covered = d.written.load(Ordering::SeqCst);
+            let backend = self.backend.clone();
+            tokio::task::spawn_blocking(move || backend.flush())
+                .await
+                .map_err(|e| StoreError::Sync(e.to_string()))?
+                .map_err(|e| StoreError::Sync(e.to_string()))?;
+            d.durable.fetch_max(covered, Ordering::SeqCst);
+            Ok(())
+        })
+    }
+
+    fn flush_blocking(&self) -> StoreResult<()> {
+        let covered = self.durability.written.load(Ordering::SeqCst);
+        self.backend.flush()?;
+        self.durability.durable.fetch_max(covered, Ordering::SeqCst);
+        Ok(())
+    }
+}
