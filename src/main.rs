@@ -45,6 +45,28 @@ enum Command {
         #[command(subcommand)]
         what: MigrateCommand,
     },
+    /// Work on a store with the ACS stopped.
+    Store {
+        #[command(subcommand)]
+        what: StoreCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum StoreCommand {
+    /// Copy every record of one store into another, empty one (any backends),
+    /// then check the counts: `--from sled:./data --to redb:/srv/acs`.
+    Copy {
+        /// The source: sled:DATA_DIR or redb:DATA_DIR.
+        #[arg(long, value_name = "STORE")]
+        from: gigafibre_acs::store::copy::StoreSpec,
+        /// The destination (empty or new): sled:DATA_DIR or redb:DATA_DIR.
+        #[arg(long, value_name = "STORE")]
+        to: gigafibre_acs::store::copy::StoreSpec,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 // The `Legacy` prefix names where the data comes from; sources other than
@@ -124,6 +146,9 @@ fn main() -> ExitCode {
             };
             migrate_legacy(&config, kind, &args)
         }
+        Command::Store {
+            what: StoreCommand::Copy { from, to, json },
+        } => store_copy(&config, &from, &to, json),
         Command::CheckConfig => {
             if let Some(files) = &config.tls {
                 if let Err(e) = server::check_tls(files) {
@@ -169,6 +194,57 @@ fn main() -> ExitCode {
                     ExitCode::FAILURE
                 }
             }
+        }
+    }
+}
+
+/// `gigafibre-acs store copy`: exit 0 when copied and checked, 2 when a
+/// store cannot be opened (in use, not a store), 1 when the copy failed.
+fn store_copy(
+    config: &config::Config,
+    from: &gigafibre_acs::store::copy::StoreSpec,
+    to: &gigafibre_acs::store::copy::StoreSpec,
+    json: bool,
+) -> ExitCode {
+    use gigafibre_acs::store::copy::copy;
+    use std::io::Write as _;
+    if from == to {
+        eprintln!("gigafibre-acs: store copy: --from and --to are the same store ({from})");
+        return ExitCode::from(2);
+    }
+    let open = |spec: &gigafibre_acs::store::copy::StoreSpec| {
+        spec.open(config.store_cache_bytes)
+            .map_err(|e| eprintln!("gigafibre-acs: store copy: {spec}: {e}"))
+    };
+    let (Ok(source), Ok(destination)) = (open(from), open(to)) else {
+        return ExitCode::from(2);
+    };
+    let mut progress = gigafibre_acs::migrate::Progress::new(std::io::stderr().is_terminal());
+    let result = copy(source.as_ref(), destination.as_ref(), &mut |table, n| {
+        progress.count(table, n as usize)
+    });
+    progress.clear();
+    match result {
+        Ok(report) => {
+            let text = if json {
+                serde_json::to_string_pretty(&report).unwrap_or_default()
+            } else {
+                let mut t = format!(
+                    "copied {} entries from {from} to {to}, counts checked:\n",
+                    report.total()
+                );
+                for (table, n) in &report.tables {
+                    t.push_str(&format!("  {table:<14} {n}\n"));
+                }
+                t.push_str(&format!("  next task/fault id above {}", report.highest_id));
+                t
+            };
+            let _ = writeln!(std::io::stdout(), "{text}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("gigafibre-acs: store copy from {from} to {to}: {e}");
+            ExitCode::FAILURE
         }
     }
 }

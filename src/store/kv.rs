@@ -149,6 +149,13 @@ pub trait Backend: Send + Sync + 'static {
     /// Makes every applied write durable.
     fn flush(&self) -> StoreResult<()>;
 
+    /// Makes [`Backend::next_id`] answer above `floor` from now on (after
+    /// a copy of records whose ids were given out elsewhere).
+    fn raise_ids_above(&self, floor: u64) -> StoreResult<()> {
+        while self.next_id()? <= floor {}
+        Ok(())
+    }
+
     /// Writes not yet durable after which a writer flushes itself (redb
     /// frees pages only at a durable commit); `None`: never.
     fn unsynced_limit(&self) -> Option<u64> {

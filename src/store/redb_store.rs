@@ -214,7 +214,7 @@ impl KvStore<RedbBackend> {
 
     /// Opens (creating if needed) the redb file `path`, with no migration.
     pub fn open_file(path: &Path, cache_bytes: u64) -> StoreResult<RedbStore> {
-        KvStore::new(RedbBackend::open_file(path, cache_bytes)?)
+        KvStore::new(RedbBackend::open_path(path, cache_bytes)?)
     }
 
     /// Bytes the database file occupies.
@@ -232,7 +232,8 @@ impl KvStore<RedbBackend> {
 }
 
 impl RedbBackend {
-    fn open_file(path: &Path, cache_bytes: u64) -> StoreResult<RedbBackend> {
+    /// Opens (creating if needed) the redb file `path`, with no migration.
+    pub(super) fn open_path(path: &Path, cache_bytes: u64) -> StoreResult<RedbBackend> {
         let started = Instant::now();
         let repaired = Arc::new(AtomicBool::new(false));
         let db = builder(cache_bytes, Some(repaired.clone()))
@@ -359,6 +360,20 @@ impl Backend for RedbBackend {
 
     fn flush(&self) -> StoreResult<()> {
         durable_commit(&self.db)
+    }
+
+    fn raise_ids_above(&self, floor: u64) -> StoreResult<()> {
+        self.write(|txn| {
+            let mut meta = txn.open_table(META)?;
+            let current = match meta.get(NEXT_ID)? {
+                Some(v) => read_u64("id counter", NEXT_ID, v.value())?,
+                None => 1,
+            };
+            if current <= floor {
+                meta.insert(NEXT_ID, (floor + 1).to_be_bytes().as_slice())?;
+            }
+            Ok(())
+        })
     }
 
     fn unsynced_limit(&self) -> Option<u64> {
