@@ -59,6 +59,7 @@ keys! {
     "idle_timeout_s", "ACS_IDLE_TIMEOUT_S", "60", false, "seconds an idle keep-alive connection is kept";
     "store_cache_mb", "ACS_STORE_CACHE_MB", "256", false, "memory the embedded database may use as cache";
     "store_backend", "ACS_STORE_BACKEND", "sled", false, "embedded database: sled (data_dir/db) or redb (data_dir/store.redb, migrated from db at first start); see BENCHMARKS.md";
+    "store_url", "ACS_STORE_URL", "", true, "PostgreSQL store instead of the embedded one (postgres://user:password@host:port/database); empty: embedded";
     "shutdown_grace_s", "ACS_SHUTDOWN_GRACE_S", "10", false, "seconds in-flight exchanges get to finish on SIGTERM/SIGINT";
     "log_format", "ACS_LOG_FORMAT", "text", false, "log output: text or json (filter with RUST_LOG)";
     "provisioning", "ACS_PROVISIONING", "on", false, "zero-touch provisioning (device profiles, ERPNext, ACS settings): on or off";
@@ -204,6 +205,8 @@ pub struct Config {
     pub idle_timeout: Duration,
     pub store_cache_bytes: u64,
     pub store_backend: StoreBackend,
+    /// `ACS_STORE_URL`: a PostgreSQL store replaces the embedded one.
+    pub store_url: Option<Secret>,
     pub shutdown_grace: Duration,
     pub log_format: LogFormat,
     pub provisioning: bool,
@@ -712,6 +715,19 @@ fn parse(values: &BTreeMap<&'static str, (String, Source)>) -> Result<Config, Co
         ));
     }
     let hosts_max_age = number("hosts_max_age_s", 0, 86_400 * 30)?;
+    let store_url = match text("store_url") {
+        None => None,
+        Some(url) => {
+            if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+                // Never echoed: it may hold a password.
+                return Err(invalid(
+                    "store_url",
+                    "not a postgres:// (or postgresql://) URL",
+                ));
+            }
+            Some(Secret::new(url))
+        }
+    };
     let webhook = match text("webhook_url") {
         None => None,
         Some(url) => {
@@ -787,6 +803,7 @@ fn parse(values: &BTreeMap<&'static str, (String, Source)>) -> Result<Config, Co
         idle_timeout: secs("idle_timeout_s", 86_400)?,
         store_cache_bytes: number("store_cache_mb", 8, 1 << 20)? << 20,
         store_backend,
+        store_url,
         shutdown_grace: secs("shutdown_grace_s", 3600)?,
         log_format,
     })

@@ -28,7 +28,7 @@ use crate::app::provisioning::{self, Provisioning};
 use crate::config::{Config, CpeAuthMode, StoreBackend};
 use crate::connreq::ConnectionRequester;
 use crate::events::webhook;
-use crate::store::{RedbStore, SledStore, Store, StoreError};
+use crate::store::{PgStore, RedbStore, SledStore, Store, StoreError};
 use auth::CpeAuthenticator;
 use conn::{ConnLimits, Handler, accept_loop};
 use cwmp::ConnState;
@@ -159,12 +159,20 @@ pub async fn run(
     }
     // sled by default (measured faster here, BENCHMARKS.md); redb's
     // `<data_dir>/store.redb` is migrated from sled's `<data_dir>/db`.
-    let store: Arc<dyn Store> = match config.store_backend {
-        StoreBackend::Sled => Arc::new(SledStore::open(
+    let store: Arc<dyn Store> = match (&config.store_url, config.store_backend) {
+        (Some(url), _) => {
+            let url = url.expose().to_owned();
+            let store = tokio::task::spawn_blocking(move || PgStore::connect(&url))
+                .await
+                .map_err(|e| StoreError::Backend(e.to_string()))??;
+            info!("store: PostgreSQL (ACS_STORE_URL)");
+            Arc::new(store)
+        }
+        (None, StoreBackend::Sled) => Arc::new(SledStore::open(
             &config.data_dir.join("db"),
             config.store_cache_bytes,
         )?),
-        StoreBackend::Redb => {
+        (None, StoreBackend::Redb) => {
             Arc::new(RedbStore::open(&config.data_dir, config.store_cache_bytes)?)
         }
     };

@@ -1,7 +1,8 @@
 //! `gigafibre-acs store copy --from SPEC --to SPEC`: every table of one
 //! store into another, whatever their backends (the records are the same
 //! bytes everywhere), then a check. A store is named by a spec:
-//! `sled:DATA_DIR` (its `db` directory), `redb:DATA_DIR` (its `store.redb`).
+//! `sled:DATA_DIR` (its `db` directory), `redb:DATA_DIR` (its `store.redb`),
+//! or a `postgres://` URL.
 //!
 //! The destination must be empty: a copy never merges. The id counter of
 //! the destination is raised above every task and fault id copied, so new
@@ -12,6 +13,7 @@ use std::path::PathBuf;
 use serde::Serialize;
 
 use super::kv::{Backend, Batch, Scan, Table};
+use super::pg_store::PgBackend;
 use super::redb_store::{FILE_NAME, RedbBackend};
 use super::sled_store::SledBackend;
 use super::{StoreError, StoreResult};
@@ -24,12 +26,17 @@ const BATCH: usize = 4096;
 pub enum StoreSpec {
     Sled(PathBuf),
     Redb(PathBuf),
+    /// A `postgres://` URL (it may hold a password: never shown whole).
+    Postgres(String),
 }
 
 impl std::str::FromStr for StoreSpec {
     type Err = String;
 
     fn from_str(s: &str) -> Result<StoreSpec, String> {
+        if s.starts_with("postgres://") || s.starts_with("postgresql://") {
+            return Ok(StoreSpec::Postgres(s.to_owned()));
+        }
         let (kind, path) = s
             .split_once(':')
             .ok_or_else(|| format!("`{s}` is not a store: write sled:DATA_DIR or redb:DATA_DIR"))?;
@@ -52,6 +59,12 @@ impl std::fmt::Display for StoreSpec {
         match self {
             StoreSpec::Sled(p) => write!(f, "sled:{}", p.display()),
             StoreSpec::Redb(p) => write!(f, "redb:{}", p.display()),
+            // Host and database only: the user and password stay out.
+            StoreSpec::Postgres(url) => {
+                let rest = url.split_once("://").map_or(url.as_str(), |(_, r)| r);
+                let host = rest.rsplit_once('@').map_or(rest, |(_, h)| h);
+                write!(f, "postgres://{}", host.split('?').next().unwrap_or(host))
+            }
         }
     }
 }
@@ -68,6 +81,7 @@ impl StoreSpec {
                     .map_err(|e| StoreError::Backend(format!("creating {}: {e}", dir.display())))?;
                 Box::new(RedbBackend::open_path(&dir.join(FILE_NAME), cache_bytes)?)
             }
+            StoreSpec::Postgres(url) => Box::new(PgBackend::connect(url)?),
         })
     }
 }
@@ -264,6 +278,41 @@ mod tests {
             )
             .unwrap();
         assert!(next.id > task.max(fault), "{} reuses an id", next.id);
+    }
+
+    #[test]
+    fn sled_to_postgres_and_back() {
+        let Some(url) = crate::store::pg_test::database("acs_copy_test") else {
+            return;
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let (task, _) = {
+            let s = SledStore::open(&dir.path().join("a/db"), 8 << 20).unwrap();
+            fill(&s)
+        };
+        let a = StoreSpec::Sled(dir.path().join("a"));
+        let p = StoreSpec::Postgres(url.clone());
+        let c = StoreSpec::Sled(dir.path().join("c"));
+        for (from, to) in [(&a, &p), (&p, &c)] {
+            let (src, dst) = (from.open(8 << 20).unwrap(), to.open(8 << 20).unwrap());
+            let r = copy(src.as_ref(), dst.as_ref(), &mut |_, _| {}).unwrap();
+            assert_eq!(r.tables.get("devices"), Some(&50), "{r:?}");
+        }
+        let pg = crate::store::PgStore::connect(&url).unwrap();
+        assert_eq!(pg.list_devices(None, 100).unwrap().len(), 50);
+        let next = pg
+            .insert_task(
+                "OUI-PC-002",
+                crate::cwmp::Body::from(Reboot::default()).into(),
+                "reboot",
+                4,
+            )
+            .unwrap();
+        assert!(next.id > task);
+        // The password of a URL is never shown.
+        let shown =
+            StoreSpec::Postgres("postgres://acs:s3cret@db.example:5432/acs".into()).to_string();
+        assert_eq!(shown, "postgres://db.example:5432/acs");
     }
 
     #[test]

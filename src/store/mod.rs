@@ -26,6 +26,9 @@ mod codec;
 pub mod copy;
 pub mod kv;
 mod model;
+mod pg_store;
+#[cfg(test)]
+mod pg_test;
 mod redb_store;
 mod sled_store;
 mod subtree;
@@ -38,6 +41,7 @@ pub use model::{
     MAX_RECENT_EVENTS, NewFault, ProvisionStatus, ProvisioningState, StoredParam, Task, TaskAction,
     TaskFault, TaskRequest, TaskStatus, Writeback, search_keys,
 };
+pub use pg_store::{PgBackend, PgStore};
 pub use redb_store::{RedbBackend, RedbStore};
 pub use sled_store::{SledBackend, SledStore};
 

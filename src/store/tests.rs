@@ -1,6 +1,7 @@
-//! The [`Store`] contract, held against both backends (each test below runs
-//! once on [`SledStore`] and once on [`RedbStore`]), and the migration from
-//! one to the other.
+//! The [`Store`] contract, held against every backend (each test below runs
+//! on [`SledStore`], [`RedbStore`] and, when PostgreSQL is installed,
+//! [`PgStore`] on a server the tests start), and the migration from sled
+//! to redb.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -20,6 +21,20 @@ fn redb(dir: &Path) -> Arc<dyn Store> {
     Arc::new(RedbStore::open(dir, 8 << 20).unwrap())
 }
 
+/// A database of the test PostgreSQL per directory (a reopen finds it).
+fn pg(dir: &Path) -> Arc<dyn Store> {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in dir.as_os_str().as_encoded_bytes() {
+        h = (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3);
+    }
+    let url = super::pg_test::database(&format!("acs_{h:016x}")).expect("PostgreSQL");
+    Arc::new(PgStore::connect(&url).unwrap())
+}
+
+fn pg_available() -> bool {
+    super::pg_test::database("acs_probe").is_some()
+}
+
 /// Each name is an `async fn(Open)` below, run on both backends.
 macro_rules! on_both_backends {
     ($($name:ident),* $(,)?) => {
@@ -36,6 +51,16 @@ macro_rules! on_both_backends {
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
                     super::$name(super::redb).await
+                }
+            )*
+        }
+        mod pg_backend {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    if super::pg_available() {
+                        super::$name(super::pg).await
+                    }
                 }
             )*
         }

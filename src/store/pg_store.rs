@@ -1,0 +1,360 @@
+//! The PostgreSQL backend (`ACS_STORE_URL=postgres://…`): the store's tables
+//! as rows of one table `acs_kv (t, k, v)` keyed by (table, key), the same
+//! bytes as the embedded backends, so `store copy` moves data either way.
+//!
+//! The [`Backend`] trait is synchronous (the embedded backends are, and
+//! keep their speed); this backend runs tokio-postgres on a runtime of its
+//! own and the calling thread waits for the answer, from a plain thread or
+//! a runtime worker alike (never `block_on` inside a runtime).
+//!
+//! Every [`Backend::apply`] is one statement (deletes and upserts in one
+//! CTE), so atomic and, with PostgreSQL's default `synchronous_commit`,
+//! durable when it returns: [`Backend::flush`] has nothing left to do.
+//!
+//! Schema migrations run at open under an advisory lock, versioned in
+//! `acs_schema`, so two nodes starting together migrate once.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use tokio_postgres::{Client, NoTls};
+
+use super::kv::{Backend, Batch, KvStore, Scan, Table, Visit};
+use super::{StoreError, StoreResult};
+
+/// The PostgreSQL store: [`KvStore`] over [`PgBackend`].
+pub type PgStore = KvStore<PgBackend>;
+
+/// Connections per node: tokio-postgres pipelines concurrent queries on
+/// one connection; a few spread the work over PostgreSQL's backends.
+const CONNECTIONS: usize = 4;
+/// Rows fetched per scan query.
+const PAGE: i64 = 1000;
+/// Key of the advisory lock the schema migration holds.
+const MIGRATION_LOCK: i64 = 0x0061_6373_6d69_6731; // "acsmig1"
+/// The schema version this code writes.
+const SCHEMA_VERSION: i32 = 1;
+
+/// PostgreSQL's side of the store.
+pub struct PgBackend {
+    /// Always `Some` until dropped (see the `Drop` impl).
+    runtime: Option<tokio::runtime::Runtime>,
+    clients: Vec<Arc<Client>>,
+    next: AtomicUsize,
+}
+
+fn pg_error(what: &str, e: tokio_postgres::Error) -> StoreError {
+    // The driver's text names the failing part (connection, SQL state);
+    // the URL, which may carry a password, is never part of it.
+    StoreError::Backend(format!("PostgreSQL {what}: {e}"))
+}
+
+/// The first key after every key that starts with `prefix` (`None`: none).
+fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < u8::MAX {
+            end.push(last + 1);
+            return Some(end);
+        }
+    }
+    None
+}
+
+fn table_id(t: Table) -> i16 {
+    t as i16
+}
+
+impl KvStore<PgBackend> {
+    /// Connects to `url` (`postgres://user:pass@host:port/db`) and
+    /// migrates the schema.
+    pub fn connect(url: &str) -> StoreResult<PgStore> {
+        KvStore::new(PgBackend::connect(url)?)
+    }
+}
+
+/// Runs a future on `runtime` from any thread and waits for its result.
+fn on<T: Send + 'static>(
+    runtime: &tokio::runtime::Runtime,
+    f: impl Future<Output = StoreResult<T>> + Send + 'static,
+) -> StoreResult<T> {
+    let (tx, rx) = std::sync::mpsc::sync_channel(1);
+    runtime.spawn(async move {
+        let _ = tx.send(f.await);
+    });
+    rx.recv()
+        .map_err(|_| StoreError::Backend("PostgreSQL: the query was dropped".into()))?
+}
+
+impl PgBackend {
+    pub(super) fn connect(url: &str) -> StoreResult<PgBackend> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("acs-postgres")
+            .enable_all()
+            .build()
+            .map_err(|e| StoreError::Backend(format!("PostgreSQL runtime: {e}")))?;
+        let url = url.to_owned();
+        let clients = on(&runtime, async move {
+            let mut clients = Vec::with_capacity(CONNECTIONS);
+            for _ in 0..CONNECTIONS {
+                let (client, connection) = tokio_postgres::connect(&url, NoTls)
+                    .await
+                    .map_err(|e| pg_error("connection", e))?;
+                tokio::spawn(async move {
+                    if let Err(e) = connection.await {
+                        tracing::warn!(error = %e, "PostgreSQL connection ended");
+                    }
+                });
+                clients.push(Arc::new(client));
+            }
+            Ok(clients)
+        })?;
+        let backend = PgBackend {
+            runtime: Some(runtime),
+            clients,
+            next: AtomicUsize::new(0),
+        };
+        backend.migrate()?;
+        Ok(backend)
+    }
+
+    fn client(&self) -> Arc<Client> {
+        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.clients.len();
+        self.clients[i].clone()
+    }
+
+    /// Runs `f` with a client on the backend's runtime and waits for it.
+    fn run<T, F>(&self, f: impl FnOnce(Arc<Client>) -> F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: Future<Output = StoreResult<T>> + Send + 'static,
+    {
+        match &self.runtime {
+            Some(rt) => on(rt, f(self.client())),
+            None => Err(StoreError::Backend(
+                "PostgreSQL: the store is closed".into(),
+            )),
+        }
+    }
+
+    fn migrate(&self) -> StoreResult<()> {
+        self.run(|c| async move {
+            c.execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK])
+                .await
+                .map_err(|e| pg_error("schema lock", e))?;
+            let result = async {
+                c.batch_execute(
+                    "CREATE TABLE IF NOT EXISTS acs_schema (version integer NOT NULL)",
+                )
+                .await?;
+                let version: i32 = c
+                    .query_one("SELECT coalesce(max(version), 0) FROM acs_schema", &[])
+                    .await?
+                    .get(0);
+                if version < 1 {
+                    c.batch_execute(
+                        "CREATE TABLE IF NOT EXISTS acs_kv (
+                             t smallint NOT NULL,
+                             k bytea NOT NULL,
+                             v bytea NOT NULL,
+                             PRIMARY KEY (t, k)
+                         );
+                         CREATE SEQUENCE IF NOT EXISTS acs_ids;
+                         INSERT INTO acs_schema (version) VALUES (1);",
+                    )
+                    .await?;
+                }
+                Ok::<i32, tokio_postgres::Error>(version.max(SCHEMA_VERSION))
+            }
+            .await;
+            let _ = c
+                .execute("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK])
+                .await;
+            let version = result.map_err(|e| pg_error("schema migration", e))?;
+            if version > SCHEMA_VERSION {
+                return Err(StoreError::Backend(format!(
+                    "the database's schema is version {version}, newer than this ACS's ({SCHEMA_VERSION}): upgrade the ACS"
+                )));
+            }
+            Ok(())
+        })?;
+        // Ids continue above every task and fault id already stored.
+        let mut highest = 0;
+        for t in [Table::TaskIndex, Table::Faults] {
+            highest = highest.max(self.highest_id(t)?);
+        }
+        if highest > 0 {
+            self.raise_ids_above(highest)?;
+        }
+        Ok(())
+    }
+
+    fn highest_id(&self, t: Table) -> StoreResult<u64> {
+        let mut id = 0;
+        let newest = Scan {
+            reverse: true,
+            ..Scan::default()
+        };
+        self.scan(t, newest, &mut |k, _| {
+            if let Ok(b) = <[u8; 8]>::try_from(k) {
+                id = u64::from_be_bytes(b);
+            }
+            Ok(false)
+        })?;
+        Ok(id)
+    }
+
+    /// One page of a scan: rows strictly beyond `cursor` (after it going
+    /// forward, before it in reverse), within `[lower, upper)`.
+    fn page(
+        &self,
+        t: Table,
+        lower: Vec<u8>,
+        upper: Option<Vec<u8>>,
+        cursor: Option<Vec<u8>>,
+        reverse: bool,
+    ) -> StoreResult<Vec<(Vec<u8>, Vec<u8>)>> {
+        let sql = if reverse {
+            "SELECT k, v FROM acs_kv WHERE t = $1 AND k >= $2 AND ($3::bytea IS NULL OR k < $3)
+             AND ($4::bytea IS NULL OR k < $4) ORDER BY k DESC LIMIT $5"
+        } else {
+            "SELECT k, v FROM acs_kv WHERE t = $1 AND k >= $2 AND ($3::bytea IS NULL OR k < $3)
+             AND ($4::bytea IS NULL OR k > $4) ORDER BY k LIMIT $5"
+        };
+        let id = table_id(t);
+        self.run(|c| async move {
+            let rows = c
+                .query(sql, &[&id, &lower, &upper, &cursor, &PAGE])
+                .await
+                .map_err(|e| pg_error("scan", e))?;
+            Ok(rows
+                .into_iter()
+                .map(|r| (r.get::<_, Vec<u8>>(0), r.get::<_, Vec<u8>>(1)))
+                .collect())
+        })
+    }
+}
+
+impl Drop for PgBackend {
+    fn drop(&mut self) {
+        // The store may be dropped on a runtime's thread, where a runtime
+        // cannot be shut down blocking.
+        if let Some(rt) = self.runtime.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
+impl Backend for PgBackend {
+    fn get(&self, table: Table, key: &[u8]) -> StoreResult<Option<Vec<u8>>> {
+        let (id, key) = (table_id(table), key.to_vec());
+        self.run(|c| async move {
+            let row = c
+                .query_opt("SELECT v FROM acs_kv WHERE t = $1 AND k = $2", &[&id, &key])
+                .await
+                .map_err(|e| pg_error("read", e))?;
+            Ok(row.map(|r| r.get::<_, Vec<u8>>(0)))
+        })
+    }
+
+    fn scan(&self, table: Table, scan: Scan<'_>, visit: &mut Visit<'_>) -> StoreResult<()> {
+        let lower = scan.prefix.to_vec();
+        let upper = prefix_end(scan.prefix);
+        // Forward, `after` is where the first page starts; in reverse it
+        // is not used (the store scans backwards from the end only).
+        let mut cursor = if scan.reverse {
+            None
+        } else {
+            scan.after.map(<[u8]>::to_vec)
+        };
+        loop {
+            let rows = self.page(
+                table,
+                lower.clone(),
+                upper.clone(),
+                cursor.clone(),
+                scan.reverse,
+            )?;
+            let full = rows.len() as i64 == PAGE;
+            for (k, v) in &rows {
+                if !visit(k, v)? {
+                    return Ok(());
+                }
+            }
+            match rows.into_iter().last() {
+                Some((k, _)) if full => cursor = Some(k),
+                _ => return Ok(()),
+            }
+        }
+    }
+
+    fn apply(&self, batch: Batch) -> StoreResult<()> {
+        // The last write to a key wins, as on the embedded backends; one
+        // statement cannot touch a row twice.
+        let mut last: BTreeMap<(i16, Vec<u8>), Option<Vec<u8>>> = BTreeMap::new();
+        for (t, k, v) in batch.ops {
+            last.insert((table_id(t), k), v);
+        }
+        let (mut dt, mut dk) = (Vec::new(), Vec::new());
+        let (mut pt, mut pk, mut pv) = (Vec::new(), Vec::new(), Vec::new());
+        for ((t, k), v) in last {
+            match v {
+                Some(v) => {
+                    pt.push(t);
+                    pk.push(k);
+                    pv.push(v);
+                }
+                None => {
+                    dt.push(t);
+                    dk.push(k);
+                }
+            }
+        }
+        self.run(|c| async move {
+            c.execute(
+                "WITH gone AS (
+                     DELETE FROM acs_kv USING unnest($1::smallint[], $2::bytea[]) AS d(t, k)
+                     WHERE acs_kv.t = d.t AND acs_kv.k = d.k
+                 )
+                 INSERT INTO acs_kv (t, k, v)
+                 SELECT * FROM unnest($3::smallint[], $4::bytea[], $5::bytea[])
+                 ON CONFLICT (t, k) DO UPDATE SET v = EXCLUDED.v",
+                &[&dt, &dk, &pt, &pk, &pv],
+            )
+            .await
+            .map_err(|e| pg_error("write", e))?;
+            Ok(())
+        })
+    }
+
+    fn next_id(&self) -> StoreResult<u64> {
+        self.run(|c| async move {
+            let id: i64 = c
+                .query_one("SELECT nextval('acs_ids')", &[])
+                .await
+                .map_err(|e| pg_error("id", e))?
+                .get(0);
+            Ok(u64::try_from(id).unwrap_or(0))
+        })
+    }
+
+    fn raise_ids_above(&self, floor: u64) -> StoreResult<()> {
+        let floor = i64::try_from(floor).unwrap_or(i64::MAX);
+        self.run(|c| async move {
+            c.query_one(
+                "SELECT setval('acs_ids', greatest($1, (SELECT last_value FROM acs_ids)))",
+                &[&floor],
+            )
+            .await
+            .map_err(|e| pg_error("id counter", e))?;
+            Ok(())
+        })
+    }
+
+    fn flush(&self) -> StoreResult<()> {
+        // Every write committed durably when it returned.
+        Ok(())
+    }
+}
