@@ -12,7 +12,7 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
-use super::kv::{Backend, Batch, Scan, Table};
+use super::kv::{Backend, Batch, Scan, Table, highest_id};
 use super::pg_store::PgBackend;
 use super::redb_store::{FILE_NAME, RedbBackend};
 use super::sled_store::SledBackend;
@@ -108,22 +108,6 @@ fn count(b: &dyn Backend, t: Table) -> StoreResult<u64> {
         Ok(true)
     })?;
     Ok(n)
-}
-
-/// The highest id in an id-keyed table (task index, faults).
-fn highest_id(b: &dyn Backend, t: Table) -> StoreResult<u64> {
-    let mut id = 0u64;
-    let newest = Scan {
-        reverse: true,
-        ..Scan::default()
-    };
-    b.scan(t, newest, &mut |k, _| {
-        if let Ok(bytes) = <[u8; 8]>::try_from(k) {
-            id = u64::from_be_bytes(bytes);
-        }
-        Ok(false)
-    })?;
-    Ok(id)
 }
 
 /// Copies every table of `from` into `to` (which must be empty), checks

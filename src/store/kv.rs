@@ -163,6 +163,35 @@ pub trait Backend: Send + Sync + 'static {
     }
 }
 
+/// The first key after every key that starts with `prefix` (`None`: no
+/// such bound, the prefix is empty or all 0xFF).
+pub fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < u8::MAX {
+            end.push(last + 1);
+            return Some(end);
+        }
+    }
+    None
+}
+
+/// The highest id in an id-keyed table (task index, faults), 0 if empty.
+pub fn highest_id(b: &(impl Backend + ?Sized), t: Table) -> StoreResult<u64> {
+    let mut id = 0u64;
+    let newest = Scan {
+        reverse: true,
+        ..Scan::default()
+    };
+    b.scan(t, newest, &mut |k, _| {
+        if let Ok(bytes) = <[u8; 8]>::try_from(k) {
+            id = u64::from_be_bytes(bytes);
+        }
+        Ok(false)
+    })?;
+    Ok(id)
+}
+
 pub fn search_key(token: &str, device_id: &str) -> Vec<u8> {
     let mut k = Vec::with_capacity(token.len() + 1 + device_id.len());
     k.extend(token.bytes().filter(|b| *b != SEP));
@@ -780,5 +809,18 @@ impl<B: Backend> Store for KvStore<B> {
         self.backend.flush()?;
         self.durability.durable.fetch_max(covered, Ordering::SeqCst);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefix_end_bounds_a_prefix_scan() {
+        assert_eq!(prefix_end(b"ab"), Some(b"ac".to_vec()));
+        assert_eq!(prefix_end(b"a\xff"), Some(b"b".to_vec()));
+        assert_eq!(prefix_end(b"\xff\xff"), None);
+        assert_eq!(prefix_end(b""), None);
     }
 }

@@ -20,7 +20,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use tokio_postgres::{Client, NoTls};
 
-use super::kv::{Backend, Batch, KvStore, Scan, Table, Visit};
+use super::kv::{Backend, Batch, KvStore, Scan, Table, Visit, highest_id, prefix_end};
 use super::{StoreError, StoreResult};
 
 /// The PostgreSQL store: [`KvStore`] over [`PgBackend`].
@@ -48,18 +48,6 @@ fn pg_error(what: &str, e: tokio_postgres::Error) -> StoreError {
     // The driver's text names the failing part (connection, SQL state);
     // the URL, which may carry a password, is never part of it.
     StoreError::Backend(format!("PostgreSQL {what}: {e}"))
-}
-
-/// The first key after every key that starts with `prefix` (`None`: none).
-fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
-    let mut end = prefix.to_vec();
-    while let Some(last) = end.pop() {
-        if last < u8::MAX {
-            end.push(last + 1);
-            return Some(end);
-        }
-    }
-    None
 }
 
 fn table_id(t: Table) -> i16 {
@@ -183,27 +171,12 @@ impl PgBackend {
         // Ids continue above every task and fault id already stored.
         let mut highest = 0;
         for t in [Table::TaskIndex, Table::Faults] {
-            highest = highest.max(self.highest_id(t)?);
+            highest = highest.max(highest_id(self, t)?);
         }
         if highest > 0 {
             self.raise_ids_above(highest)?;
         }
         Ok(())
-    }
-
-    fn highest_id(&self, t: Table) -> StoreResult<u64> {
-        let mut id = 0;
-        let newest = Scan {
-            reverse: true,
-            ..Scan::default()
-        };
-        self.scan(t, newest, &mut |k, _| {
-            if let Ok(b) = <[u8; 8]>::try_from(k) {
-                id = u64::from_be_bytes(b);
-            }
-            Ok(false)
-        })?;
-        Ok(id)
     }
 
     /// One page of a scan: rows strictly beyond `cursor` (after it going

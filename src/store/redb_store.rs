@@ -22,7 +22,7 @@ use std::time::Instant;
 use redb::{Database, ReadableTable, ReadableTableMetadata, TableDefinition, WriteTransaction};
 use tracing::{info, warn};
 
-use super::kv::{Backend, Batch, KvStore, Scan, Table, Visit};
+use super::kv::{Backend, Batch, KvStore, Scan, Table, Visit, prefix_end};
 use super::sled_store::SledBackend;
 use super::{StoreError, StoreResult};
 
@@ -115,18 +115,6 @@ backend_errors!(
 
 fn sync_error(e: impl std::fmt::Display) -> StoreError {
     StoreError::Sync(e.to_string())
-}
-
-/// The first key after every key that starts with `prefix` (`None`: no bound).
-fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
-    let mut end = prefix.to_vec();
-    while let Some(last) = end.pop() {
-        if last < u8::MAX {
-            end.push(last + 1);
-            return Some(end);
-        }
-    }
-    None
 }
 
 fn read_u64(what: &'static str, key: &[u8], bytes: &[u8]) -> StoreResult<u64> {
@@ -582,13 +570,5 @@ mod tests {
         let c = RedbStore::open(&crashed, 8 << 20).unwrap();
         let kept = c.list_devices(None, 10_000).unwrap().len() as u64;
         assert_eq!(kept, UNSYNCED_WRITES_MAX);
-    }
-
-    #[test]
-    fn prefix_end_bounds_a_prefix_scan() {
-        assert_eq!(prefix_end(b"ab"), Some(b"ac".to_vec()));
-        assert_eq!(prefix_end(b"a\xff"), Some(b"b".to_vec()));
-        assert_eq!(prefix_end(b"\xff\xff"), None);
-        assert_eq!(prefix_end(b""), None);
     }
 }
