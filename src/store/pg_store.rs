@@ -331,3 +331,63 @@ impl Backend for PgBackend {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::Store;
+
+    #[test]
+    fn nodes_starting_together_migrate_the_schema_once() {
+        let Some(url) = crate::store::pg_test::database("acs_two_nodes") else {
+            return;
+        };
+        let nodes: Vec<_> = (0..4)
+            .map(|_| {
+                let url = url.clone();
+                std::thread::spawn(move || PgStore::connect(&url))
+            })
+            .collect();
+        let stores: Vec<PgStore> = nodes
+            .into_iter()
+            .map(|h| h.join().expect("thread").expect("connect"))
+            .collect();
+        let versions = stores[0]
+            .backend()
+            .run(|c| async move {
+                let rows = c
+                    .query("SELECT version FROM acs_schema", &[])
+                    .await
+                    .map_err(|e| pg_error("test", e))?;
+                Ok(rows.iter().map(|r| r.get::<_, i32>(0)).collect::<Vec<_>>())
+            })
+            .expect("schema versions");
+        assert_eq!(versions, vec![SCHEMA_VERSION]);
+        // Every node sees what another wrote, and ids never repeat.
+        let mut ids: Vec<u64> = stores
+            .iter()
+            .map(|s| s.backend().next_id().expect("id"))
+            .collect();
+        ids.sort_unstable();
+        ids.dedup();
+        assert_eq!(ids.len(), stores.len());
+        stores[1]
+            .put_cpe_credential(&crate::store::CpeCredential {
+                username: "node-1".into(),
+                password: "x".into(),
+                device_id: None,
+            })
+            .expect("write");
+        assert!(stores[2].cpe_credential("node-1").expect("read").is_some());
+    }
+
+    #[test]
+    fn a_wrong_address_is_a_clear_error_without_the_password() {
+        let Err(e) = PgStore::connect("postgres://acs:hunter2-secret@127.0.0.1:1/acs") else {
+            panic!("a store on port 1");
+        };
+        let text = e.to_string();
+        assert!(text.contains("PostgreSQL connection"), "{text}");
+        assert!(!text.contains("hunter2"), "{text}");
+    }
+}
