@@ -11,6 +11,8 @@
 //! CTE), so atomic and, with PostgreSQL's default `synchronous_commit`,
 //! durable when it returns: [`Backend::flush`] has nothing left to do.
 //!
+//! TLS: `sslmode` in the URL (rustls, the system's roots).
+//!
 //! Schema migrations run at open under an advisory lock, versioned in
 //! `acs_schema`, so two nodes starting together migrate once.
 
@@ -18,7 +20,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use tokio_postgres::{Client, NoTls};
+use tokio_postgres::Client;
+use tokio_postgres_rustls::MakeRustlsConnect;
 
 use super::kv::{Backend, Batch, KvStore, Scan, Table, Visit, highest_id, prefix_end};
 use super::{StoreError, StoreResult};
@@ -83,11 +86,19 @@ impl PgBackend {
             .enable_all()
             .build()
             .map_err(|e| StoreError::Backend(format!("PostgreSQL runtime: {e}")))?;
+        // TLS as the URL's `sslmode` asks (`prefer`, the default, falls
+        // back to plain text when the server has no TLS; `require` and
+        // `verify-full` insist), the server's certificate checked against
+        // the system's roots, as for every outgoing connection.
+        let mut tls = crate::http_client::tls_config(false)
+            .map_err(|e| StoreError::Backend(format!("PostgreSQL {e}")))?;
+        tls.alpn_protocols = Vec::new();
+        let tls = MakeRustlsConnect::new(tls);
         let url = url.to_owned();
         let clients = on(&runtime, async move {
             let mut clients = Vec::with_capacity(CONNECTIONS);
             for _ in 0..CONNECTIONS {
-                let (client, connection) = tokio_postgres::connect(&url, NoTls)
+                let (client, connection) = tokio_postgres::connect(&url, tls.clone())
                     .await
                     .map_err(|e| pg_error("connection", e))?;
                 tokio::spawn(async move {
@@ -379,6 +390,19 @@ mod tests {
             })
             .expect("write");
         assert!(stores[2].cpe_credential("node-1").expect("read").is_some());
+    }
+
+    #[test]
+    fn tls_is_negotiated_as_the_url_asks() {
+        let Some(url) = crate::store::pg_test::database("acs_tls") else {
+            return;
+        };
+        // The test server has no TLS: `prefer` falls back, `require` fails.
+        PgStore::connect(&format!("{url}?sslmode=prefer")).expect("prefer falls back");
+        let Err(e) = PgStore::connect(&format!("{url}?sslmode=require")) else {
+            panic!("TLS required from a server without it");
+        };
+        assert!(e.to_string().contains("PostgreSQL connection"), "{e}");
     }
 
     #[test]
