@@ -79,10 +79,11 @@ pub async fn run(
 ) {
     let mut scheduled: Vec<(Instant, Action)> = Vec::new();
     let mut done = 0u64;
-    let mut skip_session = opts.wait_first;
+    // A device another ACS bootstrapped waits for its first reason.
+    let mut session_now = !opts.wait_first;
     loop {
         sync_listeners(dev, &listeners);
-        if std::mem::take(&mut skip_session) {
+        if !std::mem::replace(&mut session_now, true) {
             if !wait_for_reason(
                 dev,
                 client,
@@ -135,19 +136,8 @@ pub async fn run(
         if opts.max_sessions.is_some_and(|m| done >= m) {
             return;
         }
-        if !wait_for_reason(
-            dev,
-            client,
-            &mut triggers,
-            &listeners,
-            &opts,
-            &mut scheduled,
-            &mut stop,
-        )
-        .await
-        {
-            return;
-        }
+        // Next: wait for the next reason to open a session.
+        session_now = false;
     }
 }
 
