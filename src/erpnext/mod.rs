@@ -160,6 +160,35 @@ pub struct Equipment {
     pub modified: Option<String>,
 }
 
+impl Equipment {
+    /// A record with a name and nothing else (tests build on it).
+    pub fn named(name: impl Into<String>) -> Equipment {
+        Equipment {
+            name: name.into(),
+            customer: None,
+            service_location: None,
+            equipment_type: None,
+            brand: None,
+            model: None,
+            serial_number: None,
+            mac_address: None,
+            status: None,
+            wifi_ssid: None,
+            wifi_ssid_5g: None,
+            wifi_enabled: None,
+            has_wifi_password: false,
+            sip_username: None,
+            has_sip_password: false,
+            sip_line: None,
+            gpon_serial: None,
+            cwmp_serial: None,
+            radius_user: None,
+            has_radius_password: false,
+            modified: None,
+        }
+    }
+}
+
 /// What to look a `Service Equipment` record up by.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Lookup<'a> {

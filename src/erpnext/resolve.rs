@@ -147,27 +147,8 @@ mod tests {
 
     fn eq(name: &str, status: &str) -> Equipment {
         Equipment {
-            name: name.into(),
-            customer: None,
-            service_location: None,
-            equipment_type: None,
-            brand: None,
-            model: None,
-            serial_number: None,
-            mac_address: None,
             status: Some(status.into()),
-            wifi_ssid: None,
-            wifi_ssid_5g: None,
-            wifi_enabled: None,
-            has_wifi_password: false,
-            sip_username: None,
-            has_sip_password: false,
-            sip_line: None,
-            gpon_serial: None,
-            cwmp_serial: None,
-            radius_user: None,
-            has_radius_password: false,
-            modified: None,
+            ..Equipment::named(name)
         }
     }
 

@@ -942,29 +942,7 @@ mod tests {
     use crate::erpnext::Equipment;
 
     fn eq(name: &str) -> Equipment {
-        Equipment {
-            name: name.into(),
-            customer: None,
-            service_location: None,
-            equipment_type: None,
-            brand: None,
-            model: None,
-            serial_number: None,
-            mac_address: None,
-            status: None,
-            wifi_ssid: None,
-            wifi_ssid_5g: None,
-            wifi_enabled: None,
-            has_wifi_password: false,
-            sip_username: None,
-            has_sip_password: false,
-            sip_line: None,
-            gpon_serial: None,
-            cwmp_serial: None,
-            radius_user: None,
-            has_radius_password: false,
-            modified: None,
-        }
+        Equipment::named(name)
     }
 
     fn header(cols: &[&str]) -> Vec<String> {
