@@ -25,7 +25,7 @@
 
 use super::datamodel::DataModelTree;
 use super::profile::PppPaths;
-use super::values::{Values, reference, value, vendor_fields, vendor_names};
+use super::values::{Values, object_inputs, reference, value, vendor_fields};
 use crate::cwmp::parse_bool;
 
 /// Words that mark a mobile (USB modem, 3G/4G) access in a path, a name or
@@ -38,8 +38,9 @@ const MOBILE: [&str; 8] = [
 /// absent.
 const OTHER_SERVICES: [&str; 5] = ["voip", "tr069", "iptv", "management", "other"];
 
-/// Layers are followed at most this deep (a loop in `LowerLayers` ends).
-const MAX_DEPTH: usize = 8;
+/// Layers followed at most below a PPP interface (a loop in
+/// `LowerLayers` ends).
+const MAX_LAYERS: usize = 32;
 
 fn mentions_any(text: &str, words: &[&str]) -> bool {
     let t = text.to_ascii_lowercase();
@@ -65,15 +66,7 @@ fn disabled(v: &Values, obj: &str) -> bool {
 /// (for the planner's diff). Never the passwords.
 pub fn ppp_inputs(tree: &DataModelTree, root: &str) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
-    let mut add = |obj: &str, leaves: &[&str]| {
-        for l in leaves {
-            let p = format!("{obj}{l}");
-            if tree.has_leaf(&p) {
-                out.push(p);
-            }
-        }
-        out.extend(vendor_names(tree, obj).map(str::to_owned));
-    };
+    let mut add = |obj: &str, leaves: &[&str]| object_inputs(tree, obj, leaves, &mut out);
     if root == "InternetGatewayDevice." {
         add(
             &format!("{root}Layer3Forwarding."),
@@ -147,7 +140,8 @@ fn writable_credentials(tree: &DataModelTree, obj: &str) -> Option<PppPaths> {
 fn layer_chain(v: &Values, root: &str, obj: &str) -> Vec<String> {
     let mut chain = vec![obj.to_owned()];
     let mut next = 0;
-    while next < chain.len() && chain.len() <= MAX_DEPTH * 4 {
+    // Breadth first, every layer once; a loop or a fan-out ends at the cap.
+    while next < chain.len() && next < MAX_LAYERS {
         let lower = value(v, &format!("{}LowerLayers", chain[next])).unwrap_or("");
         for r in lower.split(',').filter_map(|r| reference(root, r)) {
             if !chain.contains(&r) {
@@ -155,9 +149,6 @@ fn layer_chain(v: &Values, root: &str, obj: &str) -> Vec<String> {
             }
         }
         next += 1;
-        if next > MAX_DEPTH * 4 {
-            break;
-        }
     }
     chain
 }

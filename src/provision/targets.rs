@@ -44,7 +44,7 @@ use super::profile::{
 use crate::cwmp::parse_bool;
 
 pub use super::values::Values;
-use super::values::{reference, value, vendor_fields, vendor_names};
+use super::values::{object_inputs, reference, value, vendor_fields};
 
 /// Name of the effective profile of a device no family profile matches.
 pub fn generic_name(root: &str) -> &'static str {
@@ -700,15 +700,8 @@ pub fn topology(tree: &DataModelTree, root: &str) -> TopologyPaths {
 /// are never read.
 pub fn analysis_inputs(tree: &DataModelTree, root: &str) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
-    let add = |obj: &str, leaves: &[&str], out: &mut Vec<String>| {
-        for l in leaves {
-            let p = format!("{obj}{l}");
-            if tree.has_leaf(&p) {
-                out.push(p);
-            }
-        }
-        out.extend(vendor_names(tree, obj).map(str::to_owned));
-    };
+    let add =
+        |obj: &str, leaves: &[&str], out: &mut Vec<String>| object_inputs(tree, obj, leaves, out);
     if root == "InternetGatewayDevice." {
         for lan in tree.instances(&format!("{root}LANDevice.")) {
             for w in tree.instances(&format!("{lan}WLANConfiguration.")) {

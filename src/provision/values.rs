@@ -27,16 +27,30 @@ pub(super) fn vendor_fields<'a>(
 }
 
 /// Direct vendor parameter names of an object that may be read (not secrets).
-pub(super) fn vendor_names<'a>(
-    tree: &'a DataModelTree,
-    obj: &'a str,
-) -> impl Iterator<Item = &'a str> + 'a {
+fn vendor_names<'a>(tree: &'a DataModelTree, obj: &'a str) -> impl Iterator<Item = &'a str> + 'a {
     tree.leaves_under(obj)
         .filter(move |n| {
             let leaf = &n[obj.len()..];
             !leaf.contains('.') && leaf.starts_with("X_")
         })
         .filter(|n| !is_secret_parameter(n))
+}
+
+/// Adds to `out` the names among `leaves` that the object `obj` has, and
+/// its readable vendor fields: what an analysis reads about one object.
+pub(super) fn object_inputs(
+    tree: &DataModelTree,
+    obj: &str,
+    leaves: &[&str],
+    out: &mut Vec<String>,
+) {
+    for l in leaves {
+        let p = format!("{obj}{l}");
+        if tree.has_leaf(&p) {
+            out.push(p);
+        }
+    }
+    out.extend(vendor_names(tree, obj).map(str::to_owned));
 }
 
 /// A reference as an object path with root and trailing dot

@@ -381,15 +381,14 @@ fn erpnext_down_leaves_a_provisioned_device_alone() {
     assert_eq!(again.parameter_key, mgmt.parameter_key);
 }
 
-#[test]
-fn pppoe_credentials_go_to_the_wan_ppp_interface_of_a_real_ont_and_are_verified() {
-    let (tree, values) = export(&crate::provision::export::real_export(
-        "tplink-xx230v-gpon-ont.csv",
-    ));
+/// A full run on a real export whose ERPNext record has PPPoE credentials
+/// only, up to the request that reads the accounts.
+fn pppoe_run(file: &str) -> (DataModelTree, Values, Flow, Body) {
+    let (tree, values) = export(&crate::provision::export::real_export(file));
     let mut f = Flow::new(ctx(), None);
     let read = sent(f.begin(Some(&tree)));
     let FlowStep::NeedDesired(_) = f.on_response(answer(&values, &read), Some(&tree)) else {
-        panic!()
+        panic!("ERPNext is asked after the first read")
     };
     let ppp = Desired {
         ppp: Some(crate::provision::plan::PppConfig {
@@ -406,6 +405,12 @@ fn pppoe_credentials_go_to_the_wan_ppp_interface_of_a_real_ont_and_are_verified(
         },
         Some(&tree),
     ));
+    (tree, values, f, accounts)
+}
+
+#[test]
+fn pppoe_credentials_go_to_the_wan_ppp_interface_of_a_real_ont_and_are_verified() {
+    let (tree, values, mut f, accounts) = pppoe_run("tplink-xx230v-gpon-ont.csv");
     let Body::GetParameterValues(g) = &accounts else {
         panic!("{accounts:?}")
     };
@@ -465,27 +470,7 @@ fn pppoe_credentials_go_to_the_wan_ppp_interface_of_a_real_ont_and_are_verified(
 #[test]
 fn pppoe_credentials_are_never_sent_to_a_device_without_a_wan_ppp() {
     // The EX220 mesh router's only PPP interface is on its USB port.
-    let (tree, values) = export(&crate::provision::export::real_export(
-        "tplink-ex220-tr181-mesh.csv",
-    ));
-    let mut f = Flow::new(ctx(), None);
-    let read = sent(f.begin(Some(&tree)));
-    f.on_response(answer(&values, &read), Some(&tree));
-    let ppp = Desired {
-        ppp: Some(crate::provision::plan::PppConfig {
-            username: "b1234567@gigafibre.ca".into(),
-            password: Some(Secret::new("radius-pass-77")),
-        }),
-        ..Desired::default()
-    };
-    let accounts = sent(f.supply(
-        DesiredOutcome::Found {
-            equipment: "EQ-DECO".into(),
-            modified: None,
-            desired: ppp,
-        },
-        Some(&tree),
-    ));
+    let (tree, values, mut f, accounts) = pppoe_run("tplink-ex220-tr181-mesh.csv");
     let step = f.on_response(answer(&values, &accounts), Some(&tree));
     if let FlowStep::Send(Body::SetParameterValues(spv)) = &step {
         assert!(
