@@ -5,6 +5,7 @@
 //! size costs no more memory than one document.
 
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use http::StatusCode;
 use http_body_util::BodyExt;
@@ -13,8 +14,9 @@ use hyper::body::Incoming;
 use tokio::io::AsyncWriteExt;
 
 use super::{ApiError, ApiResult, Query, json_response};
-use crate::app::Acs;
-use crate::migrate::genieacs_run;
+use crate::app::{Acs, now_ms};
+use crate::migrate::genieacs::ExportError;
+use crate::migrate::genieacs_run::{self, ImportError};
 
 /// Largest export accepted over HTTP.
 pub const MAX_IMPORT_BYTES: u64 = 16 << 30;
@@ -28,21 +30,31 @@ pub async fn genieacs_devices(acs: &Arc<Acs>, req: Request<Incoming>, q: &Query)
     let path = dir.join(format!(
         "genieacs-devices-{}-{}.json",
         std::process::id(),
-        unix_ms()
+        now_ms(SystemTime::now())
     ));
     let received = receive(req, &path).await;
     let result = match received {
         Ok(()) => {
             let store = acs.store.clone();
             let file = path.clone();
+            let now = now_ms(SystemTime::now());
             tokio::task::spawn_blocking(move || {
-                let input = std::fs::File::open(&file).map(std::io::BufReader::new)?;
-                genieacs_run::import(input, store.as_ref(), apply, unix_ms(), &mut |_| {})
-                    .map_err(|e| std::io::Error::other(e.to_string()))
+                let input = std::fs::File::open(&file)
+                    .map(std::io::BufReader::new)
+                    .map_err(|e| ImportError::Export(ExportError::Io(e)))?;
+                genieacs_run::import(input, store.as_ref(), apply, now, &mut |_| {})
             })
             .await
             .map_err(ApiError::internal)
-            .and_then(|r| r.map_err(|e| ApiError::bad_request(e.to_string())))
+            .and_then(|r| {
+                r.map_err(|e| match e {
+                    // Our spool file or the store failed: not the client's doing.
+                    ImportError::Export(ExportError::Io(_)) | ImportError::Store(_) => {
+                        ApiError::internal(e)
+                    }
+                    other => ApiError::bad_request(other.to_string()),
+                })
+            })
         }
         Err(e) => Err(e),
     };
@@ -92,11 +104,4 @@ async fn receive(req: Request<Incoming>, path: &std::path::Path) -> Result<(), A
     file.flush()
         .await
         .map_err(|e| ApiError::internal(format!("writing the export failed: {e}")))
-}
-
-fn unix_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-        .unwrap_or(0)
 }

@@ -8,8 +8,7 @@ use std::path::{Path, PathBuf};
 use super::genieacs::{self, Document};
 use super::genieacs_run::{self, ImportReport, InvalidDocument};
 use super::progress::Progress;
-use crate::config::{Config, StoreBackend};
-use crate::store::{RedbStore, SledStore, Store};
+use crate::config::Config;
 
 /// Bytes of documents sent per request with `--server`.
 const BATCH_BYTES: usize = 32 << 20;
@@ -67,24 +66,20 @@ pub fn run(config: &Config, args: &Args) -> Result<(), CliError> {
 
 fn into_store(config: &Config, args: &Args) -> Result<ImportReport, CliError> {
     let input = open_input(&args.file)?;
-    let store: Box<dyn Store> = match config.store_backend {
-        StoreBackend::Sled => {
-            SledStore::open(&config.data_dir.join("db"), config.store_cache_bytes)
-                .map(|s| Box::new(s) as Box<dyn Store>)
-        }
-        StoreBackend::Redb => RedbStore::open(&config.data_dir, config.store_cache_bytes)
-            .map(|s| Box::new(s) as Box<dyn Store>),
-    }
-    .map_err(|e| {
+    let store = crate::store::open_configured(config).map_err(|e| {
         CliError::Usage(format!(
             "{e}; if the ACS is running, import through it: --server http://{}",
             config.api_listen
         ))
     })?;
     let mut progress = Progress::new(std::io::stderr().is_terminal());
-    let report = genieacs_run::import(input, store.as_ref(), args.apply, unix_ms(), &mut |n| {
-        progress.count("documents", n)
-    })
+    let report = genieacs_run::import(
+        input,
+        store.as_ref(),
+        args.apply,
+        crate::app::now_ms(std::time::SystemTime::now()),
+        &mut |n| progress.count("documents", n),
+    )
     .map_err(|e| CliError::Run(e.to_string()));
     progress.clear();
     report
@@ -226,13 +221,6 @@ fn merge(total: &mut ImportReport, batch: ImportReport, positions: &[usize]) {
         }
         total.invalid.push(i);
     }
-}
-
-fn unix_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-        .unwrap_or(0)
 }
 
 #[cfg(test)]

@@ -25,10 +25,10 @@ use tracing::{debug, info, warn};
 use crate::api::{self, ApiTokens};
 use crate::app::Acs;
 use crate::app::provisioning::{self, Provisioning};
-use crate::config::{Config, CpeAuthMode, StoreBackend};
+use crate::config::{Config, CpeAuthMode};
 use crate::connreq::ConnectionRequester;
 use crate::events::webhook;
-use crate::store::{PgStore, RedbStore, SledStore, Store, StoreError};
+use crate::store::StoreError;
 use auth::CpeAuthenticator;
 use conn::{ConnLimits, Handler, accept_loop};
 use cwmp::ConnState;
@@ -159,23 +159,15 @@ pub async fn run(
     }
     // sled by default (measured faster here, BENCHMARKS.md); redb's
     // `<data_dir>/store.redb` is migrated from sled's `<data_dir>/db`.
-    let store: Arc<dyn Store> = match (&config.store_url, config.store_backend) {
-        (Some(url), _) => {
-            let url = url.expose().to_owned();
-            let store = tokio::task::spawn_blocking(move || PgStore::connect(&url))
-                .await
-                .map_err(|e| StoreError::Backend(e.to_string()))??;
-            info!("store: PostgreSQL (ACS_STORE_URL)");
-            Arc::new(store)
-        }
-        (None, StoreBackend::Sled) => Arc::new(SledStore::open(
-            &config.data_dir.join("db"),
-            config.store_cache_bytes,
-        )?),
-        (None, StoreBackend::Redb) => {
-            Arc::new(RedbStore::open(&config.data_dir, config.store_cache_bytes)?)
-        }
+    let store = {
+        let config = config.clone();
+        tokio::task::spawn_blocking(move || crate::store::open_configured(&config))
+            .await
+            .map_err(|e| StoreError::Backend(e.to_string()))??
     };
+    if config.store_url.is_some() {
+        info!("store: PostgreSQL (ACS_STORE_URL)");
+    }
     if config.cpe_auth == CpeAuthMode::None {
         warn!("CPE authentication is off (ACS_CPE_AUTH=none): any client can act as a CPE");
     }

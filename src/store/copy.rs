@@ -15,7 +15,7 @@ use serde::Serialize;
 use super::kv::{Backend, Batch, Scan, Table, highest_id};
 use super::pg_store::PgBackend;
 use super::redb_store::{FILE_NAME, RedbBackend};
-use super::sled_store::SledBackend;
+use super::sled_store::{SLED_DIR, SledBackend};
 use super::{StoreError, StoreResult};
 
 /// Entries written per batch.
@@ -75,7 +75,7 @@ impl StoreSpec {
     /// not migrated here (that is `serve`'s first start).
     pub fn open(&self, cache_bytes: u64) -> StoreResult<Box<dyn Backend>> {
         Ok(match self {
-            StoreSpec::Sled(dir) => Box::new(SledBackend::open(&dir.join("db"), cache_bytes)?),
+            StoreSpec::Sled(dir) => Box::new(SledBackend::open(&dir.join(SLED_DIR), cache_bytes)?),
             StoreSpec::Redb(dir) => {
                 std::fs::create_dir_all(dir)
                     .map_err(|e| StoreError::Backend(format!("creating {}: {e}", dir.display())))?;

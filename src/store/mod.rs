@@ -47,6 +47,7 @@ pub use sled_store::{SledBackend, SledStore};
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 
 use thiserror::Error;
 
@@ -187,4 +188,21 @@ pub trait Store: Send + Sync + 'static {
     fn sync(&self) -> SyncFuture<'_>;
     /// Flushes synchronously (shutdown).
     fn flush_blocking(&self) -> StoreResult<()>;
+}
+
+/// The store a configuration names: PostgreSQL with `store_url`, else the
+/// embedded backend of `store_backend` in `data_dir` (sled in `db/`, redb in
+/// `store.redb`). Blocking: it opens files or connects.
+pub fn open_configured(config: &crate::config::Config) -> StoreResult<Arc<dyn Store>> {
+    use crate::config::StoreBackend;
+    Ok(match (&config.store_url, config.store_backend) {
+        (Some(url), _) => Arc::new(PgStore::connect(url.expose())?),
+        (None, StoreBackend::Sled) => Arc::new(SledStore::open(
+            &config.data_dir.join(sled_store::SLED_DIR),
+            config.store_cache_bytes,
+        )?),
+        (None, StoreBackend::Redb) => {
+            Arc::new(RedbStore::open(&config.data_dir, config.store_cache_bytes)?)
+        }
+    })
 }

@@ -6,6 +6,9 @@ use std::path::Path;
 use super::kv::{Backend, Batch, KvStore, Scan, Table, Visit};
 use super::{StoreError, StoreResult};
 
+/// Where the server keeps sled in its data dir.
+pub const SLED_DIR: &str = "db";
+
 /// The sled store: [`KvStore`] over [`SledBackend`].
 pub type SledStore = KvStore<SledBackend>;
 
@@ -58,7 +61,7 @@ impl SledBackend {
                 if lock_held(&e) {
                     // The server keeps sled in `<data_dir>/db`.
                     let data_dir = match (dir.parent(), dir.file_name()) {
-                        (Some(parent), Some(name)) if name == "db" => parent,
+                        (Some(parent), Some(name)) if name == SLED_DIR => parent,
                         _ => dir,
                     };
                     StoreError::in_use(data_dir, dir)
