@@ -21,6 +21,8 @@
 #![forbid(unsafe_code)]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod support;
+
 use std::fmt::Write as _;
 use std::net::TcpStream;
 use std::path::PathBuf;
@@ -31,6 +33,7 @@ use gigafibre_acs::migrate::{genieacs, genieacs_run};
 use gigafibre_acs::provision::export;
 use gigafibre_acs::store::SledStore;
 use serde_json::{Map, Value, json};
+use support::{free_port, sibling_bin};
 
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -170,24 +173,6 @@ fn genieacs_devices(quick: bool, out: &mut String) {
     );
     let _ = writeln!(out, "{}", row("--apply again (unchanged)", again_t));
     assert_eq!(dry.created, n);
-}
-
-fn sibling_bin(name: &str) -> Option<PathBuf> {
-    let exe = std::env::current_exe().ok()?;
-    let mut dir = exe.parent()?;
-    if dir.ends_with("deps") {
-        dir = dir.parent()?;
-    }
-    let p = dir.join(name);
-    p.is_file().then_some(p)
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn erp_requests(port: u16) -> u64 {
