@@ -106,6 +106,15 @@ impl SessionTable {
         }
     }
 
+    /// The device's live session, if it has one.
+    fn live(&self, device_id: &str) -> Option<Arc<LiveSession>> {
+        let t = self.lock();
+        t.by_device
+            .get(device_id)
+            .and_then(|k| t.by_key.get(k))
+            .cloned()
+    }
+
     fn lock(&self) -> MutexGuard<'_, Tables> {
         // A panic while holding this lock cannot leave the maps
         // inconsistent (every critical section is a few map operations), so
@@ -223,13 +232,7 @@ impl SessionTable {
     /// Hands a newly queued task to the device's live session, if any, so
     /// it goes out in the session already open.
     pub async fn offer_task(&self, task: &Task) -> bool {
-        let live = {
-            let t = self.lock();
-            t.by_device
-                .get(&task.device_id)
-                .and_then(|k| t.by_key.get(k))
-                .cloned()
-        };
+        let live = self.live(&task.device_id);
         match live {
             Some(live) => {
                 live.state.lock().await.enqueue(task.clone());
@@ -244,13 +247,7 @@ impl SessionTable {
     /// Takes a task out of the device's live session queue, if any;
     /// `false` when the session has it in flight.
     pub async fn withdraw_task(&self, task: &Task) -> bool {
-        let live = {
-            let t = self.lock();
-            t.by_device
-                .get(&task.device_id)
-                .and_then(|k| t.by_key.get(k))
-                .cloned()
-        };
+        let live = self.live(&task.device_id);
         match live {
             Some(live) => live.state.lock().await.withdraw(task.id),
             None => true,
