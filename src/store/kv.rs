@@ -332,20 +332,6 @@ impl<B: Backend> KvStore<B> {
         Ok(())
     }
 
-    fn put_task_in(task: &Task, batch: &mut Batch) -> StoreResult<()> {
-        batch.put(
-            Table::Tasks,
-            composite(&task.device_id, &task.id.to_be_bytes()),
-            encode(task)?,
-        );
-        batch.put(
-            Table::TaskIndex,
-            task.id.to_be_bytes(),
-            task.device_id.as_bytes(),
-        );
-        Ok(())
-    }
-
     /// Deletes the key and says whether it was there.
     fn remove(&self, t: Table, key: &[u8]) -> StoreResult<bool> {
         let existed = self.get(t, key)?.is_some();
@@ -629,7 +615,16 @@ impl<B: Backend> Store for KvStore<B> {
 
     fn put_task(&self, task: &Task) -> StoreResult<()> {
         let mut batch = Batch::default();
-        Self::put_task_in(task, &mut batch)?;
+        batch.put(
+            Table::Tasks,
+            composite(&task.device_id, &task.id.to_be_bytes()),
+            encode(task)?,
+        );
+        batch.put(
+            Table::TaskIndex,
+            task.id.to_be_bytes(),
+            task.device_id.as_bytes(),
+        );
         self.write(batch)
     }
 
