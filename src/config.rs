@@ -60,6 +60,8 @@ keys! {
     "store_cache_mb", "ACS_STORE_CACHE_MB", "256", false, "memory the embedded database may use as cache";
     "store_backend", "ACS_STORE_BACKEND", "sled", false, "embedded database: sled (data_dir/db) or redb (data_dir/store.redb, migrated from db at first start); see BENCHMARKS.md";
     "store_url", "ACS_STORE_URL", "", true, "PostgreSQL store instead of the embedded one (postgres://user:password@host:port/database); empty: embedded";
+    "node_name", "ACS_NODE_NAME", "", false, "this node's name among several ACS nodes on one PostgreSQL store (default: the host name)";
+    "node_url", "ACS_NODE_URL", "", false, "where the other nodes reach this node's CWMP listener, e.g. http://acs1:7547/ (default: the listener's own address, or the host name when it listens on all addresses)";
     "shutdown_grace_s", "ACS_SHUTDOWN_GRACE_S", "10", false, "seconds in-flight exchanges get to finish on SIGTERM/SIGINT";
     "log_format", "ACS_LOG_FORMAT", "text", false, "log output: text or json (filter with RUST_LOG)";
     "provisioning", "ACS_PROVISIONING", "on", false, "zero-touch provisioning (device profiles, ERPNext, ACS settings): on or off";
@@ -207,6 +209,10 @@ pub struct Config {
     pub store_backend: StoreBackend,
     /// `ACS_STORE_URL`: a PostgreSQL store replaces the embedded one.
     pub store_url: Option<Secret>,
+    /// `ACS_NODE_NAME`: this node's name in a cluster.
+    pub node_name: Option<String>,
+    /// `ACS_NODE_URL`: where other nodes forward this node's sessions.
+    pub node_url: Option<String>,
     pub shutdown_grace: Duration,
     pub log_format: LogFormat,
     pub provisioning: bool,
@@ -715,6 +721,15 @@ fn parse(values: &BTreeMap<&'static str, (String, Source)>) -> Result<Config, Co
         ));
     }
     let hosts_max_age = number("hosts_max_age_s", 0, 86_400 * 30)?;
+    let node_url = text("node_url");
+    if let Some(u) = &node_url {
+        if !(u.starts_with("http://") || u.starts_with("https://")) {
+            return Err(invalid(
+                "node_url",
+                format!("`{u}` is not an http:// or https:// URL"),
+            ));
+        }
+    }
     let store_url = match text("store_url") {
         None => None,
         Some(url) => {
@@ -804,6 +819,8 @@ fn parse(values: &BTreeMap<&'static str, (String, Source)>) -> Result<Config, Co
         store_cache_bytes: number("store_cache_mb", 8, 1 << 20)? << 20,
         store_backend,
         store_url,
+        node_name: text("node_name"),
+        node_url,
         shutdown_grace: secs("shutdown_grace_s", 3600)?,
         log_format,
     })

@@ -10,6 +10,7 @@
 pub mod api;
 pub mod app;
 pub mod catalog;
+pub mod cluster;
 pub mod config;
 pub mod connreq;
 pub mod cwmp;

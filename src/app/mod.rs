@@ -8,6 +8,7 @@
 
 pub mod apply;
 pub mod provisioning;
+pub mod relay;
 pub mod service;
 pub mod sessions;
 
@@ -16,10 +17,11 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use tokio::sync::watch;
 
+use crate::cluster::{Cluster, ClusterMessage};
 use crate::config::Config;
 use crate::connreq::ConnectionRequester;
-use crate::events::EventBus;
 use crate::events::webhook::WebhookStats;
+use crate::events::{EventBus, NewEvent};
 use crate::metrics::Metrics;
 use crate::session::SessionLimits;
 use crate::store::Store;
@@ -37,6 +39,8 @@ pub fn now_ms(t: SystemTime) -> u64 {
 pub struct Acs {
     pub config: Config,
     pub store: Arc<dyn Store>,
+    /// The other nodes on the same store, if any.
+    pub cluster: Arc<dyn Cluster>,
     /// Discovered data models (shared per model and firmware).
     pub catalog: crate::catalog::Catalog,
     pub sessions: SessionTable,
@@ -56,6 +60,7 @@ impl Acs {
     pub fn new(
         config: Config,
         store: Arc<dyn Store>,
+        cluster: Arc<dyn Cluster>,
         provisioning: Arc<Provisioning>,
         connreq: ConnectionRequester,
         stopping: watch::Receiver<bool>,
@@ -76,7 +81,23 @@ impl Acs {
             },
             config,
             store,
+            cluster,
         }
+    }
+
+    /// Publishes events (durable by now) here and to the other nodes.
+    pub fn publish(&self, events: Vec<NewEvent>, now_ms: u64) {
+        if self.cluster.shared() {
+            for e in &events {
+                self.cluster.broadcast(ClusterMessage::Event {
+                    kind: e.kind.as_str().to_owned(),
+                    device_id: e.device_id.clone(),
+                    at_ms: now_ms,
+                    data: e.data.clone(),
+                });
+            }
+        }
+        self.events.publish(events, now_ms);
     }
 
     /// The session timeout: the configured one, or longer if the CPE

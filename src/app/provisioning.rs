@@ -18,6 +18,7 @@ use crate::erpnext::{
 use std::collections::BTreeMap;
 
 use crate::catalog::Catalog;
+use crate::cluster::Cluster;
 use crate::provision::datamodel::DataModelTree;
 use crate::provision::flow::{DesiredOutcome, DesiredRequest, ReadIdentity, read_identity};
 use crate::provision::plan::{
@@ -53,21 +54,46 @@ pub fn random_text(n: usize) -> String {
         .collect()
 }
 
-/// Reads or creates the installation's HMAC key (mode 0600).
-fn load_key(dir: &Path) -> Result<hmac::Key, String> {
+/// The installation's HMAC key (it names applied configurations in
+/// ParameterKey, so every node of a cluster must hold the same one): the
+/// data dir's key file, created (mode 0600) on first start; on a shared
+/// store, the key the cluster holds, which the first node gave it (its own
+/// file's key, so a single box moved to PostgreSQL keeps its key).
+fn load_key(dir: &Path, cluster: &dyn Cluster) -> Result<hmac::Key, String> {
     let path = dir.join(KEY_FILE);
-    if let Ok(text) = std::fs::read_to_string(&path) {
-        let text = text.trim();
-        if text.len() >= 32 {
-            return Ok(hmac::Key::new(hmac::HMAC_SHA256, text.as_bytes()));
+    let local = match std::fs::read_to_string(&path) {
+        Ok(text) if text.trim().len() >= 32 => Some(text.trim().to_owned()),
+        Ok(_) => return Err(format!("{} is too short to be a key", path.display())),
+        Err(_) => None,
+    };
+    let fresh = || -> Result<String, String> {
+        let mut raw = [0u8; 32];
+        SystemRandom::new()
+            .fill(&mut raw)
+            .map_err(|_| "the system random generator failed".to_owned())?;
+        Ok(hex(&raw))
+    };
+    let text = match (local, cluster.shared()) {
+        (Some(text), false) => text,
+        (None, false) => {
+            let text = fresh()?;
+            write_key(&path, &text)?;
+            text
         }
-        return Err(format!("{} is too short to be a key", path.display()));
-    }
-    let mut raw = [0u8; 32];
-    SystemRandom::new()
-        .fill(&mut raw)
-        .map_err(|_| "the system random generator failed".to_owned())?;
-    let text = hex(&raw);
+        (local, true) => {
+            let candidate = match local {
+                Some(t) => t,
+                None => fresh()?,
+            };
+            cluster
+                .shared_setting(KEY_FILE, candidate)
+                .map_err(|e| format!("reading the shared provisioning key: {e}"))?
+        }
+    };
+    Ok(hmac::Key::new(hmac::HMAC_SHA256, text.as_bytes()))
+}
+
+fn write_key(path: &Path, text: &str) -> Result<(), String> {
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]
@@ -77,16 +103,15 @@ fn load_key(dir: &Path) -> Result<hmac::Key, String> {
     }
     use std::io::Write;
     let mut f = options
-        .open(&path)
+        .open(path)
         .map_err(|e| format!("creating {}: {e}", path.display()))?;
     f.write_all(text.as_bytes())
         .and_then(|()| f.sync_all())
-        .map_err(|e| format!("writing {}: {e}", path.display()))?;
-    Ok(hmac::Key::new(hmac::HMAC_SHA256, text.as_bytes()))
+        .map_err(|e| format!("writing {}: {e}", path.display()))
 }
 
 impl Provisioning {
-    pub fn new(config: &Config) -> Result<Provisioning, String> {
+    pub fn new(config: &Config, cluster: &dyn Cluster) -> Result<Provisioning, String> {
         let profiles = Profiles::load(config.profiles_dir.as_deref()).map_err(|e| e.to_string())?;
         let erp = match &config.erpnext {
             None => None,
@@ -98,7 +123,7 @@ impl Provisioning {
                 enabled: config.provisioning,
                 erpnext: erp.is_some(),
                 profiles: Arc::new(profiles),
-                key: Arc::new(load_key(&config.data_dir)?),
+                key: Arc::new(load_key(&config.data_dir, cluster)?),
                 sip_servers: SipServers {
                     registrar: s.registrar.clone(),
                     registrar_port: s.registrar_port,
@@ -401,12 +426,18 @@ async fn desired(client: &ErpNextClient, eq: &Equipment) -> Result<Desired, ErpE
     })
 }
 
+/// How long one node keeps the write-back job without renewing it.
+const WRITEBACK_LEASE: Duration = Duration::from_secs(10);
+
 /// Sends queued write-backs to ERPNext until the server stops: every few
 /// seconds, and each one until ERPNext takes it (an outage only delays
 /// them; they are in the store, so restarts do not lose them either).
+/// Among nodes sharing a store, one drains at a time (a lease renewed
+/// every pass; another node takes over when it lapses).
 pub async fn writeback_loop(
     store: Arc<dyn Store>,
     prov: Arc<Provisioning>,
+    cluster: Arc<dyn Cluster>,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
     let Some(client) = prov.erp.as_ref() else {
@@ -417,6 +448,15 @@ pub async fn writeback_loop(
         tokio::select! {
             _ = tick.tick() => {}
             _ = stop.changed() => return,
+        }
+        let lead = {
+            let cluster = cluster.clone();
+            tokio::task::spawn_blocking(move || cluster.lead("erpnext-writeback", WRITEBACK_LEASE))
+                .await
+                .unwrap_or(false)
+        };
+        if !lead {
+            continue;
         }
         let pending = match store.writebacks(100) {
             Ok(p) => p,

@@ -12,6 +12,7 @@ use thiserror::Error;
 
 use crate::app::Acs;
 use crate::app::now_ms;
+use crate::cluster::ClusterMessage;
 use crate::connreq::{CrResult, WAIT_FOR_SESSION_END};
 use crate::events::EventKind;
 use crate::store::{DeviceRecord, StoreError, StoreResult, Task, TaskRequest, TaskStatus};
@@ -56,13 +57,31 @@ fn udp_reach(acs: &Acs, device: &DeviceRecord, now_ms: u64) -> (Option<SocketAdd
     (bound.or_else(reported), nat_detected)
 }
 
+/// Whether another node holds the device's session (a database error
+/// counts as no: the caller's fallback is the single-node behaviour).
+fn held_elsewhere(acs: &Acs, device_id: &str) -> bool {
+    acs.cluster.shared()
+        && match acs.cluster.holder(device_id) {
+            Ok(h) => h.is_some(),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot tell which node holds a session");
+                false
+            }
+        }
+}
+
+/// Whether the device is in a session here or on another node.
+fn in_session_anywhere(acs: &Acs, device_id: &str) -> bool {
+    acs.sessions.has_device(device_id) || held_elsewhere(acs, device_id)
+}
+
 /// Sends the device a connection request. With `after_session`, first
 /// waits (bounded) for the device's open session to end: a session decides
 /// at its start what it does, and a CPE ignores a request while in one.
 pub async fn poke(acs: &Acs, device: &DeviceRecord, after_session: bool) -> CrResult {
     if after_session {
         let deadline = tokio::time::Instant::now() + WAIT_FOR_SESSION_END;
-        while acs.sessions.has_device(&device.id) && tokio::time::Instant::now() < deadline {
+        while in_session_anywhere(acs, &device.id) && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
@@ -94,7 +113,15 @@ pub async fn queue_task(
     let now = now_ms(SystemTime::now());
     let task = acs.store.insert_task(&device.id, request, name, now)?;
     acs.store.sync().await?;
-    let in_session = acs.sessions.offer_task(&task).await;
+    let mut in_session = acs.sessions.offer_task(&task).await;
+    if !in_session && acs.cluster.shared() && held_elsewhere(acs, &device.id) {
+        // The node holding the session hands it over.
+        acs.cluster.broadcast(ClusterMessage::TaskQueued {
+            device_id: device.id.clone(),
+            task_id: task.id,
+        });
+        in_session = true;
+    }
     let cr = if connection_request && !in_session {
         Some(poke(acs, device, false).await)
     } else {
@@ -117,10 +144,17 @@ pub async fn wait_for_task(acs: &Acs, task_id: u64, wait: Duration) -> StoreResu
         if task.status.is_finished() || wait.is_zero() {
             return Ok(Some(task));
         }
+        // Another node's events come over the network and may be lost:
+        // there, the store is looked at again every second too.
+        let recheck = match acs.cluster.shared() {
+            true => tokio::time::Instant::now() + Duration::from_secs(1),
+            false => deadline,
+        };
         loop {
             let event = tokio::select! {
                 e = rx.recv() => e,
                 _ = tokio::time::sleep_until(deadline) => return acs.store.task(task_id),
+                _ = tokio::time::sleep_until(recheck), if recheck < deadline => break,
                 _ = stopping.changed() => return acs.store.task(task_id),
             };
             match event {
@@ -160,8 +194,9 @@ pub async fn withdraw_task(acs: &Acs, task: &Task) -> Result<Task, WithdrawError
         s if s.is_finished() => return Err(WithdrawError::Finished(id)),
         _ => return Err(WithdrawError::Sent(id)),
     }
-    // A live session holding it in its queue must not send it.
-    if !acs.sessions.withdraw_task(task).await {
+    // A live session holding it in its queue must not send it; one on
+    // another node may be about to, and cannot be asked in time.
+    if !acs.sessions.withdraw_task(task).await || held_elsewhere(acs, &task.device_id) {
         return Err(WithdrawError::InSession(id));
     }
     // Re-read: the session may have finished it before letting go.
@@ -173,7 +208,9 @@ pub async fn withdraw_task(acs: &Acs, task: &Task) -> Result<Task, WithdrawError
     task.updated_ms = now_ms(SystemTime::now());
     acs.store.put_task(&task)?;
     acs.store.sync().await?;
-    acs.events
-        .publish([crate::app::apply::task_done_event(&task)], task.updated_ms);
+    acs.publish(
+        vec![crate::app::apply::task_done_event(&task)],
+        task.updated_ms,
+    );
     Ok(task)
 }

@@ -21,6 +21,8 @@ pub struct LiveSession {
     pub state: tokio::sync::Mutex<Session>,
     last_active_ms: AtomicU64,
     timeout_ms: u64,
+    /// When this node last claimed the device's lease ([`crate::cluster`]).
+    claimed_ms: AtomicU64,
     /// Time the ACS spent handling this session's requests, and the part of
     /// it spent waiting for ERPNext, microseconds (see [`LiveSession::busy`]).
     handling_us: AtomicU64,
@@ -58,6 +60,20 @@ impl LiveSession {
         let handling = self.handling_us.load(Ordering::Relaxed);
         let erpnext = self.erpnext_us.load(Ordering::Relaxed);
         std::time::Duration::from_micros(handling.saturating_sub(erpnext))
+    }
+
+    pub fn timeout_ms(&self) -> u64 {
+        self.timeout_ms
+    }
+
+    /// Records a granted claim on the device's lease.
+    pub fn set_claimed(&self, now_ms: u64) {
+        self.claimed_ms.store(now_ms, Ordering::Relaxed);
+    }
+
+    /// Whether half the lease is used: time to claim it again.
+    pub fn claim_due(&self, now_ms: u64) -> bool {
+        now_ms.saturating_sub(self.claimed_ms.load(Ordering::Relaxed)) >= self.timeout_ms / 2
     }
 
     pub fn touch(&self, now_ms: u64) {
@@ -183,6 +199,7 @@ impl SessionTable {
             state: tokio::sync::Mutex::new(session),
             last_active_ms: AtomicU64::new(now_ms),
             timeout_ms,
+            claimed_ms: AtomicU64::new(now_ms),
             handling_us: AtomicU64::new(0),
             erpnext_us: AtomicU64::new(0),
             awaits_names: AtomicBool::new(false),
@@ -201,8 +218,8 @@ impl SessionTable {
     }
 
     /// Removes timed-out sessions that are not mid-exchange; returns their
-    /// device ids.
-    pub fn reap(&self, now_ms: u64) -> Vec<String> {
+    /// device ids and keys.
+    pub fn reap(&self, now_ms: u64) -> Vec<(String, SessionKey)> {
         let mut t = self.lock();
         let expired: Vec<Arc<LiveSession>> = t
             .by_key
@@ -213,7 +230,10 @@ impl SessionTable {
         for s in &expired {
             remove(&mut t, s);
         }
-        expired.iter().map(|s| s.device_id.clone()).collect()
+        expired
+            .iter()
+            .map(|s| (s.device_id.clone(), s.key.clone()))
+            .collect()
     }
 
     pub fn len(&self) -> usize {
@@ -311,7 +331,7 @@ mod tests {
         t.begin("A", session(), 1000, 0).unwrap();
         t.begin("B", session(), 1000, 0).unwrap();
         assert_eq!(t.begin("C", session(), 1000, 0).err(), Some(Refused::Full));
-        let mut reaped = t.reap(5000);
+        let mut reaped: Vec<String> = t.reap(5000).into_iter().map(|(d, _)| d).collect();
         reaped.sort();
         assert_eq!(reaped, ["A", "B"]);
         assert!(t.begin("C", session(), 1000, 5000).is_ok());

@@ -90,6 +90,9 @@ pub struct Event {
     /// RFC 3339 UTC.
     pub at: String,
     pub data: serde_json::Value,
+    /// Published by another node (shown here; its webhook went from there).
+    #[serde(skip)]
+    pub remote: bool,
 }
 
 /// Events waiting for slow subscribers, at most.
@@ -133,10 +136,39 @@ impl EventBus {
                     std::time::UNIX_EPOCH + std::time::Duration::from_millis(now_ms),
                 ),
                 data: e.data,
+                remote: false,
             };
             // Err only when every receiver went away meanwhile.
             let _ = self.tx.send(Arc::new(event));
         }
+    }
+
+    /// Publishes an event another node published (see
+    /// [`crate::cluster`]); an unknown kind (a newer node) is skipped.
+    pub fn publish_remote(
+        &self,
+        kind: &str,
+        device_id: String,
+        at_ms: u64,
+        data: serde_json::Value,
+    ) {
+        let Some(kind) = EventKind::parse(kind) else {
+            return;
+        };
+        if self.tx.receiver_count() == 0 {
+            return;
+        }
+        let event = Event {
+            id: self.next_id.fetch_add(1, Ordering::Relaxed),
+            kind,
+            device_id,
+            at: crate::cwmp::format_datetime(
+                std::time::UNIX_EPOCH + std::time::Duration::from_millis(at_ms),
+            ),
+            data,
+            remote: true,
+        };
+        let _ = self.tx.send(Arc::new(event));
     }
 
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<Event>> {

@@ -73,6 +73,8 @@ pub fn spawn(
                 _ = shutdown.changed() => return,
             };
             match event {
+                // Sent once, by the node where it happened.
+                Ok(event) if event.remote => {}
                 Ok(event) => {
                     let ok = tokio::select! {
                         ok = deliver(&http, &config, key.as_ref(), &event) => ok,

@@ -8,7 +8,7 @@
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderValue};
@@ -25,8 +25,10 @@ use std::sync::atomic::Ordering;
 
 use serde_json::json;
 
+use super::forward::{FORWARDED, Forwarder};
 use crate::app::apply;
 use crate::app::provisioning::random_text;
+use crate::cluster::{Claim, Holder};
 use crate::config::CpeAuthMode;
 use crate::cwmp::{Body, Envelope};
 use crate::events::{EventKind, NewEvent};
@@ -147,13 +149,14 @@ fn session_cookie(headers: &HeaderMap) -> Option<&str> {
 pub async fn handle(
     acs: Arc<Acs>,
     auth: Arc<CpeAuthenticator>,
+    forwarder: Arc<Forwarder>,
     conn: Arc<ConnState>,
     req: Request<Incoming>,
 ) -> HttpResponse {
     let m = &acs.metrics;
     Metrics::inc(&m.cwmp_requests);
     m.cwmp_in_flight.fetch_add(1, Ordering::Relaxed);
-    let r = handle_request(&acs, &auth, &conn, req).await;
+    let r = handle_request(&acs, &auth, &forwarder, &conn, req).await;
     m.cwmp_in_flight.fetch_sub(1, Ordering::Relaxed);
     if r.status().is_client_error() || r.status().is_server_error() {
         Metrics::inc(&m.cwmp_rejected);
@@ -164,6 +167,7 @@ pub async fn handle(
 async fn handle_request(
     acs: &Arc<Acs>,
     auth: &CpeAuthenticator,
+    forwarder: &Forwarder,
     conn: &Arc<ConnState>,
     req: Request<Incoming>,
 ) -> HttpResponse {
@@ -192,6 +196,15 @@ async fn handle_request(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok());
     let cfg = &acs.config;
+    if let Some(holder) = holder_elsewhere(acs, live.is_some(), &parts.headers) {
+        // The holder applies its own limits; this node only bounds what
+        // it relays.
+        let limit = cfg.max_names_body_bytes.max(cfg.max_body_bytes);
+        return match read_limited(body, declared, limit, cfg.body_read_timeout).await {
+            Ok(raw) => forwarder.forward(&holder, &parts.headers, raw).await,
+            Err(e) => body_error(conn, e),
+        };
+    }
     // A whole data model (the answer to the ACS's GetParameterNames) may
     // be far bigger than any other body.
     let limit = match live.as_ref().is_some_and(|l| l.awaits_names()) {
@@ -273,6 +286,22 @@ async fn handle_request(
         return continue_session(acs, conn, live, Input::Envelope(env), now_ms, started).await;
     }
     continue_session(acs, conn, live, input, now_ms, started).await
+}
+
+/// The other node holding the session this request's cookie names, when
+/// the session is not here (and the request was not forwarded already).
+fn holder_elsewhere(acs: &Acs, live_here: bool, headers: &HeaderMap) -> Option<Holder> {
+    if live_here || !acs.cluster.shared() || headers.contains_key(FORWARDED) {
+        return None;
+    }
+    let cookie = session_cookie(headers)?;
+    match acs.cluster.session_holder(cookie) {
+        Ok(h) => h,
+        Err(e) => {
+            warn!(error = %e, "cannot tell which node holds a session");
+            None
+        }
+    }
 }
 
 fn body_error(conn: &ConnState, e: BodyError) -> HttpResponse {
@@ -406,6 +435,28 @@ async fn start_session(
             return unavailable(30, "too many CWMP sessions in progress");
         }
     };
+    // One session per device across the nodes sharing the store.
+    match acs
+        .cluster
+        .claim_device(&device_id, &live.key, Duration::from_millis(timeout_ms))
+    {
+        Ok(Claim::Granted) => live.set_claimed(now_ms),
+        Ok(Claim::Held {
+            node,
+            retry_after_s,
+        }) => {
+            acs.sessions.end(&live.key);
+            info!(device = %device_id, remote = %conn.remote, holder = %node, "Inform while another ACS node holds the device's session: asked to retry");
+            return unavailable(
+                retry_after_s,
+                "this device already has a CWMP session in progress (on another ACS node)",
+            );
+        }
+        Err(e) => {
+            acs.sessions.end(&live.key);
+            return internal_error("claiming the device's session failed", e);
+        }
+    }
 
     let written = apply::apply_inform(store, &outcome).and_then(|()| {
         apply::apply_effects(
@@ -420,12 +471,12 @@ async fn start_session(
     let applied = match written {
         Ok(a) => a,
         Err(e) => {
-            acs.sessions.end(&live.key);
+            end_session(acs, &live);
             return internal_error("storing the Inform failed", e);
         }
     };
     if let Err(e) = store.sync().await {
-        acs.sessions.end(&live.key);
+        end_session(acs, &live);
         return internal_error("making the Inform durable failed", e);
     }
     let m = &acs.metrics;
@@ -440,7 +491,7 @@ async fn start_session(
         now_ms,
     );
     events.extend(applied.events);
-    acs.events.publish(events, now_ms);
+    acs.publish(events, now_ms);
     conn.set_session(Some(live.key.clone()));
     live.touch(now_ms);
     live.add_handling(started.elapsed());
@@ -495,6 +546,28 @@ async fn continue_session(
     };
     let mut session = live.state.lock().await;
     live.touch(now_ms);
+    // The lease runs as long as the session timeout: renewed once half of
+    // it is used (a long discovery or provisioning outlives one timeout).
+    if acs.cluster.shared() && live.claim_due(now_ms) {
+        match acs.cluster.claim_device(
+            &live.device_id,
+            &live.key,
+            Duration::from_millis(live.timeout_ms()),
+        ) {
+            Ok(Claim::Granted) => live.set_claimed(now_ms),
+            Ok(Claim::Held { node, .. }) => {
+                // Its lease lapsed and another node's session took the
+                // device: this one is over.
+                warn!(device = %live.device_id, holder = %node, "session lost to another ACS node");
+                acs.sessions.end(&live.key);
+                conn.set_session(None);
+                return no_content();
+            }
+            Err(e) => {
+                warn!(device = %live.device_id, error = %e, "renewing the session lease failed")
+            }
+        }
+    }
     let mut step = session.handle(input, now_ms);
     let store = acs.store.as_ref();
     // Provisioning may need ERPNext before the session can answer; the
@@ -542,7 +615,7 @@ async fn continue_session(
             m.provisioned
                 .fetch_add(provisioned as u64, Ordering::Relaxed);
             count_faults(m, &applied.events);
-            acs.events.publish(applied.events, now_ms);
+            acs.publish(applied.events, now_ms);
         }
         Err(e) => return internal_error("storing session results failed", e),
     }
@@ -561,7 +634,7 @@ async fn continue_session(
             if ends {
                 Metrics::inc(&m.sessions_ended);
                 m.session_busy.observe(live.busy());
-                acs.sessions.end(&live.key);
+                end_session(acs, &live);
                 conn.set_session(None);
                 info!(device = %live.device_id, "session ended");
             }
@@ -572,6 +645,12 @@ async fn continue_session(
             "internal error: provisioning",
         ),
     }
+}
+
+/// Ends a session here and frees its device for every node.
+fn end_session(acs: &Acs, live: &LiveSession) {
+    acs.sessions.end(&live.key);
+    acs.cluster.release_device(&live.device_id, &live.key);
 }
 
 /// `device.online` (first Inform, or back after the online window) and

@@ -6,6 +6,7 @@ pub mod auth;
 mod body;
 pub mod conn;
 pub mod cwmp;
+mod forward;
 mod tls;
 
 use std::future::Future;
@@ -62,10 +63,12 @@ pub enum StartError {
     ConnectionRequest(String),
     #[error("webhook: {0}")]
     Webhook(String),
+    #[error("{0}")]
+    Cluster(String),
 }
 
 #[derive(Clone)]
-struct CwmpHandler(Arc<Acs>, Arc<CpeAuthenticator>);
+struct CwmpHandler(Arc<Acs>, Arc<CpeAuthenticator>, Arc<forward::Forwarder>);
 
 impl Handler for CwmpHandler {
     type Conn = ConnState;
@@ -80,7 +83,7 @@ impl Handler for CwmpHandler {
         conn: Arc<ConnState>,
         req: Request<Incoming>,
     ) -> impl Future<Output = Response<Full<Bytes>>> + Send + 'static {
-        cwmp::handle(self.0.clone(), self.1.clone(), conn, req)
+        cwmp::handle(self.0.clone(), self.1.clone(), self.2.clone(), conn, req)
     }
 }
 
@@ -151,12 +154,6 @@ pub async fn run(
         None => None,
     };
     let tokens = Arc::new(api::load_or_create_tokens(&config).map_err(StartError::Token)?);
-    let provisioning = Arc::new(Provisioning::new(&config).map_err(StartError::Provisioning)?);
-    if provisioning.erp.is_none() {
-        warn!(
-            "ERPNEXT_URL is not set: devices get the ACS's own settings but no WiFi/SIP configuration from ERPNext"
-        );
-    }
     // sled by default (measured faster here, BENCHMARKS.md); redb's
     // `<data_dir>/store.redb` is migrated from sled's `<data_dir>/db`.
     let store = {
@@ -219,6 +216,31 @@ pub async fn run(
     info!(addr = %bound.cwmp, "CWMP listener ready at {scheme}://{}/", bound.cwmp);
     info!(addr = %bound.api, "API listener ready at http://{}/", bound.api);
 
+    let node_url = config
+        .node_url
+        .clone()
+        .unwrap_or_else(|| default_node_url(bound.cwmp, tls.is_some()));
+    let cluster = {
+        let config = config.clone();
+        tokio::task::spawn_blocking(move || crate::cluster::open_configured(&config, &node_url))
+            .await
+            .map_err(|e| StartError::Cluster(e.to_string()))?
+            .map_err(|e| StartError::Cluster(e.to_string()))?
+    };
+    let provisioning = {
+        let (config, cluster) = (config.clone(), cluster.clone());
+        tokio::task::spawn_blocking(move || Provisioning::new(&config, cluster.as_ref()))
+            .await
+            .map_err(|e| StartError::Provisioning(e.to_string()))?
+            .map(Arc::new)
+            .map_err(StartError::Provisioning)?
+    };
+    if provisioning.erp.is_none() {
+        warn!(
+            "ERPNEXT_URL is not set: devices get the ACS's own settings but no WiFi/SIP configuration from ERPNext"
+        );
+    }
+
     let limits = ConnLimits {
         max_connections: config.max_connections,
         header_read_timeout: config.header_read_timeout,
@@ -235,6 +257,7 @@ pub async fn run(
     let mut acs = Acs::new(
         config,
         store.clone(),
+        cluster.clone(),
         provisioning.clone(),
         connreq,
         stop_rx.clone(),
@@ -276,7 +299,14 @@ pub async fn run(
     let cwmp_task = tokio::spawn(accept_loop(
         cwmp_listener,
         tls,
-        CwmpHandler(acs.clone(), Arc::new(CpeAuthenticator::new(&acs.config))),
+        CwmpHandler(
+            acs.clone(),
+            Arc::new(CpeAuthenticator::new(&acs.config)),
+            Arc::new(
+                forward::Forwarder::new(acs.config.body_read_timeout + acs.config.session_timeout)
+                    .map_err(StartError::Cluster)?,
+            ),
+        ),
         limits,
         stop_rx.clone(),
         drain_tx.clone(),
@@ -308,8 +338,10 @@ pub async fn run(
     let writebacks = tokio::spawn(provisioning::writeback_loop(
         store.clone(),
         provisioning,
+        cluster.clone(),
         stop_rx.clone(),
     ));
+    let relay = tokio::spawn(crate::app::relay::relay(acs.clone(), stop_rx.clone()));
     let reaper = tokio::spawn(reap_sessions(acs.clone(), stop_rx));
     on_ready(bound);
 
@@ -323,6 +355,7 @@ pub async fn run(
     }
     let _ = reaper.await;
     let _ = writebacks.await;
+    let _ = relay.await;
     if let Some(t) = stun_task {
         let _ = t.await;
     }
@@ -335,6 +368,7 @@ pub async fn run(
             "connections still open after the grace period; closing them"
         );
     }
+    let _ = tokio::task::spawn_blocking(move || cluster.leave()).await;
     let store2 = store.clone();
     match tokio::task::spawn_blocking(move || store2.flush_blocking()).await {
         Ok(Ok(())) => info!("store flushed; bye"),
@@ -342,6 +376,23 @@ pub async fn run(
         Err(e) => warn!(error = %e, "final store flush panicked"),
     }
     Ok(())
+}
+
+/// Where other nodes reach this one's CWMP listener when `node_url` is not
+/// set: its own address, or the host's name when it listens on all
+/// addresses (as in a container).
+fn default_node_url(cwmp: SocketAddr, tls: bool) -> String {
+    let scheme = if tls { "https" } else { "http" };
+    if cwmp.ip().is_unspecified() {
+        let host = std::fs::read_to_string("/etc/hostname")
+            .ok()
+            .map(|h| h.trim().to_owned())
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| "localhost".to_owned());
+        format!("{scheme}://{host}:{}/", cwmp.port())
+    } else {
+        format!("{scheme}://{cwmp}/")
+    }
 }
 
 async fn reap_sessions(acs: Arc<Acs>, mut stop: watch::Receiver<bool>) {
@@ -352,8 +403,9 @@ async fn reap_sessions(acs: Arc<Acs>, mut stop: watch::Receiver<bool>) {
             _ = stop.changed() => return,
         }
         let now = crate::app::now_ms(SystemTime::now());
-        for device in acs.sessions.reap(now) {
+        for (device, key) in acs.sessions.reap(now) {
             debug!(device = %device, "session timed out");
+            acs.cluster.release_device(&device, &key);
         }
     }
 }

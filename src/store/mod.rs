@@ -26,9 +26,10 @@ mod codec;
 pub mod copy;
 pub mod kv;
 mod model;
+pub(crate) mod pg_conn;
 mod pg_store;
 #[cfg(test)]
-mod pg_test;
+pub(crate) mod pg_test;
 mod redb_store;
 mod sled_store;
 mod subtree;

@@ -21,9 +21,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use tokio_postgres::Client;
-use tokio_postgres_rustls::MakeRustlsConnect;
 
 use super::kv::{Backend, Batch, KvStore, Scan, Table, Visit, highest_id, prefix_end};
+use super::pg_conn::{self, Connector, Reconnecting, on, pg_error};
 use super::{StoreError, StoreResult};
 
 /// The PostgreSQL store: [`KvStore`] over [`PgBackend`].
@@ -37,20 +37,14 @@ const PAGE: i64 = 1000;
 /// Key of the advisory lock the schema migration holds.
 const MIGRATION_LOCK: i64 = 0x0061_6373_6d69_6731; // "acsmig1"
 /// The schema version this code writes.
-const SCHEMA_VERSION: i32 = 1;
+const SCHEMA_VERSION: i32 = 2;
 
 /// PostgreSQL's side of the store.
 pub struct PgBackend {
     /// Always `Some` until dropped (see the `Drop` impl).
     runtime: Option<tokio::runtime::Runtime>,
-    clients: Vec<Arc<Client>>,
+    clients: Vec<Arc<Reconnecting>>,
     next: AtomicUsize,
-}
-
-fn pg_error(what: &str, e: tokio_postgres::Error) -> StoreError {
-    // The driver's text names the failing part (connection, SQL state);
-    // the URL, which may carry a password, is never part of it.
-    StoreError::Backend(format!("PostgreSQL {what}: {e}"))
 }
 
 fn table_id(t: Table) -> i16 {
@@ -65,48 +59,14 @@ impl KvStore<PgBackend> {
     }
 }
 
-/// Runs a future on `runtime` from any thread and waits for its result.
-fn on<T: Send + 'static>(
-    runtime: &tokio::runtime::Runtime,
-    f: impl Future<Output = StoreResult<T>> + Send + 'static,
-) -> StoreResult<T> {
-    let (tx, rx) = std::sync::mpsc::sync_channel(1);
-    runtime.spawn(async move {
-        let _ = tx.send(f.await);
-    });
-    rx.recv()
-        .map_err(|_| StoreError::Backend("PostgreSQL: the query was dropped".into()))?
-}
-
 impl PgBackend {
     pub(super) fn connect(url: &str) -> StoreResult<PgBackend> {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .thread_name("acs-postgres")
-            .enable_all()
-            .build()
-            .map_err(|e| StoreError::Backend(format!("PostgreSQL runtime: {e}")))?;
-        // TLS as the URL's `sslmode` asks (`prefer`, the default, falls
-        // back to plain text when the server has no TLS; `require` and
-        // `verify-full` insist), the server's certificate checked against
-        // the system's roots, as for every outgoing connection.
-        let mut tls = crate::http_client::tls_config(false)
-            .map_err(|e| StoreError::Backend(format!("PostgreSQL {e}")))?;
-        tls.alpn_protocols = Vec::new();
-        let tls = MakeRustlsConnect::new(tls);
-        let url = url.to_owned();
+        let runtime = pg_conn::runtime("acs-postgres")?;
+        let connector = Arc::new(Connector::new(url)?);
         let clients = on(&runtime, async move {
             let mut clients = Vec::with_capacity(CONNECTIONS);
             for _ in 0..CONNECTIONS {
-                let (client, connection) = tokio_postgres::connect(&url, tls.clone())
-                    .await
-                    .map_err(|e| pg_error("connection", e))?;
-                tokio::spawn(async move {
-                    if let Err(e) = connection.await {
-                        tracing::warn!(error = %e, "PostgreSQL connection ended");
-                    }
-                });
-                clients.push(Arc::new(client));
+                clients.push(Arc::new(Reconnecting::open(connector.clone()).await?));
             }
             Ok(clients)
         })?;
@@ -119,19 +79,22 @@ impl PgBackend {
         Ok(backend)
     }
 
-    fn client(&self) -> Arc<Client> {
+    fn client(&self) -> Arc<Reconnecting> {
         let i = self.next.fetch_add(1, Ordering::Relaxed) % self.clients.len();
         self.clients[i].clone()
     }
 
     /// Runs `f` with a client on the backend's runtime and waits for it.
-    fn run<T, F>(&self, f: impl FnOnce(Arc<Client>) -> F) -> StoreResult<T>
+    fn run<T, F>(&self, f: impl FnOnce(Arc<Client>) -> F + Send + 'static) -> StoreResult<T>
     where
         T: Send + 'static,
         F: Future<Output = StoreResult<T>> + Send + 'static,
     {
         match &self.runtime {
-            Some(rt) => on(rt, f(self.client())),
+            Some(rt) => {
+                let slot = self.client();
+                on(rt, async move { f(slot.get().await?).await })
+            }
             None => Err(StoreError::Backend(
                 "PostgreSQL: the store is closed".into(),
             )),
@@ -139,7 +102,7 @@ impl PgBackend {
     }
 
     fn migrate(&self) -> StoreResult<()> {
-        self.run(|c| async move {
+        self.run(move |c| async move {
             c.execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK])
                 .await
                 .map_err(|e| pg_error("schema lock", e))?;
@@ -162,6 +125,33 @@ impl PgBackend {
                          );
                          CREATE SEQUENCE IF NOT EXISTS acs_ids;
                          INSERT INTO acs_schema (version) VALUES (1);",
+                    )
+                    .await?;
+                }
+                if version < 2 {
+                    // Coordination between nodes (crate::cluster). Leases
+                    // and heartbeats are UNLOGGED: rewritten every session
+                    // and every second, they need no WAL; after a crash of
+                    // the database they are empty, which frees every
+                    // device, as the crash ended every session anyway.
+                    c.batch_execute(
+                        "CREATE UNLOGGED TABLE IF NOT EXISTS acs_node (
+                             node text PRIMARY KEY,
+                             url text NOT NULL,
+                             seen timestamptz NOT NULL
+                         );
+                         CREATE UNLOGGED TABLE IF NOT EXISTS acs_lease (
+                             name text PRIMARY KEY,
+                             node text NOT NULL,
+                             token text NOT NULL,
+                             expires timestamptz NOT NULL
+                         );
+                         CREATE INDEX IF NOT EXISTS acs_lease_token ON acs_lease (token);
+                         CREATE TABLE IF NOT EXISTS acs_setting (
+                             name text PRIMARY KEY,
+                             value text NOT NULL
+                         );
+                         INSERT INTO acs_schema (version) VALUES (2);",
                     )
                     .await?;
                 }
@@ -208,7 +198,7 @@ impl PgBackend {
              AND ($4::bytea IS NULL OR k > $4) ORDER BY k LIMIT $5"
         };
         let id = table_id(t);
-        self.run(|c| async move {
+        self.run(move |c| async move {
             let rows = c
                 .query(sql, &[&id, &lower, &upper, &cursor, &PAGE])
                 .await
@@ -234,7 +224,7 @@ impl Drop for PgBackend {
 impl Backend for PgBackend {
     fn get(&self, table: Table, key: &[u8]) -> StoreResult<Option<Vec<u8>>> {
         let (id, key) = (table_id(table), key.to_vec());
-        self.run(|c| async move {
+        self.run(move |c| async move {
             let row = c
                 .query_opt("SELECT v FROM acs_kv WHERE t = $1 AND k = $2", &[&id, &key])
                 .await
@@ -296,7 +286,7 @@ impl Backend for PgBackend {
                 }
             }
         }
-        self.run(|c| async move {
+        self.run(move |c| async move {
             c.execute(
                 "WITH gone AS (
                      DELETE FROM acs_kv USING unnest($1::smallint[], $2::bytea[]) AS d(t, k)
@@ -314,7 +304,7 @@ impl Backend for PgBackend {
     }
 
     fn next_id(&self) -> StoreResult<u64> {
-        self.run(|c| async move {
+        self.run(move |c| async move {
             let id: i64 = c
                 .query_one("SELECT nextval('acs_ids')", &[])
                 .await
@@ -326,7 +316,7 @@ impl Backend for PgBackend {
 
     fn raise_ids_above(&self, floor: u64) -> StoreResult<()> {
         let floor = i64::try_from(floor).unwrap_or(i64::MAX);
-        self.run(|c| async move {
+        self.run(move |c| async move {
             c.query_one(
                 "SELECT setval('acs_ids', greatest($1, (SELECT last_value FROM acs_ids)))",
                 &[&floor],
@@ -365,15 +355,15 @@ mod tests {
             .collect();
         let versions = stores[0]
             .backend()
-            .run(|c| async move {
+            .run(move |c| async move {
                 let rows = c
-                    .query("SELECT version FROM acs_schema", &[])
+                    .query("SELECT version FROM acs_schema ORDER BY version", &[])
                     .await
                     .map_err(|e| pg_error("test", e))?;
                 Ok(rows.iter().map(|r| r.get::<_, i32>(0)).collect::<Vec<_>>())
             })
             .expect("schema versions");
-        assert_eq!(versions, vec![SCHEMA_VERSION]);
+        assert_eq!(versions, (1..=SCHEMA_VERSION).collect::<Vec<_>>());
         // Every node sees what another wrote, and ids never repeat.
         let mut ids: Vec<u64> = stores
             .iter()

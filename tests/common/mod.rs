@@ -653,3 +653,126 @@ impl Drop for SimDevice {
         let _ = self.child.wait();
     }
 }
+
+/// A real PostgreSQL the tests start themselves (shared with the store's
+/// unit tests).
+#[path = "../../src/store/pg_test.rs"]
+pub mod postgres;
+
+/// A TCP load balancer on loopback, as HAProxy in `mode tcp` would be:
+/// each new connection goes to the next backend in turn; a backend that
+/// refuses the connection is skipped (HAProxy's `redispatch`).
+pub struct Balancer {
+    pub addr: SocketAddr,
+    /// Connections sent to each backend so far.
+    pub counts: Arc<Vec<std::sync::atomic::AtomicU64>>,
+}
+
+impl Balancer {
+    pub fn start(backends: Vec<SocketAddr>) -> Balancer {
+        use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let counts: Arc<Vec<AtomicU64>> =
+            Arc::new(backends.iter().map(|_| AtomicU64::new(0)).collect());
+        let counts2 = counts.clone();
+        let next = AtomicUsize::new(0);
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(client) = client else { continue };
+                let start = next.fetch_add(1, Ordering::Relaxed);
+                let server = (0..backends.len()).find_map(|i| {
+                    let b = (start + i) % backends.len();
+                    let s =
+                        TcpStream::connect_timeout(&backends[b], Duration::from_secs(1)).ok()?;
+                    counts2[b].fetch_add(1, Ordering::Relaxed);
+                    Some(s)
+                });
+                let Some(server) = server else { continue };
+                let _ = client.set_nodelay(true);
+                let _ = server.set_nodelay(true);
+                pipe(client.try_clone().unwrap(), server.try_clone().unwrap());
+                pipe(server, client);
+            }
+        });
+        Balancer { addr, counts }
+    }
+
+    pub fn count(&self, backend: usize) -> u64 {
+        self.counts[backend].load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+/// Copies `from` to `to` on a thread until either side closes.
+fn pipe(mut from: TcpStream, mut to: TcpStream) {
+    std::thread::spawn(move || {
+        let _ = std::io::copy(&mut from, &mut to);
+        let _ = to.shutdown(std::net::Shutdown::Write);
+        let _ = from.shutdown(std::net::Shutdown::Read);
+    });
+}
+
+/// The API's event stream (`GET /api/v1/events`), collected on a thread:
+/// (type, event JSON) in arrival order.
+pub struct EventStream {
+    events: Arc<Mutex<Vec<(String, serde_json::Value)>>>,
+}
+
+impl EventStream {
+    /// Subscribes and waits until the stream is open.
+    pub fn open(api: SocketAddr) -> EventStream {
+        let mut conn = TcpStream::connect(api).unwrap();
+        write!(
+            conn,
+            "GET /api/v1/events HTTP/1.1\r\nHost: acs\r\nAuthorization: Bearer {TOKEN}\r\nAccept: text/event-stream\r\n\r\n"
+        )
+        .unwrap();
+        let mut reader = BufReader::new(conn);
+        let mut line = String::new();
+        reader.read_line(&mut line).unwrap();
+        assert!(line.starts_with("HTTP/1.1 200"), "{line}");
+        while line != "\r\n" {
+            line.clear();
+            reader.read_line(&mut line).unwrap();
+        }
+        let events = Arc::new(Mutex::new(Vec::new()));
+        let sink = events.clone();
+        std::thread::spawn(move || {
+            let mut kind = String::new();
+            let mut raw = Vec::new();
+            let mut buf = [0u8; 8192];
+            // Chunked transfer: split on lines, ignoring chunk sizes.
+            while let Ok(n) = reader.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                raw.extend_from_slice(&buf[..n]);
+                while let Some(pos) = raw.iter().position(|b| *b == b'\n') {
+                    let l: Vec<u8> = raw.drain(..=pos).collect();
+                    let l = String::from_utf8_lossy(&l).trim_end().to_owned();
+                    if let Some(e) = l.strip_prefix("event: ") {
+                        kind = e.to_owned();
+                    } else if let Some(d) = l.strip_prefix("data: ") {
+                        if let Ok(v) = serde_json::from_str(d) {
+                            sink.lock().unwrap().push((kind.clone(), v));
+                        }
+                    }
+                }
+            }
+        });
+        EventStream { events }
+    }
+
+    pub fn events(&self) -> Vec<(String, serde_json::Value)> {
+        self.events.lock().unwrap().clone()
+    }
+
+    /// Device ids of the events of one type, in order (repeats kept).
+    pub fn devices(&self, kind: &str) -> Vec<String> {
+        self.events()
+            .into_iter()
+            .filter(|(k, _)| k == kind)
+            .filter_map(|(_, v)| v["device_id"].as_str().map(str::to_owned))
+            .collect()
+    }
+}

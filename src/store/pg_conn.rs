@@ -1,0 +1,122 @@
+//! PostgreSQL connections for the store and the cluster coordination
+//! ([`crate::cluster`]): TLS as the URL asks, a runtime of their own that
+//! synchronous callers wait on, and clients that reconnect after the
+//! database restarted or the network dropped (the query that saw the
+//! failure fails; the next one gets a new connection).
+
+use std::sync::Arc;
+
+use tokio_postgres::Client;
+use tokio_postgres_rustls::MakeRustlsConnect;
+
+use super::{StoreError, StoreResult};
+
+/// A PostgreSQL error as the store reports it.
+pub(crate) fn pg_error(what: &str, e: tokio_postgres::Error) -> StoreError {
+    // The driver's text names the failing part (connection, SQL state);
+    // the URL, which may carry a password, is never part of it.
+    StoreError::Backend(format!("PostgreSQL {what}: {e}"))
+}
+
+/// A runtime for PostgreSQL's I/O, apart from the server's (whose
+/// workers may be the threads waiting on it).
+pub(crate) fn runtime(name: &str) -> StoreResult<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name(name)
+        .enable_all()
+        .build()
+        .map_err(|e| StoreError::Backend(format!("PostgreSQL runtime: {e}")))
+}
+
+/// Runs a future on `runtime` from any thread and waits for its result
+/// (never `block_on` inside a runtime: this works from its workers too).
+pub(crate) fn on<T: Send + 'static>(
+    runtime: &tokio::runtime::Runtime,
+    f: impl Future<Output = StoreResult<T>> + Send + 'static,
+) -> StoreResult<T> {
+    let (tx, rx) = std::sync::mpsc::sync_channel(1);
+    runtime.spawn(async move {
+        let _ = tx.send(f.await);
+    });
+    rx.recv()
+        .map_err(|_| StoreError::Backend("PostgreSQL: the query was dropped".into()))?
+}
+
+/// A connection's driver (polled for its messages and notifications).
+pub(crate) type Connection = tokio_postgres::Connection<
+    tokio_postgres::Socket,
+    <MakeRustlsConnect as tokio_postgres::tls::MakeTlsConnect<tokio_postgres::Socket>>::Stream,
+>;
+
+/// How to open a connection: the URL and its TLS settings.
+pub(crate) struct Connector {
+    url: String,
+    tls: MakeRustlsConnect,
+}
+
+impl Connector {
+    pub(crate) fn new(url: &str) -> StoreResult<Connector> {
+        // TLS as the URL's `sslmode` asks (`prefer`, the default, falls
+        // back to plain text when the server has no TLS; `require` and
+        // `verify-full` insist), the server's certificate checked against
+        // the system's roots, as for every outgoing connection.
+        let mut tls = crate::http_client::tls_config(false)
+            .map_err(|e| StoreError::Backend(format!("PostgreSQL {e}")))?;
+        tls.alpn_protocols = Vec::new();
+        Ok(Connector {
+            url: url.to_owned(),
+            tls: MakeRustlsConnect::new(tls),
+        })
+    }
+
+    /// A new connection; its driver task runs on the current runtime.
+    /// Notifications (LISTEN) are not delivered: see [`Connector::connect_raw`].
+    pub(crate) async fn connect(&self) -> StoreResult<Client> {
+        let (client, connection) = self.connect_raw().await?;
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::warn!(error = %e, "PostgreSQL connection ended");
+            }
+        });
+        Ok(client)
+    }
+
+    /// A new connection and its driver, for callers that poll it
+    /// themselves (to receive notifications).
+    pub(crate) async fn connect_raw(&self) -> StoreResult<(Client, Connection)> {
+        tokio_postgres::connect(&self.url, self.tls.clone())
+            .await
+            .map_err(|e| pg_error("connection", e))
+    }
+}
+
+/// One connection, opened again when it was lost.
+pub(crate) struct Reconnecting {
+    connector: Arc<Connector>,
+    client: tokio::sync::Mutex<Option<Arc<Client>>>,
+}
+
+impl Reconnecting {
+    /// Connected now (so a wrong URL fails at start, not later).
+    pub(crate) async fn open(connector: Arc<Connector>) -> StoreResult<Reconnecting> {
+        let client = Arc::new(connector.connect().await?);
+        Ok(Reconnecting {
+            connector,
+            client: tokio::sync::Mutex::new(Some(client)),
+        })
+    }
+
+    /// The live client, reconnecting first if the last one was lost.
+    pub(crate) async fn get(&self) -> StoreResult<Arc<Client>> {
+        let mut slot = self.client.lock().await;
+        if let Some(c) = slot.as_ref().filter(|c| !c.is_closed()) {
+            return Ok(c.clone());
+        }
+        *slot = None;
+        let fresh = Arc::new(self.connector.connect().await?);
+        tracing::info!("PostgreSQL connection re-established");
+        *slot = Some(fresh.clone());
+        Ok(fresh)
+    }
+}
