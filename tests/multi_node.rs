@@ -103,3 +103,191 @@ fn a_session_goes_on_through_the_other_node_and_tasks_and_events_cross_nodes() {
     let r = stray.empty();
     assert_eq!(r.status, 204, "{}", r.text());
 }
+
+/// erpnext-sim's fixture for a `cpe-sim` fleet (`cpe-sim fixture`).
+fn fleet_fixture(count: u32, prefix: &str) -> Value {
+    let out = std::process::Command::new(workspace_bin("cpe-sim"))
+        .args(["fixture", "--model", "mixed", "--count", &count.to_string()])
+        .args(["--serial-prefix", prefix])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn devices(acs: &Acs) -> Vec<Value> {
+    let (status, list) = acs.api_get("/api/v1/devices?limit=1000");
+    if status != 200 {
+        return Vec::new();
+    }
+    list["devices"].as_array().cloned().unwrap_or_default()
+}
+
+fn unix_ms(rfc3339: &str) -> u64 {
+    // `YYYY-MM-DDTHH:MM:SS[.mmm]Z`, UTC.
+    let n = |a: usize, b: usize| rfc3339[a..b].parse::<i64>().unwrap();
+    let (y, m, d) = (n(0, 4), n(5, 7), n(8, 10));
+    let (y2, m2) = if m <= 2 { (y - 1, m + 9) } else { (y, m - 3) };
+    let era = y2.div_euclid(400);
+    let yoe = y2 - era * 400;
+    let doy = (153 * m2 + 2) / 5 + d - 1;
+    let days = era * 146_097 + yoe * 365 + yoe / 4 - yoe / 100 + doy - 719_468;
+    let secs = days * 86_400 + n(11, 13) * 3600 + n(14, 16) * 60 + n(17, 19);
+    let millis = rfc3339
+        .get(20..23)
+        .and_then(|f| f.parse::<i64>().ok())
+        .filter(|_| rfc3339.as_bytes().get(19) == Some(&b'.'))
+        .unwrap_or(0);
+    (secs * 1000 + millis) as u64
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+}
+
+#[test]
+fn a_fleet_behind_a_balancer_survives_a_node_killed_and_the_database_restarted() {
+    let Some(pg) = PgServer::start() else {
+        return;
+    };
+    let url = pg.create("acs");
+    const COUNT: usize = 24;
+    let erp = ErpSim::start(&fleet_fixture(COUNT as u32, "MN"));
+    let erp_env = erp.acs_env();
+    let mut env: Vec<(&str, &str)> = erp_env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    env.extend_from_slice(&[
+        ("ACS_PROVISIONING", "on"),
+        ("ACS_ERPNEXT_CACHE_TTL_S", "0"),
+        ("ACS_CR_MIN_INTERVAL_S", "0"),
+        ("ACS_SESSION_TIMEOUT_S", "15"),
+    ]);
+    let mut a = node(&url, "a", &env);
+    let b = node(&url, "b", &env);
+    let lb = Balancer::start(vec![a.cwmp, b.cwmp]);
+    let events_b = EventStream::open(b.api);
+    let state = tempfile::tempdir().unwrap();
+    let acs_url = format!("http://{}/", lb.addr);
+    let mut fleet = std::process::Command::new(workspace_bin("cpe-sim"))
+        .args(["fleet", "--acs", &acs_url, "--model", "mixed"])
+        .args(["--count", &COUNT.to_string(), "--concurrency", "12"])
+        .args([
+            "--inform-interval",
+            "1",
+            "--duration",
+            "120",
+            "--timeout",
+            "10",
+        ])
+        .args(["--serial-prefix", "MN", "--connection-requests", "--json"])
+        .arg("--state-dir")
+        .arg(state.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+
+    // 1. Both nodes serve the fleet; every device is provisioned once.
+    let all_provisioned = || {
+        let list = devices(&b);
+        (list.len() == COUNT
+            && list.iter().all(|d| {
+                let id = d["id"].as_str().unwrap();
+                let (_, full) = b.api_get(&format!("/api/v1/devices/{}", encode_segment(id)));
+                full["provisioning"]["status"] == "provisioned"
+            }))
+        .then_some(list)
+    };
+    let list = wait_until(
+        "the fleet provisioned through both nodes",
+        60,
+        all_provisioned,
+    );
+    assert!(
+        lb.count(0) > 0 && lb.count(1) > 0,
+        "both nodes took connections"
+    );
+    let ids: Vec<String> = list
+        .iter()
+        .map(|d| d["id"].as_str().unwrap().to_owned())
+        .collect();
+    let roots: Vec<String> = list
+        .iter()
+        .map(|d| d["data_model"].as_str().unwrap().to_owned())
+        .collect();
+
+    // 2. Tasks acknowledged by each node, with connection requests; then
+    // `kill -9` a while sessions are in flight (a device informs every
+    // second).
+    let mut tasks = Vec::new();
+    for (i, (id, root)) in ids.iter().zip(&roots).enumerate() {
+        let via = if i % 2 == 0 { &a } else { &b };
+        let (status, body) = via.api_post(
+            &format!(
+                "/api/v1/devices/{}/tasks?connection_request=true",
+                encode_segment(id)
+            ),
+            &gpv(&format!("{root}DeviceInfo.SoftwareVersion")),
+        );
+        assert_eq!(status, 201, "{body}");
+        tasks.push(body["task"]["id"].as_u64().unwrap());
+    }
+    let killed_at = now_ms();
+    a.kill9();
+
+    // 3. The database restarts under load: the node reconnects.
+    std::thread::sleep(Duration::from_secs(3));
+    pg.stop();
+    std::thread::sleep(Duration::from_secs(2));
+    pg.start_again();
+    let restarted_at = now_ms();
+
+    // Every device carries on through b, after the restart.
+    wait_until("every device informing again after the restart", 60, || {
+        let list = devices(&b);
+        (list.len() == COUNT
+            && list
+                .iter()
+                .all(|d| unix_ms(d["last_inform"].as_str().unwrap()) > restarted_at))
+        .then_some(())
+    });
+    // No acknowledged task lost: each ran (some on a before it died).
+    for t in &tasks {
+        let done = wait_until("every acknowledged task done", 60, || {
+            let t = task(&b, *t);
+            (t["status"] == "done").then_some(t)
+        });
+        let v = &done["response"]["GetParameterValuesResponse"]["parameters"][0]["value"];
+        assert!(v.as_str().is_some_and(|s| !s.is_empty()), "{done}");
+    }
+    // No device provisioned twice: b's stream, which shows its own
+    // events and a's, has one `device.provisioned` per device; the
+    // write-back reached ERPNext for every one, whichever node drained it.
+    let provisioned = events_b.devices("device.provisioned");
+    for id in &ids {
+        let n = provisioned.iter().filter(|p| *p == id).count();
+        assert_eq!(n, 1, "{id} provisioned {n} times: {provisioned:?}");
+        let (_, d) = b.api_get(&format!("/api/v1/devices/{}", encode_segment(id)));
+        assert_eq!(d["provisioning"]["status"], "provisioned", "{d}");
+    }
+    for i in 0..COUNT {
+        let name = format!("EQ-MN-{i:05}");
+        wait_until("ERPNext updated for every device", 30, || {
+            (erp.equipment(&name)["status"] == "Actif").then_some(())
+        });
+    }
+    let _ = fleet.kill();
+    let _ = fleet.wait();
+    let logs = b.logs();
+    assert!(
+        logs.contains("PostgreSQL connection re-established"),
+        "b reconnected after the restart"
+    );
+    eprintln!(
+        "a killed at {killed_at}, database back at {restarted_at}; connections a/b: {}/{}",
+        lb.count(0),
+        lb.count(1)
+    );
+}

@@ -191,7 +191,7 @@ fn view<'a>(acs: &Acs, d: &'a DeviceRecord, now: u64) -> DeviceView<'a> {
         connection_request_url: d.connection_request_url.as_deref(),
         parameter_key: d.parameter_key.as_deref(),
         inform_count: d.inform_count,
-        session_active: acs.sessions.has_device(&d.id),
+        session_active: crate::app::service::in_session_anywhere(acs, &d.id),
         erpnext: erp_view(acs, d),
         provisioning: provisioning_view(&d.provisioning),
         diagnostics: None,

@@ -71,7 +71,7 @@ fn held_elsewhere(acs: &Acs, device_id: &str) -> bool {
 }
 
 /// Whether the device is in a session here or on another node.
-fn in_session_anywhere(acs: &Acs, device_id: &str) -> bool {
+pub fn in_session_anywhere(acs: &Acs, device_id: &str) -> bool {
     acs.sessions.has_device(device_id) || held_elsewhere(acs, device_id)
 }
 
