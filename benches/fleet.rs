@@ -15,7 +15,10 @@
 //! 4. topology refresh of a Deco with 3 nodes and 60 clients through the
 //!    API (connection request, host tables re-read, topology built);
 //! 5. 1M registered devices (synthetic records written through the store):
-//!    the ACS's memory and its restart time until it answers.
+//!    the ACS's memory and its restart time until it answers;
+//! 6. periodic sessions on the embedded store, on PostgreSQL with one
+//!    node and with two nodes (a server the bench starts itself), with
+//!    PostgreSQL's own CPU per session.
 //!
 //! Output: a table, and JSON with `--json FILE`. `--quick` shortens every
 //! run (a smoke test, not numbers to quote).
@@ -122,7 +125,7 @@ impl Options {
                 other => panic!(
                     "unknown argument {other:?}; use --quick, --seconds N, --concurrency N, \
                      --json FILE, --million N, --soak-minutes N, --store sled|redb, \
-                     --only ceiling|periodic|bootstrap|topology|million|soak"
+                     --only ceiling|periodic|bootstrap|topology|cluster|million|soak"
                 ),
             }
         }
@@ -554,15 +557,27 @@ async fn drive(
     devices: u32,
     once: bool,
 ) -> Drive {
+    drive_range(addr, concurrency, duration, 0..devices, once).await
+}
+
+/// [`drive`] over the devices numbered `devices` only.
+async fn drive_range(
+    addr: SocketAddr,
+    concurrency: u32,
+    duration: Duration,
+    devices: std::ops::Range<u32>,
+    once: bool,
+) -> Drive {
     let stop = Arc::new(AtomicBool::new(false));
     let start = Instant::now();
     let mut handles = Vec::new();
-    let per_worker = devices.div_ceil(concurrency).max(1);
+    let per_worker = devices.len().div_ceil(concurrency as usize).max(1) as u32;
     for worker in 0..concurrency {
         let stop = stop.clone();
+        let devices = devices.clone();
         handles.push(tokio::spawn(async move {
-            let first = worker * per_worker;
-            let last = (first + per_worker).min(devices);
+            let first = devices.start + worker * per_worker;
+            let last = (first + per_worker).min(devices.end);
             let mut client = Client::connect(addr).await;
             let mut lat = Vec::new();
             let mut serial = first;
@@ -1027,6 +1042,171 @@ fn scenario_topology(o: &Options) -> Option<Row> {
 /// 1M registered devices: synthetic records (a device record and its
 /// Inform's parameters each, as a periodic Inform leaves them) written
 /// through the store, then the ACS started on them.
+// ---------------------------------------------------------------- cluster
+
+/// A PostgreSQL server of the bench's own (the tests' harness).
+#[path = "../src/store/pg_test.rs"]
+#[allow(dead_code)]
+mod postgres;
+
+/// CPU seconds of every PostgreSQL process (the postmaster and its
+/// backends) by pid.
+fn postgres_cpu() -> std::collections::BTreeMap<u32, f64> {
+    let mut cpu = std::collections::BTreeMap::new();
+    for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|p| p.parse::<u32>().ok()) else {
+            continue;
+        };
+        let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+        if comm.trim() == "postgres" {
+            cpu.insert(pid, cpu_seconds(pid));
+        }
+    }
+    cpu
+}
+
+/// CPU the PostgreSQL processes used since `before`.
+fn postgres_cpu_since(before: &std::collections::BTreeMap<u32, f64>) -> f64 {
+    postgres_cpu()
+        .iter()
+        .map(|(pid, now)| now - before.get(pid).copied().unwrap_or(0.0))
+        .sum()
+}
+
+/// Periodic sessions over `devices` devices on the embedded store, then
+/// on PostgreSQL with one node and with two nodes (each node driven by
+/// half the CPEs, over its half of the devices, as a TCP balancer keeping
+/// a CPE's connection on one node would; the balancer's own cost is not
+/// measured). Every server shares this machine's cores with the client.
+fn scenario_cluster(rt: &tokio::runtime::Runtime, o: &Options, devices: u32) -> Vec<Row> {
+    let Some(pg) = postgres::PgServer::start() else {
+        println!("    cluster scenario skipped: no PostgreSQL (Debian's postgresql package)");
+        return Vec::new();
+    };
+    let mut rows = Vec::new();
+    for (label, nodes, database) in [
+        ("embedded store (sled), 1 node", 1usize, None),
+        ("PostgreSQL, 1 node", 1, Some("bench1")),
+        ("PostgreSQL, 2 nodes", 2, Some("bench2")),
+    ] {
+        let url = database.map(|d| pg.create(d));
+        let dirs: Vec<tempfile::TempDir> =
+            (0..nodes).map(|_| tempfile::tempdir().unwrap()).collect();
+        let acs: Vec<AcsProc> = dirs
+            .iter()
+            .enumerate()
+            .map(|(i, dir)| {
+                let mut env = vec![
+                    ("ACS_PROVISIONING", "off".to_owned()),
+                    ("ACS_HOSTS_COLLECT", "off".into()),
+                    ("ACS_MAX_SESSIONS", "1000000".into()),
+                    ("ACS_NODE_NAME", format!("bench-{i}")),
+                ];
+                if let Some(u) = &url {
+                    env.push(("ACS_STORE_URL", u.clone()));
+                }
+                start_acs(dir.path(), &env)
+            })
+            .collect();
+        let per_node = o.concurrency / nodes as u32;
+        let run = |duration: Duration, once: bool| {
+            rt.block_on(async {
+                let handles: Vec<_> = acs
+                    .iter()
+                    .enumerate()
+                    .map(|(i, a)| {
+                        let share = devices / nodes as u32;
+                        let range = share * i as u32..share * (i as u32 + 1);
+                        tokio::spawn(drive_range(a.cwmp, per_node, duration, range, once))
+                    })
+                    .collect();
+                let mut all = Drive {
+                    sessions: 0,
+                    elapsed: Duration::ZERO,
+                    latencies_us: Vec::new(),
+                };
+                for h in handles {
+                    let d = h.await.expect("drive");
+                    all.sessions += d.sessions;
+                    all.elapsed = all.elapsed.max(d.elapsed);
+                    all.latencies_us.extend(d.latencies_us);
+                }
+                all.latencies_us.sort_unstable();
+                all
+            })
+        };
+        let acs_cpu = || acs.iter().map(|a| cpu_seconds(a.proc_.pid())).sum::<f64>();
+        // Registration (first contact), not shown: the periodic rows are
+        // what compares.
+        run(Duration::ZERO, true);
+        let (cpu0, pg0) = (acs_cpu(), postgres_cpu());
+        let d = run(Duration::from_secs(o.seconds), false);
+        let cpu = acs_cpu() - cpu0;
+        let pg_cpu = if url.is_some() {
+            Some(postgres_cpu_since(&pg0))
+        } else {
+            None
+        };
+        let mut row = row_from(
+            &format!("6. periodic, {}, {label}", count_label(devices)),
+            &d,
+            acs[0].proc_.pid(),
+            0.0,
+        );
+        row.cpu_per_1k = cpu * 1000.0 / d.sessions.max(1) as f64;
+        row.peak_rss_mib = acs
+            .iter()
+            .map(|a| memory_mib(a.proc_.pid()).0)
+            .fold(0.0, f64::max);
+        row.store_mib = match &url {
+            None => Some(dir_size_mib(dirs[0].path())),
+            Some(u) => postgres_size_mib(u),
+        };
+        row.notes = match pg_cpu {
+            None => format!(
+                "{} concurrent CPEs; ACS CPU summed over the nodes",
+                o.concurrency
+            ),
+            Some(p) => {
+                let per_1k = p * 1000.0 / d.sessions.max(1) as f64;
+                format!(
+                    "{} concurrent CPEs; PostgreSQL CPU {:.3} s/1k sessions (≈ {:.0} sessions/s per PostgreSQL core); ACS CPU summed over the nodes",
+                    o.concurrency,
+                    per_1k,
+                    1000.0 / per_1k.max(1e-9)
+                )
+            }
+        };
+        rows.push(row);
+    }
+    rows
+}
+
+/// Size of the database at `url` (MiB), from PostgreSQL itself.
+fn postgres_size_mib(url: &str) -> Option<f64> {
+    let url = url.to_owned();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .ok()?;
+        rt.block_on(async move {
+            let (c, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+                .await
+                .ok()?;
+            tokio::spawn(conn);
+            let row = c
+                .query_one("SELECT pg_database_size(current_database())", &[])
+                .await
+                .ok()?;
+            Some(row.get::<_, i64>(0) as f64 / (1024.0 * 1024.0))
+        })
+    })
+    .join()
+    .ok()
+    .flatten()
+}
+
 fn scenario_million(rt: &tokio::runtime::Runtime, o: &Options) -> Vec<Value> {
     use gigafibre_acs::store::{RedbStore, SledStore, Store};
     let n = o.million;
@@ -1285,6 +1465,13 @@ fn main() {
     }
     if o.runs("topology") {
         if let Some(r) = scenario_topology(&o) {
+            print_row(&r);
+            rows.push(r);
+        }
+    }
+    if o.runs("cluster") {
+        let devices = if o.quick { 2_000 } else { 10_000 };
+        for r in scenario_cluster(&rt, &o, devices) {
             print_row(&r);
             rows.push(r);
         }

@@ -176,10 +176,17 @@ fn main() -> ExitCode {
         }
         Command::Serve => {
             init_logging(config.log_format, "info");
-            let runtime = match tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()
-            {
+            let mut builder = tokio::runtime::Builder::new_multi_thread();
+            if config.store_url.is_some() {
+                // The store's calls are synchronous: on PostgreSQL each
+                // waits for a network round trip, holding its worker. More
+                // workers than cores keep sessions in flight meanwhile
+                // (measured in BENCHMARKS.md: one worker per core left two
+                // sessions in flight per node).
+                let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+                builder.worker_threads((cores * 8).max(16));
+            }
+            let runtime = match builder.enable_all().build() {
                 Ok(r) => r,
                 Err(e) => {
                     eprintln!("gigafibre-acs: cannot start the runtime: {e}");

@@ -16,7 +16,7 @@ use tracing::{debug, info, warn};
 
 use super::{Claim, Cluster, ClusterError, ClusterMessage, HEARTBEAT, Holder, NODE_STALE, Remote};
 use crate::store::StoreError;
-use crate::store::pg_conn::{self, Connector, Reconnecting, on};
+use crate::store::pg_conn::{self, Conn, Connector, Reconnecting, on};
 
 /// The NOTIFY channel.
 const CHANNEL: &str = "acs_cluster";
@@ -95,10 +95,7 @@ impl PgCluster {
     }
 
     /// Runs `f` with the connection on the cluster's runtime and waits.
-    fn run<T, F>(
-        &self,
-        f: impl FnOnce(Arc<tokio_postgres::Client>) -> F + Send + 'static,
-    ) -> Result<T, ClusterError>
+    fn run<T, F>(&self, f: impl FnOnce(Arc<Conn>) -> F + Send + 'static) -> Result<T, ClusterError>
     where
         T: Send + 'static,
         F: Future<Output = Result<T, tokio_postgres::Error>> + Send + 'static,
@@ -165,21 +162,17 @@ impl PgCluster {
         })
     }
 
+    /// The other live node holding the lease found by `sql` (by name or
+    /// by token).
     fn holder_where(
         &self,
-        column: &'static str,
+        sql: &'static str,
         value: String,
     ) -> Result<Option<Holder>, ClusterError> {
         let node = self.node.clone();
         let stale = ms(NODE_STALE);
-        let sql = format!(
-            "SELECT l.node, n.url FROM acs_lease l JOIN acs_node n ON n.node = l.node
-             WHERE l.{column} = $1 AND l.node <> $2 AND l.expires > now()
-               AND n.seen > now() - $3 * interval '1 millisecond'
-             LIMIT 1"
-        );
         self.run(move |c| async move {
-            let row = c.query_opt(&sql, &[&value, &node, &stale]).await?;
+            let row = c.query_opt(sql, &[&value, &node, &stale]).await?;
             Ok(row.map(|r| Holder {
                 node: r.get(0),
                 url: r.get(1),
@@ -187,6 +180,15 @@ impl PgCluster {
         })
     }
 }
+
+const HOLDER_BY_NAME: &str =
+    "SELECT l.node, n.url FROM acs_lease l JOIN acs_node n ON n.node = l.node
+     WHERE l.name = $1 AND l.node <> $2 AND l.expires > now()
+       AND n.seen > now() - $3 * interval '1 millisecond' LIMIT 1";
+const HOLDER_BY_TOKEN: &str =
+    "SELECT l.node, n.url FROM acs_lease l JOIN acs_node n ON n.node = l.node
+     WHERE l.token = $1 AND l.node <> $2 AND l.expires > now()
+       AND n.seen > now() - $3 * interval '1 millisecond' LIMIT 1";
 
 impl Drop for PgCluster {
     fn drop(&mut self) {
@@ -242,11 +244,11 @@ impl Cluster for PgCluster {
     }
 
     fn holder(&self, device_id: &str) -> Result<Option<Holder>, ClusterError> {
-        self.holder_where("name", device_lease(device_id))
+        self.holder_where(HOLDER_BY_NAME, device_lease(device_id))
     }
 
     fn session_holder(&self, token: &str) -> Result<Option<Holder>, ClusterError> {
-        self.holder_where("token", token.to_owned())
+        self.holder_where(HOLDER_BY_TOKEN, token.to_owned())
     }
 
     fn lead(&self, job: &str, ttl: Duration) -> bool {

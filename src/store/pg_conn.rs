@@ -6,7 +6,10 @@
 
 use std::sync::Arc;
 
-use tokio_postgres::Client;
+use std::collections::HashMap;
+
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{Client, Row, Statement};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
 use super::{StoreError, StoreResult};
@@ -91,30 +94,110 @@ impl Connector {
     }
 }
 
+/// A connection and the statements prepared on it: each SQL text is
+/// parsed and planned once per connection, not at every call (that was
+/// most of PostgreSQL's CPU per session).
+pub(crate) struct Conn {
+    client: Client,
+    prepared: std::sync::Mutex<HashMap<&'static str, Statement>>,
+}
+
+impl Conn {
+    fn new(client: Client) -> Conn {
+        Conn {
+            client,
+            prepared: std::sync::Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn is_closed(&self) -> bool {
+        self.client.is_closed()
+    }
+
+    async fn statement(&self, sql: &'static str) -> Result<Statement, tokio_postgres::Error> {
+        let cached = self
+            .prepared
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(sql)
+            .cloned();
+        if let Some(s) = cached {
+            return Ok(s);
+        }
+        let s = self.client.prepare(sql).await?;
+        self.prepared
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(sql, s.clone());
+        Ok(s)
+    }
+
+    pub(crate) async fn query(
+        &self,
+        sql: &'static str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Vec<Row>, tokio_postgres::Error> {
+        let s = self.statement(sql).await?;
+        self.client.query(&s, params).await
+    }
+
+    pub(crate) async fn query_opt(
+        &self,
+        sql: &'static str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Option<Row>, tokio_postgres::Error> {
+        let s = self.statement(sql).await?;
+        self.client.query_opt(&s, params).await
+    }
+
+    pub(crate) async fn query_one(
+        &self,
+        sql: &'static str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Row, tokio_postgres::Error> {
+        let s = self.statement(sql).await?;
+        self.client.query_one(&s, params).await
+    }
+
+    pub(crate) async fn execute(
+        &self,
+        sql: &'static str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<u64, tokio_postgres::Error> {
+        let s = self.statement(sql).await?;
+        self.client.execute(&s, params).await
+    }
+
+    /// Several statements without parameters (schema changes).
+    pub(crate) async fn batch_execute(&self, sql: &str) -> Result<(), tokio_postgres::Error> {
+        self.client.batch_execute(sql).await
+    }
+}
+
 /// One connection, opened again when it was lost.
 pub(crate) struct Reconnecting {
     connector: Arc<Connector>,
-    client: tokio::sync::Mutex<Option<Arc<Client>>>,
+    conn: tokio::sync::Mutex<Option<Arc<Conn>>>,
 }
 
 impl Reconnecting {
     /// Connected now (so a wrong URL fails at start, not later).
     pub(crate) async fn open(connector: Arc<Connector>) -> StoreResult<Reconnecting> {
-        let client = Arc::new(connector.connect().await?);
+        let conn = Arc::new(Conn::new(connector.connect().await?));
         Ok(Reconnecting {
             connector,
-            client: tokio::sync::Mutex::new(Some(client)),
+            conn: tokio::sync::Mutex::new(Some(conn)),
         })
     }
 
-    /// The live client, reconnecting first if the last one was lost.
-    pub(crate) async fn get(&self) -> StoreResult<Arc<Client>> {
-        let mut slot = self.client.lock().await;
+    /// The live connection, reconnecting first if the last one was lost.
+    pub(crate) async fn get(&self) -> StoreResult<Arc<Conn>> {
+        let mut slot = self.conn.lock().await;
         if let Some(c) = slot.as_ref().filter(|c| !c.is_closed()) {
             return Ok(c.clone());
         }
         *slot = None;
-        let fresh = Arc::new(self.connector.connect().await?);
+        let fresh = Arc::new(Conn::new(self.connector.connect().await?));
         tracing::info!("PostgreSQL connection re-established");
         *slot = Some(fresh.clone());
         Ok(fresh)

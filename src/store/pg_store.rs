@@ -20,10 +20,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use tokio_postgres::Client;
-
 use super::kv::{Backend, Batch, KvStore, Scan, Table, Visit, highest_id, prefix_end};
-use super::pg_conn::{self, Connector, Reconnecting, on, pg_error};
+use super::pg_conn::{self, Conn, Connector, Reconnecting, on, pg_error};
 use super::{StoreError, StoreResult};
 
 /// The PostgreSQL store: [`KvStore`] over [`PgBackend`].
@@ -85,7 +83,7 @@ impl PgBackend {
     }
 
     /// Runs `f` with a client on the backend's runtime and waits for it.
-    fn run<T, F>(&self, f: impl FnOnce(Arc<Client>) -> F + Send + 'static) -> StoreResult<T>
+    fn run<T, F>(&self, f: impl FnOnce(Arc<Conn>) -> F + Send + 'static) -> StoreResult<T>
     where
         T: Send + 'static,
         F: Future<Output = StoreResult<T>> + Send + 'static,
@@ -190,19 +188,39 @@ impl PgBackend {
         cursor: Option<Vec<u8>>,
         reverse: bool,
     ) -> StoreResult<Vec<(Vec<u8>, Vec<u8>)>> {
-        let sql = if reverse {
-            "SELECT k, v FROM acs_kv WHERE t = $1 AND k >= $2 AND ($3::bytea IS NULL OR k < $3)
-             AND ($4::bytea IS NULL OR k < $4) ORDER BY k DESC LIMIT $5"
-        } else {
-            "SELECT k, v FROM acs_kv WHERE t = $1 AND k >= $2 AND ($3::bytea IS NULL OR k < $3)
-             AND ($4::bytea IS NULL OR k > $4) ORDER BY k LIMIT $5"
+        // Plain range conditions only, so every statement (prepared once
+        // per connection, then planned generically) is an index range
+        // scan: `k > cursor` is `k >= cursor || 0x00`, and a cursor in
+        // reverse is the new upper bound.
+        let (lower, upper) = match (cursor, reverse) {
+            (None, _) => (lower, upper),
+            (Some(mut c), false) => {
+                c.push(0);
+                (c.max(lower), upper)
+            }
+            (Some(c), true) => (lower, Some(upper.map_or(c.clone(), |u| u.min(c)))),
+        };
+        let sql = match (reverse, upper.is_some()) {
+            (false, true) => {
+                "SELECT k, v FROM acs_kv WHERE t = $1 AND k >= $2 AND k < $3 ORDER BY k LIMIT $4"
+            }
+            (false, false) => {
+                "SELECT k, v FROM acs_kv WHERE t = $1 AND k >= $2 ORDER BY k LIMIT $3"
+            }
+            (true, true) => {
+                "SELECT k, v FROM acs_kv WHERE t = $1 AND k >= $2 AND k < $3 ORDER BY k DESC LIMIT $4"
+            }
+            (true, false) => {
+                "SELECT k, v FROM acs_kv WHERE t = $1 AND k >= $2 ORDER BY k DESC LIMIT $3"
+            }
         };
         let id = table_id(t);
         self.run(move |c| async move {
-            let rows = c
-                .query(sql, &[&id, &lower, &upper, &cursor, &PAGE])
-                .await
-                .map_err(|e| pg_error("scan", e))?;
+            let rows = match &upper {
+                Some(u) => c.query(sql, &[&id, &lower, u, &PAGE]).await,
+                None => c.query(sql, &[&id, &lower, &PAGE]).await,
+            }
+            .map_err(|e| pg_error("scan", e))?;
             Ok(rows
                 .into_iter()
                 .map(|r| (r.get::<_, Vec<u8>>(0), r.get::<_, Vec<u8>>(1)))
