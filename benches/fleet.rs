@@ -1039,14 +1039,10 @@ fn scenario_topology(o: &Options) -> Option<Row> {
     Some(row)
 }
 
-/// 1M registered devices: synthetic records (a device record and its
-/// Inform's parameters each, as a periodic Inform leaves them) written
-/// through the store, then the ACS started on them.
 // ---------------------------------------------------------------- cluster
 
 /// A PostgreSQL server of the bench's own (the tests' harness).
 #[path = "../src/store/pg_test.rs"]
-#[allow(dead_code)]
 mod postgres;
 
 /// CPU seconds of every PostgreSQL process (the postmaster and its
@@ -1207,6 +1203,9 @@ fn postgres_size_mib(url: &str) -> Option<f64> {
     .flatten()
 }
 
+/// 1M registered devices: synthetic records (a device record and its
+/// Inform's parameters each, as a periodic Inform leaves them) written
+/// through the store, then the ACS started on them.
 fn scenario_million(rt: &tokio::runtime::Runtime, o: &Options) -> Vec<Value> {
     use gigafibre_acs::store::{RedbStore, SledStore, Store};
     let n = o.million;
