@@ -1136,8 +1136,14 @@ fn scenario_cluster(rt: &tokio::runtime::Runtime, o: &Options, devices: u32) -> 
         // what compares.
         run(Duration::ZERO, true);
         let (cpu0, pg0) = (acs_cpu(), postgres_cpu());
+        let wal0 = url.as_deref().and_then(postgres_wal_bytes);
         let d = run(Duration::from_secs(o.seconds), false);
         let cpu = acs_cpu() - cpu0;
+        let wal = url
+            .as_deref()
+            .and_then(postgres_wal_bytes)
+            .zip(wal0)
+            .map(|(after, before)| after - before);
         let pg_cpu = if url.is_some() {
             Some(postgres_cpu_since(&pg0))
         } else {
@@ -1165,11 +1171,13 @@ fn scenario_cluster(rt: &tokio::runtime::Runtime, o: &Options, devices: u32) -> 
             ),
             Some(p) => {
                 let per_1k = p * 1000.0 / d.sessions.max(1) as f64;
+                let wal_kib = wal.unwrap_or(0.0) / 1024.0 / d.sessions.max(1) as f64;
                 format!(
-                    "{} concurrent CPEs; PostgreSQL CPU {:.3} s/1k sessions (≈ {:.0} sessions/s per PostgreSQL core); ACS CPU summed over the nodes",
+                    "{} concurrent CPEs; PostgreSQL CPU {:.3} s/1k sessions (≈ {:.0} sessions/s per PostgreSQL core), WAL {:.1} KiB/session; ACS CPU summed over the nodes",
                     o.concurrency,
                     per_1k,
-                    1000.0 / per_1k.max(1e-9)
+                    1000.0 / per_1k.max(1e-9),
+                    wal_kib
                 )
             }
         };
@@ -1178,8 +1186,8 @@ fn scenario_cluster(rt: &tokio::runtime::Runtime, o: &Options, devices: u32) -> 
     rows
 }
 
-/// Size of the database at `url` (MiB), from PostgreSQL itself.
-fn postgres_size_mib(url: &str) -> Option<f64> {
+/// A number PostgreSQL answers (`sql` selects one float8).
+fn pg_number(url: &str, sql: &'static str) -> Option<f64> {
     let url = url.to_owned();
     std::thread::spawn(move || {
         let rt = tokio::runtime::Builder::new_current_thread()
@@ -1191,16 +1199,26 @@ fn postgres_size_mib(url: &str) -> Option<f64> {
                 .await
                 .ok()?;
             tokio::spawn(conn);
-            let row = c
-                .query_one("SELECT pg_database_size(current_database())", &[])
-                .await
-                .ok()?;
-            Some(row.get::<_, i64>(0) as f64 / (1024.0 * 1024.0))
+            let row = c.query_one(sql, &[]).await.ok()?;
+            Some(row.get::<_, f64>(0))
         })
     })
     .join()
     .ok()
     .flatten()
+}
+
+/// Size of the database at `url` (MiB), from PostgreSQL itself.
+fn postgres_size_mib(url: &str) -> Option<f64> {
+    pg_number(
+        url,
+        "SELECT pg_database_size(current_database())::float8 / 1048576",
+    )
+}
+
+/// Bytes of write-ahead log written so far (the server's, all databases).
+fn postgres_wal_bytes(url: &str) -> Option<f64> {
+    pg_number(url, "SELECT (pg_current_wal_lsn() - '0/0'::pg_lsn)::float8")
 }
 
 /// 1M registered devices: synthetic records (a device record and its

@@ -62,18 +62,15 @@ impl LiveSession {
         std::time::Duration::from_micros(handling.saturating_sub(erpnext))
     }
 
-    pub fn timeout_ms(&self) -> u64 {
-        self.timeout_ms
-    }
-
     /// Records a granted claim on the device's lease.
     pub fn set_claimed(&self, now_ms: u64) {
         self.claimed_ms.store(now_ms, Ordering::Relaxed);
     }
 
-    /// Whether half the lease is used: time to claim it again.
-    pub fn claim_due(&self, now_ms: u64) -> bool {
-        now_ms.saturating_sub(self.claimed_ms.load(Ordering::Relaxed)) >= self.timeout_ms / 2
+    /// Whether `renew_after` has passed since the last claim.
+    pub fn claim_due(&self, now_ms: u64, renew_after: std::time::Duration) -> bool {
+        now_ms.saturating_sub(self.claimed_ms.load(Ordering::Relaxed))
+            >= renew_after.as_millis() as u64
     }
 
     pub fn touch(&self, now_ms: u64) {

@@ -11,7 +11,7 @@
 //! - a device is in one session at a time across all nodes: a node claims
 //!   the device's lease when its session starts and releases it when the
 //!   session ends; another node's lease stands while it is unexpired
-//!   (the session timeout, renewed as the session goes on) *and* its node
+//!   ([`SESSION_LEASE`], renewed as the session goes on) *and* its node
 //!   is alive (a heartbeat every [`HEARTBEAT`]; silent for [`NODE_STALE`]
 //!   means dead, e.g. `kill -9`), so a dead node's devices are free again
 //!   within seconds;
@@ -34,6 +34,15 @@ use tokio::sync::broadcast;
 pub const HEARTBEAT: Duration = Duration::from_secs(1);
 /// A node silent this long is dead: its leases no longer count.
 pub const NODE_STALE: Duration = Duration::from_secs(5);
+/// How long a device's session lease lasts unless renewed. It guards the
+/// ACS's side of an exchange (an ERPNext wait is bounded at a few
+/// seconds), not the CPE's silences: a CPE sends no Inform while it is in
+/// a session, so another node's Inform for the device after this long
+/// means the CPE gave its session up, and that node may start a new one.
+pub const SESSION_LEASE: Duration = Duration::from_secs(15);
+/// A session renews its lease at its next exchange once this much of it
+/// is used.
+pub const SESSION_LEASE_RENEW: Duration = Duration::from_secs(5);
 
 /// Why the cluster could not answer (the database is unreachable).
 #[derive(Debug, Error)]

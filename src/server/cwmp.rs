@@ -8,7 +8,7 @@
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Instant, SystemTime};
 
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderValue};
@@ -28,7 +28,7 @@ use serde_json::json;
 use super::forward::{FORWARDED, Forwarder};
 use crate::app::apply;
 use crate::app::provisioning::random_text;
-use crate::cluster::{Claim, Holder};
+use crate::cluster::{Claim, Holder, SESSION_LEASE, SESSION_LEASE_RENEW};
 use crate::config::CpeAuthMode;
 use crate::cwmp::{Body, Envelope};
 use crate::events::{EventKind, NewEvent};
@@ -438,7 +438,7 @@ async fn start_session(
     // One session per device across the nodes sharing the store.
     match acs
         .cluster
-        .claim_device(&device_id, &live.key, Duration::from_millis(timeout_ms))
+        .claim_device(&device_id, &live.key, SESSION_LEASE)
     {
         Ok(Claim::Granted) => live.set_claimed(now_ms),
         Ok(Claim::Held {
@@ -546,14 +546,13 @@ async fn continue_session(
     };
     let mut session = live.state.lock().await;
     live.touch(now_ms);
-    // The lease runs as long as the session timeout: renewed once half of
-    // it is used (a long discovery or provisioning outlives one timeout).
-    if acs.cluster.shared() && live.claim_due(now_ms) {
-        match acs.cluster.claim_device(
-            &live.device_id,
-            &live.key,
-            Duration::from_millis(live.timeout_ms()),
-        ) {
+    // The lease is renewed as the session goes on (a long discovery or
+    // provisioning outlives one lease).
+    if acs.cluster.shared() && live.claim_due(now_ms, SESSION_LEASE_RENEW) {
+        match acs
+            .cluster
+            .claim_device(&live.device_id, &live.key, SESSION_LEASE)
+        {
             Ok(Claim::Granted) => live.set_claimed(now_ms),
             Ok(Claim::Held { node, .. }) => {
                 // Its lease lapsed and another node's session took the
