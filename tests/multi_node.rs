@@ -291,3 +291,40 @@ fn a_fleet_behind_a_balancer_survives_a_node_killed_and_the_database_restarted()
         lb.count(1)
     );
 }
+
+#[test]
+fn nodes_starting_together_on_an_empty_database_migrate_it_once() {
+    let Some(pg) = PgServer::start() else {
+        return;
+    };
+    let url = pg.create("fresh");
+    let nodes: Vec<_> = ["a", "b", "c"]
+        .into_iter()
+        .map(|name| {
+            let url = url.clone();
+            std::thread::spawn(move || node(&url, name, &[]))
+        })
+        .collect();
+    let nodes: Vec<Acs> = nodes.into_iter().map(|h| h.join().unwrap()).collect();
+    for n in &nodes {
+        assert_eq!(n.api_get("/healthz").0, 200);
+    }
+    // One row per schema version: each migration ran once.
+    assert_eq!(
+        pg.column("fresh", "SELECT version FROM acs_schema ORDER BY version"),
+        ["1", "2"]
+    );
+    // The nodes see each other's devices.
+    let mut cpe = nodes[0].cpe();
+    let r = cpe.post_str(&inform_xml(
+        "soapenv",
+        "1-0",
+        "1",
+        "FRESH1",
+        &["0 BOOTSTRAP"],
+    ));
+    assert_eq!(r.status, 200);
+    assert_eq!(cpe.empty().status, 204);
+    let (status, d) = nodes[2].api_get(&format!("/api/v1/devices/{}", device_id("FRESH1")));
+    assert_eq!(status, 200, "{d}");
+}

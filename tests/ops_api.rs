@@ -8,8 +8,7 @@
 mod common;
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
 use gigafibre_acs::api::ROUTES;
@@ -429,74 +428,18 @@ fn reprovision_after_a_password_change_in_erpnext_reaches_the_device_in_one_call
     }
 }
 
-/// Reads Server-Sent Events until one of `kind` arrives (or the timeout).
-fn read_sse_until(stream: TcpStream, kind: &str, secs: u64) -> Vec<(String, Value)> {
-    stream
-        .set_read_timeout(Some(Duration::from_secs(secs)))
-        .unwrap();
-    let mut reader = BufReader::new(stream);
-    // Status line and headers.
-    let mut line = String::new();
-    reader.read_line(&mut line).unwrap();
-    assert!(line.starts_with("HTTP/1.1 200"), "{line}");
-    let mut content_type = String::new();
-    loop {
-        line.clear();
-        reader.read_line(&mut line).unwrap();
-        if line.to_ascii_lowercase().starts_with("content-type:") {
-            content_type = line.clone();
-        }
-        if line == "\r\n" {
-            break;
-        }
-    }
-    assert!(content_type.contains("text/event-stream"), "{content_type}");
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    let mut events = Vec::new();
-    let mut event = String::new();
-    let mut raw = Vec::new();
-    // Chunked transfer: read bytes and split on lines, ignoring chunk sizes.
-    while Instant::now() < deadline {
-        let mut buf = [0u8; 4096];
-        let n = match reader.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(_) => break,
-        };
-        raw.extend_from_slice(&buf[..n]);
-        while let Some(pos) = raw.iter().position(|b| *b == b'\n') {
-            let l: Vec<u8> = raw.drain(..=pos).collect();
-            let l = String::from_utf8_lossy(&l).trim_end().to_owned();
-            if let Some(e) = l.strip_prefix("event: ") {
-                event = e.to_owned();
-            } else if let Some(d) = l.strip_prefix("data: ") {
-                let v: Value = serde_json::from_str(d).unwrap();
-                let done = event == kind;
-                events.push((event.clone(), v));
-                if done {
-                    return events;
-                }
-            }
-        }
-    }
-    events
-}
-
 #[test]
 fn the_event_stream_delivers_device_provisioned() {
     let erp = ErpSim::start(&erp_fixture());
     let acs = start_acs(Some(&erp), &[]);
-    let mut conn = TcpStream::connect(acs.api).unwrap();
-    write!(
-        conn,
-        "GET /api/v1/events HTTP/1.1\r\nHost: acs\r\nAuthorization: Bearer {}\r\nAccept: text/event-stream\r\n\r\n",
-        common::TOKEN
-    )
-    .unwrap();
-    // Give the stream a moment to subscribe, then bootstrap a Deco.
-    std::thread::sleep(Duration::from_millis(300));
+    let stream = EventStream::open(acs.api);
     let _sim = SimDevice::start(&acs, "deco", "DECO11", &["--mac", DECO_MAC]);
-    let events = read_sse_until(conn, "device.provisioned", 30);
+    // The events up to the first `device.provisioned`.
+    let events = wait_until("device.provisioned on the event stream", 30, || {
+        let all = stream.events();
+        let at = all.iter().position(|(k, _)| k == "device.provisioned")?;
+        Some(all[..=at].to_vec())
+    });
     let kinds: Vec<&str> = events.iter().map(|(k, _)| k.as_str()).collect();
     assert!(kinds.contains(&"device.online"), "{kinds:?}");
     assert!(kinds.contains(&"device.bootstrap"), "{kinds:?}");

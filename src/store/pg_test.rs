@@ -204,6 +204,34 @@ impl PgServer {
         self.wait_ready();
     }
 
+    /// The first column of a query's rows, as text, on database `name`.
+    pub fn column(&self, name: &str, query: &str) -> Vec<String> {
+        let (url, query) = (self.url(name), query.to_owned());
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let (c, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+                    .await
+                    .unwrap();
+                tokio::spawn(conn);
+                c.simple_query(&query)
+                    .await
+                    .unwrap()
+                    .into_iter()
+                    .filter_map(|m| match m {
+                        tokio_postgres::SimpleQueryMessage::Row(r) => r.get(0).map(str::to_owned),
+                        _ => None,
+                    })
+                    .collect()
+            })
+        })
+        .join()
+        .unwrap()
+    }
+
     /// Runs SQL statements on database `name`.
     pub fn execute(&self, name: &str, statements: &str) -> Result<(), String> {
         sql(&self.url(name), statements)

@@ -731,10 +731,15 @@ impl EventStream {
         let mut line = String::new();
         reader.read_line(&mut line).unwrap();
         assert!(line.starts_with("HTTP/1.1 200"), "{line}");
+        let mut content_type = String::new();
         while line != "\r\n" {
             line.clear();
             reader.read_line(&mut line).unwrap();
+            if line.to_ascii_lowercase().starts_with("content-type:") {
+                content_type = line.clone();
+            }
         }
+        assert!(content_type.contains("text/event-stream"), "{content_type}");
         let events = Arc::new(Mutex::new(Vec::new()));
         let sink = events.clone();
         std::thread::spawn(move || {
