@@ -46,6 +46,76 @@ pub(crate) fn on<T: Send + 'static>(
         .map_err(|_| StoreError::Backend("PostgreSQL: the query was dropped".into()))?
 }
 
+/// The URL as the driver reads it, and the `sslrootcert` file if any:
+/// `verify-ca`/`verify-full` become `require` (the driver knows only
+/// that; the certificate is checked either way) and `sslrootcert` is
+/// taken out (the driver does not know it).
+fn split_tls_params(url: &str) -> (String, Option<String>) {
+    let Some((base, query)) = url.split_once('?') else {
+        return (url.to_owned(), None);
+    };
+    let mut root = None;
+    let kept: Vec<String> = query
+        .split('&')
+        .filter_map(|pair| match pair.split_once('=') {
+            Some(("sslrootcert", file)) => {
+                root = Some(percent_decode(file));
+                None
+            }
+            Some(("sslmode", "verify-ca" | "verify-full")) => Some("sslmode=require".to_owned()),
+            _ => Some(pair.to_owned()),
+        })
+        .collect();
+    let url = match kept.is_empty() {
+        true => base.to_owned(),
+        false => format!("{base}?{}", kept.join("&")),
+    };
+    (url, root)
+}
+
+/// `%XX` escapes of a URL's query value (a file path may have them).
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = || std::str::from_utf8(b.get(i + 1..i + 3)?).ok();
+        match (b[i], hex().and_then(|h| u8::from_str_radix(h, 16).ok())) {
+            (b'%', Some(v)) => {
+                out.push(v);
+                i += 3;
+            }
+            (c, _) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// rustls trusting only the CA certificates of a PEM file.
+fn tls_with_roots(file: &str) -> StoreResult<rustls::ClientConfig> {
+    use rustls_pki_types::CertificateDer;
+    use rustls_pki_types::pem::PemObject;
+    let bad = |why: String| StoreError::Backend(format!("PostgreSQL sslrootcert {file}: {why}"));
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(file).map_err(|e| bad(e.to_string()))? {
+        roots
+            .add(cert.map_err(|e| bad(e.to_string()))?)
+            .map_err(|e| bad(e.to_string()))?;
+    }
+    if roots.is_empty() {
+        return Err(bad("no certificate in it".into()));
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    Ok(rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| bad(e.to_string()))?
+        .with_root_certificates(roots)
+        .with_no_client_auth())
+}
+
 /// A connection's driver (polled for its messages and notifications).
 pub(crate) type Connection = tokio_postgres::Connection<
     tokio_postgres::Socket,
@@ -60,15 +130,21 @@ pub(crate) struct Connector {
 
 impl Connector {
     pub(crate) fn new(url: &str) -> StoreResult<Connector> {
-        // TLS as the URL's `sslmode` asks (`prefer`, the default, falls
-        // back to plain text when the server has no TLS; `require` and
-        // `verify-full` insist), the server's certificate checked against
-        // the system's roots, as for every outgoing connection.
-        let mut tls = crate::http_client::tls_config(false)
-            .map_err(|e| StoreError::Backend(format!("PostgreSQL {e}")))?;
+        // TLS as the URL's `sslmode` asks: `prefer` (the default) falls
+        // back to plain text when the server has no TLS; `require`,
+        // `verify-ca` and `verify-full` insist. The server's certificate is
+        // always checked — against `sslrootcert` when the URL names one
+        // (libpq's parameter: a PEM file of the CA), else the system's
+        // roots — so `require` is as strict as `verify-full`.
+        let (url, root_file) = split_tls_params(url);
+        let mut tls = match root_file {
+            None => crate::http_client::tls_config(false)
+                .map_err(|e| StoreError::Backend(format!("PostgreSQL {e}")))?,
+            Some(file) => tls_with_roots(&file)?,
+        };
         tls.alpn_protocols = Vec::new();
         Ok(Connector {
-            url: url.to_owned(),
+            url,
             tls: MakeRustlsConnect::new(tls),
         })
     }
@@ -201,5 +277,47 @@ impl Reconnecting {
         tracing::info!("PostgreSQL connection re-established");
         *slot = Some(fresh.clone());
         Ok(fresh)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tls_parameters_the_driver_does_not_know_are_taken_out() {
+        let (url, root) = split_tls_params("postgres://u:p@db/acs");
+        assert_eq!((url.as_str(), root), ("postgres://u:p@db/acs", None));
+        let (url, root) = split_tls_params(
+            "postgres://u:p@db/acs?sslmode=verify-full&sslrootcert=/etc/acs/ca%20db.pem&application_name=acs",
+        );
+        assert_eq!(
+            url,
+            "postgres://u:p@db/acs?sslmode=require&application_name=acs"
+        );
+        assert_eq!(root.as_deref(), Some("/etc/acs/ca db.pem"));
+        let (url, _) = split_tls_params("postgres://db/acs?sslrootcert=x.pem");
+        assert_eq!(url, "postgres://db/acs");
+    }
+
+    #[test]
+    fn a_bad_root_file_is_named() {
+        let Err(e) = Connector::new("postgres://db/acs?sslrootcert=/nonexistent/ca.pem") else {
+            panic!("a missing CA file accepted");
+        };
+        assert!(
+            e.to_string().contains("sslrootcert /nonexistent/ca.pem"),
+            "{e}"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let empty = dir.path().join("empty.pem");
+        std::fs::write(&empty, "not a certificate").unwrap();
+        let Err(e) = Connector::new(&format!(
+            "postgres://db/acs?sslrootcert={}",
+            empty.display()
+        )) else {
+            panic!("a file without certificates accepted");
+        };
+        assert!(e.to_string().contains("no certificate"), "{e}");
     }
 }

@@ -414,6 +414,43 @@ mod tests {
     }
 
     #[test]
+    fn tls_against_the_databases_own_ca() {
+        let Some(pg) = crate::store::pg_test::PgServer::start() else {
+            return;
+        };
+        let data = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data");
+        pg.enable_tls(&data.join("test-cert.pem"), &data.join("test-key.pem"));
+        let url = pg.create("acs_tls_ca");
+        // The system's roots do not know the test CA: refused, even with
+        // `require` (which libpq would accept unchecked).
+        let Err(e) = PgStore::connect(&format!("{url}?sslmode=require")) else {
+            panic!("a certificate from an unknown CA accepted");
+        };
+        assert!(e.to_string().contains("PostgreSQL connection"), "{e}");
+        // With the CA named, `verify-full` connects, over TLS.
+        let ca = data.join("test-ca.pem");
+        let store = PgStore::connect(&format!(
+            "{url}?sslmode=verify-full&sslrootcert={}",
+            ca.display()
+        ))
+        .expect("TLS with sslrootcert");
+        let ssl = store
+            .backend()
+            .run(|c| async move {
+                let row = c
+                    .query_one(
+                        "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+                        &[],
+                    )
+                    .await
+                    .map_err(|e| pg_error("test", e))?;
+                Ok(row.get::<_, bool>(0))
+            })
+            .expect("pg_stat_ssl");
+        assert!(ssl, "the connection is not encrypted");
+    }
+
+    #[test]
     fn a_wrong_address_is_a_clear_error_without_the_password() {
         let Err(e) = PgStore::connect("postgres://acs:hunter2-secret@127.0.0.1:1/acs") else {
             panic!("a store on port 1");

@@ -193,6 +193,34 @@ impl PgServer {
         self.url(name)
     }
 
+    /// Turns TLS on with this PEM certificate and key (copied into the
+    /// data dir, readable by the server only) and restarts the server;
+    /// plain connections stay allowed.
+    pub fn enable_tls(&self, cert: &Path, key: &Path) {
+        for (from, name) in [(cert, "server.crt"), (key, "server.key")] {
+            let to = self.data.join(name);
+            std::fs::copy(from, &to).unwrap();
+            if is_root() {
+                let ok = Command::new("chown")
+                    .args(["postgres:postgres"])
+                    .arg(&to)
+                    .status()
+                    .map(|s| s.success())
+                    .unwrap_or(false);
+                assert!(ok, "chown {}", to.display());
+            }
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&to, std::fs::Permissions::from_mode(0o600)).unwrap();
+        }
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(self.data.join("postgresql.conf"))
+            .and_then(|mut f| std::io::Write::write_all(&mut f, b"ssl = on\n"))
+            .unwrap();
+        self.pg_ctl(&["restart", "-w", "-m", "fast", "-l"], true);
+        self.wait_ready();
+    }
+
     /// Stops the server at once (clients see their connections drop).
     pub fn stop(&self) {
         self.pg_ctl(&["stop", "-m", "immediate", "-w"], false);
