@@ -148,25 +148,45 @@ fn now_ms() -> u64 {
         .as_millis() as u64
 }
 
+/// The devices the API lists as provisioned (through `acs`).
+fn provisioned(acs: &Acs) -> Vec<String> {
+    devices(acs)
+        .iter()
+        .filter_map(|d| d["id"].as_str())
+        .filter(|id| {
+            let (_, full) = acs.api_get(&format!("/api/v1/devices/{}", encode_segment(id)));
+            full["provisioning"]["status"] == "provisioned"
+        })
+        .map(str::to_owned)
+        .collect()
+}
+
 #[test]
-fn a_fleet_behind_a_balancer_survives_a_node_killed_and_the_database_restarted() {
+fn a_fleet_behind_a_balancer_survives_nodes_killed_and_the_database_restarted() {
     let Some(pg) = PgServer::start() else {
         return;
     };
     let url = pg.create("acs");
     const COUNT: usize = 24;
     let erp = ErpSim::start(&fleet_fixture(COUNT as u32, "MN"));
+    // ERPNext answers slowly: the bootstrap wave lasts long enough to be
+    // cut in the middle.
+    assert_eq!(
+        erp.admin("/_admin/faults", &json!({"latency_ms": 150})),
+        200
+    );
     let erp_env = erp.acs_env();
     let mut env: Vec<(&str, &str)> = erp_env.iter().map(|(k, v)| (*k, v.as_str())).collect();
     env.extend_from_slice(&[
         ("ACS_PROVISIONING", "on"),
         ("ACS_ERPNEXT_CACHE_TTL_S", "0"),
         ("ACS_CR_MIN_INTERVAL_S", "0"),
-        ("ACS_SESSION_TIMEOUT_S", "15"),
     ]);
     let mut a = node(&url, "a", &env);
     let b = node(&url, "b", &env);
-    let lb = Balancer::start(vec![a.cwmp, b.cwmp]);
+    // The balancer knows a's address: a restarted a listens there again.
+    let a_cwmp = a.cwmp;
+    let lb = Balancer::start(vec![a_cwmp, b.cwmp]);
     let events_b = EventStream::open(b.api);
     let state = tempfile::tempdir().unwrap();
     let acs_url = format!("http://{}/", lb.addr);
@@ -177,7 +197,7 @@ fn a_fleet_behind_a_balancer_survives_a_node_killed_and_the_database_restarted()
             "--inform-interval",
             "1",
             "--duration",
-            "120",
+            "180",
             "--timeout",
             "10",
         ])
@@ -189,56 +209,56 @@ fn a_fleet_behind_a_balancer_survives_a_node_killed_and_the_database_restarted()
         .spawn()
         .unwrap();
 
-    // 1. Both nodes serve the fleet; every device is provisioned once.
-    let all_provisioned = || {
-        let list = devices(&b);
-        (list.len() == COUNT
-            && list.iter().all(|d| {
-                let id = d["id"].as_str().unwrap();
-                let (_, full) = b.api_get(&format!("/api/v1/devices/{}", encode_segment(id)));
-                full["provisioning"]["status"] == "provisioned"
-            }))
-        .then_some(list)
-    };
-    let list = wait_until(
-        "the fleet provisioned through both nodes",
-        60,
-        all_provisioned,
-    );
+    // 1. `kill -9` a in the middle of the bootstrap wave: some devices
+    // provisioned, others in a session on a (discovery, ERPNext, pushing
+    // the configuration).
+    wait_until("a third of the fleet provisioned", 60, || {
+        (provisioned(&b).len() >= COUNT / 3).then_some(())
+    });
+    a.kill9();
+    let ids = wait_until("the whole fleet provisioned through b", 90, || {
+        let p = provisioned(&b);
+        (p.len() == COUNT).then_some(p)
+    });
     assert!(
         lb.count(0) > 0 && lb.count(1) > 0,
         "both nodes took connections"
     );
-    let ids: Vec<String> = list
-        .iter()
-        .map(|d| d["id"].as_str().unwrap().to_owned())
-        .collect();
-    let roots: Vec<String> = list
-        .iter()
-        .map(|d| d["data_model"].as_str().unwrap().to_owned())
-        .collect();
 
-    // 2. Tasks acknowledged by each node, with connection requests; then
-    // `kill -9` a while sessions are in flight (a device informs every
-    // second).
+    // 2. a comes back on its address; tasks acknowledged by each node, with
+    // connection requests; a killed again while they run.
+    let a_listen = a_cwmp.to_string();
+    let mut a = node(
+        &url,
+        "a",
+        &[env.as_slice(), &[("ACS_CWMP_LISTEN", a_listen.as_str())]].concat(),
+    );
+    let roots: std::collections::BTreeMap<String, String> = devices(&b)
+        .iter()
+        .map(|d| {
+            (
+                d["id"].as_str().unwrap().to_owned(),
+                d["data_model"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
     let mut tasks = Vec::new();
-    for (i, (id, root)) in ids.iter().zip(&roots).enumerate() {
+    for (i, id) in ids.iter().enumerate() {
         let via = if i % 2 == 0 { &a } else { &b };
         let (status, body) = via.api_post(
             &format!(
                 "/api/v1/devices/{}/tasks?connection_request=true",
                 encode_segment(id)
             ),
-            &gpv(&format!("{root}DeviceInfo.SoftwareVersion")),
+            &gpv(&format!("{}DeviceInfo.SoftwareVersion", roots[id])),
         );
         assert_eq!(status, 201, "{body}");
         tasks.push(body["task"]["id"].as_u64().unwrap());
     }
-    let killed_at = now_ms();
     a.kill9();
 
-    // 3. The database restarts under load: the node reconnects.
-    std::thread::sleep(Duration::from_secs(3));
+    // 3. The database restarts under load: b reconnects.
+    std::thread::sleep(Duration::from_secs(2));
     pg.stop();
     std::thread::sleep(Duration::from_secs(2));
     pg.start_again();
@@ -253,7 +273,7 @@ fn a_fleet_behind_a_balancer_survives_a_node_killed_and_the_database_restarted()
                 .all(|d| unix_ms(d["last_inform"].as_str().unwrap()) > restarted_at))
         .then_some(())
     });
-    // No acknowledged task lost: each ran (some on a before it died).
+    // No acknowledged task lost: each ran, wherever.
     for t in &tasks {
         let done = wait_until("every acknowledged task done", 60, || {
             let t = task(&b, *t);
@@ -262,16 +282,21 @@ fn a_fleet_behind_a_balancer_survives_a_node_killed_and_the_database_restarted()
         let v = &done["response"]["GetParameterValuesResponse"]["parameters"][0]["value"];
         assert!(v.as_str().is_some_and(|s| !s.is_empty()), "{done}");
     }
-    // No device provisioned twice: b's stream, which shows its own
-    // events and a's, has one `device.provisioned` per device; the
-    // write-back reached ERPNext for every one, whichever node drained it.
-    let provisioned = events_b.devices("device.provisioned");
+    // No device provisioned twice: b's stream, which shows its own events
+    // and a's, has at most one `device.provisioned` per device (a's last
+    // events before a kill may not have left it); every device is
+    // provisioned and ERPNext was updated for each, whichever node drained
+    // the write-backs.
+    let provisioned_events = events_b.devices("device.provisioned");
     for id in &ids {
-        let n = provisioned.iter().filter(|p| *p == id).count();
-        assert_eq!(n, 1, "{id} provisioned {n} times: {provisioned:?}");
-        let (_, d) = b.api_get(&format!("/api/v1/devices/{}", encode_segment(id)));
-        assert_eq!(d["provisioning"]["status"], "provisioned", "{d}");
+        let n = provisioned_events.iter().filter(|p| *p == id).count();
+        assert!(n <= 1, "{id} provisioned {n} times: {provisioned_events:?}");
     }
+    assert!(
+        provisioned_events.len() >= COUNT - 2,
+        "b's stream shows a's provisioning too: {provisioned_events:?}"
+    );
+    assert_eq!(provisioned(&b).len(), COUNT);
     for i in 0..COUNT {
         let name = format!("EQ-MN-{i:05}");
         wait_until("ERPNext updated for every device", 30, || {
@@ -280,15 +305,9 @@ fn a_fleet_behind_a_balancer_survives_a_node_killed_and_the_database_restarted()
     }
     let _ = fleet.kill();
     let _ = fleet.wait();
-    let logs = b.logs();
     assert!(
-        logs.contains("PostgreSQL connection re-established"),
+        b.logs().contains("PostgreSQL connection re-established"),
         "b reconnected after the restart"
-    );
-    eprintln!(
-        "a killed at {killed_at}, database back at {restarted_at}; connections a/b: {}/{}",
-        lb.count(0),
-        lb.count(1)
     );
 }
 
