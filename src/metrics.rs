@@ -26,6 +26,10 @@ pub struct Metrics {
     pub faults_provisioning: AtomicU64,
     pub provisioned: AtomicU64,
     pub api_requests: AtomicU64,
+    /// Exchanges forwarded to the node holding their session.
+    pub cwmp_forwarded: AtomicU64,
+    /// Informs answered 503 because another node holds the device.
+    pub sessions_held_elsewhere: AtomicU64,
     /// Time a session waited for ERPNext (provisioning lookups).
     pub erpnext_wait: Histogram,
     /// The ACS's own time per completed session: handling its requests

@@ -97,6 +97,20 @@ fn a_session_goes_on_through_the_other_node_and_tasks_and_events_cross_nodes() {
         !b.logs().contains("0 BOOTSTRAP"),
         "the bootstrap session was a's"
     );
+    // b counted what it did for a's session.
+    let metrics = HttpConn::connect(b.api)
+        .request(
+            "GET",
+            "/metrics",
+            &[("Authorization", &format!("Bearer {TOKEN}"))],
+            b"",
+        )
+        .text();
+    assert!(metrics.contains("acs_cwmp_forwarded_total 2"), "{metrics}");
+    assert!(
+        metrics.contains("acs_sessions_held_elsewhere_total 1"),
+        "{metrics}"
+    );
     // A cookie nobody holds is not forwarded anywhere.
     let mut stray = b.cpe();
     stray.cookie = Some("session=0123456789abcdef0123456789abcdef".into());

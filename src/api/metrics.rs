@@ -52,6 +52,16 @@ pub fn render(acs: &Acs) -> HttpResponse {
         acs.sessions.len() as f64,
     );
     e.counter(
+        "acs_cwmp_forwarded_total",
+        "CWMP exchanges forwarded to the ACS node holding their session (several nodes on PostgreSQL).",
+        get(&m.cwmp_forwarded),
+    );
+    e.counter(
+        "acs_sessions_held_elsewhere_total",
+        "Informs answered 503 because another ACS node holds the device's session.",
+        get(&m.sessions_held_elsewhere),
+    );
+    e.counter(
         "acs_rpcs_sent_total",
         "Requests the ACS sent to CPEs (tasks, provisioning, host-table collection).",
         get(&m.rpcs_sent),

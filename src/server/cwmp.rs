@@ -201,7 +201,10 @@ async fn handle_request(
         // it relays.
         let limit = cfg.max_names_body_bytes.max(cfg.max_body_bytes);
         return match read_limited(body, declared, limit, cfg.body_read_timeout).await {
-            Ok(raw) => forwarder.forward(&holder, &parts.headers, raw).await,
+            Ok(raw) => {
+                Metrics::inc(&acs.metrics.cwmp_forwarded);
+                forwarder.forward(&holder, &parts.headers, raw).await
+            }
             Err(e) => body_error(conn, e),
         };
     }
@@ -446,6 +449,7 @@ async fn start_session(
             retry_after_s,
         }) => {
             acs.sessions.end(&live.key);
+            Metrics::inc(&acs.metrics.sessions_held_elsewhere);
             info!(device = %device_id, remote = %conn.remote, holder = %node, "Inform while another ACS node holds the device's session: asked to retry");
             return unavailable(
                 retry_after_s,
