@@ -52,6 +52,12 @@ fn a_session_goes_on_through_the_other_node_and_tasks_and_events_cross_nodes() {
     assert!(r.header("retry-after").is_some());
     assert!(r.text().contains("another ACS node"), "{}", r.text());
 
+    // b's API knows the device is in session, on a.
+    let listed = devices(&b);
+    assert_eq!(listed[0]["session_active"], true, "{listed:?}");
+    let (_, one) = b.api_get(&format!("/api/v1/devices/{}", encode_segment(&id)));
+    assert_eq!(one["session_active"], true, "{one}");
+
     // A task queued through b reaches the session a holds.
     let t1 = b.queue(&id, gpv("Device.DeviceInfo.UpTime"));
     std::thread::sleep(Duration::from_millis(1500));

@@ -170,7 +170,8 @@ pub fn is_online(acs: &Acs, d: &DeviceRecord, now_ms: u64) -> bool {
     now_ms.saturating_sub(d.last_inform_ms) <= acs.online_window_ms()
 }
 
-fn view<'a>(acs: &Acs, d: &'a DeviceRecord, now: u64) -> DeviceView<'a> {
+/// `session_active`: the device is in a session here or on another node.
+fn view<'a>(acs: &Acs, d: &'a DeviceRecord, now: u64, session_active: bool) -> DeviceView<'a> {
     DeviceView {
         id: &d.id,
         manufacturer: &d.identity.manufacturer,
@@ -191,7 +192,7 @@ fn view<'a>(acs: &Acs, d: &'a DeviceRecord, now: u64) -> DeviceView<'a> {
         connection_request_url: d.connection_request_url.as_deref(),
         parameter_key: d.parameter_key.as_deref(),
         inform_count: d.inform_count,
-        session_active: crate::app::service::in_session_anywhere(acs, &d.id),
+        session_active,
         erpnext: erp_view(acs, d),
         provisioning: provisioning_view(&d.provisioning),
         diagnostics: None,
@@ -333,7 +334,19 @@ pub fn list(acs: &Acs, q: &Query) -> ApiResult {
         .then(|| devices.last().map(|d| encode_cursor(&d.id)))
         .flatten();
     let now = now_ms(std::time::SystemTime::now());
-    let views: Vec<DeviceView<'_>> = devices.iter().map(|d| view(acs, d, now)).collect();
+    // One question to the other nodes for the whole page.
+    let ids: Vec<&str> = devices.iter().map(|d| d.id.as_str()).collect();
+    let elsewhere = acs.cluster.held_elsewhere(&ids).unwrap_or_else(|e| {
+        tracing::warn!(error = %e, "cannot tell which devices are in session on other nodes");
+        Vec::new()
+    });
+    let views: Vec<DeviceView<'_>> = devices
+        .iter()
+        .map(|d| {
+            let active = acs.sessions.has_device(&d.id) || elsewhere.contains(&d.id);
+            view(acs, d, now, active)
+        })
+        .collect();
     Ok(json_response(
         StatusCode::OK,
         &serde_json::json!({ "devices": views, "next_cursor": next_cursor }),
@@ -344,7 +357,8 @@ pub fn list(acs: &Acs, q: &Query) -> ApiResult {
 pub fn get(acs: &Acs, id: &str) -> ApiResult {
     let d = load_device(acs, id)?;
     let now = now_ms(std::time::SystemTime::now());
-    let mut v = view(acs, &d, now);
+    let active = crate::app::service::in_session_anywhere(acs, &d.id);
+    let mut v = view(acs, &d, now, active);
     v.recent_events = Some(
         d.recent_events
             .iter()

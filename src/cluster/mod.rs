@@ -115,6 +115,9 @@ pub trait Cluster: Send + Sync {
     /// The other live node holding the device's session, if any.
     fn holder(&self, device_id: &str) -> Result<Option<Holder>, ClusterError>;
 
+    /// Of these devices, those another live node holds a session for.
+    fn held_elsewhere(&self, device_ids: &[&str]) -> Result<Vec<String>, ClusterError>;
+
     /// The other live node holding the session with this key, if any.
     fn session_holder(&self, token: &str) -> Result<Option<Holder>, ClusterError>;
 
@@ -173,6 +176,10 @@ impl Cluster for Solo {
 
     fn holder(&self, _: &str) -> Result<Option<Holder>, ClusterError> {
         Ok(None)
+    }
+
+    fn held_elsewhere(&self, _: &[&str]) -> Result<Vec<String>, ClusterError> {
+        Ok(Vec::new())
     }
 
     fn session_holder(&self, _: &str) -> Result<Option<Holder>, ClusterError> {

@@ -247,6 +247,26 @@ impl Cluster for PgCluster {
         self.holder_where(HOLDER_BY_NAME, device_lease(device_id))
     }
 
+    fn held_elsewhere(&self, device_ids: &[&str]) -> Result<Vec<String>, ClusterError> {
+        if device_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let names: Vec<String> = device_ids.iter().map(|d| device_lease(d)).collect();
+        let node = self.node.clone();
+        let stale = ms(NODE_STALE);
+        self.run(move |c| async move {
+            let rows = c
+                .query(
+                    "SELECT substr(l.name, 3) FROM acs_lease l JOIN acs_node n ON n.node = l.node
+                     WHERE l.name = ANY($1) AND l.node <> $2 AND l.expires > now()
+                       AND n.seen > now() - $3 * interval '1 millisecond'",
+                    &[&names, &node, &stale],
+                )
+                .await?;
+            Ok(rows.iter().map(|r| r.get(0)).collect())
+        })
+    }
+
     fn session_holder(&self, token: &str) -> Result<Option<Holder>, ClusterError> {
         self.holder_where(HOLDER_BY_TOKEN, token.to_owned())
     }
@@ -481,6 +501,8 @@ mod tests {
         assert_eq!(b.session_holder("k2").unwrap(), Some(holder));
         assert_eq!(b.session_holder("k1").unwrap(), None, "replaced");
         assert_eq!(a.holder("D").unwrap(), None, "not another node");
+        assert_eq!(b.held_elsewhere(&["D", "X"]).unwrap(), ["D"]);
+        assert!(a.held_elsewhere(&["D"]).unwrap().is_empty());
         // A release under an old key does nothing; the right one frees D.
         a.release_device("D", "k1");
         a.release_device("D", "k2");
