@@ -1136,14 +1136,14 @@ fn scenario_cluster(rt: &tokio::runtime::Runtime, o: &Options, devices: u32) -> 
         // what compares.
         run(Duration::ZERO, true);
         let (cpu0, pg0) = (acs_cpu(), postgres_cpu());
-        let wal0 = url.as_deref().and_then(postgres_wal_bytes);
+        // Bytes of write-ahead log written so far (the server's, all databases).
+        let wal_bytes = || {
+            database.and_then(|d| pg_number(&pg, d, "SELECT pg_current_wal_lsn() - '0/0'::pg_lsn"))
+        };
+        let wal0 = wal_bytes();
         let d = run(Duration::from_secs(o.seconds), false);
         let cpu = acs_cpu() - cpu0;
-        let wal = url
-            .as_deref()
-            .and_then(postgres_wal_bytes)
-            .zip(wal0)
-            .map(|(after, before)| after - before);
+        let wal = wal_bytes().zip(wal0).map(|(after, before)| after - before);
         let pg_cpu = if url.is_some() {
             Some(postgres_cpu_since(&pg0))
         } else {
@@ -1160,9 +1160,13 @@ fn scenario_cluster(rt: &tokio::runtime::Runtime, o: &Options, devices: u32) -> 
             .iter()
             .map(|a| memory_mib(a.proc_.pid()).0)
             .fold(0.0, f64::max);
-        row.store_mib = match &url {
+        row.store_mib = match database {
             None => Some(dir_size_mib(dirs[0].path())),
-            Some(u) => postgres_size_mib(u),
+            Some(d) => pg_number(
+                &pg,
+                d,
+                "SELECT pg_database_size(current_database()) / 1048576.0",
+            ),
         };
         row.notes = match pg_cpu {
             None => format!(
@@ -1186,39 +1190,9 @@ fn scenario_cluster(rt: &tokio::runtime::Runtime, o: &Options, devices: u32) -> 
     rows
 }
 
-/// A number PostgreSQL answers (`sql` selects one float8).
-fn pg_number(url: &str, sql: &'static str) -> Option<f64> {
-    let url = url.to_owned();
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .ok()?;
-        rt.block_on(async move {
-            let (c, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
-                .await
-                .ok()?;
-            tokio::spawn(conn);
-            let row = c.query_one(sql, &[]).await.ok()?;
-            Some(row.get::<_, f64>(0))
-        })
-    })
-    .join()
-    .ok()
-    .flatten()
-}
-
-/// Size of the database at `url` (MiB), from PostgreSQL itself.
-fn postgres_size_mib(url: &str) -> Option<f64> {
-    pg_number(
-        url,
-        "SELECT pg_database_size(current_database())::float8 / 1048576",
-    )
-}
-
-/// Bytes of write-ahead log written so far (the server's, all databases).
-fn postgres_wal_bytes(url: &str) -> Option<f64> {
-    pg_number(url, "SELECT (pg_current_wal_lsn() - '0/0'::pg_lsn)::float8")
+/// A number PostgreSQL answers about database `name`.
+fn pg_number(pg: &postgres::PgServer, name: &str, query: &str) -> Option<f64> {
+    pg.column(name, query).first()?.parse().ok()
 }
 
 /// 1M registered devices: synthetic records (a device record and its

@@ -114,7 +114,7 @@ pub async fn queue_task(
     let task = acs.store.insert_task(&device.id, request, name, now)?;
     acs.store.sync().await?;
     let mut in_session = acs.sessions.offer_task(&task).await;
-    if !in_session && acs.cluster.shared() && held_elsewhere(acs, &device.id) {
+    if !in_session && held_elsewhere(acs, &device.id) {
         // The node holding the session hands it over.
         acs.cluster.broadcast(ClusterMessage::TaskQueued {
             device_id: device.id.clone(),

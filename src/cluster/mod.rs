@@ -209,14 +209,23 @@ impl Cluster for Solo {
 pub fn node_id(configured: Option<&str>) -> String {
     use ring::rand::SecureRandom;
     let base = configured
-        .map(str::to_owned)
-        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
-        .map(|h| h.trim().to_owned())
+        .map(str::trim)
         .filter(|h| !h.is_empty())
+        .map(str::to_owned)
+        .or_else(host_name)
         .unwrap_or_else(|| "acs".to_owned());
     let mut b = [0u8; 3];
     let _ = ring::rand::SystemRandom::new().fill(&mut b);
     format!("{base}-{}-{}", std::process::id(), crate::digest::hex(&b))
+}
+
+/// This host's name (`/etc/hostname`; a container's is its id or the
+/// name compose gives it), if it has one.
+pub fn host_name() -> Option<String> {
+    std::fs::read_to_string("/etc/hostname")
+        .ok()
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
 }
 
 /// The cluster a configuration names: PostgreSQL's when the store is

@@ -16,7 +16,7 @@ use tracing::{debug, info, warn};
 
 use super::{Claim, Cluster, ClusterError, ClusterMessage, HEARTBEAT, Holder, NODE_STALE, Remote};
 use crate::store::StoreError;
-use crate::store::pg_conn::{self, Conn, Connector, Reconnecting, on};
+use crate::store::pg_conn::{self, Conn, Connector, Pool, Reconnecting};
 
 /// The NOTIFY channel.
 const CHANNEL: &str = "acs_cluster";
@@ -55,9 +55,9 @@ struct Wire {
 /// [`Cluster`] on PostgreSQL.
 pub struct PgCluster {
     node: String,
-    /// Always `Some` until dropped.
-    runtime: Option<tokio::runtime::Runtime>,
-    client: Arc<Reconnecting>,
+    /// One connection: claims, lookups, heartbeats and NOTIFY (LISTEN has
+    /// a connection of its own).
+    pool: Pool,
     outbox: mpsc::Sender<ClusterMessage>,
     inbox: broadcast::Sender<Arc<Remote>>,
 }
@@ -70,25 +70,21 @@ impl PgCluster {
         node: String,
         url_of_node: String,
     ) -> Result<PgCluster, ClusterError> {
-        let runtime = pg_conn::runtime("acs-cluster").map_err(db_error)?;
-        let connector = Arc::new(Connector::new(url).map_err(db_error)?);
-        let c = connector.clone();
-        let client =
-            Arc::new(on(&runtime, async move { Reconnecting::open(c).await }).map_err(db_error)?);
+        let pool = Pool::open("acs-cluster", url, 1).map_err(db_error)?;
         // Alive before the first claim: a node without a heartbeat row
         // counts as dead.
-        let (n, u, cl) = (node.clone(), url_of_node.clone(), client.clone());
-        on(&runtime, async move { heartbeat(&cl, &n, &u).await }).map_err(db_error)?;
+        let (n, u, conn) = (node.clone(), url_of_node.clone(), pool.conn());
+        pool.run(move |_| async move { heartbeat(&conn, &n, &u).await })
+            .map_err(db_error)?;
         let (outbox, out_rx) = mpsc::channel(OUTBOX);
         let (inbox, _) = broadcast::channel(INBOX);
-        runtime.spawn(heartbeat_loop(client.clone(), node.clone(), url_of_node));
-        runtime.spawn(send_loop(client.clone(), node.clone(), out_rx));
-        runtime.spawn(listen_loop(connector, node.clone(), inbox.clone()));
+        pool.spawn(heartbeat_loop(pool.conn(), node.clone(), url_of_node));
+        pool.spawn(send_loop(pool.conn(), node.clone(), out_rx));
+        pool.spawn(listen_loop(pool.connector(), node.clone(), inbox.clone()));
         info!(node = %node, "joined the ACS cluster on PostgreSQL");
         Ok(PgCluster {
             node,
-            runtime: Some(runtime),
-            client,
+            pool,
             outbox,
             inbox,
         })
@@ -100,17 +96,9 @@ impl PgCluster {
         T: Send + 'static,
         F: Future<Output = Result<T, tokio_postgres::Error>> + Send + 'static,
     {
-        let Some(rt) = &self.runtime else {
-            return Err(ClusterError::Database(
-                "the cluster connection is closed".into(),
-            ));
-        };
-        let slot = self.client.clone();
-        on(rt, async move {
-            let c = slot.get().await?;
-            f(c).await.map_err(|e| pg_conn::pg_error("cluster", e))
-        })
-        .map_err(db_error)
+        self.pool
+            .run(move |c| async move { f(c).await.map_err(|e| pg_conn::pg_error("cluster", e)) })
+            .map_err(db_error)
     }
 
     fn claim(&self, name: String, token: String, ttl: Duration) -> Result<Claim, ClusterError> {
@@ -190,14 +178,6 @@ const HOLDER_BY_TOKEN: &str =
      WHERE l.token = $1 AND l.node <> $2 AND l.expires > now()
        AND n.seen > now() - $3 * interval '1 millisecond' LIMIT 1";
 
-impl Drop for PgCluster {
-    fn drop(&mut self) {
-        if let Some(rt) = self.runtime.take() {
-            rt.shutdown_background();
-        }
-    }
-}
-
 impl Cluster for PgCluster {
     fn node_id(&self) -> &str {
         &self.node
@@ -219,28 +199,22 @@ impl Cluster for PgCluster {
     fn release_device(&self, device_id: &str, token: &str) {
         // Not waited for: the session's answer does not depend on it, and
         // a claim by this node replaces the lease anyway.
-        let (name, token, slot) = (
-            device_lease(device_id),
-            token.to_owned(),
-            self.client.clone(),
-        );
-        if let Some(rt) = &self.runtime {
-            rt.spawn(async move {
-                let r = match slot.get().await {
-                    Ok(c) => c
-                        .execute(
-                            "DELETE FROM acs_lease WHERE name = $1 AND token = $2",
-                            &[&name, &token],
-                        )
-                        .await
-                        .map_err(|e| e.to_string()),
-                    Err(e) => Err(e.to_string()),
-                };
-                if let Err(e) = r {
-                    debug!(error = %e, "releasing a session lease failed (it expires)");
-                }
-            });
-        }
+        let (name, token, slot) = (device_lease(device_id), token.to_owned(), self.pool.conn());
+        self.pool.spawn(async move {
+            let r = match slot.get().await {
+                Ok(c) => c
+                    .execute(
+                        "DELETE FROM acs_lease WHERE name = $1 AND token = $2",
+                        &[&name, &token],
+                    )
+                    .await
+                    .map_err(|e| e.to_string()),
+                Err(e) => Err(e.to_string()),
+            };
+            if let Err(e) = r {
+                debug!(error = %e, "releasing a session lease failed (it expires)");
+            }
+        });
     }
 
     fn holder(&self, device_id: &str) -> Result<Option<Holder>, ClusterError> {

@@ -125,21 +125,7 @@ impl EventBus {
     pub fn publish(&self, events: impl IntoIterator<Item = NewEvent>, now_ms: u64) {
         for e in events {
             self.published.fetch_add(1, Ordering::Relaxed);
-            if self.tx.receiver_count() == 0 {
-                continue;
-            }
-            let event = Event {
-                id: self.next_id.fetch_add(1, Ordering::Relaxed),
-                kind: e.kind,
-                device_id: e.device_id,
-                at: crate::cwmp::format_datetime(
-                    std::time::UNIX_EPOCH + std::time::Duration::from_millis(now_ms),
-                ),
-                data: e.data,
-                remote: false,
-            };
-            // Err only when every receiver went away meanwhile.
-            let _ = self.tx.send(Arc::new(event));
+            self.send(e.kind, e.device_id, now_ms, e.data, false);
         }
     }
 
@@ -152,9 +138,19 @@ impl EventBus {
         at_ms: u64,
         data: serde_json::Value,
     ) {
-        let Some(kind) = EventKind::parse(kind) else {
-            return;
-        };
+        if let Some(kind) = EventKind::parse(kind) {
+            self.send(kind, device_id, at_ms, data, true);
+        }
+    }
+
+    fn send(
+        &self,
+        kind: EventKind,
+        device_id: String,
+        at_ms: u64,
+        data: serde_json::Value,
+        remote: bool,
+    ) {
         if self.tx.receiver_count() == 0 {
             return;
         }
@@ -166,8 +162,9 @@ impl EventBus {
                 std::time::UNIX_EPOCH + std::time::Duration::from_millis(at_ms),
             ),
             data,
-            remote: true,
+            remote,
         };
+        // Err only when every receiver went away meanwhile.
         let _ = self.tx.send(Arc::new(event));
     }
 

@@ -384,11 +384,7 @@ pub async fn run(
 fn default_node_url(cwmp: SocketAddr, tls: bool) -> String {
     let scheme = if tls { "https" } else { "http" };
     if cwmp.ip().is_unspecified() {
-        let host = std::fs::read_to_string("/etc/hostname")
-            .ok()
-            .map(|h| h.trim().to_owned())
-            .filter(|h| !h.is_empty())
-            .unwrap_or_else(|| "localhost".to_owned());
+        let host = crate::cluster::host_name().unwrap_or_else(|| "localhost".to_owned());
         format!("{scheme}://{host}:{}/", cwmp.port())
     } else {
         format!("{scheme}://{cwmp}/")

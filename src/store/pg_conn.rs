@@ -7,6 +7,7 @@
 use std::sync::Arc;
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, Row, Statement};
@@ -23,7 +24,7 @@ pub(crate) fn pg_error(what: &str, e: tokio_postgres::Error) -> StoreError {
 
 /// A runtime for PostgreSQL's I/O, apart from the server's (whose
 /// workers may be the threads waiting on it).
-pub(crate) fn runtime(name: &str) -> StoreResult<tokio::runtime::Runtime> {
+fn runtime(name: &str) -> StoreResult<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .thread_name(name)
@@ -34,7 +35,7 @@ pub(crate) fn runtime(name: &str) -> StoreResult<tokio::runtime::Runtime> {
 
 /// Runs a future on `runtime` from any thread and waits for its result
 /// (never `block_on` inside a runtime: this works from its workers too).
-pub(crate) fn on<T: Send + 'static>(
+fn on<T: Send + 'static>(
     runtime: &tokio::runtime::Runtime,
     f: impl Future<Output = StoreResult<T>> + Send + 'static,
 ) -> StoreResult<T> {
@@ -277,6 +278,86 @@ impl Reconnecting {
         tracing::info!("PostgreSQL connection re-established");
         *slot = Some(fresh.clone());
         Ok(fresh)
+    }
+}
+
+/// A runtime of PostgreSQL's own and a few connections on it, for
+/// synchronous callers (the store, the cluster): each call runs on the
+/// runtime with the next connection, and the caller waits for its result.
+/// tokio-postgres pipelines concurrent queries on one connection; a few
+/// spread the work over PostgreSQL's backends.
+pub(crate) struct Pool {
+    /// Always `Some` until dropped (see the `Drop` impl).
+    runtime: Option<tokio::runtime::Runtime>,
+    connector: Arc<Connector>,
+    conns: Vec<Arc<Reconnecting>>,
+    next: AtomicUsize,
+}
+
+impl Pool {
+    /// Connects `connections` times to `url` (at once: a wrong URL fails
+    /// here), on a runtime whose thread is called `name`.
+    pub(crate) fn open(name: &str, url: &str, connections: usize) -> StoreResult<Pool> {
+        let runtime = runtime(name)?;
+        let connector = Arc::new(Connector::new(url)?);
+        let c = connector.clone();
+        let conns = on(&runtime, async move {
+            let mut conns = Vec::with_capacity(connections);
+            for _ in 0..connections.max(1) {
+                conns.push(Arc::new(Reconnecting::open(c.clone()).await?));
+            }
+            Ok(conns)
+        })?;
+        Ok(Pool {
+            runtime: Some(runtime),
+            connector,
+            conns,
+            next: AtomicUsize::new(0),
+        })
+    }
+
+    /// How to open more connections (one of a caller's own, e.g. to LISTEN).
+    pub(crate) fn connector(&self) -> Arc<Connector> {
+        self.connector.clone()
+    }
+
+    /// The next connection, for a task of the caller's.
+    pub(crate) fn conn(&self) -> Arc<Reconnecting> {
+        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.conns.len();
+        self.conns[i].clone()
+    }
+
+    /// Runs `f` with a connection on the pool's runtime and waits for it.
+    pub(crate) fn run<T, F>(
+        &self,
+        f: impl FnOnce(Arc<Conn>) -> F + Send + 'static,
+    ) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: Future<Output = StoreResult<T>> + Send + 'static,
+    {
+        let Some(rt) = &self.runtime else {
+            return Err(StoreError::Backend("PostgreSQL: the pool is closed".into()));
+        };
+        let slot = self.conn();
+        on(rt, async move { f(slot.get().await?).await })
+    }
+
+    /// Runs a task on the pool's runtime (it ends with the pool).
+    pub(crate) fn spawn(&self, task: impl Future<Output = ()> + Send + 'static) {
+        if let Some(rt) = &self.runtime {
+            rt.spawn(task);
+        }
+    }
+}
+
+impl Drop for Pool {
+    fn drop(&mut self) {
+        // The pool may be dropped on a runtime's thread, where a runtime
+        // cannot be shut down blocking.
+        if let Some(rt) = self.runtime.take() {
+            rt.shutdown_background();
+        }
     }
 }
 

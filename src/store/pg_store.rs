@@ -18,17 +18,15 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use super::kv::{Backend, Batch, KvStore, Scan, Table, Visit, highest_id, prefix_end};
-use super::pg_conn::{self, Conn, Connector, Reconnecting, on, pg_error};
+use super::pg_conn::{Conn, Pool, pg_error};
 use super::{StoreError, StoreResult};
 
 /// The PostgreSQL store: [`KvStore`] over [`PgBackend`].
 pub type PgStore = KvStore<PgBackend>;
 
-/// Connections per node: tokio-postgres pipelines concurrent queries on
-/// one connection; a few spread the work over PostgreSQL's backends.
+/// Connections per node (see [`Pool`]).
 const CONNECTIONS: usize = 4;
 /// Rows fetched per scan query.
 const PAGE: i64 = 1000;
@@ -39,10 +37,7 @@ const SCHEMA_VERSION: i32 = 2;
 
 /// PostgreSQL's side of the store.
 pub struct PgBackend {
-    /// Always `Some` until dropped (see the `Drop` impl).
-    runtime: Option<tokio::runtime::Runtime>,
-    clients: Vec<Arc<Reconnecting>>,
-    next: AtomicUsize,
+    pool: Pool,
 }
 
 fn table_id(t: Table) -> i16 {
@@ -59,44 +54,20 @@ impl KvStore<PgBackend> {
 
 impl PgBackend {
     pub(super) fn connect(url: &str) -> StoreResult<PgBackend> {
-        let runtime = pg_conn::runtime("acs-postgres")?;
-        let connector = Arc::new(Connector::new(url)?);
-        let clients = on(&runtime, async move {
-            let mut clients = Vec::with_capacity(CONNECTIONS);
-            for _ in 0..CONNECTIONS {
-                clients.push(Arc::new(Reconnecting::open(connector.clone()).await?));
-            }
-            Ok(clients)
-        })?;
         let backend = PgBackend {
-            runtime: Some(runtime),
-            clients,
-            next: AtomicUsize::new(0),
+            pool: Pool::open("acs-postgres", url, CONNECTIONS)?,
         };
         backend.migrate()?;
         Ok(backend)
     }
 
-    fn client(&self) -> Arc<Reconnecting> {
-        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.clients.len();
-        self.clients[i].clone()
-    }
-
-    /// Runs `f` with a client on the backend's runtime and waits for it.
+    /// Runs `f` with a connection on the backend's runtime and waits for it.
     fn run<T, F>(&self, f: impl FnOnce(Arc<Conn>) -> F + Send + 'static) -> StoreResult<T>
     where
         T: Send + 'static,
         F: Future<Output = StoreResult<T>> + Send + 'static,
     {
-        match &self.runtime {
-            Some(rt) => {
-                let slot = self.client();
-                on(rt, async move { f(slot.get().await?).await })
-            }
-            None => Err(StoreError::Backend(
-                "PostgreSQL: the store is closed".into(),
-            )),
-        }
+        self.pool.run(f)
     }
 
     fn migrate(&self) -> StoreResult<()> {
@@ -226,16 +197,6 @@ impl PgBackend {
                 .map(|r| (r.get::<_, Vec<u8>>(0), r.get::<_, Vec<u8>>(1)))
                 .collect())
         })
-    }
-}
-
-impl Drop for PgBackend {
-    fn drop(&mut self) {
-        // The store may be dropped on a runtime's thread, where a runtime
-        // cannot be shut down blocking.
-        if let Some(rt) = self.runtime.take() {
-            rt.shutdown_background();
-        }
     }
 }
 

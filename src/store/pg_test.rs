@@ -234,30 +234,7 @@ impl PgServer {
 
     /// The first column of a query's rows, as text, on database `name`.
     pub fn column(&self, name: &str, query: &str) -> Vec<String> {
-        let (url, query) = (self.url(name), query.to_owned());
-        std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async move {
-                let (c, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
-                    .await
-                    .unwrap();
-                tokio::spawn(conn);
-                c.simple_query(&query)
-                    .await
-                    .unwrap()
-                    .into_iter()
-                    .filter_map(|m| match m {
-                        tokio_postgres::SimpleQueryMessage::Row(r) => r.get(0).map(str::to_owned),
-                        _ => None,
-                    })
-                    .collect()
-            })
-        })
-        .join()
-        .unwrap()
+        simple_query(&self.url(name), query).unwrap()
     }
 
     /// Runs SQL statements on database `name`.
@@ -278,10 +255,16 @@ impl Drop for PgServer {
     }
 }
 
-/// One statement, on a thread of its own (callers may be inside a
-/// runtime, where blocking on another is refused).
-fn sql(url: &str, statement: &str) -> Result<(), String> {
-    let (url, statement) = (url.to_owned(), statement.to_owned());
+/// Statements, on a thread of its own (callers may be inside a runtime,
+/// where blocking on another is refused).
+fn sql(url: &str, statements: &str) -> Result<(), String> {
+    simple_query(url, statements).map(drop)
+}
+
+/// Runs statements (simple protocol: several at once, no parameters) and
+/// returns the first column of the rows they give, as text.
+fn simple_query(url: &str, statements: &str) -> Result<Vec<String>, String> {
+    let (url, statements) = (url.to_owned(), statements.to_owned());
     std::thread::spawn(move || {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -292,7 +275,17 @@ fn sql(url: &str, statement: &str) -> Result<(), String> {
                 .await
                 .map_err(|e| e.to_string())?;
             tokio::spawn(conn);
-            c.batch_execute(&statement).await.map_err(|e| e.to_string())
+            let messages = c
+                .simple_query(&statements)
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok(messages
+                .into_iter()
+                .filter_map(|m| match m {
+                    tokio_postgres::SimpleQueryMessage::Row(r) => r.get(0).map(str::to_owned),
+                    _ => None,
+                })
+                .collect())
         })
     })
     .join()
