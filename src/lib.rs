@@ -7,6 +7,7 @@
 //! [`nbi`] a GenieACS-compatible NBI over it (both through [`service`]).
 #![forbid(unsafe_code)]
 
+pub mod accounts;
 pub mod api;
 pub mod app;
 pub mod catalog;

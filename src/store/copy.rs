@@ -160,7 +160,9 @@ pub fn copy(
         }
         report.tables.insert(t.name().to_owned(), copied);
     }
-    report.highest_id = highest_id(from, Table::TaskIndex)?.max(highest_id(from, Table::Faults)?);
+    for t in Table::ID_TABLES {
+        report.highest_id = report.highest_id.max(highest_id(from, t)?);
+    }
     to.raise_ids_above(report.highest_id)?;
     to.flush()?;
     Ok(report)

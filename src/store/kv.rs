@@ -26,8 +26,9 @@ use tokio::sync::Mutex;
 use super::codec::{decode, encode, encode_rows, encode_value};
 use super::subtree::{self, merge_newer};
 use super::{
-    CachedValue, CpeCredential, DeviceRecord, FaultRecord, NewFault, Store, StoreError,
-    StoreResult, StoredParam, SyncFuture, Task, TaskRequest, TaskStatus, Writeback,
+    AuditEntry, AuditFilter, CachedValue, CpeCredential, DeviceRecord, FaultRecord, NewFault,
+    Store, StoreError, StoreResult, StoredParam, SyncFuture, Task, TaskRequest, TaskStatus,
+    UserRecord, WebSession, Writeback,
 };
 
 /// Separates a device id from the rest of a composite key.
@@ -50,10 +51,17 @@ pub enum Table {
     SearchTokens,
     Subtrees,
     DataModels,
+    Users,
+    WebSessions,
+    Audit,
 }
 
 impl Table {
-    pub const ALL: [Table; 13] = [
+    /// Tables keyed by ids from [`Backend::next_id`] (big-endian): a copy
+    /// or a migration raises the counter above their highest.
+    pub const ID_TABLES: [Table; 3] = [Table::TaskIndex, Table::Faults, Table::Audit];
+
+    pub const ALL: [Table; 16] = [
         Table::Devices,
         Table::Params,
         Table::Writable,
@@ -67,6 +75,9 @@ impl Table {
         Table::SearchTokens,
         Table::Subtrees,
         Table::DataModels,
+        Table::Users,
+        Table::WebSessions,
+        Table::Audit,
     ];
 
     pub fn name(self) -> &'static str {
@@ -84,6 +95,9 @@ impl Table {
             Table::SearchTokens => "search_tokens",
             Table::Subtrees => "subtrees",
             Table::DataModels => "data_models",
+            Table::Users => "users",
+            Table::WebSessions => "web_sessions",
+            Table::Audit => "audit",
         }
     }
 }
@@ -773,6 +787,115 @@ impl<B: Backend> Store for KvStore<B> {
         let mut batch = Batch::default();
         batch.put(Table::DataModels, key.as_bytes(), bytes);
         self.write(batch)
+    }
+
+    fn user(&self, name: &str) -> StoreResult<Option<UserRecord>> {
+        match self.get(Table::Users, name.as_bytes())? {
+            Some(v) => decode("user", name.as_bytes(), &v).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    fn put_user(&self, user: &UserRecord) -> StoreResult<()> {
+        let mut batch = Batch::default();
+        batch.put(Table::Users, user.name.as_bytes(), encode(user)?);
+        self.write(batch)
+    }
+
+    fn users(&self) -> StoreResult<Vec<UserRecord>> {
+        let mut out = Vec::new();
+        self.scan(Table::Users, Scan::default(), |k, v| {
+            out.push(decode("user", k, v)?);
+            Ok(true)
+        })?;
+        Ok(out)
+    }
+
+    fn web_session(&self, key: &str) -> StoreResult<Option<WebSession>> {
+        match self.get(Table::WebSessions, key.as_bytes())? {
+            Some(v) => decode("web session", key.as_bytes(), &v).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    fn put_web_session(&self, key: &str, session: &WebSession) -> StoreResult<()> {
+        let mut batch = Batch::default();
+        batch.put(Table::WebSessions, key.as_bytes(), encode(session)?);
+        self.write(batch)
+    }
+
+    fn delete_web_sessions(&self, keys: &[String]) -> StoreResult<()> {
+        let mut batch = Batch::default();
+        for k in keys {
+            batch.delete(Table::WebSessions, k.as_bytes());
+        }
+        self.write(batch)
+    }
+
+    fn web_sessions(&self) -> StoreResult<Vec<(String, WebSession)>> {
+        let mut out = Vec::new();
+        self.scan(Table::WebSessions, Scan::default(), |k, v| {
+            out.push((
+                String::from_utf8_lossy(k).into_owned(),
+                decode("web session", k, v)?,
+            ));
+            Ok(true)
+        })?;
+        Ok(out)
+    }
+
+    fn append_audit(&self, mut entry: AuditEntry) -> StoreResult<AuditEntry> {
+        entry.id = self.backend.next_id()?;
+        let mut batch = Batch::default();
+        batch.put(Table::Audit, entry.id.to_be_bytes(), encode(&entry)?);
+        self.write(batch)?;
+        Ok(entry)
+    }
+
+    fn audit(&self, filter: &AuditFilter, limit: usize) -> StoreResult<Vec<AuditEntry>> {
+        let mut out = Vec::new();
+        if limit == 0 {
+            return Ok(out);
+        }
+        let newest_first = Scan {
+            reverse: true,
+            ..Scan::default()
+        };
+        self.scan(Table::Audit, newest_first, |k, v| {
+            let e: AuditEntry = decode("audit entry", k, v)?;
+            // Ids grow with time: past `since`, nothing older can match.
+            if filter.since_ms.is_some_and(|s| e.at_ms < s) {
+                return Ok(false);
+            }
+            let device_ok = filter
+                .device_id
+                .as_deref()
+                .is_none_or(|d| e.device_id.as_deref() == Some(d));
+            let actor_ok = filter.actor.as_deref().is_none_or(|a| a == e.actor);
+            if device_ok && actor_ok {
+                out.push(e);
+            }
+            Ok(out.len() < limit)
+        })?;
+        Ok(out)
+    }
+
+    fn prune_audit(&self, before_ms: u64) -> StoreResult<usize> {
+        let mut old = Vec::new();
+        self.scan(Table::Audit, Scan::default(), |k, v| {
+            let e: AuditEntry = decode("audit entry", k, v)?;
+            if e.at_ms >= before_ms {
+                return Ok(false);
+            }
+            old.push(k.to_vec());
+            Ok(old.len() < 10_000)
+        })?;
+        let mut batch = Batch::default();
+        for k in old.iter() {
+            batch.delete(Table::Audit, k.as_slice());
+        }
+        self.write(batch)?;
+        Ok(old.len())
     }
 
     fn sync(&self) -> SyncFuture<'_> {

@@ -38,9 +38,10 @@ mod tests;
 
 pub use kv::KvStore;
 pub use model::{
-    CachedValue, CpeCredential, DataModelInfo, DeviceRecord, EventRecord, FaultRecord,
-    MAX_RECENT_EVENTS, NewFault, ProvisionStatus, ProvisioningState, StoredParam, Task, TaskAction,
-    TaskFault, TaskRequest, TaskStatus, Writeback, search_keys,
+    AuditEntry, AuditFilter, CachedValue, CpeCredential, DataModelInfo, DeviceRecord, EventRecord,
+    FaultRecord, MAX_RECENT_EVENTS, NewFault, ProvisionStatus, ProvisioningState, Role,
+    StoredParam, Task, TaskAction, TaskFault, TaskRequest, TaskStatus, UserRecord, WebSession,
+    Writeback, search_keys,
 };
 pub use pg_store::{PgBackend, PgStore};
 pub use redb_store::{RedbBackend, RedbStore};
@@ -186,6 +187,25 @@ pub trait Store: Send + Sync + 'static {
     fn put_data_model(&self, key: &str, bytes: &[u8]) -> StoreResult<()>;
 
     /// Resolves once every write made before the call is on disk.
+    /// A person who logs in, by name.
+    fn user(&self, name: &str) -> StoreResult<Option<UserRecord>>;
+    fn put_user(&self, user: &UserRecord) -> StoreResult<()>;
+    /// Every user, by name.
+    fn users(&self) -> StoreResult<Vec<UserRecord>>;
+    /// A logged-in browser, by the hash of its cookie.
+    fn web_session(&self, key: &str) -> StoreResult<Option<WebSession>>;
+    fn put_web_session(&self, key: &str, session: &WebSession) -> StoreResult<()>;
+    fn delete_web_sessions(&self, keys: &[String]) -> StoreResult<()>;
+    /// Every web session with its key (for expiry and logging users out).
+    fn web_sessions(&self) -> StoreResult<Vec<(String, WebSession)>>;
+    /// Records a write (its `id` is assigned here) and returns it.
+    fn append_audit(&self, entry: AuditEntry) -> StoreResult<AuditEntry>;
+    /// Audit entries, newest first, that match `filter`, at most `limit`.
+    fn audit(&self, filter: &AuditFilter, limit: usize) -> StoreResult<Vec<AuditEntry>>;
+    /// Forgets entries older than `before_ms` (up to 10,000 per call);
+    /// returns how many.
+    fn prune_audit(&self, before_ms: u64) -> StoreResult<usize>;
+
     fn sync(&self) -> SyncFuture<'_>;
     /// Flushes synchronously (shutdown).
     fn flush_blocking(&self) -> StoreResult<()>;

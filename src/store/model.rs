@@ -163,6 +163,95 @@ impl fmt::Debug for ProvisioningState {
     }
 }
 
+/// What a person or a machine may do through the API and the console;
+/// each role may do everything the ones before it may.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Search, read, reprovision, connection request, reboot.
+    Technician,
+    /// Technician, plus tasks, fault retries, parameter writes.
+    Ops,
+    /// Ops, plus users, tokens, credentials, imports.
+    Admin,
+}
+
+impl Role {
+    pub const ALL: [Role; 3] = [Role::Technician, Role::Ops, Role::Admin];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Technician => "technician",
+            Role::Ops => "ops",
+            Role::Admin => "admin",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Role> {
+        Role::ALL.into_iter().find(|r| r.as_str() == s)
+    }
+}
+
+impl std::fmt::Display for Role {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A person who logs in to the API and the console.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserRecord {
+    pub name: String,
+    pub role: Role,
+    /// argon2id, PHC string format (`$argon2id$v=19$m=…`).
+    pub password_hash: String,
+    pub disabled: bool,
+    pub created_ms: u64,
+    /// Failed logins in a row (reset by a good one).
+    #[serde(default)]
+    pub failures: u32,
+    /// No login accepted before this time (after too many failures).
+    #[serde(default)]
+    pub locked_until_ms: u64,
+}
+
+/// A logged-in browser, keyed in the store by the hash of its cookie.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WebSession {
+    pub user: String,
+    pub role: Role,
+    /// Sent back in `X-CSRF-Token` with every write.
+    pub csrf: String,
+    pub created_ms: u64,
+    pub expires_ms: u64,
+}
+
+/// One write through the API or the NBI: who, what, which device, when,
+/// and how it ended.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditEntry {
+    pub id: u64,
+    pub at_ms: u64,
+    /// A user's name, or `token:…` (the first characters of a token's
+    /// hash) for a machine.
+    pub actor: String,
+    pub role: Role,
+    /// The operation, e.g. `reprovision`, `createTask`, `login`.
+    pub action: String,
+    pub device_id: Option<String>,
+    /// The HTTP status the caller got.
+    pub status: u16,
+}
+
+/// Which audit entries to list.
+#[derive(Clone, Debug, Default)]
+pub struct AuditFilter {
+    pub device_id: Option<String>,
+    pub actor: Option<String>,
+    /// Entries at or after this time only.
+    pub since_ms: Option<u64>,
+}
+
 /// A write to ERPNext that must happen (survives restarts and outages).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Writeback {

@@ -140,7 +140,7 @@ impl PgBackend {
         })?;
         // Ids continue above every task and fault id already stored.
         let mut highest = 0;
-        for t in [Table::TaskIndex, Table::Faults] {
+        for t in Table::ID_TABLES {
             highest = highest.max(highest_id(self, t)?);
         }
         if highest > 0 {

@@ -58,6 +58,12 @@ const DATA_MODELS: Def = TableDefinition::new("data_models");
 const SEARCH: Def = TableDefinition::new("search");
 /// device_id → its indexed tokens (JSON list), to drop stale ones.
 const SEARCH_TOKENS: Def = TableDefinition::new("search_tokens");
+/// user name → user (`crate::accounts`).
+const USERS: Def = TableDefinition::new("users");
+/// hash of a console cookie → web session.
+const WEB_SESSIONS: Def = TableDefinition::new("web_sessions");
+/// entry id (u64 BE) → audit entry.
+const AUDIT: Def = TableDefinition::new("audit");
 /// Store bookkeeping (not a sled tree): the id counter.
 const META: Def = TableDefinition::new("meta");
 /// Next task/fault id (u64 BE); ids are shared by tasks and faults, as sled's
@@ -80,6 +86,9 @@ fn def(t: Table) -> Def {
         Table::SearchTokens => SEARCH_TOKENS,
         Table::Subtrees => SUBTREES,
         Table::DataModels => DATA_MODELS,
+        Table::Users => USERS,
+        Table::WebSessions => WEB_SESSIONS,
+        Table::Audit => AUDIT,
     }
 }
 

@@ -76,6 +76,7 @@ on_both_backends!(
     table_snapshots_merge_with_values_and_nest,
     faults_newest_first_and_ids_shared_with_tasks,
     credentials_and_writebacks,
+    users_console_sessions_and_the_audit_log,
     a_filled_store_reads_back_the_same_after_reopen,
     delete_device_removes_every_key_of_that_device_only,
 );
@@ -607,6 +608,100 @@ async fn credentials_and_writebacks(open: Open) {
     s.delete_writeback("A").unwrap();
     s.delete_writeback("nobody").unwrap();
     assert_eq!(s.writebacks(10).unwrap(), [wb("B", 3)]);
+}
+
+async fn users_console_sessions_and_the_audit_log(open: Open) {
+    use crate::store::{AuditEntry, AuditFilter, Role, UserRecord, WebSession};
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(dir.path());
+    let user = |name: &str, role| UserRecord {
+        name: name.into(),
+        role,
+        password_hash: "$argon2id$…".into(),
+        disabled: false,
+        created_ms: 1,
+        failures: 0,
+        locked_until_ms: 0,
+    };
+    assert_eq!(s.user("ops1").unwrap(), None);
+    s.put_user(&user("tech1", Role::Technician)).unwrap();
+    s.put_user(&user("ops1", Role::Ops)).unwrap();
+    let mut disabled = user("ops1", Role::Ops);
+    disabled.disabled = true;
+    s.put_user(&disabled).unwrap();
+    assert_eq!(s.user("ops1").unwrap(), Some(disabled.clone()));
+    assert_eq!(
+        s.users().unwrap(),
+        [disabled, user("tech1", Role::Technician)]
+    );
+
+    let ws = |u: &str| WebSession {
+        user: u.into(),
+        role: Role::Ops,
+        csrf: "c".into(),
+        created_ms: 1,
+        expires_ms: 2,
+    };
+    s.put_web_session("k1", &ws("ops1")).unwrap();
+    s.put_web_session("k2", &ws("tech1")).unwrap();
+    assert_eq!(s.web_session("k1").unwrap(), Some(ws("ops1")));
+    s.delete_web_sessions(&["k1".into(), "nope".into()])
+        .unwrap();
+    assert_eq!(s.web_session("k1").unwrap(), None);
+    assert_eq!(s.web_sessions().unwrap(), [("k2".to_owned(), ws("tech1"))]);
+
+    let entry = |at_ms, actor: &str, device: Option<&str>| AuditEntry {
+        id: 0,
+        at_ms,
+        actor: actor.into(),
+        role: Role::Ops,
+        action: "reprovision".into(),
+        device_id: device.map(str::to_owned),
+        status: 202,
+    };
+    let first = s.append_audit(entry(10, "ops1", Some("D1"))).unwrap();
+    let second = s.append_audit(entry(20, "tech1", Some("D2"))).unwrap();
+    let third = s.append_audit(entry(30, "ops1", None)).unwrap();
+    assert!(first.id < second.id && second.id < third.id);
+    // Ids come from the counter tasks and faults use.
+    let task = s.insert_task("D1", reboot(), "reboot", 1).unwrap();
+    assert!(task.id > third.id);
+    let all = s.audit(&AuditFilter::default(), 10).unwrap();
+    assert_eq!(
+        all,
+        [third.clone(), second.clone(), first.clone()],
+        "newest first"
+    );
+    let of_ops1 = AuditFilter {
+        actor: Some("ops1".into()),
+        ..AuditFilter::default()
+    };
+    assert_eq!(
+        s.audit(&of_ops1, 10).unwrap(),
+        [third.clone(), first.clone()]
+    );
+    let of_d2 = AuditFilter {
+        device_id: Some("D2".into()),
+        ..AuditFilter::default()
+    };
+    assert_eq!(s.audit(&of_d2, 10).unwrap(), std::slice::from_ref(&second));
+    let since = AuditFilter {
+        since_ms: Some(20),
+        ..AuditFilter::default()
+    };
+    assert_eq!(
+        s.audit(&since, 10).unwrap(),
+        [third.clone(), second.clone()]
+    );
+    assert_eq!(
+        s.audit(&AuditFilter::default(), 1).unwrap(),
+        std::slice::from_ref(&third)
+    );
+    assert_eq!(s.prune_audit(20).unwrap(), 1);
+    assert_eq!(
+        s.audit(&AuditFilter::default(), 10).unwrap(),
+        [third, second]
+    );
 }
 
 async fn delete_device_removes_every_key_of_that_device_only(open: Open) {
