@@ -50,6 +50,42 @@ enum Command {
         #[command(subcommand)]
         what: StoreCommand,
     },
+    /// People's accounts for the API and the console (on the configured
+    /// store; with an embedded store, stop the ACS first).
+    User {
+        #[command(subcommand)]
+        what: UserCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Create a user: the first admin is made here (there is no default
+    /// password). The password is asked twice, or read from stdin.
+    Add {
+        name: String,
+        /// technician, ops or admin.
+        #[arg(long)]
+        role: String,
+        /// Read the password from the first line of stdin.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Set a user's password (unlocks it, ends its console sessions).
+    Passwd {
+        name: String,
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Disable a user (its console sessions end).
+    Disable { name: String },
+    /// Enable a disabled user.
+    Enable { name: String },
+    /// List users: name, role, state.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -149,6 +185,33 @@ fn main() -> ExitCode {
         Command::Store {
             what: StoreCommand::Copy { from, to, json },
         } => store_copy(&config, &from, &to, json),
+        Command::User { what } => {
+            init_logging(config.log_format, "warn");
+            use gigafibre_acs::accounts::cli::{UserAction, main as user_main};
+            let (action, stdin) = match what {
+                UserCommand::Add {
+                    name,
+                    role,
+                    password_stdin,
+                } => match gigafibre_acs::store::Role::parse(&role) {
+                    Some(role) => (UserAction::Add { name, role }, password_stdin),
+                    None => {
+                        eprintln!(
+                            "gigafibre-acs: user add: --role `{role}` is not technician, ops or admin"
+                        );
+                        return ExitCode::from(2);
+                    }
+                },
+                UserCommand::Passwd {
+                    name,
+                    password_stdin,
+                } => (UserAction::Passwd { name }, password_stdin),
+                UserCommand::Disable { name } => (UserAction::Disable { name }, false),
+                UserCommand::Enable { name } => (UserAction::Enable { name }, false),
+                UserCommand::List { json } => (UserAction::List { json }, false),
+            };
+            ExitCode::from(user_main(&config, action, stdin))
+        }
         Command::CheckConfig => {
             if let Some(files) = &config.tls {
                 if let Err(e) = server::check_tls(files) {

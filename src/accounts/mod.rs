@@ -4,6 +4,8 @@
 //! Decisions are pure functions of the stored records and the time; the
 //! API ([`crate::api`]) and the `user` command apply them.
 
+pub mod cli;
+
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
 use ring::rand::{SecureRandom, SystemRandom};
@@ -112,6 +114,19 @@ pub fn new_user(name: &str, role: Role, password_hash: String, now_ms: u64) -> U
         failures: 0,
         locked_until_ms: 0,
     }
+}
+
+/// A user as the API and `user list --json` show it: never its hash.
+pub fn public_view(user: &UserRecord) -> serde_json::Value {
+    serde_json::json!({
+        "name": user.name,
+        "role": user.role,
+        "disabled": user.disabled,
+        "created": crate::cwmp::format_datetime(
+            std::time::UNIX_EPOCH + std::time::Duration::from_millis(user.created_ms)
+        ),
+        "locked": user.locked_until_ms > crate::app::now_ms(std::time::SystemTime::now()),
+    })
 }
 
 /// How a login attempt ends.
