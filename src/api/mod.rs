@@ -7,6 +7,7 @@
 //! [`ROUTES`]: the router dispatches from it and the OpenAPI document
 //! ([`openapi`]) is generated from it, so the two cannot disagree.
 
+pub mod access;
 mod credentials;
 mod devices;
 mod events;
@@ -20,7 +21,9 @@ mod provision;
 mod routes;
 pub mod tasks;
 mod tokens;
+mod users;
 
+pub use access::Access;
 pub use routes::{Op, ROUTES, Route};
 pub use tokens::{ApiTokens, TOKEN_FILE, load_or_create_tokens};
 
@@ -39,6 +42,7 @@ use serde::Serialize;
 
 use crate::app::Acs;
 use crate::metrics::Metrics;
+use crate::store::Role;
 
 /// Body of every API response (buffered JSON, or the event stream).
 pub type ApiBody = BoxBody<Bytes, Infallible>;
@@ -145,25 +149,31 @@ pub fn no_content() -> HttpResponse {
     r
 }
 
-/// Handles one API request.
-pub async fn handle(acs: Arc<Acs>, tokens: Arc<ApiTokens>, req: Request<Incoming>) -> HttpResponse {
+/// Handles one API request from `remote`.
+pub async fn handle(
+    acs: Arc<Acs>,
+    access: Arc<Access>,
+    remote: std::net::IpAddr,
+    req: Request<Incoming>,
+) -> HttpResponse {
     Metrics::inc(&acs.metrics.api_requests);
     let path = req.uri().path().to_owned();
     let matched = routes::find(req.method(), &path);
     let public = matches!(&matched, routes::Match::Found { route, .. } if route.public);
-    if !public && !tokens.authorizes(req.headers().get(header::AUTHORIZATION)) {
+    let principal = match access.principal(&acs, req.headers()) {
+        Ok(p) => p,
+        Err(e) => return e.into_response(),
+    };
+    if !public && principal.is_none() {
         return ApiError::new(
             StatusCode::UNAUTHORIZED,
             "unauthorized",
-            "missing or invalid bearer token (Authorization: Bearer <token>)",
+            "missing or invalid bearer token (Authorization: Bearer <token>), or no console session (log in)",
         )
         .into_response();
     }
-    let result = match matched {
-        routes::Match::Found { route, params } => match Query::parse(req.uri().query()) {
-            Ok(query) => dispatch(&acs, route.op, params, query, req).await,
-            Err(e) => Err(e),
-        },
+    let (route, params) = match matched {
+        routes::Match::Found { route, params } => (route, params),
         routes::Match::WrongMethod { allowed } => {
             let mut r = ApiError::new(
                 StatusCode::METHOD_NOT_ALLOWED,
@@ -176,11 +186,85 @@ pub async fn handle(acs: Arc<Acs>, tokens: Arc<ApiTokens>, req: Request<Incoming
             }
             return r;
         }
-        routes::Match::NotFound => Err(ApiError::not_found(format!("no route {path}"))),
+        routes::Match::NotFound => {
+            return ApiError::not_found(format!("no route {path}")).into_response();
+        }
     };
-    match result {
+    if let (false, Some(p)) = (route.public, &principal) {
+        if let Err(e) = access::authorize(p, route.role, req.method(), req.headers()) {
+            return e.into_response();
+        }
+    }
+    // Every write is audited (logging in audits itself, with the name
+    // tried); the device is looked up before the write changes it.
+    let audited = req.method() != http::Method::GET && !route.public;
+    let device = match audited {
+        true => device_of(&acs, route.op, &params),
+        false => None,
+    };
+    let result = match Query::parse(req.uri().query()) {
+        Ok(query) => {
+            let caller = Caller {
+                access: &access,
+                principal: principal.as_ref(),
+                remote,
+            };
+            dispatch(&acs, &caller, route.op, params, query, req).await
+        }
+        Err(e) => Err(e),
+    };
+    let response = match result {
         Ok(r) => r,
         Err(e) => e.into_response(),
+    };
+    if let (true, Some(p)) = (audited, &principal) {
+        let now = crate::app::now_ms(std::time::SystemTime::now());
+        access::audit(
+            &acs,
+            &p.actor,
+            p.role,
+            route.op_id,
+            device,
+            response.status().as_u16(),
+            now,
+        );
+    }
+    response
+}
+
+/// The device a write is about, for the audit log.
+fn device_of(acs: &Acs, op: Op, params: &PathParams) -> Option<String> {
+    let id = params.first();
+    match op {
+        Op::Reprovision | Op::ConnectionRequest | Op::CreateTask => Some(id.to_owned()),
+        Op::CancelTask => {
+            let task = id
+                .parse()
+                .ok()
+                .and_then(|t| acs.store.task(t).ok().flatten());
+            task.map(|t| t.device_id)
+        }
+        Op::RetryFault => {
+            let fault = id
+                .parse()
+                .ok()
+                .and_then(|f| acs.store.fault(f).ok().flatten());
+            fault.map(|f| f.device_id)
+        }
+        _ => None,
+    }
+}
+
+/// Who sent a request, for the routes that care.
+struct Caller<'a> {
+    access: &'a Access,
+    principal: Option<&'a access::Principal>,
+    remote: std::net::IpAddr,
+}
+
+impl Caller<'_> {
+    fn role(&self) -> Role {
+        self.principal.map_or(Role::Technician, |p| p.role)
     }
 }
 
@@ -195,6 +279,7 @@ impl PathParams {
 
 async fn dispatch(
     acs: &Arc<Acs>,
+    caller: &Caller<'_>,
     op: Op,
     params: PathParams,
     q: Query,
@@ -219,7 +304,7 @@ async fn dispatch(
         Op::ListDeviceTasks => tasks::list(acs, id),
         Op::CreateTask => {
             let body = read_json_body(req).await?;
-            tasks::create(acs, id, body, &q).await
+            tasks::create(acs, id, body, &q, caller.role()).await
         }
         Op::GetTask => tasks::get(acs, id),
         Op::CancelTask => tasks::cancel(acs, id).await,
@@ -232,6 +317,29 @@ async fn dispatch(
         }
         Op::DeleteCredential => credentials::delete(acs, id).await,
         Op::ImportGenieacsDevices => import::genieacs_devices(acs, req, &q).await,
+        Op::Login => {
+            let body = read_json_body(req).await?;
+            access::login(acs, caller.access, caller.remote, body)
+        }
+        Op::Logout => match caller.principal {
+            Some(p) => access::logout(acs, p),
+            None => Ok(no_content()),
+        },
+        Op::Me => match caller.principal {
+            Some(p) => access::me(p),
+            None => Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "not logged in",
+            )),
+        },
+        Op::ListUsers => users::list(acs),
+        Op::CreateUser => {
+            let body = read_json_body(req).await?;
+            users::create(acs, body)
+        }
+        Op::DisableUser => users::disable(acs, id),
+        Op::Audit => users::audit(acs, &q),
     }
 }
 

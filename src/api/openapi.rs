@@ -37,7 +37,10 @@ fn status_description(code: u16) -> &'static str {
         204 => "No content",
         400 => "Bad input; the message names the field",
         401 => "Missing or invalid bearer token",
-        404 => "Unknown device, task, fault or credential",
+        403 => {
+            "Not allowed: the role is too low, the CSRF token is missing, or the account is locked or disabled"
+        }
+        404 => "Unknown device, task, fault, credential or user",
         409 => "Conflict with the device's state",
         429 => "Rate-limited",
         502 => "ERPNext answered with an error",
@@ -263,7 +266,7 @@ fn schemas() -> Value {
             "node_mac": nullable("string"),
         }),
     );
-    json!({
+    let mut all = json!({
         "Health": object(&["status"], json!({"status": s("string")})),
         "Error": object(&["error"], json!({"error": object(&["code", "message"], json!({
             "code": {"type": "string", "examples": ["bad_request", "not_found", "conflict", "unauthorized", "erpnext_unavailable"]},
@@ -484,7 +487,65 @@ fn schemas() -> Value {
             "properties": {"password": {"type": "string", "minLength": 8}, "device_id": {"type": "string"}},
             "additionalProperties": false,
         },
-    })
+    });
+    if let Value::Object(m) = &mut all {
+        m.extend(account_schemas());
+    }
+    all
+}
+
+/// The schemas of the accounts routes (login, users, audit).
+fn account_schemas() -> Map<String, Value> {
+    let s = |t: &str| json!({"type": t});
+    let time = json!({"type": "string", "format": "date-time"});
+    let v = json!({
+        "LoginRequest": {
+            "type": "object",
+            "required": ["username", "password"],
+            "properties": {"username": s("string"), "password": s("string")},
+            "additionalProperties": false,
+        },
+        "Me": object(&["user", "role", "csrf_token"], json!({
+            "user": {"type": "string", "description": "the user, or `token:` and the start of the token's hash"},
+            "role": {"type": "string", "enum": ["technician", "ops", "admin"]},
+            "csrf_token": {"type": ["string", "null"], "description": "send in X-CSRF-Token with every write made with the session cookie"},
+        })),
+        "User": object(&["name", "role", "disabled", "created", "locked"], json!({
+            "name": s("string"),
+            "role": {"type": "string", "enum": ["technician", "ops", "admin"]},
+            "disabled": s("boolean"),
+            "created": time.clone(),
+            "locked": s("boolean"),
+        })),
+        "UserList": object(&["users"], json!({"users": array_of(reference("User"))})),
+        "NewUser": {
+            "type": "object",
+            "required": ["name", "role", "password"],
+            "properties": {
+                "name": {"type": "string", "pattern": "^[a-z0-9][a-z0-9._-]{0,63}$"},
+                "role": {"type": "string", "enum": ["technician", "ops", "admin"]},
+                "password": {"type": "string", "minLength": 12},
+                "replace": s("boolean"),
+            },
+            "additionalProperties": false,
+        },
+        "AuditList": object(&["entries"], json!({"entries": array_of(object(
+            &["id", "at", "user", "role", "action", "device_id", "status"],
+            json!({
+                "id": s("integer"),
+                "at": time.clone(),
+                "user": s("string"),
+                "role": {"type": "string", "enum": ["technician", "ops", "admin"]},
+                "action": s("string"),
+                "device_id": nullable("string"),
+                "status": s("integer"),
+            }),
+        ))})),
+    });
+    match v {
+        Value::Object(m) => m,
+        _ => Map::new(),
+    }
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@
 use http::Method;
 
 use super::{PathParams, percent_decode};
+use crate::store::Role;
 
 /// What a route does (dispatched in `api::dispatch`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -29,6 +30,13 @@ pub enum Op {
     PutCredential,
     DeleteCredential,
     ImportGenieacsDevices,
+    Login,
+    Logout,
+    Me,
+    ListUsers,
+    CreateUser,
+    DisableUser,
+    Audit,
 }
 
 /// A query parameter of a route.
@@ -64,6 +72,9 @@ pub struct Route {
     pub errors: &'static [u16],
     /// Reachable without a token.
     pub public: bool,
+    /// The least role that may call it (see [`Role`]); creating a task
+    /// other than a reboot also needs [`Role::Ops`].
+    pub role: Role,
 }
 
 const fn q(name: &'static str, kind: &'static str, description: &'static str) -> QueryParam {
@@ -101,6 +112,7 @@ pub const ROUTES: &[Route] = &[
         content: None,
         errors: &[400, 413],
         public: false,
+        role: Role::Admin,
     },
     Route {
         method: "GET",
@@ -116,6 +128,7 @@ pub const ROUTES: &[Route] = &[
         content: None,
         errors: &[],
         public: true,
+        role: Role::Technician,
     },
     Route {
         method: "GET",
@@ -131,6 +144,7 @@ pub const ROUTES: &[Route] = &[
         content: Some("text/plain; version=0.0.4"),
         errors: &[],
         public: true,
+        role: Role::Technician,
     },
     Route {
         method: "GET",
@@ -146,6 +160,7 @@ pub const ROUTES: &[Route] = &[
         content: Some("application/json"),
         errors: &[],
         public: false,
+        role: Role::Technician,
     },
     Route {
         method: "GET",
@@ -169,6 +184,7 @@ pub const ROUTES: &[Route] = &[
         content: None,
         errors: &[400],
         public: false,
+        role: Role::Technician,
     },
     Route {
         method: "GET",
@@ -184,6 +200,7 @@ pub const ROUTES: &[Route] = &[
         content: None,
         errors: &[404],
         public: false,
+        role: Role::Technician,
     },
     Route {
         method: "GET",
@@ -203,6 +220,7 @@ pub const ROUTES: &[Route] = &[
         content: None,
         errors: &[404],
         public: false,
+        role: Role::Technician,
     },
     Route {
         method: "GET",
@@ -226,6 +244,7 @@ pub const ROUTES: &[Route] = &[
         content: None,
         errors: &[400, 404, 409],
         public: false,
+        role: Role::Technician,
     },
     Route {
         method: "GET",
@@ -248,6 +267,7 @@ pub const ROUTES: &[Route] = &[
         content: None,
         errors: &[404, 409],
         public: false,
+        role: Role::Technician,
     },
     Route {
         method: "GET",
@@ -263,6 +283,7 @@ pub const ROUTES: &[Route] = &[
         content: None,
         errors: &[404, 409, 502, 503],
         public: false,
+        role: Role::Technician,
     },
     Route {
         method: "POST",
@@ -285,6 +306,7 @@ pub const ROUTES: &[Route] = &[
         content: None,
         errors: &[404, 409, 503],
         public: false,
+        role: Role::Technician,
     },
     Route {
         method: "POST",
@@ -300,6 +322,7 @@ pub const ROUTES: &[Route] = &[
         content: None,
         errors: &[404, 429],
         public: false,
+        role: Role::Technician,
     },
     Route {
         method: "GET",
@@ -315,6 +338,7 @@ pub const ROUTES: &[Route] = &[
         content: None,
         errors: &[404],
         public: false,
+        role: Role::Technician,
     },
     Route {
         method: "POST",
@@ -330,6 +354,7 @@ pub const ROUTES: &[Route] = &[
         content: None,
         errors: &[400, 404],
         public: false,
+        role: Role::Technician,
     },
     Route {
         method: "GET",
@@ -345,6 +370,7 @@ pub const ROUTES: &[Route] = &[
         content: None,
         errors: &[400, 404],
         public: false,
+        role: Role::Technician,
     },
     Route {
         method: "DELETE",
@@ -360,6 +386,7 @@ pub const ROUTES: &[Route] = &[
         content: None,
         errors: &[400, 404, 409],
         public: false,
+        role: Role::Ops,
     },
     Route {
         method: "GET",
@@ -382,6 +409,7 @@ pub const ROUTES: &[Route] = &[
         content: None,
         errors: &[400],
         public: false,
+        role: Role::Technician,
     },
     Route {
         method: "DELETE",
@@ -397,6 +425,7 @@ pub const ROUTES: &[Route] = &[
         content: None,
         errors: &[400, 404],
         public: false,
+        role: Role::Ops,
     },
     Route {
         method: "GET",
@@ -419,6 +448,7 @@ pub const ROUTES: &[Route] = &[
         content: Some("text/event-stream"),
         errors: &[400],
         public: false,
+        role: Role::Technician,
     },
     Route {
         method: "PUT",
@@ -434,6 +464,7 @@ pub const ROUTES: &[Route] = &[
         content: None,
         errors: &[400],
         public: false,
+        role: Role::Admin,
     },
     Route {
         method: "DELETE",
@@ -449,6 +480,128 @@ pub const ROUTES: &[Route] = &[
         content: None,
         errors: &[404],
         public: false,
+        role: Role::Admin,
+    },
+    Route {
+        method: "POST",
+        path: "/api/v1/login",
+        op: Op::Login,
+        op_id: "login",
+        tag: "accounts",
+        summary: "Log in (the console)",
+        description: "Checks a user's name and password (made with `gigafibre-acs user add` or `POST /api/v1/users`) and opens a console session: an HttpOnly, SameSite=Strict cookie (Secure over HTTPS) and a CSRF token that every write made with the cookie sends back in `X-CSRF-Token`. Five failures in a row lock the account for 15 minutes; attempts are limited per client address. Machines use bearer tokens instead.",
+        query: &[],
+        body: Some("LoginRequest"),
+        ok: (200, Some("Me")),
+        content: None,
+        errors: &[400, 401, 403, 429],
+        public: true,
+        role: Role::Technician,
+    },
+    Route {
+        method: "POST",
+        path: "/api/v1/logout",
+        op: Op::Logout,
+        op_id: "logout",
+        tag: "accounts",
+        summary: "Log out",
+        description: "Ends the console session of the cookie sent (its cookie is cleared).",
+        query: &[],
+        body: None,
+        ok: (204, None),
+        content: None,
+        errors: &[403],
+        public: false,
+        role: Role::Technician,
+    },
+    Route {
+        method: "GET",
+        path: "/api/v1/me",
+        op: Op::Me,
+        op_id: "me",
+        tag: "accounts",
+        summary: "Who is calling",
+        description: "The user (or token) of this request, its role, and for a console session its CSRF token.",
+        query: &[],
+        body: None,
+        ok: (200, Some("Me")),
+        content: None,
+        errors: &[],
+        public: false,
+        role: Role::Technician,
+    },
+    Route {
+        method: "GET",
+        path: "/api/v1/users",
+        op: Op::ListUsers,
+        op_id: "listUsers",
+        tag: "accounts",
+        summary: "Users",
+        description: "Every user: name, role, disabled, locked. Never a password or its hash.",
+        query: &[],
+        body: None,
+        ok: (200, Some("UserList")),
+        content: None,
+        errors: &[403],
+        public: false,
+        role: Role::Admin,
+    },
+    Route {
+        method: "POST",
+        path: "/api/v1/users",
+        op: Op::CreateUser,
+        op_id: "createUser",
+        tag: "accounts",
+        summary: "Create a user, or change one's role or password",
+        description: "`{\"name\", \"role\", \"password\"}` creates a user (409 if the name is taken, unless `replace` is true: then its role and password change and its sessions end). Names: lower-case letters, digits, `.`, `_`, `-`; passwords: 12 characters or more.",
+        query: &[],
+        body: Some("NewUser"),
+        ok: (201, Some("User")),
+        content: None,
+        errors: &[400, 403, 409],
+        public: false,
+        role: Role::Admin,
+    },
+    Route {
+        method: "DELETE",
+        path: "/api/v1/users/{name}",
+        op: Op::DisableUser,
+        op_id: "disableUser",
+        tag: "accounts",
+        summary: "Disable a user",
+        description: "The user can no longer log in and its console sessions end; its audit entries stay. `gigafibre-acs user enable` brings it back.",
+        query: &[],
+        body: None,
+        ok: (200, Some("User")),
+        content: None,
+        errors: &[403, 404],
+        public: false,
+        role: Role::Admin,
+    },
+    Route {
+        method: "GET",
+        path: "/api/v1/audit",
+        op: Op::Audit,
+        op_id: "audit",
+        tag: "accounts",
+        summary: "The audit log",
+        description: "Every write through the API and the NBI, and every login attempt, newest first: who (a user, or `token:` and the start of the token's hash), the action (the operation id, e.g. `reprovision`), the device, the time and the HTTP status it ended with. Kept for `audit_retention_days`.",
+        query: &[
+            q("device", "string", "only this device's entries"),
+            q("user", "string", "only this user's (or token's) entries"),
+            q(
+                "since",
+                "string",
+                "only entries at or after this time (RFC 3339)",
+            ),
+            q("limit", "integer", "entries, 1-1000 (default 100)"),
+        ],
+        body: None,
+        ok: (200, Some("AuditList")),
+        content: None,
+        errors: &[400],
+        public: false,
+        role: Role::Technician,
     },
 ];
 
@@ -523,7 +676,12 @@ mod tests {
                 r.path
             );
             assert!(r.path.starts_with('/'));
-            assert!(r.public != r.path.starts_with("/api/"), "{}", r.path);
+            // Logging in is the one public route of the API proper.
+            assert!(
+                r.public != r.path.starts_with("/api/") || r.op == Op::Login,
+                "{}",
+                r.path
+            );
             assert!(["GET", "POST", "PUT", "DELETE"].contains(&r.method));
         }
         let ops: std::collections::HashSet<_> = ROUTES.iter().map(|r| r.op_id).collect();

@@ -25,6 +25,7 @@ use crate::cwmp::rpc::{
 };
 use crate::cwmp::{Body, ParameterValue, ValueType};
 use crate::session::is_queueable;
+use crate::store::Role;
 use crate::store::{DeviceRecord, Task, TaskRequest};
 
 /// Longest `wait` accepted, seconds.
@@ -521,11 +522,20 @@ pub fn parse_task_for(
 }
 
 /// `POST /api/v1/devices/{id}/tasks?connection_request=&wait=`.
-pub async fn create(acs: &Arc<Acs>, id: &str, body: Value, q: &Query) -> ApiResult {
+///
+/// A technician may queue a reboot; any other task needs the ops role.
+pub async fn create(acs: &Arc<Acs>, id: &str, body: Value, q: &Query, role: Role) -> ApiResult {
     let wait_s = q.wait_s(MAX_WAIT_S)?;
     let poke = q.flag("connection_request", false)?;
     let device = load_device(acs, id)?;
     let parsed = parse_task_for(acs, &device, &body)?;
+    let reboot = parsed
+        .request
+        .rpc()
+        .is_some_and(|b| matches!(b, crate::cwmp::Body::Reboot(_)));
+    if role < Role::Ops && !reboot {
+        return Err(super::access::forbidden(Role::Ops));
+    }
     let (task, cr) = service::queue_task(acs, &device, parsed.request, parsed.name, poke)
         .await
         .map_err(ApiError::internal)?;

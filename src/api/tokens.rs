@@ -11,29 +11,53 @@ use tracing::info;
 
 use crate::config::{Config, Secret};
 use crate::digest::{constant_time_eq, hex};
+use crate::store::Role;
 
-/// The accepted tokens.
-pub struct ApiTokens(Vec<Secret>);
+/// The accepted tokens, each with its role: `ROLE:TOKEN` in the
+/// configuration (`ops:…`, `technician:…`), a bare token is `admin` (what
+/// every token could do before roles existed).
+pub struct ApiTokens(Vec<(Secret, Role)>);
+
+/// Who a token is, for the audit log: `token:` and the start of its hash
+/// (never the token itself).
+pub fn token_actor(token: &[u8]) -> String {
+    let d = ring::digest::digest(&ring::digest::SHA256, token);
+    format!("token:{}", &hex(d.as_ref())[..12])
+}
 
 impl ApiTokens {
     pub fn new(tokens: Vec<Secret>) -> ApiTokens {
-        ApiTokens(tokens)
+        ApiTokens(
+            tokens
+                .into_iter()
+                .map(|t| {
+                    let text = t.expose();
+                    match text.split_once(':') {
+                        Some((role, rest)) if Role::parse(role).is_some() && !rest.is_empty() => {
+                            (Secret::new(rest), Role::parse(role).unwrap_or(Role::Admin))
+                        }
+                        _ => (t, Role::Admin),
+                    }
+                })
+                .collect(),
+        )
+    }
+
+    /// The role and audit name of the bearer token in an `Authorization`
+    /// header, if it is one of the tokens.
+    pub fn bearer(&self, header: Option<&HeaderValue>) -> Option<(Role, String)> {
+        let value = header.and_then(|h| h.to_str().ok())?.trim();
+        let token = value
+            .get(..7)
+            .filter(|s| s.eq_ignore_ascii_case("bearer "))
+            .map(|_| value[7..].trim())?;
+        self.role_of(token.as_bytes())
+            .map(|role| (role, token_actor(token.as_bytes())))
     }
 
     /// Whether an `Authorization` header carries one of the tokens.
     pub fn authorizes(&self, header: Option<&HeaderValue>) -> bool {
-        let Some(value) = header.and_then(|h| h.to_str().ok()) else {
-            return false;
-        };
-        let value = value.trim();
-        let Some(token) = value
-            .get(..7)
-            .filter(|s| s.eq_ignore_ascii_case("bearer "))
-            .map(|_| value[7..].trim())
-        else {
-            return false;
-        };
-        self.accepts(token.as_bytes())
+        self.bearer(header).is_some()
     }
 
     /// Like [`ApiTokens::authorizes`], and also `Basic` with a token as the
@@ -57,15 +81,16 @@ impl ApiTokens {
             return false;
         };
         match decoded.iter().position(|b| *b == b':') {
-            Some(colon) => self.accepts(&decoded[colon + 1..]),
+            Some(colon) => self.role_of(&decoded[colon + 1..]).is_some(),
             None => false,
         }
     }
 
-    fn accepts(&self, token: &[u8]) -> bool {
+    fn role_of(&self, token: &[u8]) -> Option<Role> {
         // Check all tokens so timing does not tell which one matched.
-        self.0.iter().fold(false, |ok, t| {
-            constant_time_eq(t.expose().as_bytes(), token) | ok
+        self.0.iter().fold(None, |found, (t, role)| {
+            let hit = constant_time_eq(t.expose().as_bytes(), token);
+            if hit { Some(*role) } else { found }
         })
     }
 }
@@ -135,6 +160,34 @@ mod tests {
         assert!(!t.authorizes(Some(&h("Basic 0123456789abcdef"))));
         assert!(!t.authorizes(Some(&h("Bearer"))));
         assert!(!t.authorizes(None));
+    }
+
+    #[test]
+    fn tokens_carry_roles() {
+        let t = ApiTokens::new(vec![
+            Secret::new("ops:0123456789abcdef"),
+            Secret::new("technician:fedcba9876543210"),
+            Secret::new("bare-token-0123456789"),
+            Secret::new("weird:colon-token-0123"),
+        ]);
+        let h = |s: &str| HeaderValue::from_str(&format!("Bearer {s}")).unwrap();
+        assert_eq!(t.bearer(Some(&h("0123456789abcdef"))).unwrap().0, Role::Ops);
+        assert_eq!(
+            t.bearer(Some(&h("fedcba9876543210"))).unwrap().0,
+            Role::Technician
+        );
+        assert_eq!(
+            t.bearer(Some(&h("bare-token-0123456789"))).unwrap().0,
+            Role::Admin
+        );
+        // An unknown prefix is part of the token.
+        assert_eq!(
+            t.bearer(Some(&h("weird:colon-token-0123"))).unwrap().0,
+            Role::Admin
+        );
+        assert!(t.bearer(Some(&h("ops:0123456789abcdef"))).is_none());
+        let (_, actor) = t.bearer(Some(&h("0123456789abcdef"))).unwrap();
+        assert!(actor.starts_with("token:") && !actor.contains("0123456789abcdef"));
     }
 
     #[test]

@@ -23,7 +23,7 @@ use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::{mpsc, watch};
 use tracing::{debug, info, warn};
 
-use crate::api::{self, ApiTokens};
+use crate::api;
 use crate::app::Acs;
 use crate::app::provisioning::{self, Provisioning};
 use crate::config::{Config, CpeAuthMode};
@@ -88,7 +88,7 @@ impl Handler for CwmpHandler {
 }
 
 #[derive(Clone)]
-struct ApiHandler(Arc<Acs>, Arc<ApiTokens>);
+struct ApiHandler(Arc<Acs>, Arc<api::Access>);
 
 impl Handler for ApiHandler {
     type Conn = SocketAddr;
@@ -100,10 +100,10 @@ impl Handler for ApiHandler {
 
     fn call(
         &self,
-        _conn: Arc<SocketAddr>,
+        conn: Arc<SocketAddr>,
         req: Request<Incoming>,
     ) -> impl Future<Output = Response<api::ApiBody>> + Send + 'static {
-        api::handle(self.0.clone(), self.1.clone(), req)
+        api::handle(self.0.clone(), self.1.clone(), conn.ip(), req)
     }
 }
 
@@ -329,7 +329,7 @@ pub async fn run(
     let api_task = tokio::spawn(accept_loop(
         api_listener,
         None,
-        ApiHandler(acs.clone(), tokens),
+        ApiHandler(acs.clone(), Arc::new(api::Access::new(tokens, false))),
         api_limits,
         stop_rx.clone(),
         drain_tx.clone(),
