@@ -92,15 +92,11 @@ pub fn audit(acs: &Acs, q: &Query) -> ApiResult {
     let limit = q.limit("limit", 100, 1000)?;
     let since_ms = match q.get("since") {
         None => None,
-        Some(t) => Some(
-            crate::cwmp::parse_datetime(t)
-                .map(|t| now_ms(t))
-                .ok_or_else(|| {
-                    ApiError::bad_request(format!(
-                        "`since` must be an RFC 3339 time such as 2026-12-06T12:00:00Z, got `{t}`"
-                    ))
-                })?,
-        ),
+        Some(t) => Some(crate::cwmp::parse_datetime(t).map(now_ms).ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "`since` must be an RFC 3339 time such as 2026-12-06T12:00:00Z, got `{t}`"
+            ))
+        })?),
     };
     let filter = AuditFilter {
         device_id: q.get("device").map(str::to_owned),
