@@ -97,6 +97,7 @@ keys! {
     "webhook_secret", "ACS_WEBHOOK_SECRET", "", true, "key of the X-Gigafibre-Signature HMAC-SHA256 header on webhook POSTs";
     "stun_listen", "ACS_STUN_LISTEN", "off", false, "UDP address of the built-in STUN server for TR-111 (off: none)";
     "nbi_listen", "ACS_NBI_LISTEN", "off", false, "address of the GenieACS-compatible NBI, e.g. 127.0.0.1:7558 (off: none); it takes the API's tokens";
+    "audit_retention_days", "ACS_AUDIT_RETENTION_DAYS", "365", false, "days the audit log keeps an entry (1-3650)";
     "nbi_allow", "ACS_NBI_ALLOW", "", false, "comma-separated CIDRs (IPv4/IPv6) whose clients may use the NBI without a token";
 }
 
@@ -227,6 +228,8 @@ pub struct Config {
     pub hosts_collect: bool,
     /// Age after which the host table is re-read (`None`: never by age).
     pub hosts_max_age: Option<Duration>,
+    /// `ACS_AUDIT_RETENTION_DAYS`: how long audit entries are kept.
+    pub audit_retention: Duration,
     pub webhook: Option<WebhookSettings>,
     pub stun_listen: Option<SocketAddr>,
     /// The GenieACS-compatible NBI's address (`None`: not served).
@@ -721,6 +724,7 @@ fn parse(values: &BTreeMap<&'static str, (String, Source)>) -> Result<Config, Co
         ));
     }
     let hosts_max_age = number("hosts_max_age_s", 0, 86_400 * 30)?;
+    let audit_retention = Duration::from_secs(number("audit_retention_days", 1, 3650)? * 86_400);
     let node_url = text("node_url");
     if let Some(u) = &node_url {
         if !(u.starts_with("http://") || u.starts_with("https://")) {
@@ -786,6 +790,7 @@ fn parse(values: &BTreeMap<&'static str, (String, Source)>) -> Result<Config, Co
         connection_request,
         hosts_collect: boolean("hosts_collect")?,
         hosts_max_age: (hosts_max_age > 0).then(|| Duration::from_secs(hosts_max_age)),
+        audit_retention,
         webhook,
         stun_listen,
         provisioning,

@@ -357,6 +357,21 @@ fn genieacs_calls_get_genieacs_answers() {
     let r = conn.read_response();
     assert_eq!(r.status, 413, "{}", r.text());
 
+    // Every write went to the audit log, named by its token's hash.
+    let (status, log) = acs.api_get("/api/v1/audit?limit=1000");
+    assert_eq!(status, 200);
+    let entries = log["entries"].as_array().unwrap();
+    assert!(
+        entries.iter().any(|e| e["action"] == "nbi POST devices"
+            && e["user"].as_str().unwrap().starts_with("token:")
+            && e["device_id"].is_string()),
+        "{log}"
+    );
+    assert!(
+        !log.to_string().contains(TOKEN),
+        "no token in the audit log"
+    );
+
     // Deleting a device.
     let idb = encode_segment(&b);
     let (status, _, _) = nbi(&acs, "DELETE", &format!("/devices/{idb}"), None);

@@ -64,26 +64,23 @@ impl ApiTokens {
     /// password (any username): what GenieACS NBI clients, which know only
     /// Basic, can send.
     pub fn authorizes_bearer_or_basic(&self, header: Option<&HeaderValue>) -> bool {
-        if self.authorizes(header) {
-            return true;
+        self.bearer_or_basic(header).is_some()
+    }
+
+    /// The role and audit name of a token sent as Bearer, or as the
+    /// password of Basic.
+    pub fn bearer_or_basic(&self, header: Option<&HeaderValue>) -> Option<(Role, String)> {
+        if let Some(found) = self.bearer(header) {
+            return Some(found);
         }
-        let Some(value) = header.and_then(|h| h.to_str().ok()).map(str::trim) else {
-            return false;
-        };
-        let Some(encoded) = value
+        let value = header.and_then(|h| h.to_str().ok()).map(str::trim)?;
+        let encoded = value
             .get(..6)
             .filter(|s| s.eq_ignore_ascii_case("basic "))
-            .map(|_| value[6..].trim())
-        else {
-            return false;
-        };
-        let Ok(decoded) = STANDARD.decode(encoded) else {
-            return false;
-        };
-        match decoded.iter().position(|b| *b == b':') {
-            Some(colon) => self.role_of(&decoded[colon + 1..]).is_some(),
-            None => false,
-        }
+            .map(|_| value[6..].trim())?;
+        let decoded = STANDARD.decode(encoded).ok()?;
+        let token = &decoded[decoded.iter().position(|b| *b == b':')? + 1..];
+        self.role_of(token).map(|role| (role, token_actor(token)))
     }
 
     fn role_of(&self, token: &[u8]) -> Option<Role> {

@@ -39,6 +39,7 @@ use crate::app::Acs;
 use crate::app::now_ms;
 use crate::app::service::{self, WithdrawError};
 use crate::config::Cidr;
+use crate::store::Role;
 use crate::store::{DeviceRecord, FaultRecord, StoreError, Task, TaskStatus};
 use document::{device_document, fault_documents, fault_object_id, is_attribute_path, project};
 use query::Filter;
@@ -152,19 +153,62 @@ fn unauthorized() -> Reply {
 }
 
 /// Handles one NBI request from `peer`.
+///
+/// A token's role applies: writes need `ops`. A client of the allow list
+/// without a token counts as `ops`, named by its address in the audit log,
+/// where every write goes.
 pub async fn handle(nbi: Arc<Nbi>, peer: SocketAddr, req: Request<Incoming>) -> Reply {
+    let token = nbi
+        .tokens
+        .bearer_or_basic(req.headers().get(header::AUTHORIZATION));
     let allowed = nbi.allow.iter().any(|net| net.contains(peer.ip()));
-    if !allowed
-        && !nbi
-            .tokens
-            .authorizes_bearer_or_basic(req.headers().get(header::AUTHORIZATION))
-    {
-        return unauthorized();
+    let (role, actor) = match (token, allowed) {
+        (Some(found), _) => found,
+        (None, true) => (Role::Ops, format!("nbi@{}", peer.ip())),
+        (None, false) => return unauthorized(),
+    };
+    let write = !matches!(*req.method(), Method::GET | Method::HEAD);
+    if write && role < Role::Ops {
+        return text(
+            StatusCode::FORBIDDEN,
+            "403 Forbidden: this token's role (technician) may not write through the NBI",
+        );
     }
-    match route(&nbi.acs, req).await {
+    let audit_device = match write {
+        true => req
+            .uri()
+            .path()
+            .strip_prefix("/devices/")
+            .and_then(|rest| rest.split('/').next())
+            .and_then(percent_decode),
+        false => None,
+    };
+    let action = match write {
+        true => format!("nbi {} {}", req.method(), first_segment(req.uri().path())),
+        false => String::new(),
+    };
+    let reply = match route(&nbi.acs, req).await {
         Ok(r) => r,
         Err(e) => e.into_reply(),
+    };
+    if write {
+        let now = crate::app::now_ms(std::time::SystemTime::now());
+        crate::api::access::audit(
+            &nbi.acs,
+            &actor,
+            role,
+            &action,
+            audit_device,
+            reply.status().as_u16(),
+            now,
+        );
     }
+    reply
+}
+
+/// `devices`, `tasks`, `faults`… of a path, for the audit log.
+fn first_segment(path: &str) -> &str {
+    path.trim_start_matches('/').split('/').next().unwrap_or("")
 }
 
 async fn route(acs: &Arc<Acs>, req: Request<Incoming>) -> Result<Reply, NbiError> {

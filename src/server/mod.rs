@@ -342,6 +342,10 @@ pub async fn run(
         stop_rx.clone(),
     ));
     let relay = tokio::spawn(crate::app::relay::relay(acs.clone(), stop_rx.clone()));
+    let housekeeping = tokio::spawn(crate::app::housekeeping::housekeeping(
+        acs.clone(),
+        stop_rx.clone(),
+    ));
     let reaper = tokio::spawn(reap_sessions(acs.clone(), stop_rx));
     on_ready(bound);
 
@@ -356,6 +360,7 @@ pub async fn run(
     let _ = reaper.await;
     let _ = writebacks.await;
     let _ = relay.await;
+    let _ = housekeeping.await;
     if let Some(t) = stun_task {
         let _ = t.await;
     }

@@ -1,0 +1,357 @@
+//! People's accounts, roles and the audit log, through the real binary:
+//! users made with `gigafibre-acs user add`, console sessions (cookie and
+//! CSRF token), what each role may do, lockout, tokens with roles, and
+//! every write in the audit log.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::io::Write as _;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use common::*;
+use serde_json::{Value, json};
+
+const ADMIN_PW: &str = "admin-password-0001";
+const TECH_PW: &str = "tech-password-0001";
+const OPS_PW: &str = "ops-password-00001";
+
+/// `gigafibre-acs user ARGS` on a data dir, the password on stdin; the
+/// exit code and what it printed.
+fn user_cmd(data_dir: &Path, args: &[&str], stdin: &str) -> (i32, String, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_gigafibre-acs"))
+        .arg("user")
+        .args(args)
+        .env_clear()
+        .env("ACS_DATA_DIR", data_dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// A logged-in browser: its cookie and CSRF token.
+struct Browser {
+    cookie: String,
+    csrf: String,
+}
+
+fn login(acs: &Acs, user: &str, password: &str) -> Result<Browser, (u16, Value)> {
+    let body = json!({"username": user, "password": password}).to_string();
+    let r = HttpConn::connect(acs.api).request(
+        "POST",
+        "/api/v1/login",
+        &[("Content-Type", "application/json")],
+        body.as_bytes(),
+    );
+    let v: Value = serde_json::from_slice(&r.body).unwrap_or(Value::Null);
+    if r.status != 200 {
+        return Err((r.status, v));
+    }
+    let set = r.header("set-cookie").unwrap().to_owned();
+    assert!(
+        set.contains("HttpOnly") && set.contains("SameSite=Strict"),
+        "{set}"
+    );
+    Ok(Browser {
+        cookie: set.split(';').next().unwrap().to_owned(),
+        csrf: v["csrf_token"].as_str().unwrap().to_owned(),
+    })
+}
+
+impl Browser {
+    fn call(
+        &self,
+        acs: &Acs,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+        csrf: bool,
+    ) -> (u16, Value) {
+        let mut headers = vec![("Cookie", self.cookie.as_str())];
+        if csrf {
+            headers.push(("X-CSRF-Token", self.csrf.as_str()));
+        }
+        headers.push(("Content-Type", "application/json"));
+        let bytes = body.map(|b| b.to_string()).unwrap_or_default();
+        let r = HttpConn::connect(acs.api).request(method, path, &headers, bytes.as_bytes());
+        (
+            r.status,
+            serde_json::from_slice(&r.body).unwrap_or(Value::Null),
+        )
+    }
+}
+
+#[test]
+fn people_log_in_with_roles_and_every_write_is_audited() {
+    let dir = tempfile::tempdir().unwrap();
+    // The first admin is made on the data dir, with the ACS stopped.
+    let (code, out, err) = user_cmd(
+        dir.path(),
+        &["add", "admin1", "--role", "admin", "--password-stdin"],
+        &format!("{ADMIN_PW}\n"),
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("admin1"), "{out}");
+    for (name, role, pw) in [("tech1", "technician", TECH_PW), ("ops1", "ops", OPS_PW)] {
+        let (code, _, err) = user_cmd(
+            dir.path(),
+            &["add", name, "--role", role, "--password-stdin"],
+            &format!("{pw}\n"),
+        );
+        assert_eq!(code, 0, "{err}");
+    }
+    // Clear errors, exit 2: a short password, a taken name, a bad role.
+    let (code, _, err) = user_cmd(
+        dir.path(),
+        &["add", "x", "--role", "ops", "--password-stdin"],
+        "short\n",
+    );
+    assert_eq!((code, err.contains("12 characters")), (2, true), "{err}");
+    let (code, _, err) = user_cmd(
+        dir.path(),
+        &["add", "tech1", "--role", "ops", "--password-stdin"],
+        &format!("{TECH_PW}\n"),
+    );
+    assert_eq!((code, err.contains("already exists")), (2, true), "{err}");
+    let (code, _, err) = user_cmd(
+        dir.path(),
+        &["add", "y", "--role", "root", "--password-stdin"],
+        "",
+    );
+    assert_eq!((code, err.contains("root")), (2, true), "{err}");
+
+    let acs = Acs::start_in(
+        dir.path(),
+        &[(
+            "ACS_API_TOKEN",
+            &format!("technician:tech-token-0123456789,{TOKEN}"),
+        )],
+    );
+    // While the ACS holds its embedded store, the command says so.
+    let (code, _, err) = user_cmd(dir.path(), &["list"], "");
+    assert_eq!(code, 2, "{err}");
+
+    // A device to act on.
+    let mut cpe = acs.cpe();
+    assert_eq!(
+        cpe.post_str(&inform_xml(
+            "soapenv",
+            "1-0",
+            "1",
+            "ACCT1",
+            &["0 BOOTSTRAP"]
+        ))
+        .status,
+        200
+    );
+    assert_eq!(cpe.empty().status, 204);
+    let device = device_id("ACCT1");
+    let device_path = encode_segment(&device);
+
+    // Admin: logs in, is who it says, manages users with its CSRF token.
+    let admin = login(&acs, "admin1", ADMIN_PW).unwrap();
+    let (status, me) = admin.call(&acs, "GET", "/api/v1/me", None, false);
+    assert_eq!(
+        (status, me["user"].as_str(), me["role"].as_str()),
+        (200, Some("admin1"), Some("admin"))
+    );
+    let new_tech = json!({"name": "tech2", "role": "technician", "password": "tech2-password-001"});
+    let (status, body) = admin.call(&acs, "POST", "/api/v1/users", Some(new_tech.clone()), false);
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (403, Some("csrf")),
+        "{body}"
+    );
+    let (status, body) = admin.call(&acs, "POST", "/api/v1/users", Some(new_tech.clone()), true);
+    assert_eq!(status, 201, "{body}");
+    assert!(
+        body.get("password_hash").is_none() && !body.to_string().contains("argon2"),
+        "{body}"
+    );
+    let (status, _) = admin.call(&acs, "POST", "/api/v1/users", Some(new_tech), true);
+    assert_eq!(status, 409);
+    let (status, list) = admin.call(&acs, "GET", "/api/v1/users", None, false);
+    assert_eq!(status, 200);
+    assert_eq!(list["users"].as_array().unwrap().len(), 4, "{list}");
+
+    // Technician: reads, reboots, reprovisions; no other task, no users,
+    // no credentials.
+    let tech = login(&acs, "tech1", TECH_PW).unwrap();
+    let (status, _) = tech.call(
+        &acs,
+        "GET",
+        &format!("/api/v1/devices/{device_path}"),
+        None,
+        false,
+    );
+    assert_eq!(status, 200);
+    let tasks = format!("/api/v1/devices/{device_path}/tasks");
+    let (status, body) = tech.call(&acs, "POST", &tasks, Some(json!({"name": "reboot"})), true);
+    assert_eq!(status, 201, "{body}");
+    let (status, body) = tech.call(
+        &acs,
+        "POST",
+        &tasks,
+        Some(json!({"name": "getParameterValues", "parameterNames": ["Device.DeviceInfo."]})),
+        true,
+    );
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (403, Some("forbidden")),
+        "{body}"
+    );
+    assert!(
+        body["error"]["message"].as_str().unwrap().contains("ops"),
+        "{body}"
+    );
+    let (status, body) = tech.call(
+        &acs,
+        "POST",
+        "/api/v1/users",
+        Some(json!({"name": "evil", "role": "admin", "password": "evil-password-0001"})),
+        true,
+    );
+    assert_eq!(status, 403, "{body}");
+    let (status, _) = tech.call(&acs, "DELETE", "/api/v1/cpe-credentials/x", None, true);
+    assert_eq!(status, 403);
+    let (status, _) = tech.call(
+        &acs,
+        "POST",
+        &format!("/api/v1/devices/{device_path}/reprovision"),
+        None,
+        true,
+    );
+    assert_ne!(status, 403, "a technician may reprovision");
+
+    // Ops: tasks of any kind.
+    let ops = login(&acs, "ops1", OPS_PW).unwrap();
+    let (status, body) = ops.call(
+        &acs,
+        "POST",
+        &tasks,
+        Some(json!({"name": "getParameterValues", "parameterNames": ["Device.DeviceInfo."]})),
+        true,
+    );
+    assert_eq!(status, 201, "{body}");
+
+    // A token with a role: the technician token may not manage users.
+    let r = HttpConn::connect(acs.api).request(
+        "GET",
+        "/api/v1/users",
+        &[("Authorization", "Bearer tech-token-0123456789")],
+        b"",
+    );
+    assert_eq!(r.status, 403);
+    let (status, _) = acs.api_get("/api/v1/users");
+    assert_eq!(status, 200, "a bare token is an admin's");
+
+    // Logging out ends the session; a disabled user cannot log in.
+    let (status, _) = tech.call(&acs, "POST", "/api/v1/logout", None, true);
+    assert_eq!(status, 204);
+    let (status, _) = tech.call(&acs, "GET", "/api/v1/me", None, false);
+    assert_eq!(status, 401);
+    let (status, _) = admin.call(&acs, "DELETE", "/api/v1/users/tech2", None, true);
+    assert_eq!(status, 200);
+    let Err((status, body)) = login(&acs, "tech2", "tech2-password-001") else {
+        panic!("a disabled user logged in");
+    };
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (403, Some("disabled")),
+        "{body}"
+    );
+
+    // Five wrong passwords lock the account; then even the right one is
+    // refused, with a message saying what to do.
+    for i in 0..5 {
+        let Err((status, body)) = login(&acs, "ops1", "wrong-password-000") else {
+            panic!("a wrong password logged in");
+        };
+        let want = if i < 4 { 401 } else { 403 };
+        assert_eq!(status, want, "attempt {i}: {body}");
+    }
+    let Err((status, body)) = login(&acs, "ops1", OPS_PW) else {
+        panic!("a locked account logged in");
+    };
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (403, Some("locked")),
+        "{body}"
+    );
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("minute"),
+        "{body}"
+    );
+    // ...and the address is throttled soon after.
+    let throttled =
+        (0..5).any(|_| matches!(login(&acs, "admin1", "nope-nope-nope-1"), Err((429, _))));
+    assert!(throttled, "login attempts from one address are limited");
+
+    // Every write is in the audit log, with who, what, which device and
+    // the outcome.
+    let (status, log) = acs.api_get(&format!("/api/v1/audit?device={device_path}"));
+    assert_eq!(status, 200);
+    let entries = log["entries"].as_array().unwrap();
+    let has = |user: &str, action: &str, status: u64| {
+        entries
+            .iter()
+            .any(|e| e["user"] == user && e["action"] == action && e["status"] == status)
+    };
+    assert!(has("tech1", "createTask", 201), "{log}");
+    assert!(has("tech1", "createTask", 403), "{log}");
+    assert!(has("ops1", "createTask", 201), "{log}");
+    assert!(
+        entries
+            .iter()
+            .any(|e| e["user"] == "tech1" && e["action"] == "reprovision"),
+        "{log}"
+    );
+    let (_, by_admin) = acs.api_get("/api/v1/audit?user=admin1");
+    let actions: Vec<&str> = by_admin["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert!(
+        actions.contains(&"createUser")
+            && actions.contains(&"disableUser")
+            && actions.contains(&"login"),
+        "{actions:?}"
+    );
+    let (_, logins) = acs.api_get("/api/v1/audit?user=ops1");
+    let failed = logins["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "login" && e["status"] != 200)
+        .count();
+    assert!(failed >= 5, "{logins}");
+    let (status, _) = acs.api_get("/api/v1/audit?since=yesterday");
+    assert_eq!(status, 400);
+
+    // No password reached the log.
+    let logs = acs.logs();
+    for pw in [ADMIN_PW, TECH_PW, OPS_PW, "tech2-password-001"] {
+        assert!(!logs.contains(pw), "a password reached the log");
+    }
+}
