@@ -8,6 +8,7 @@
 //! ([`openapi`]) is generated from it, so the two cannot disagree.
 
 pub mod access;
+mod console;
 mod credentials;
 mod devices;
 mod events;
@@ -158,6 +159,11 @@ pub async fn handle(
 ) -> HttpResponse {
     Metrics::inc(&acs.metrics.api_requests);
     let path = req.uri().path().to_owned();
+    if req.method() == http::Method::GET {
+        if let Some(page) = console::asset(&path) {
+            return page;
+        }
+    }
     let matched = routes::find(req.method(), &path);
     let public = matches!(&matched, routes::Match::Found { route, .. } if route.public);
     let principal = match access.principal(&acs, req.headers()) {

@@ -1,0 +1,297 @@
+// The console: a small page over the Ops API (no build step, no library).
+// French by default, English one click away; what a role may not do is
+// not shown, and the server refuses it anyway.
+"use strict";
+
+const TEXT = {
+  fr: {
+    switch_lang: "English", logout: "Se déconnecter", login_title: "Connexion", username: "Utilisateur",
+    password: "Mot de passe", login: "Se connecter", search_title: "Trouver un appareil",
+    search_label: "MAC, numéro de série, série GPON, client, équipement ERPNext ou IP", search: "Chercher",
+    reprovision: "Reprovisionner", connection_request: "Demande de connexion", reboot: "Redémarrer",
+    topology: "Topologie", audit: "Journal d'audit", users: "Utilisateurs", no_result: "Aucun appareil trouvé.",
+    online: "En ligne", offline: "Hors ligne", serial: "Numéro de série", model: "Modèle", firmware: "Micrologiciel",
+    last_inform: "Dernier contact", state: "État", provisioning: "Provisionnement", reason: "Raison",
+    erpnext: "ERPNext", customer: "Client", in_progress: "En cours…", done: "Terminé.", failed: "Échec : ",
+    confirm_reboot: "Redémarrer cet appareil? Le service du client sera coupé quelques minutes.",
+    cr_ok: "L'appareil a accepté la demande de connexion.", cr_failed: "L'appareil n'a pas répondu : ",
+    reboot_queued: "Redémarrage demandé.", no_topology: "Topologie pas encore lue.", clients: "clients",
+    not_allowed: "Votre rôle ne permet pas cette action.", session_over: "Votre session a pris fin : reconnectez-vous.",
+    bad_login: "Utilisateur ou mot de passe incorrect.", network: "Le serveur ne répond pas : vérifiez la connexion.",
+    role: "Rôle", no_audit: "Aucune action enregistrée.",
+    status: { pending: "En attente", provisioned: "Provisionné", no_config: "Aucune configuration dans ERPNext",
+      unresolved: "Introuvable dans ERPNext", ambiguous: "Plusieurs équipements ERPNext correspondent",
+      deferred: "Reporté : ERPNext indisponible", fault: "En erreur", no_profile: "Modèle non pris en charge" },
+  },
+  en: {
+    switch_lang: "Français", logout: "Log out", login_title: "Log in", username: "User name",
+    password: "Password", login: "Log in", search_title: "Find a device",
+    search_label: "MAC, serial number, GPON serial, customer, ERPNext equipment or IP", search: "Search",
+    reprovision: "Reprovision", connection_request: "Connection request", reboot: "Reboot",
+    topology: "Topology", audit: "Audit log", users: "Users", no_result: "No device found.",
+    online: "Online", offline: "Offline", serial: "Serial number", model: "Model", firmware: "Firmware",
+    last_inform: "Last contact", state: "State", provisioning: "Provisioning", reason: "Reason",
+    erpnext: "ERPNext", customer: "Customer", in_progress: "In progress…", done: "Done.", failed: "Failed: ",
+    confirm_reboot: "Reboot this device? The customer's service stops for a few minutes.",
+    cr_ok: "The device accepted the connection request.", cr_failed: "The device did not answer: ",
+    reboot_queued: "Reboot requested.", no_topology: "Topology not read yet.", clients: "clients",
+    not_allowed: "Your role does not allow this.", session_over: "Your session ended: log in again.",
+    bad_login: "Wrong user name or password.", network: "The server does not answer: check the connection.",
+    role: "Role", no_audit: "No action recorded.",
+    status: { pending: "Pending", provisioned: "Provisioned", no_config: "No configuration in ERPNext",
+      unresolved: "Not found in ERPNext", ambiguous: "Several ERPNext equipment records match",
+      deferred: "Deferred: ERPNext unavailable", fault: "Failed", no_profile: "Model not supported" },
+  },
+};
+
+let lang = localStorage.getItem("lang") === "en" ? "en" : "fr";
+let me = null;
+const $ = (id) => document.getElementById(id);
+const t = (key) => TEXT[lang][key] || key;
+// A provisioning status in words.
+const statusText = (s) => TEXT[lang].status[s] || s;
+
+function applyLanguage() {
+  document.documentElement.lang = lang;
+  for (const el of document.querySelectorAll("[data-i18n]")) el.textContent = t(el.dataset.i18n);
+  $("q").setAttribute("aria-label", t("search_label"));
+}
+
+function show(section) {
+  for (const id of ["login", "search", "device", "users"]) $(id).hidden = id !== section;
+  $("logout").hidden = !me;
+  $("who").textContent = me ? `${me.user} (${me.role})` : "";
+}
+
+function setError(text) {
+  $("error").textContent = text || "";
+  $("error").hidden = !text;
+}
+
+class ApiError extends Error {
+  constructor(status, code, message) { super(message); this.status = status; this.code = code; }
+}
+
+// One API call; writes carry the session's CSRF token.
+async function api(method, path, body) {
+  const headers = { "Accept": "application/json" };
+  if (method !== "GET") {
+    headers["Content-Type"] = "application/json";
+    if (me && me.csrf_token) headers["X-CSRF-Token"] = me.csrf_token;
+  }
+  let response;
+  try {
+    response = await fetch(path, { method, headers, credentials: "same-origin", body: body ? JSON.stringify(body) : undefined });
+  } catch (e) {
+    throw new ApiError(0, "network", t("network"));
+  }
+  const text = await response.text();
+  const json = text ? JSON.parse(text) : null;
+  if (!response.ok) {
+    const err = (json && json.error) || {};
+    throw new ApiError(response.status, err.code || "", err.message || response.statusText);
+  }
+  return json;
+}
+
+// What an error means for the person in front of the page.
+function explain(e) {
+  if (e.status === 401) { me = null; show("login"); return t("session_over"); }
+  if (e.status === 403 && e.code === "forbidden") return t("not_allowed") + " (" + e.message + ")";
+  return e.message;
+}
+
+async function guard(work) {
+  setError("");
+  try { await work(); } catch (e) { setError(explain(e)); }
+}
+
+function el(tag, attrs, ...children) {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (k === "class") node.className = v; else node.setAttribute(k, v);
+  }
+  for (const c of children) node.append(c instanceof Node ? c : document.createTextNode(c == null ? "" : String(c)));
+  return node;
+}
+
+async function route() {
+  if (!me) { show("login"); $("username").focus(); return; }
+  const hash = location.hash || "#/";
+  if (hash.startsWith("#/device/")) return openDevice(decodeURIComponent(hash.slice(9)));
+  if (hash === "#/users") return openUsers();
+  show("search");
+}
+
+async function login(event) {
+  event.preventDefault();
+  setError("");
+  try {
+    me = await api("POST", "/api/v1/login", { username: $("username").value, password: $("password").value });
+    $("password").value = "";
+    await route();
+  } catch (e) {
+    setError(e.status === 401 ? t("bad_login") : explain(e));
+  }
+}
+
+async function logout() {
+  await guard(async () => { await api("POST", "/api/v1/logout"); });
+  me = null;
+  location.hash = "#/";
+  show("login");
+}
+
+async function search(event) {
+  event.preventDefault();
+  await guard(async () => {
+    const q = $("q").value.trim();
+    const list = await api("GET", "/api/v1/devices?limit=50&q=" + encodeURIComponent(q));
+    const results = $("results");
+    results.replaceChildren();
+    if (!list.devices.length) results.append(el("li", {}, t("no_result")));
+    for (const d of list.devices) {
+      const link = el("a", { href: "#/device/" + encodeURIComponent(d.id) }, d.serial_number);
+      results.append(el("li", { "data-device": d.id }, link, " — ", d.product_class, " — ",
+        d.online ? t("online") : t("offline"), " — ", statusText(d.provisioning.status)));
+    }
+  });
+}
+
+function signalClass(q) {
+  if (q == null) return "s-none";
+  return q >= 60 ? "s-good" : q >= 30 ? "s-fair" : "s-poor";
+}
+
+async function openDevice(id) {
+  show("device");
+  await guard(async () => {
+    const d = await api("GET", "/api/v1/devices/" + encodeURIComponent(id));
+    $("device-title").textContent = d.serial_number + " — " + d.product_class;
+    const facts = $("identity");
+    facts.replaceChildren();
+    const fact = (k, v) => facts.append(el("dt", {}, t(k)), el("dd", {}, v == null ? "—" : v));
+    fact("serial", d.serial_number);
+    fact("model", d.model_name || d.product_class);
+    fact("firmware", d.software_version);
+    fact("state", d.online ? t("online") : t("offline"));
+    fact("last_inform", d.last_inform);
+    fact("provisioning", statusText(d.provisioning.status));
+    fact("reason", d.provisioning.reason);
+    if (d.erpnext) {
+      const link = d.erpnext.url ? el("a", { href: d.erpnext.url, rel: "noopener" }, d.erpnext.equipment) : d.erpnext.equipment;
+      facts.append(el("dt", {}, t("erpnext")), el("dd", {}, link, d.erpnext.status ? " — " + d.erpnext.status : ""));
+      fact("customer", d.erpnext.customer);
+    }
+    $("device").dataset.id = id;
+    $("action-status").textContent = "";
+    await Promise.all([loadTopology(id), loadAudit(id)]);
+  });
+}
+
+async function loadTopology(id) {
+  const box = $("topology");
+  box.replaceChildren();
+  let hosts;
+  try { hosts = await api("GET", "/api/v1/devices/" + encodeURIComponent(id) + "/hosts"); } catch (e) {
+    box.append(el("p", {}, e.status === 409 ? t("no_topology") : explain(e)));
+    return;
+  }
+  if (!hosts.nodes.length) box.append(el("p", {}, t("no_topology")));
+  for (const n of hosts.nodes) {
+    const list = el("ul", {});
+    for (const c of n.clients) {
+      const q = c.signal_quality;
+      list.append(el("li", {}, (c.hostname || c.mac) + " — " + c.connection + " ",
+        el("span", { class: "signal " + signalClass(q), title: c.signal_dbm == null ? "" : c.signal_dbm + " dBm" }, q == null ? "—" : q + " %")));
+    }
+    box.append(el("div", { class: "node", "data-node": n.mac },
+      el("h3", {}, (n.hostname || n.model || n.mac) + " (" + n.role + ") — " + n.clients.length + " " + t("clients")), list));
+  }
+}
+
+async function loadAudit(id) {
+  const list = $("device-audit");
+  list.replaceChildren();
+  const log = await api("GET", "/api/v1/audit?limit=20&device=" + encodeURIComponent(id));
+  if (!log.entries.length) list.append(el("li", {}, t("no_audit")));
+  for (const e of log.entries) list.append(el("li", {}, e.at + " — " + e.user + " — " + e.action + " — " + e.status));
+}
+
+// Follows a task until it finishes; says how it ended.
+async function follow(taskId) {
+  for (let i = 0; i < 180; i++) {
+    const task = await api("GET", "/api/v1/tasks/" + taskId);
+    if (["done", "failed", "cancelled"].includes(task.status)) return task;
+    await new Promise((r) => setTimeout(r, 1000));
+  }
+  return null;
+}
+
+function status(text, ok) {
+  const s = $("action-status");
+  s.textContent = text;
+  s.className = ok === false ? "error" : ok ? "ok" : "";
+}
+
+async function reprovision() {
+  const id = $("device").dataset.id;
+  await guard(async () => {
+    status(t("in_progress"));
+    const r = await api("POST", "/api/v1/devices/" + encodeURIComponent(id) + "/reprovision");
+    const task = await follow(r.task.id);
+    if (task && task.status === "done") status(t("done"), true);
+    else status(t("failed") + (task && task.fault ? task.fault.message : task ? task.status : "timeout"), false);
+    await openDevice(id);
+    status(task && task.status === "done" ? t("done") : $("action-status").textContent, task && task.status === "done");
+  });
+}
+
+async function connectionRequest() {
+  const id = $("device").dataset.id;
+  await guard(async () => {
+    status(t("in_progress"));
+    const r = await api("POST", "/api/v1/devices/" + encodeURIComponent(id) + "/connection-request");
+    if (r.ok) status(t("cr_ok"), true); else status(t("cr_failed") + r.detail, false);
+  });
+}
+
+async function reboot() {
+  const id = $("device").dataset.id;
+  if (!window.confirm(t("confirm_reboot"))) return;
+  await guard(async () => {
+    await api("POST", "/api/v1/devices/" + encodeURIComponent(id) + "/tasks?connection_request=true", { name: "reboot" });
+    status(t("reboot_queued"), true);
+  });
+}
+
+async function openUsers() {
+  show("users");
+  await guard(async () => {
+    const list = await api("GET", "/api/v1/users");
+    const ul = $("user-list");
+    ul.replaceChildren();
+    for (const u of list.users) ul.append(el("li", {}, u.name + " — " + u.role + (u.disabled ? " — disabled" : "")));
+  });
+}
+
+async function start() {
+  applyLanguage();
+  $("lang").addEventListener("click", () => {
+    lang = lang === "fr" ? "en" : "fr";
+    localStorage.setItem("lang", lang);
+    applyLanguage();
+    route();
+  });
+  $("login-form").addEventListener("submit", login);
+  $("search-form").addEventListener("submit", search);
+  $("logout").addEventListener("click", logout);
+  $("reprovision").addEventListener("click", reprovision);
+  $("cr").addEventListener("click", connectionRequest);
+  $("reboot").addEventListener("click", reboot);
+  window.addEventListener("hashchange", route);
+  try { me = await api("GET", "/api/v1/me"); } catch (e) { me = null; }
+  await route();
+}
+
+document.addEventListener("DOMContentLoaded", start);

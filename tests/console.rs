@@ -1,0 +1,326 @@
+//! The console in a real headless browser (Debian's `chromium` and
+//! `chromium-driver`, driven over WebDriver): log in, find a simulated
+//! Deco, open its topology, reprovision it and see it finish, switch
+//! language, be refused an admin page as a technician, log out; the
+//! basics of accessibility. Skipped, saying so, without the browser.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::io::Write as _;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::{Value, json};
+
+const DECO_MAC: &str = "1C:61:B4:AA:00:11";
+const DECO_PASS: &str = "k7Hq2mZp9xWe";
+const TECH_PW: &str = "tech-password-0001";
+
+/// chromedriver on a free port, and one browser session.
+struct Browser {
+    driver: Child,
+    addr: std::net::SocketAddr,
+    session: String,
+}
+
+impl Browser {
+    fn start() -> Option<Browser> {
+        let (Some(driver), Some(chromium)) = (which("chromedriver"), which("chromium")) else {
+            eprintln!(
+                "console browser test skipped: no chromium/chromedriver (Debian's chromium and chromium-driver)"
+            );
+            return None;
+        };
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = Command::new(driver)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        let mut b = Browser {
+            driver: child,
+            addr,
+            session: String::new(),
+        };
+        wait_until("chromedriver", 20, || {
+            std::net::TcpStream::connect(addr).ok()
+        });
+        let caps = json!({"capabilities": {"alwaysMatch": {
+            "browserName": "chrome",
+            "goog:chromeOptions": {
+                "binary": chromium,
+                "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=412,915"]
+            }
+        }}});
+        let v = b.raw("POST", "/session", Some(caps));
+        b.session = v["value"]["sessionId"]
+            .as_str()
+            .expect("a browser session")
+            .to_owned();
+        Some(b)
+    }
+
+    fn raw(&self, method: &str, path: &str, body: Option<Value>) -> Value {
+        let bytes = body.map(|b| b.to_string()).unwrap_or_default();
+        let r = HttpConn::connect(self.addr).request(
+            method,
+            path,
+            &[("Content-Type", "application/json")],
+            bytes.as_bytes(),
+        );
+        serde_json::from_slice(&r.body).unwrap_or(Value::Null)
+    }
+
+    fn cmd(&self, method: &str, path: &str, body: Option<Value>) -> Value {
+        self.raw(method, &format!("/session/{}{path}", self.session), body)
+    }
+
+    fn go(&self, url: &str) {
+        self.cmd("POST", "/url", Some(json!({"url": url})));
+    }
+
+    fn js(&self, script: &str) -> Value {
+        self.cmd(
+            "POST",
+            "/execute/sync",
+            Some(json!({"script": script, "args": []})),
+        )["value"]
+            .clone()
+    }
+
+    /// The element matching a CSS selector, once there.
+    fn find(&self, css: &str) -> String {
+        wait_until(&format!("element {css}"), 20, || {
+            let v = self.cmd(
+                "POST",
+                "/element",
+                Some(json!({"using": "css selector", "value": css})),
+            );
+            v["value"]["element-6066-11e4-a52e-4f735466cecf"]
+                .as_str()
+                .map(str::to_owned)
+        })
+    }
+
+    fn click(&self, css: &str) {
+        let e = self.find(css);
+        self.cmd("POST", &format!("/element/{e}/click"), Some(json!({})));
+    }
+
+    fn type_in(&self, css: &str, text: &str) {
+        let e = self.find(css);
+        self.cmd("POST", &format!("/element/{e}/clear"), Some(json!({})));
+        self.cmd(
+            "POST",
+            &format!("/element/{e}/value"),
+            Some(json!({"text": text})),
+        );
+    }
+
+    fn text(&self, css: &str) -> String {
+        let e = self.find(css);
+        self.cmd("GET", &format!("/element/{e}/text"), None)["value"]
+            .as_str()
+            .unwrap_or("")
+            .to_owned()
+    }
+
+    /// Waits until the element's text contains `want`.
+    fn wait_text(&self, css: &str, want: &str, secs: u64) -> String {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        loop {
+            let text = self.text(css);
+            if text.contains(want) {
+                return text;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{css} never said {want:?}; it says {text:?}"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    fn visible(&self, id: &str) -> bool {
+        self.js(&format!("return !document.getElementById('{id}').hidden"))
+            .as_bool()
+            .unwrap_or(false)
+    }
+
+    fn wait_visible(&self, id: &str) {
+        wait_until(&format!("#{id} shown"), 20, || {
+            self.visible(id).then_some(())
+        });
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        if !self.session.is_empty() {
+            let path = format!("/session/{}", self.session);
+            let _ = HttpConn::connect(self.addr).request("DELETE", &path, &[], b"");
+        }
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+    }
+}
+
+fn which(name: &str) -> Option<String> {
+    std::env::var_os("PATH").and_then(|p| {
+        std::env::split_paths(&p)
+            .map(|d| d.join(name))
+            .find(|f| f.is_file())
+            .map(|f| f.display().to_string())
+    })
+}
+
+fn erp_fixture() -> Value {
+    json!({
+        "Customer": [{"name": "Jean Tremblay", "customer_name": "Jean Tremblay", "customer_type": "Individual", "customer_group": "Résidentiel", "territory": "Québec"}],
+        "Service Location": [{"name": "LOC-00001", "customer": "Jean Tremblay", "address_line": "1 rue Principale", "city": "Salaberry-de-Valleyfield", "province": "QC", "postal_code": "J6S 1A1", "status": "Active"}],
+        "Service Equipment": [
+            {"name": "EQ-00001", "customer": "Jean Tremblay", "service_location": "LOC-00001", "equipment_type": "Routeur", "brand": "TP-Link", "model": "Deco X20",
+             "status": "En inventaire", "mac_address": "1c-61-b4-aa-00-11", "custom_wifi_ssid": "Gigafibre-Tremblay", "custom_wifi_password": DECO_PASS, "custom_wifi_enabled": 1},
+        ],
+    })
+}
+
+#[test]
+fn a_technician_uses_the_console_on_a_phone_sized_browser() {
+    let Some(browser) = Browser::start() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let mut add = Command::new(env!("CARGO_BIN_EXE_gigafibre-acs"))
+        .args([
+            "user",
+            "add",
+            "tech1",
+            "--role",
+            "technician",
+            "--password-stdin",
+        ])
+        .env_clear()
+        .env("ACS_DATA_DIR", dir.path())
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    add.stdin
+        .take()
+        .unwrap()
+        .write_all(format!("{TECH_PW}\n").as_bytes())
+        .unwrap();
+    assert!(add.wait().unwrap().success());
+
+    let erp = ErpSim::start(&erp_fixture());
+    let env = erp.acs_env();
+    let mut all: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    all.extend_from_slice(&[
+        ("ACS_PROVISIONING", "on"),
+        ("ACS_HOSTS_COLLECT", "on"),
+        ("ACS_ERPNEXT_CACHE_TTL_S", "0"),
+        ("ACS_CR_MIN_INTERVAL_S", "0"),
+    ]);
+    let acs = Acs::start_in(dir.path(), &all);
+    let _deco = SimDevice::start(&acs, "deco", "DECO11", &["--mac", DECO_MAC]);
+    let id = wait_until("the Deco provisioned", 30, || {
+        let (_, list) = acs.api_get("/api/v1/devices?q=DECO11");
+        let d = list["devices"].as_array()?.first()?.clone();
+        (d["provisioning"]["status"] == "provisioned").then(|| d["id"].as_str().unwrap().to_owned())
+    });
+
+    let base = format!("http://{}/", acs.api);
+    browser.go(&base);
+    browser.wait_visible("login");
+    // French first; the page starts with the cursor in the user name.
+    assert_eq!(browser.js("return document.documentElement.lang"), "fr");
+    assert_eq!(browser.text("#login h1"), "Connexion");
+    assert_eq!(browser.js("return document.activeElement.id"), "username");
+    // Accessibility basics: every field has a label, every button a name,
+    // text and buttons contrast at 4.5:1 or more.
+    let unlabeled = browser.js("return [...document.querySelectorAll('input')].filter(i => !i.labels.length && !i.getAttribute('aria-label')).map(i => i.id)");
+    assert_eq!(unlabeled, json!([]), "inputs without a label");
+    let low = browser.js(r#"
+        const lum = (c) => { const [r, g, b] = c.match(/\d+(\.\d+)?/g).slice(0, 3).map(Number).map(v => { v /= 255; return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4); }); return 0.2126 * r + 0.7152 * g + 0.0722 * b; };
+        const bg = (e) => { for (; e; e = e.parentElement) { const c = getComputedStyle(e).backgroundColor; if (!c.startsWith('rgba(0, 0, 0, 0)')) return c; } return 'rgb(255, 255, 255)'; };
+        const ratio = (e) => { const a = lum(getComputedStyle(e).color), b = lum(bg(e)); return (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05); };
+        return [...document.querySelectorAll('button, label, h1, a')].filter(e => ratio(e) < 4.5).map(e => e.id || e.textContent);
+    "#);
+    assert_eq!(low, json!([]), "low contrast");
+
+    // A wrong password is said in words.
+    browser.type_in("#username", "tech1");
+    browser.type_in("#password", "not-the-password");
+    browser.click("#login-form button[type=submit]");
+    browser.wait_text("#error", "incorrect", 10);
+
+    // Log in, find the Deco by its MAC in another spelling, open it.
+    browser.type_in("#password", TECH_PW);
+    browser.click("#login-form button[type=submit]");
+    browser.wait_visible("search");
+    browser.type_in("#q", "1c-61-b4-aa-00-11");
+    browser.click("#search-form button[type=submit]");
+    browser.click("#results a");
+    browser.wait_visible("device");
+    browser.wait_text("#device-title", "DECO11", 10);
+    browser.wait_text("#identity", "Provisionné", 10);
+    browser.wait_text("#identity", "EQ-00001", 10);
+    // The topology: the mesh nodes with their clients and signal.
+    let nodes = browser.js("return document.querySelectorAll('#topology .node').length");
+    assert!(nodes.as_u64().unwrap() >= 1, "no mesh node drawn");
+    browser.wait_text("#topology", "%", 10);
+
+    // Reprovision, and see it finish.
+    browser.click("#reprovision");
+    browser.wait_text("#action-status", "Terminé", 60);
+    browser.wait_text("#device-audit", "reprovision", 10);
+    // The README's picture of the device page, when asked for.
+    if let Some(path) = std::env::var_os("ACS_CONSOLE_SCREENSHOT") {
+        use base64::Engine as _;
+        let png = browser.cmd("GET", "/screenshot", None)["value"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(png)
+            .unwrap();
+        std::fs::write(path, bytes).unwrap();
+    }
+
+    // English, one click away.
+    browser.click("#lang");
+    browser.wait_text("#lang", "Français", 5);
+    assert_eq!(browser.js("return document.documentElement.lang"), "en");
+    browser.wait_text("#device h2", "Topology", 5);
+
+    // A technician is refused the admin page, in words.
+    browser.go(&format!("{base}#/users"));
+    browser.wait_text("#error", "Your role does not allow this", 10);
+    assert_eq!(
+        browser.js("return document.querySelectorAll('#user-list li').length"),
+        0
+    );
+
+    // Log out: back to the login form; the session is over on the server.
+    browser.click("#logout");
+    browser.wait_visible("login");
+    let (_, audit) = acs.api_get(&format!("/api/v1/audit?device={}", encode_segment(&id)));
+    assert!(
+        audit["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["user"] == "tech1" && e["action"] == "reprovision"),
+        "{audit}"
+    );
+    assert!(!acs.logs().contains(TECH_PW));
+}
