@@ -47,6 +47,8 @@ keys! {
     "digest_nonce_ttl_s", "ACS_DIGEST_NONCE_TTL_S", "300", false, "seconds a Digest nonce stays valid";
     "tls_cert", "ACS_TLS_CERT", "", false, "PEM certificate chain; with tls_key, the CWMP listener speaks HTTPS";
     "tls_key", "ACS_TLS_KEY", "", false, "PEM private key";
+    "api_tls_cert", "ACS_API_TLS_CERT", "", false, "PEM certificate chain; with api_tls_key, the API listener (and the console) speaks HTTPS";
+    "api_tls_key", "ACS_API_TLS_KEY", "", false, "PEM private key of the API listener";
     "session_timeout_s", "ACS_SESSION_TIMEOUT_S", "30", false, "seconds of silence after which a CWMP session is dropped";
     "max_body_bytes", "ACS_MAX_BODY_BYTES", "1048576", false, "largest CWMP request body accepted (after decompression); larger gets 413";
     "max_names_body_bytes", "ACS_MAX_NAMES_BODY_BYTES", "16777216", false, "largest body accepted where the ACS asked for a data model (GetParameterNamesResponse: a vendor tree may hold 10,000+ names)";
@@ -195,6 +197,8 @@ pub struct Config {
     pub digest_algorithms: Vec<DigestAlgorithm>,
     pub digest_nonce_ttl: Duration,
     pub tls: Option<TlsFiles>,
+    /// `api_tls_cert`/`api_tls_key`: HTTPS on the API listener.
+    pub api_tls: Option<TlsFiles>,
     pub session_timeout: Duration,
     pub max_body_bytes: usize,
     /// Largest body answering a GetParameterNames (a whole data model).
@@ -580,15 +584,26 @@ fn parse(values: &BTreeMap<&'static str, (String, Source)>) -> Result<Config, Co
             "must be non-empty and contain no quotes or backslashes",
         ));
     }
-    let tls = match (get("tls_cert").trim(), get("tls_key").trim()) {
-        ("", "") => None,
-        (cert, key) if !cert.is_empty() && !key.is_empty() => Some(TlsFiles {
+    let tls_pair = |cert_key: &'static str, key_key: &'static str| match (
+        get(cert_key).trim(),
+        get(key_key).trim(),
+    ) {
+        ("", "") => Ok(None),
+        (cert, key) if !cert.is_empty() && !key.is_empty() => Ok(Some(TlsFiles {
             cert: cert.into(),
             key: key.into(),
-        }),
-        ("", _) => return Err(invalid("tls_cert", "tls_key is set but tls_cert is not")),
-        _ => return Err(invalid("tls_key", "tls_cert is set but tls_key is not")),
+        })),
+        ("", _) => Err(invalid(
+            cert_key,
+            format!("{key_key} is set but {cert_key} is not"),
+        )),
+        _ => Err(invalid(
+            key_key,
+            format!("{cert_key} is set but {key_key} is not"),
+        )),
     };
+    let tls = tls_pair("tls_cert", "tls_key")?;
+    let api_tls = tls_pair("api_tls_cert", "api_tls_key")?;
     let api_tokens: Vec<Secret> = get("api_tokens")
         .split(',')
         .map(str::trim)
@@ -811,6 +826,7 @@ fn parse(values: &BTreeMap<&'static str, (String, Source)>) -> Result<Config, Co
         digest_algorithms,
         digest_nonce_ttl: secs("digest_nonce_ttl_s", 86_400)?,
         tls,
+        api_tls,
         session_timeout: secs("session_timeout_s", 3600)?,
         max_body_bytes: number("max_body_bytes", 1024, 256 << 20)? as usize,
         max_names_body_bytes: number("max_names_body_bytes", 1024, 256 << 20)? as usize,

@@ -213,10 +213,12 @@ fn main() -> ExitCode {
             ExitCode::from(user_main(&config, action, stdin))
         }
         Command::CheckConfig => {
-            if let Some(files) = &config.tls {
-                if let Err(e) = server::check_tls(files) {
-                    eprintln!("gigafibre-acs: configuration error: tls: {e}");
-                    return ExitCode::from(2);
+            for (what, files) in [("tls", &config.tls), ("api_tls", &config.api_tls)] {
+                if let Some(files) = files {
+                    if let Err(e) = server::check_tls(files) {
+                        eprintln!("gigafibre-acs: configuration error: {what}: {e}");
+                        return ExitCode::from(2);
+                    }
                 }
             }
             // Written with `writeln!` rather than `println!`: a closed stdout (`| head`) must

@@ -355,3 +355,84 @@ fn people_log_in_with_roles_and_every_write_is_audited() {
         assert!(!logs.contains(pw), "a password reached the log");
     }
 }
+
+#[test]
+fn the_api_speaks_https_and_the_cookie_is_secure_then() {
+    if Command::new("curl").arg("--version").output().is_err() {
+        eprintln!("API TLS test skipped: no curl");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (code, _, err) = user_cmd(
+        dir.path(),
+        &["add", "admin1", "--role", "admin", "--password-stdin"],
+        &format!("{ADMIN_PW}\n"),
+    );
+    assert_eq!(code, 0, "{err}");
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data");
+    let cert = data.join("test-cert.pem").display().to_string();
+    let key = data.join("test-key.pem").display().to_string();
+    let acs = Acs::start_in(
+        dir.path(),
+        &[("ACS_API_TLS_CERT", &cert), ("ACS_API_TLS_KEY", &key)],
+    );
+    assert!(
+        acs.logs()
+            .contains(&format!("API listener ready at https://{}", acs.api)),
+        "{}",
+        acs.logs()
+    );
+    let url = format!("https://{}/api/v1/login", acs.api);
+    let body = json!({"username": "admin1", "password": ADMIN_PW}).to_string();
+    let out = Command::new("curl")
+        .args([
+            "-s",
+            "-i",
+            "--cacert",
+            &data.join("test-ca.pem").display().to_string(),
+        ])
+        .args([
+            "-H",
+            "Content-Type: application/json",
+            "--data",
+            &body,
+            &url,
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).to_lowercase();
+    assert!(text.starts_with("http/1.1 200"), "{text}");
+    let cookie = text
+        .lines()
+        .find(|l| l.starts_with("set-cookie:"))
+        .unwrap_or_default();
+    assert!(
+        cookie.contains("; secure") && cookie.contains("httponly"),
+        "{cookie}"
+    );
+    // The console page over HTTPS too; plain HTTP gets nowhere.
+    let page = Command::new("curl")
+        .args([
+            "-s",
+            "--cacert",
+            &data.join("test-ca.pem").display().to_string(),
+        ])
+        .arg(format!("https://{}/", acs.api))
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&page.stdout).contains("Gigafibre ACS"));
+    let plain = Command::new("curl")
+        .args([
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "--max-time",
+            "5",
+        ])
+        .arg(format!("http://{}/healthz", acs.api))
+        .output()
+        .unwrap();
+    assert_ne!(String::from_utf8_lossy(&plain.stdout), "200");
+}

@@ -153,6 +153,12 @@ pub async fn run(
         Some(files) => Some(tls::acceptor(files).map_err(StartError::Tls)?),
         None => None,
     };
+    let api_tls = match &config.api_tls {
+        Some(files) => Some(
+            tls::acceptor(files).map_err(|e| StartError::Tls(format!("the API listener: {e}")))?,
+        ),
+        None => None,
+    };
     let tokens = Arc::new(api::load_or_create_tokens(&config).map_err(StartError::Token)?);
     // sled by default (measured faster here, BENCHMARKS.md); redb's
     // `<data_dir>/store.redb` is migrated from sled's `<data_dir>/db`.
@@ -214,7 +220,8 @@ pub async fn run(
     }
     let scheme = if tls.is_some() { "https" } else { "http" };
     info!(addr = %bound.cwmp, "CWMP listener ready at {scheme}://{}/", bound.cwmp);
-    info!(addr = %bound.api, "API listener ready at http://{}/", bound.api);
+    let api_scheme = if api_tls.is_some() { "https" } else { "http" };
+    info!(addr = %bound.api, "API listener ready at {api_scheme}://{}/", bound.api);
 
     let node_url = config
         .node_url
@@ -326,10 +333,14 @@ pub async fn run(
             drain_tx.clone(),
         ))
     });
+    let secure_cookie = api_tls.is_some();
     let api_task = tokio::spawn(accept_loop(
         api_listener,
-        None,
-        ApiHandler(acs.clone(), Arc::new(api::Access::new(tokens, false))),
+        api_tls,
+        ApiHandler(
+            acs.clone(),
+            Arc::new(api::Access::new(tokens, secure_cookie)),
+        ),
         api_limits,
         stop_rx.clone(),
         drain_tx.clone(),
