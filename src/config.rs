@@ -99,6 +99,8 @@ keys! {
     "webhook_secret", "ACS_WEBHOOK_SECRET", "", true, "key of the X-Gigafibre-Signature HMAC-SHA256 header on webhook POSTs";
     "stun_listen", "ACS_STUN_LISTEN", "off", false, "UDP address of the built-in STUN server for TR-111 (off: none)";
     "nbi_listen", "ACS_NBI_LISTEN", "off", false, "address of the GenieACS-compatible NBI, e.g. 127.0.0.1:7558 (off: none); it takes the API's tokens";
+    "optical_rx_min_dbm", "ACS_OPTICAL_RX_MIN_DBM", "-27", false, "ONT received optical power below this raises an alarm (GPON class B+: -27)";
+    "optical_rx_max_dbm", "ACS_OPTICAL_RX_MAX_DBM", "-8", false, "ONT received optical power above this raises an alarm (overload; GPON class B+: -8)";
     "audit_retention_days", "ACS_AUDIT_RETENTION_DAYS", "365", false, "days the audit log keeps an entry (1-3650)";
     "nbi_allow", "ACS_NBI_ALLOW", "", false, "comma-separated CIDRs (IPv4/IPv6) whose clients may use the NBI without a token";
 }
@@ -232,6 +234,8 @@ pub struct Config {
     pub hosts_collect: bool,
     /// Age after which the host table is re-read (`None`: never by age).
     pub hosts_max_age: Option<Duration>,
+    /// Limits of ONT received optical power (alarms).
+    pub optical_limits: crate::alarms::OpticalLimits,
     /// `ACS_AUDIT_RETENTION_DAYS`: how long audit entries are kept.
     pub audit_retention: Duration,
     pub webhook: Option<WebhookSettings>,
@@ -740,6 +744,26 @@ fn parse(values: &BTreeMap<&'static str, (String, Source)>) -> Result<Config, Co
     }
     let hosts_max_age = number("hosts_max_age_s", 0, 86_400 * 30)?;
     let audit_retention = Duration::from_secs(number("audit_retention_days", 1, 3650)? * 86_400);
+    let dbm = |key: &'static str| -> Result<f64, ConfigError> {
+        let raw = get(key).trim();
+        match raw.parse::<f64>() {
+            Ok(v) if (-60.0..=10.0).contains(&v) => Ok(v),
+            _ => Err(invalid(
+                key,
+                format!("`{raw}` is not a power in dBm from -60 to 10"),
+            )),
+        }
+    };
+    let optical_limits = crate::alarms::OpticalLimits {
+        rx_min_dbm: dbm("optical_rx_min_dbm")?,
+        rx_max_dbm: dbm("optical_rx_max_dbm")?,
+    };
+    if optical_limits.rx_min_dbm >= optical_limits.rx_max_dbm {
+        return Err(invalid(
+            "optical_rx_min_dbm",
+            "must be below optical_rx_max_dbm",
+        ));
+    }
     let node_url = text("node_url");
     if let Some(u) = &node_url {
         if !(u.starts_with("http://") || u.starts_with("https://")) {
@@ -806,6 +830,7 @@ fn parse(values: &BTreeMap<&'static str, (String, Source)>) -> Result<Config, Co
         hosts_collect: boolean("hosts_collect")?,
         hosts_max_age: (hosts_max_age > 0).then(|| Duration::from_secs(hosts_max_age)),
         audit_retention,
+        optical_limits,
         webhook,
         stun_listen,
         provisioning,

@@ -8,6 +8,7 @@
 #![forbid(unsafe_code)]
 
 pub mod accounts;
+pub mod alarms;
 pub mod api;
 pub mod app;
 pub mod catalog;

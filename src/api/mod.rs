@@ -8,6 +8,7 @@
 //! ([`openapi`]) is generated from it, so the two cannot disagree.
 
 pub mod access;
+mod alarms;
 mod console;
 mod credentials;
 mod devices;
@@ -346,6 +347,8 @@ async fn dispatch(
         }
         Op::DisableUser => users::disable(acs, id),
         Op::Audit => users::audit(acs, &q),
+        Op::ListAlarms => alarms::list(acs, &q),
+        Op::History => alarms::history(acs, id, &q),
     }
 }
 

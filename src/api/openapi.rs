@@ -499,6 +499,21 @@ fn account_schemas() -> Map<String, Value> {
     let s = |t: &str| json!({"type": t});
     let time = json!({"type": "string", "format": "date-time"});
     let v = json!({
+        "AlarmList": object(&["alarms"], json!({"alarms": array_of(object(
+            &["device_id", "kind", "raised_at", "value", "threshold"],
+            json!({
+                "device_id": s("string"),
+                "kind": {"type": "string", "enum": ["optical_rx_low", "optical_rx_high"]},
+                "raised_at": time.clone(),
+                "value": {"type": ["number", "null"]},
+                "threshold": {"type": ["number", "null"]},
+            }),
+        ))})),
+        "History": object(&["device_id", "metric", "points"], json!({
+            "device_id": s("string"),
+            "metric": s("string"),
+            "points": array_of(object(&["at", "value"], json!({"at": time.clone(), "value": s("number")}))),
+        })),
         "LoginRequest": {
             "type": "object",
             "required": ["username", "password"],

@@ -12,6 +12,7 @@ pub mod provisioning;
 pub mod relay;
 pub mod service;
 pub mod sessions;
+pub mod telemetry;
 
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};

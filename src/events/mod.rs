@@ -33,15 +33,23 @@ pub enum EventKind {
     /// A task finished (done, failed or cancelled).
     #[serde(rename = "task.done")]
     TaskDone,
+    /// An alarm was raised on a device (e.g. optical power out of range).
+    #[serde(rename = "alarm.raised")]
+    AlarmRaised,
+    /// An alarm cleared itself (its cause went).
+    #[serde(rename = "alarm.cleared")]
+    AlarmCleared,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 5] = [
+    pub const ALL: [EventKind; 7] = [
         EventKind::DeviceOnline,
         EventKind::DeviceBootstrap,
         EventKind::DeviceProvisioned,
         EventKind::DeviceFault,
         EventKind::TaskDone,
+        EventKind::AlarmRaised,
+        EventKind::AlarmCleared,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -51,6 +59,8 @@ impl EventKind {
             EventKind::DeviceProvisioned => "device.provisioned",
             EventKind::DeviceFault => "device.fault",
             EventKind::TaskDone => "task.done",
+            EventKind::AlarmRaised => "alarm.raised",
+            EventKind::AlarmCleared => "alarm.cleared",
         }
     }
 

@@ -593,6 +593,10 @@ async fn continue_session(
         step = next;
     }
     let ends = step.ends_session();
+    let collected = step
+        .effects
+        .iter()
+        .any(|e| matches!(e, session::Effect::HostsCollected { ok: true, .. }));
     let m = &acs.metrics;
     match apply::apply_effects(
         store,
@@ -621,6 +625,19 @@ async fn continue_session(
             acs.publish(applied.events, now_ms);
         }
         Err(e) => return internal_error("storing session results failed", e),
+    }
+    if collected {
+        // Fresh readings: history and alarm rules.
+        match crate::app::telemetry::after_collection(acs, &live.device_id, now_ms) {
+            Ok(events) if !events.is_empty() => {
+                if let Err(e) = store.sync().await {
+                    return internal_error("making alarms durable failed", e);
+                }
+                acs.publish(events, now_ms);
+            }
+            Ok(_) => {}
+            Err(e) => warn!(device = %live.device_id, error = %e, "recording readings failed"),
+        }
     }
     live.touch(now_ms);
     live.add_handling(started.elapsed());

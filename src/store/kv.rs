@@ -26,10 +26,19 @@ use tokio::sync::Mutex;
 use super::codec::{decode, encode, encode_rows, encode_value};
 use super::subtree::{self, merge_newer};
 use super::{
-    AuditEntry, AuditFilter, CachedValue, CpeCredential, DeviceRecord, FaultRecord, NewFault,
-    Store, StoreError, StoreResult, StoredParam, SyncFuture, Task, TaskRequest, TaskStatus,
-    UserRecord, WebSession, Writeback,
+    AlarmRecord, AuditEntry, AuditFilter, CachedValue, CpeCredential, DeviceRecord, FaultRecord,
+    NewFault, Store, StoreError, StoreResult, StoredParam, SyncFuture, Task, TaskRequest,
+    TaskStatus, UserRecord, WebSession, Writeback,
 };
+
+/// `device SEP metric SEP time (u64 BE)`: a device's readings of one
+/// metric, in time order.
+fn history_key(device_id: &str, metric: &str, at_ms: u64) -> Vec<u8> {
+    let mut k = composite(device_id, metric.as_bytes());
+    k.push(SEP);
+    k.extend_from_slice(&at_ms.to_be_bytes());
+    k
+}
 
 /// Separates a device id from the rest of a composite key.
 pub const SEP: u8 = 0;
@@ -54,6 +63,8 @@ pub enum Table {
     Users,
     WebSessions,
     Audit,
+    History,
+    Alarms,
 }
 
 impl Table {
@@ -61,7 +72,7 @@ impl Table {
     /// or a migration raises the counter above their highest.
     pub const ID_TABLES: [Table; 3] = [Table::TaskIndex, Table::Faults, Table::Audit];
 
-    pub const ALL: [Table; 16] = [
+    pub const ALL: [Table; 18] = [
         Table::Devices,
         Table::Params,
         Table::Writable,
@@ -78,6 +89,8 @@ impl Table {
         Table::Users,
         Table::WebSessions,
         Table::Audit,
+        Table::History,
+        Table::Alarms,
     ];
 
     pub fn name(self) -> &'static str {
@@ -98,6 +111,8 @@ impl Table {
             Table::Users => "users",
             Table::WebSessions => "web_sessions",
             Table::Audit => "audit",
+            Table::History => "history",
+            Table::Alarms => "alarms",
         }
     }
 }
@@ -380,7 +395,13 @@ impl<B: Backend> Store for KvStore<B> {
         let mut batch = Batch::default();
         batch.delete(Table::Devices, id.as_bytes());
         let all = composite(id, b"");
-        for t in [Table::Params, Table::Writable, Table::Subtrees] {
+        for t in [
+            Table::Params,
+            Table::Writable,
+            Table::Subtrees,
+            Table::History,
+            Table::Alarms,
+        ] {
             for k in self.keys_under(t, &all)? {
                 batch.delete(t, k);
             }
@@ -896,6 +917,72 @@ impl<B: Backend> Store for KvStore<B> {
         }
         self.write(batch)?;
         Ok(old.len())
+    }
+
+    fn put_samples(&self, device_id: &str, samples: &[(&str, u64, f64)]) -> StoreResult<()> {
+        let mut batch = Batch::default();
+        for (metric, at_ms, value) in samples {
+            batch.put(
+                Table::History,
+                history_key(device_id, metric, *at_ms),
+                value.to_be_bytes().to_vec(),
+            );
+        }
+        self.write(batch)
+    }
+
+    fn samples(
+        &self,
+        device_id: &str,
+        metric: &str,
+        since_ms: u64,
+        limit: usize,
+    ) -> StoreResult<Vec<(u64, f64)>> {
+        let prefix = history_key(device_id, metric, 0);
+        let prefix = &prefix[..prefix.len() - 8];
+        let start = history_key(device_id, metric, since_ms);
+        let mut out = Vec::new();
+        if limit == 0 {
+            return Ok(out);
+        }
+        self.scan(Table::History, Scan::prefix(prefix), |k, v| {
+            if k < start.as_slice() {
+                return Ok(true);
+            }
+            let at = k
+                .get(prefix.len()..)
+                .and_then(|b| <[u8; 8]>::try_from(b).ok());
+            let value = <[u8; 8]>::try_from(v).ok();
+            if let (Some(at), Some(value)) = (at, value) {
+                out.push((u64::from_be_bytes(at), f64::from_be_bytes(value)));
+            }
+            Ok(out.len() < limit)
+        })?;
+        Ok(out)
+    }
+
+    fn alarms(&self, device_id: Option<&str>) -> StoreResult<Vec<AlarmRecord>> {
+        let prefix = device_id.map(|d| composite(d, b"")).unwrap_or_default();
+        let mut out = Vec::new();
+        self.scan(Table::Alarms, Scan::prefix(&prefix), |k, v| {
+            out.push(decode("alarm", k, v)?);
+            Ok(true)
+        })?;
+        Ok(out)
+    }
+
+    fn put_alarm(&self, alarm: &AlarmRecord) -> StoreResult<()> {
+        let mut batch = Batch::default();
+        batch.put(
+            Table::Alarms,
+            composite(&alarm.device_id, alarm.kind.as_bytes()),
+            encode(alarm)?,
+        );
+        self.write(batch)
+    }
+
+    fn delete_alarm(&self, device_id: &str, kind: &str) -> StoreResult<bool> {
+        self.remove(Table::Alarms, &composite(device_id, kind.as_bytes()))
     }
 
     fn sync(&self) -> SyncFuture<'_> {

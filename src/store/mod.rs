@@ -38,10 +38,10 @@ mod tests;
 
 pub use kv::KvStore;
 pub use model::{
-    AuditEntry, AuditFilter, CachedValue, CpeCredential, DataModelInfo, DeviceRecord, EventRecord,
-    FaultRecord, MAX_RECENT_EVENTS, NewFault, ProvisionStatus, ProvisioningState, Role,
-    StoredParam, Task, TaskAction, TaskFault, TaskRequest, TaskStatus, UserRecord, WebSession,
-    Writeback, search_keys,
+    AlarmRecord, AuditEntry, AuditFilter, CachedValue, CpeCredential, DataModelInfo, DeviceRecord,
+    EventRecord, FaultRecord, MAX_RECENT_EVENTS, NewFault, ProvisionStatus, ProvisioningState,
+    Role, StoredParam, Task, TaskAction, TaskFault, TaskRequest, TaskStatus, UserRecord,
+    WebSession, Writeback, search_keys,
 };
 pub use pg_store::{PgBackend, PgStore};
 pub use redb_store::{RedbBackend, RedbStore};
@@ -205,6 +205,23 @@ pub trait Store: Send + Sync + 'static {
     /// Forgets entries older than `before_ms` (up to 10,000 per call);
     /// returns how many.
     fn prune_audit(&self, before_ms: u64) -> StoreResult<usize>;
+
+    /// Records readings of a device: (metric, time, value).
+    fn put_samples(&self, device_id: &str, samples: &[(&str, u64, f64)]) -> StoreResult<()>;
+    /// A device's readings of one metric at or after `since_ms`, oldest
+    /// first, at most `limit`.
+    fn samples(
+        &self,
+        device_id: &str,
+        metric: &str,
+        since_ms: u64,
+        limit: usize,
+    ) -> StoreResult<Vec<(u64, f64)>>;
+    /// Open alarms, of one device or all, by device then kind.
+    fn alarms(&self, device_id: Option<&str>) -> StoreResult<Vec<AlarmRecord>>;
+    fn put_alarm(&self, alarm: &AlarmRecord) -> StoreResult<()>;
+    /// Clears an alarm; `false` if it was not open.
+    fn delete_alarm(&self, device_id: &str, kind: &str) -> StoreResult<bool>;
 
     fn sync(&self) -> SyncFuture<'_>;
     /// Flushes synchronously (shutdown).

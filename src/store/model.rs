@@ -252,6 +252,19 @@ pub struct AuditFilter {
     pub since_ms: Option<u64>,
 }
 
+/// An open alarm on a device (it clears itself when its cause goes).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AlarmRecord {
+    pub device_id: String,
+    /// `optical_rx_low`, `optical_rx_high`, …
+    pub kind: String,
+    pub raised_ms: u64,
+    /// The reading that raised it (dBm for optical power).
+    pub value: Option<f64>,
+    /// The limit it crossed.
+    pub threshold: Option<f64>,
+}
+
 /// A write to ERPNext that must happen (survives restarts and outages).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Writeback {

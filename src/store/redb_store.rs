@@ -64,6 +64,10 @@ const USERS: Def = TableDefinition::new("users");
 const WEB_SESSIONS: Def = TableDefinition::new("web_sessions");
 /// entry id (u64 BE) → audit entry.
 const AUDIT: Def = TableDefinition::new("audit");
+/// `device SEP metric SEP time` → reading (f64 BE).
+const HISTORY: Def = TableDefinition::new("history");
+/// `device SEP kind` → open alarm.
+const ALARMS: Def = TableDefinition::new("alarms");
 /// Store bookkeeping (not a sled tree): the id counter.
 const META: Def = TableDefinition::new("meta");
 /// Next task/fault id (u64 BE); ids are shared by tasks and faults, as sled's
@@ -89,6 +93,8 @@ fn def(t: Table) -> Def {
         Table::Users => USERS,
         Table::WebSessions => WEB_SESSIONS,
         Table::Audit => AUDIT,
+        Table::History => HISTORY,
+        Table::Alarms => ALARMS,
     }
 }
 

@@ -77,6 +77,7 @@ on_both_backends!(
     faults_newest_first_and_ids_shared_with_tasks,
     credentials_and_writebacks,
     users_console_sessions_and_the_audit_log,
+    readings_and_alarms_per_device,
     a_filled_store_reads_back_the_same_after_reopen,
     delete_device_removes_every_key_of_that_device_only,
 );
@@ -702,6 +703,51 @@ async fn users_console_sessions_and_the_audit_log(open: Open) {
         s.audit(&AuditFilter::default(), 10).unwrap(),
         [third, second]
     );
+}
+
+async fn readings_and_alarms_per_device(open: Open) {
+    use crate::store::AlarmRecord;
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(dir.path());
+    s.put_samples(
+        "A-1",
+        &[("rx", 30, -20.5), ("rx", 10, -20.0), ("tx", 10, 2.0)],
+    )
+    .unwrap();
+    s.put_samples("A-10", &[("rx", 20, -9.0)]).unwrap();
+    assert_eq!(
+        s.samples("A-1", "rx", 0, 10).unwrap(),
+        [(10, -20.0), (30, -20.5)]
+    );
+    assert_eq!(s.samples("A-1", "rx", 11, 10).unwrap(), [(30, -20.5)]);
+    assert_eq!(s.samples("A-1", "rx", 0, 1).unwrap(), [(10, -20.0)]);
+    assert_eq!(s.samples("A-1", "tx", 0, 10).unwrap(), [(10, 2.0)]);
+    assert!(
+        s.samples("A-1", "r", 0, 10).unwrap().is_empty(),
+        "a metric prefix is not a metric"
+    );
+    let alarm = |d: &str, kind: &str| AlarmRecord {
+        device_id: d.into(),
+        kind: kind.into(),
+        raised_ms: 5,
+        value: Some(-30.0),
+        threshold: Some(-27.0),
+    };
+    s.put_alarm(&alarm("A-1", "optical_rx_low")).unwrap();
+    s.put_alarm(&alarm("A-10", "optical_rx_high")).unwrap();
+    assert_eq!(
+        s.alarms(Some("A-1")).unwrap(),
+        [alarm("A-1", "optical_rx_low")]
+    );
+    assert_eq!(s.alarms(None).unwrap().len(), 2);
+    assert!(s.delete_alarm("A-1", "optical_rx_low").unwrap());
+    assert!(!s.delete_alarm("A-1", "optical_rx_low").unwrap());
+    // Deleting a device takes its readings and alarms along.
+    s.put_device(&device("A-10")).unwrap();
+    assert!(s.delete_device("A-10").unwrap());
+    assert!(s.samples("A-10", "rx", 0, 10).unwrap().is_empty());
+    assert!(s.alarms(None).unwrap().is_empty());
+    assert_eq!(s.samples("A-1", "rx", 0, 10).unwrap().len(), 2);
 }
 
 async fn delete_device_removes_every_key_of_that_device_only(open: Open) {

@@ -590,6 +590,9 @@ pub struct SimDevice {
     child: Child,
     state: tempfile::TempDir,
     serial: String,
+    /// How it was started (a restart starts it the same way).
+    args: Vec<String>,
+    env: Vec<(String, String)>,
 }
 
 impl SimDevice {
@@ -606,7 +609,7 @@ impl SimDevice {
     ) -> SimDevice {
         let state = tempfile::tempdir().unwrap();
         let url = format!("http://{}/", acs.cwmp);
-        let mut args = vec![
+        let mut args: Vec<String> = [
             "run",
             "--acs",
             &url,
@@ -620,20 +623,36 @@ impl SimDevice {
             "0",
             "--boot-delay-ms",
             "0",
-        ];
-        args.extend_from_slice(extra);
-        let child = Command::new(workspace_bin("cpe-sim"))
-            .args(&args)
-            .envs(env.iter().copied())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let child = spawn_sim(&args, &env);
         SimDevice {
             child,
             state,
             serial: serial.to_owned(),
+            args,
+            env,
         }
+    }
+
+    /// Stops the device, lets `edit` change its saved state (the JSON of
+    /// its state file), and starts it again from that state.
+    pub fn restart_with(&mut self, edit: impl FnOnce(&mut serde_json::Value)) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let path = self.state.path().join(format!("{}.json", self.serial));
+        let mut state: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        edit(&mut state);
+        std::fs::write(&path, serde_json::to_vec(&state).unwrap()).unwrap();
+        self.child = spawn_sim(&self.args, &self.env);
     }
 
     /// The simulated device's own copy of a parameter.
@@ -645,6 +664,16 @@ impl SimDevice {
             .as_str()
             .map(str::to_owned)
     }
+}
+
+fn spawn_sim(args: &[String], env: &[(String, String)]) -> Child {
+    Command::new(workspace_bin("cpe-sim"))
+        .args(args)
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
 }
 
 impl Drop for SimDevice {
