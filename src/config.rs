@@ -102,6 +102,7 @@ keys! {
     "optical_rx_min_dbm", "ACS_OPTICAL_RX_MIN_DBM", "-27", false, "ONT received optical power below this raises an alarm (GPON class B+: -27)";
     "optical_rx_max_dbm", "ACS_OPTICAL_RX_MAX_DBM", "-8", false, "ONT received optical power above this raises an alarm (overload; GPON class B+: -8)";
     "audit_retention_days", "ACS_AUDIT_RETENTION_DAYS", "365", false, "days the audit log keeps an entry (1-3650)";
+    "history_retention_days", "ACS_HISTORY_RETENTION_DAYS", "30", false, "days a device's readings (optical power) are kept (1-3650)";
     "nbi_allow", "ACS_NBI_ALLOW", "", false, "comma-separated CIDRs (IPv4/IPv6) whose clients may use the NBI without a token";
 }
 
@@ -238,6 +239,8 @@ pub struct Config {
     pub optical_limits: crate::alarms::OpticalLimits,
     /// `ACS_AUDIT_RETENTION_DAYS`: how long audit entries are kept.
     pub audit_retention: Duration,
+    /// `ACS_HISTORY_RETENTION_DAYS`: how long readings are kept.
+    pub history_retention: Duration,
     pub webhook: Option<WebhookSettings>,
     pub stun_listen: Option<SocketAddr>,
     /// The GenieACS-compatible NBI's address (`None`: not served).
@@ -744,6 +747,8 @@ fn parse(values: &BTreeMap<&'static str, (String, Source)>) -> Result<Config, Co
     }
     let hosts_max_age = number("hosts_max_age_s", 0, 86_400 * 30)?;
     let audit_retention = Duration::from_secs(number("audit_retention_days", 1, 3650)? * 86_400);
+    let history_retention =
+        Duration::from_secs(number("history_retention_days", 1, 3650)? * 86_400);
     let dbm = |key: &'static str| -> Result<f64, ConfigError> {
         let raw = get(key).trim();
         match raw.parse::<f64>() {
@@ -830,6 +835,7 @@ fn parse(values: &BTreeMap<&'static str, (String, Source)>) -> Result<Config, Co
         hosts_collect: boolean("hosts_collect")?,
         hosts_max_age: (hosts_max_age > 0).then(|| Duration::from_secs(hosts_max_age)),
         audit_retention,
+        history_retention,
         optical_limits,
         webhook,
         stun_listen,

@@ -1,5 +1,6 @@
-//! What the ACS forgets on a schedule: audit entries past their retention
-//! (`audit_retention_days`) and console sessions past their expiry. One
+//! What the ACS forgets on a schedule: audit entries and readings past
+//! their retention (`audit_retention_days`, `history_retention_days`) and
+//! console sessions past their expiry. One
 //! node at a time does it when several share a store.
 
 use std::sync::Arc;
@@ -51,6 +52,21 @@ pub fn once(acs: &Acs) {
             "audit entries past their retention removed"
         );
     }
+    let before = now.saturating_sub(acs.config.history_retention.as_millis() as u64);
+    let mut pruned = 0;
+    loop {
+        match acs.store.prune_samples(before) {
+            Ok(0) => break,
+            Ok(n) => pruned += n,
+            Err(e) => {
+                warn!(error = %e, "pruning device histories failed");
+                break;
+            }
+        }
+    }
+    if pruned > 0 {
+        info!(readings = pruned, "readings past their retention removed");
+    }
     match acs.store.web_sessions() {
         Ok(all) => {
             let expired: Vec<String> = all
@@ -77,6 +93,7 @@ mod tests {
         let (mut config, _) = crate::config::load(None, &|_| None).unwrap();
         config.data_dir = dir.path().to_path_buf();
         config.audit_retention = Duration::from_secs(86_400);
+        config.history_retention = Duration::from_secs(86_400);
         let store: Arc<dyn Store> =
             Arc::new(crate::store::SledStore::open(&dir.path().join("db"), 1 << 20).unwrap());
         let cluster: Arc<dyn crate::cluster::Cluster> = Arc::new(crate::cluster::Solo::new());
@@ -117,6 +134,15 @@ mod tests {
         };
         store.put_web_session("old", &session(now - 1)).unwrap();
         store
+            .put_samples(
+                "D",
+                &[
+                    ("rx", now - 2 * 86_400_000, -20.0),
+                    ("rx", now - 1000, -21.0),
+                ],
+            )
+            .unwrap();
+        store
             .put_web_session("live", &session(now + 60_000))
             .unwrap();
 
@@ -129,5 +155,9 @@ mod tests {
             .map(|(k, _)| k)
             .collect();
         assert_eq!(keys, ["live"]);
+        assert_eq!(
+            store.samples("D", "rx", 0, 10).unwrap(),
+            [(now - 1000, -21.0)]
+        );
     }
 }

@@ -961,6 +961,27 @@ impl<B: Backend> Store for KvStore<B> {
         Ok(out)
     }
 
+    fn prune_samples(&self, before_ms: u64) -> StoreResult<usize> {
+        let mut old = Vec::new();
+        self.scan(Table::History, Scan::default(), |k, _| {
+            let at = k
+                .len()
+                .checked_sub(8)
+                .and_then(|i| <[u8; 8]>::try_from(&k[i..]).ok())
+                .map(u64::from_be_bytes);
+            if at.is_some_and(|at| at < before_ms) {
+                old.push(k.to_vec());
+            }
+            Ok(old.len() < 10_000)
+        })?;
+        let mut batch = Batch::default();
+        for k in old.iter() {
+            batch.delete(Table::History, k.as_slice());
+        }
+        self.write(batch)?;
+        Ok(old.len())
+    }
+
     fn alarms(&self, device_id: Option<&str>) -> StoreResult<Vec<AlarmRecord>> {
         let prefix = device_id.map(|d| composite(d, b"")).unwrap_or_default();
         let mut out = Vec::new();

@@ -217,6 +217,9 @@ pub trait Store: Send + Sync + 'static {
         since_ms: u64,
         limit: usize,
     ) -> StoreResult<Vec<(u64, f64)>>;
+    /// Forgets readings older than `before_ms` (up to 10,000 per call);
+    /// returns how many.
+    fn prune_samples(&self, before_ms: u64) -> StoreResult<usize>;
     /// Open alarms, of one device or all, by device then kind.
     fn alarms(&self, device_id: Option<&str>) -> StoreResult<Vec<AlarmRecord>>;
     fn put_alarm(&self, alarm: &AlarmRecord) -> StoreResult<()>;

@@ -742,6 +742,11 @@ async fn readings_and_alarms_per_device(open: Open) {
     assert_eq!(s.alarms(None).unwrap().len(), 2);
     assert!(s.delete_alarm("A-1", "optical_rx_low").unwrap());
     assert!(!s.delete_alarm("A-1", "optical_rx_low").unwrap());
+    // Old readings are forgotten, recent ones stay.
+    assert_eq!(s.prune_samples(15).unwrap(), 2);
+    assert_eq!(s.samples("A-1", "rx", 0, 10).unwrap(), [(30, -20.5)]);
+    assert_eq!(s.prune_samples(15).unwrap(), 0);
+    s.put_samples("A-1", &[("rx", 10, -20.0)]).unwrap();
     // Deleting a device takes its readings and alarms along.
     s.put_device(&device("A-10")).unwrap();
     assert!(s.delete_device("A-10").unwrap());
