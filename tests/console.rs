@@ -18,6 +18,7 @@ use serde_json::{Value, json};
 const DECO_MAC: &str = "1C:61:B4:AA:00:11";
 const DECO_PASS: &str = "k7Hq2mZp9xWe";
 const TECH_PW: &str = "tech-password-0001";
+const OPS_PW: &str = "ops-password-00001";
 
 /// chromedriver on a free port, and one browser session.
 struct Browser {
@@ -220,6 +221,19 @@ fn a_technician_uses_the_console_on_a_phone_sized_browser() {
         .write_all(format!("{TECH_PW}\n").as_bytes())
         .unwrap();
     assert!(add.wait().unwrap().success());
+    let mut add = Command::new(env!("CARGO_BIN_EXE_gigafibre-acs"))
+        .args(["user", "add", "ops1", "--role", "ops", "--password-stdin"])
+        .env_clear()
+        .env("ACS_DATA_DIR", dir.path())
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    add.stdin
+        .take()
+        .unwrap()
+        .write_all(format!("{OPS_PW}\n").as_bytes())
+        .unwrap();
+    assert!(add.wait().unwrap().success());
 
     let erp = ErpSim::start(&erp_fixture());
     let env = erp.acs_env();
@@ -274,6 +288,11 @@ fn a_technician_uses_the_console_on_a_phone_sized_browser() {
     browser.wait_text("#device-title", "DECO11", 10);
     browser.wait_text("#identity", "Provisionné", 10);
     browser.wait_text("#identity", "EQ-00001", 10);
+    // No alarm on this Deco; no optical section (it is no ONT); a
+    // technician sees no fleet or users link.
+    browser.wait_text("#device-alarms", "Aucune alarme", 10);
+    assert!(!browser.visible("optical"));
+    assert!(!browser.visible("nav-fleet") && !browser.visible("nav-users"));
     // The topology: the mesh nodes with their clients and signal.
     let nodes = browser.js("return document.querySelectorAll('#topology .node').length");
     assert!(nodes.as_u64().unwrap() >= 1, "no mesh node drawn");
@@ -300,7 +319,7 @@ fn a_technician_uses_the_console_on_a_phone_sized_browser() {
     browser.click("#lang");
     browser.wait_text("#lang", "Français", 5);
     assert_eq!(browser.js("return document.documentElement.lang"), "en");
-    browser.wait_text("#device h2", "Topology", 5);
+    browser.wait_text("#device h2[data-i18n=topology]", "Topology", 5);
 
     // A technician is refused the admin page, in words.
     browser.go(&format!("{base}#/users"));
@@ -313,6 +332,44 @@ fn a_technician_uses_the_console_on_a_phone_sized_browser() {
     // Log out: back to the login form; the session is over on the server.
     browser.click("#logout");
     browser.wait_visible("login");
+
+    // Ops: the fleet page, and an ONT's optical power as a gauge with its
+    // history.
+    let ont = SimDevice::start(
+        &acs,
+        "rcmg-ont",
+        "RCMG0000CO01",
+        &["--gpon-sn", "RCMG0000CO01"],
+    );
+    let ont_id = wait_until("the ONT's optical power read", 30, || {
+        let (_, list) = acs.api_get("/api/v1/devices?q=RCMG0000CO01");
+        let id = list["devices"].as_array()?.first()?["id"]
+            .as_str()?
+            .to_owned();
+        let (_, d) = acs.api_get(&format!("/api/v1/devices/{}", encode_segment(&id)));
+        d["diagnostics"]["optical"]["rx_dbm"].as_f64().map(|_| id)
+    });
+    browser.type_in("#username", "ops1");
+    browser.type_in("#password", OPS_PW);
+    browser.click("#login-form button[type=submit]");
+    browser.wait_visible("search");
+    assert!(browser.visible("nav-fleet") && !browser.visible("nav-users"));
+    browser.click("#nav-fleet");
+    browser.wait_visible("fleet");
+    browser.wait_text("#fleet-counts", "2", 10);
+    browser.wait_text("#fleet-counts", "HT803G-WS2", 10);
+    browser.go(&format!("{base}#/device/{}", encode_segment(&ont_id)));
+    browser.wait_visible("optical");
+    browser.wait_text("#rx-value", "-8.91 dBm", 10);
+    assert_eq!(
+        browser.js("return document.getElementById('rx-meter').value"),
+        json!(-8.91)
+    );
+    assert_eq!(
+        browser.js("return document.querySelectorAll('#rx-chart polyline').length"),
+        1
+    );
+    drop(ont);
     let (_, audit) = acs.api_get(&format!("/api/v1/audit?device={}", encode_segment(&id)));
     assert!(
         audit["entries"]

@@ -349,6 +349,7 @@ async fn dispatch(
         Op::Audit => users::audit(acs, &q),
         Op::ListAlarms => alarms::list(acs, &q),
         Op::History => alarms::history(acs, id, &q),
+        Op::Fleet => alarms::fleet(acs),
     }
 }
 

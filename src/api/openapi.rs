@@ -509,6 +509,15 @@ fn account_schemas() -> Map<String, Value> {
                 "threshold": {"type": ["number", "null"]},
             }),
         ))})),
+        "Fleet": object(&["devices", "online", "by_model", "by_firmware", "by_provisioning", "alarms", "open_alarms"], json!({
+            "devices": s("integer"),
+            "online": s("integer"),
+            "by_model": {"type": "object", "additionalProperties": s("integer")},
+            "by_firmware": {"type": "object", "additionalProperties": s("integer")},
+            "by_provisioning": {"type": "object", "additionalProperties": s("integer")},
+            "alarms": {"type": "object", "additionalProperties": s("integer")},
+            "open_alarms": {"type": "array"},
+        })),
         "History": object(&["device_id", "metric", "points"], json!({
             "device_id": s("string"),
             "metric": s("string"),

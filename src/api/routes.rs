@@ -39,6 +39,7 @@ pub enum Op {
     Audit,
     ListAlarms,
     History,
+    Fleet,
 }
 
 /// A query parameter of a route.
@@ -648,6 +649,22 @@ pub const ROUTES: &[Route] = &[
         errors: &[400, 404],
         public: false,
         role: Role::Technician,
+    },
+    Route {
+        method: "GET",
+        path: "/api/v1/fleet",
+        op: Op::Fleet,
+        op_id: "fleet",
+        tag: "alarms",
+        summary: "The fleet at a glance",
+        description: "Device counts by model, firmware and provisioning status, how many are online, open alarms by kind and the first 200 of them. Reads every device record.",
+        query: &[],
+        body: None,
+        ok: (200, Some("Fleet")),
+        content: None,
+        errors: &[],
+        public: false,
+        role: Role::Ops,
     },
 ];
 

@@ -18,7 +18,11 @@ const TEXT = {
     reboot_queued: "Redémarrage demandé.", no_topology: "Topologie pas encore lue.", clients: "clients",
     not_allowed: "Votre rôle ne permet pas cette action.", session_over: "Votre session a pris fin : reconnectez-vous.",
     bad_login: "Utilisateur ou mot de passe incorrect.", network: "Le serveur ne répond pas : vérifiez la connexion.",
-    role: "Rôle", no_audit: "Aucune action enregistrée.",
+    role: "Rôle", no_audit: "Aucune action enregistrée.", fleet: "Flotte", alarms: "Alarmes",
+    optical: "Puissance optique", rx_power: "Puissance reçue", tx_power: "Puissance émise",
+    last_30_days: "30 derniers jours", no_alarm: "Aucune alarme.", devices: "Appareils",
+    by_model: "Par modèle", by_firmware: "Par micrologiciel", by_provisioning: "Par provisionnement",
+    alarm: { optical_rx_low: "Puissance optique reçue trop faible", optical_rx_high: "Puissance optique reçue trop forte" },
     status: { pending: "En attente", provisioned: "Provisionné", no_config: "Aucune configuration dans ERPNext",
       unresolved: "Introuvable dans ERPNext", ambiguous: "Plusieurs équipements ERPNext correspondent",
       deferred: "Reporté : ERPNext indisponible", fault: "En erreur", no_profile: "Modèle non pris en charge" },
@@ -37,7 +41,11 @@ const TEXT = {
     reboot_queued: "Reboot requested.", no_topology: "Topology not read yet.", clients: "clients",
     not_allowed: "Your role does not allow this.", session_over: "Your session ended: log in again.",
     bad_login: "Wrong user name or password.", network: "The server does not answer: check the connection.",
-    role: "Role", no_audit: "No action recorded.",
+    role: "Role", no_audit: "No action recorded.", fleet: "Fleet", alarms: "Alarms",
+    optical: "Optical power", rx_power: "Received power", tx_power: "Transmitted power",
+    last_30_days: "Last 30 days", no_alarm: "No alarm.", devices: "Devices",
+    by_model: "By model", by_firmware: "By firmware", by_provisioning: "By provisioning",
+    alarm: { optical_rx_low: "Received optical power too low", optical_rx_high: "Received optical power too high" },
     status: { pending: "Pending", provisioned: "Provisioned", no_config: "No configuration in ERPNext",
       unresolved: "Not found in ERPNext", ambiguous: "Several ERPNext equipment records match",
       deferred: "Deferred: ERPNext unavailable", fault: "Failed", no_profile: "Model not supported" },
@@ -57,9 +65,16 @@ function applyLanguage() {
   $("q").setAttribute("aria-label", t("search_label"));
 }
 
+const ROLES = ["technician", "ops", "admin"];
+const atLeast = (role) => me && ROLES.indexOf(me.role) >= ROLES.indexOf(role);
+
 function show(section) {
-  for (const id of ["login", "search", "device", "users"]) $(id).hidden = id !== section;
+  for (const id of ["login", "search", "device", "fleet", "users"]) $(id).hidden = id !== section;
   $("logout").hidden = !me;
+  $("nav-search").hidden = !me;
+  // What a role may not use is not shown (the server refuses it anyway).
+  $("nav-fleet").hidden = !atLeast("ops");
+  $("nav-users").hidden = !atLeast("admin");
   $("who").textContent = me ? `${me.user} (${me.role})` : "";
 }
 
@@ -120,6 +135,7 @@ async function route() {
   const hash = location.hash || "#/";
   if (hash.startsWith("#/device/")) return openDevice(decodeURIComponent(hash.slice(9)));
   if (hash === "#/users") return openUsers();
+  if (hash === "#/fleet") return openFleet();
   show("search");
 }
 
@@ -185,7 +201,8 @@ async function openDevice(id) {
     }
     $("device").dataset.id = id;
     $("action-status").textContent = "";
-    await Promise.all([loadTopology(id), loadAudit(id)]);
+    showOptical(id, d.diagnostics && d.diagnostics.optical);
+    await Promise.all([loadTopology(id), loadAudit(id), loadAlarms(id)]);
   });
 }
 
@@ -208,6 +225,65 @@ async function loadTopology(id) {
     box.append(el("div", { class: "node", "data-node": n.mac },
       el("h3", {}, (n.hostname || n.model || n.mac) + " (" + n.role + ") — " + n.clients.length + " " + t("clients")), list));
   }
+}
+
+const alarmText = (a) => (TEXT[lang].alarm[a.kind] || a.kind) + (a.value == null ? "" : " (" + a.value + " dBm, " + a.threshold + ")");
+
+async function loadAlarms(id) {
+  const list = $("device-alarms");
+  list.replaceChildren();
+  const r = await api("GET", "/api/v1/alarms?device=" + encodeURIComponent(id));
+  if (!r.alarms.length) list.append(el("li", {}, t("no_alarm")));
+  for (const a of r.alarms) list.append(el("li", { class: "error", "data-alarm": a.kind }, alarmText(a) + " — " + a.raised_at));
+}
+
+// Received power as a gauge against the alarm limits, and its 30 days.
+async function showOptical(id, optical) {
+  $("optical").hidden = !optical || optical.rx_dbm == null;
+  if ($("optical").hidden) return;
+  $("rx-meter").value = optical.rx_dbm;
+  $("rx-value").textContent = optical.rx_dbm + " dBm";
+  $("tx-value").textContent = t("tx_power") + " : " + (optical.tx_dbm == null ? "—" : optical.tx_dbm + " dBm");
+  const h = await api("GET", "/api/v1/devices/" + encodeURIComponent(id) + "/history?metric=optical_rx_dbm");
+  const svg = $("rx-chart");
+  svg.replaceChildren();
+  const ns = "http://www.w3.org/2000/svg";
+  const y = (v) => Math.max(0, Math.min(100, (-v) * 100 / 35));
+  for (const limit of [-27, -8]) {
+    const line = document.createElementNS(ns, "line");
+    for (const [k, v] of Object.entries({ x1: 0, x2: 300, y1: y(limit), y2: y(limit), stroke: "#a4161a", "stroke-dasharray": "4 3" })) line.setAttribute(k, v);
+    svg.append(line);
+  }
+  if (h.points.length) {
+    const t0 = Date.parse(h.points[0].at), t1 = Math.max(t0 + 1, Date.parse(h.points[h.points.length - 1].at));
+    const pts = h.points.map((p) => ((Date.parse(p.at) - t0) * 300 / (t1 - t0)).toFixed(1) + "," + y(p.value).toFixed(1));
+    const line = document.createElementNS(ns, "polyline");
+    for (const [k, v] of Object.entries({ points: pts.join(" "), fill: "none", stroke: "#0b5cad", "stroke-width": 2 })) line.setAttribute(k, v);
+    svg.append(line);
+  }
+  svg.setAttribute("aria-label", t("rx_power") + ": " + h.points.map((p) => p.value + " dBm").join(", "));
+}
+
+async function openFleet() {
+  show("fleet");
+  await guard(async () => {
+    const f = await api("GET", "/api/v1/fleet");
+    const facts = $("fleet-counts");
+    facts.replaceChildren();
+    const add = (k, v) => facts.append(el("dt", {}, k), el("dd", {}, v));
+    add(t("devices"), f.devices + " (" + t("online") + " : " + f.online + ")");
+    const join = (m) => Object.entries(m).map(([k, v]) => k + " : " + v).join(", ") || "—";
+    add(t("by_model"), join(f.by_model));
+    add(t("by_firmware"), join(f.by_firmware));
+    add(t("by_provisioning"), Object.entries(f.by_provisioning).map(([k, v]) => statusText(k) + " : " + v).join(", ") || "—");
+    add(t("alarms"), Object.entries(f.alarms).map(([k, v]) => (TEXT[lang].alarm[k] || k) + " : " + v).join(", ") || "—");
+    const list = $("fleet-alarms");
+    list.replaceChildren();
+    if (!f.open_alarms.length) list.append(el("li", {}, t("no_alarm")));
+    for (const a of f.open_alarms) {
+      list.append(el("li", {}, el("a", { href: "#/device/" + encodeURIComponent(a.device_id) }, a.device_id), " — " + alarmText(a)));
+    }
+  });
 }
 
 async function loadAudit(id) {
