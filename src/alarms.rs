@@ -3,12 +3,23 @@
 //! reading back inside its limit (by a margin, so a value hovering at the
 //! limit does not flap) clears the alarm it had raised.
 
-use crate::store::AlarmRecord;
+use crate::store::{AlarmRecord, DeviceRecord, ProvisionStatus};
 
 /// Received optical power below its limit.
 pub const OPTICAL_RX_LOW: &str = "optical_rx_low";
 /// Received optical power above its limit (overload).
 pub const OPTICAL_RX_HIGH: &str = "optical_rx_high";
+/// The device booted [`BOOT_LOOP_BOOTS`] times within [`BOOT_LOOP_WINDOW_MS`].
+pub const BOOT_LOOP: &str = "boot_loop";
+/// The device has not informed for three periodic intervals.
+pub const SILENT: &str = "silent";
+/// Provisioning failed [`PROVISIONING_FAILURES`] times in a row.
+pub const PROVISIONING_FAILED: &str = "provisioning_failed";
+pub const BOOT_LOOP_BOOTS: usize = 3;
+pub const BOOT_LOOP_WINDOW_MS: u64 = 3_600_000;
+pub const PROVISIONING_FAILURES: u32 = 3;
+/// Periodic intervals without an Inform that make a device silent.
+pub const SILENT_INTERVALS: u64 = 3;
 /// How far back inside the limit a reading must come to clear an alarm.
 pub const HYSTERESIS_DB: f64 = 0.5;
 
@@ -88,6 +99,83 @@ pub fn optical(
     changes
 }
 
+fn raise(device: &DeviceRecord, kind: &str, now_ms: u64, value: Option<f64>) -> AlarmRecord {
+    AlarmRecord {
+        device_id: device.id.clone(),
+        kind: kind.to_owned(),
+        raised_ms: now_ms,
+        value,
+        threshold: None,
+    }
+}
+
+fn clear(device: &DeviceRecord, kind: &str) -> AlarmRecord {
+    AlarmRecord {
+        device_id: device.id.clone(),
+        kind: kind.to_owned(),
+        raised_ms: 0,
+        value: None,
+        threshold: None,
+    }
+}
+
+/// What an accepted Inform (already applied to `device`) decides: it ends
+/// a silence; a boot that makes [`BOOT_LOOP_BOOTS`] within the window
+/// raises a boot loop, and an Inform with no boot in the window clears it.
+/// Checks the record only: free on the periodic path.
+pub fn at_inform(device: &DeviceRecord, now_ms: u64) -> Changes {
+    let mut c = Changes::default();
+    let open = |kind: &str| device.alarms.iter().any(|a| a == kind);
+    if open(SILENT) {
+        c.clear.push(clear(device, SILENT));
+    }
+    let boots = device
+        .recent_events
+        .iter()
+        .filter(|e| e.code == "1 BOOT" && now_ms.saturating_sub(e.at_ms) <= BOOT_LOOP_WINDOW_MS)
+        .count();
+    match (open(BOOT_LOOP), boots >= BOOT_LOOP_BOOTS, boots == 0) {
+        (false, true, _) => c
+            .raise
+            .push(raise(device, BOOT_LOOP, now_ms, Some(boots as f64))),
+        (true, _, true) => c.clear.push(clear(device, BOOT_LOOP)),
+        _ => {}
+    }
+    c
+}
+
+/// Provisioning that failed [`PROVISIONING_FAILURES`] times in a row
+/// raises an alarm; provisioning that succeeds clears it.
+pub fn provisioning(device: &DeviceRecord, now_ms: u64) -> Changes {
+    let mut c = Changes::default();
+    let p = &device.provisioning;
+    let open = device.alarms.iter().any(|a| a == PROVISIONING_FAILED);
+    let failing = p.status == ProvisionStatus::Fault && p.attempts >= PROVISIONING_FAILURES;
+    match (open, failing, p.status == ProvisionStatus::Provisioned) {
+        (false, true, _) => c.raise.push(raise(
+            device,
+            PROVISIONING_FAILED,
+            now_ms,
+            Some(f64::from(p.attempts)),
+        )),
+        (true, _, true) => c.clear.push(clear(device, PROVISIONING_FAILED)),
+        _ => {}
+    }
+    c
+}
+
+/// A device that has not informed for [`SILENT_INTERVALS`] periodic
+/// intervals (`interval_ms`) is silent (cleared by its next Inform, see
+/// [`at_inform`]).
+pub fn silent(device: &DeviceRecord, interval_ms: u64, now_ms: u64) -> Changes {
+    let mut c = Changes::default();
+    let quiet = now_ms.saturating_sub(device.last_inform_ms) > SILENT_INTERVALS * interval_ms;
+    if quiet && !device.alarms.iter().any(|a| a == SILENT) {
+        c.raise.push(raise(device, SILENT, now_ms, None));
+    }
+    c
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -128,5 +216,73 @@ mod tests {
         assert_eq!(optical("D", None, l, &low, 10), Changes::default());
         // Normal power, nothing open: nothing.
         assert_eq!(optical("D", Some(-19.0), l, &[], 10), Changes::default());
+    }
+
+    fn device() -> DeviceRecord {
+        DeviceRecord::new(
+            "D".into(),
+            crate::cwmp::rpc::DeviceIdStruct::default(),
+            crate::cwmp::CwmpVersion::V1_0,
+            0,
+        )
+    }
+
+    fn boot(at_ms: u64) -> crate::store::EventRecord {
+        crate::store::EventRecord {
+            code: "1 BOOT".into(),
+            command_key: String::new(),
+            at_ms,
+        }
+    }
+
+    #[test]
+    fn boot_loops_silence_and_failed_provisioning() {
+        let mut d = device();
+        let hour = BOOT_LOOP_WINDOW_MS;
+        d.recent_events = vec![boot(10 * hour), boot(10 * hour + 60_000)];
+        assert_eq!(at_inform(&d, 10 * hour + 120_000), Changes::default());
+        d.recent_events.push(boot(10 * hour + 120_000));
+        let c = at_inform(&d, 10 * hour + 120_000);
+        assert_eq!(c.raise.len(), 1);
+        assert_eq!(
+            (c.raise[0].kind.as_str(), c.raise[0].value),
+            (BOOT_LOOP, Some(3.0))
+        );
+        d.alarms.push(BOOT_LOOP.into());
+        // Still booting within the hour: stays open; an hour without a
+        // boot: cleared.
+        assert_eq!(at_inform(&d, 10 * hour + 600_000), Changes::default());
+        let c = at_inform(&d, 12 * hour);
+        assert_eq!(c.clear.len(), 1);
+        // Boots spread over days are no loop.
+        let mut d = device();
+        d.recent_events = vec![boot(0), boot(2 * hour), boot(4 * hour)];
+        assert_eq!(at_inform(&d, 4 * hour), Changes::default());
+
+        // Silence: three intervals without an Inform.
+        let mut d = device();
+        d.last_inform_ms = 1_000;
+        assert_eq!(silent(&d, 300_000, 900_000), Changes::default());
+        let c = silent(&d, 300_000, 1_000_000);
+        assert_eq!(c.raise[0].kind, SILENT);
+        d.alarms.push(SILENT.into());
+        assert_eq!(
+            silent(&d, 300_000, 2_000_000),
+            Changes::default(),
+            "raised once"
+        );
+        assert_eq!(at_inform(&d, 2_000_000).clear[0].kind, SILENT);
+
+        // Provisioning failing three times in a row, then succeeding.
+        let mut d = device();
+        d.provisioning.status = ProvisionStatus::Fault;
+        d.provisioning.attempts = 2;
+        assert_eq!(provisioning(&d, 5), Changes::default());
+        d.provisioning.attempts = 3;
+        assert_eq!(provisioning(&d, 5).raise[0].kind, PROVISIONING_FAILED);
+        d.alarms.push(PROVISIONING_FAILED.into());
+        assert_eq!(provisioning(&d, 6), Changes::default());
+        d.provisioning.status = ProvisionStatus::Provisioned;
+        assert_eq!(provisioning(&d, 7).clear.len(), 1);
     }
 }

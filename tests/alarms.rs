@@ -107,3 +107,38 @@ fn an_ont_losing_optical_power_raises_an_alarm_that_clears_itself() {
     ));
     assert_eq!(status, 400);
 }
+
+#[test]
+fn a_device_rebooting_over_and_over_raises_a_boot_loop_alarm() {
+    let acs = Acs::start(&[]);
+    let events = EventStream::open(acs.api);
+    let id = device_id("LOOP1");
+    let session = |n: usize, events: &[&str]| {
+        let mut cpe = acs.cpe();
+        let r = cpe.post_str(&inform_xml(
+            "soapenv",
+            "1-0",
+            &n.to_string(),
+            "LOOP1",
+            events,
+        ));
+        assert_eq!(r.status, 200, "{}", r.text());
+        assert_eq!(cpe.empty().status, 204);
+    };
+    session(1, &["0 BOOTSTRAP", "1 BOOT"]);
+    session(2, &["1 BOOT"]);
+    assert!(alarms(&acs, &id).is_empty(), "two boots are no loop");
+    session(3, &["1 BOOT"]);
+    let open = alarms(&acs, &id);
+    assert_eq!(open.len(), 1, "{open:?}");
+    assert_eq!(open[0]["kind"], "boot_loop");
+    assert_eq!(open[0]["value"].as_f64(), Some(3.0));
+    wait_until("alarm.raised on the stream", 10, || {
+        events.devices("alarm.raised").contains(&id).then_some(())
+    });
+    // A periodic Inform inside the hour keeps it open.
+    session(4, &["2 PERIODIC"]);
+    assert_eq!(alarms(&acs, &id).len(), 1);
+    let (_, fleet) = acs.api_get("/api/v1/fleet");
+    assert_eq!(fleet["alarms"]["boot_loop"], 1, "{fleet}");
+}

@@ -503,7 +503,7 @@ fn account_schemas() -> Map<String, Value> {
             &["device_id", "kind", "raised_at", "value", "threshold"],
             json!({
                 "device_id": s("string"),
-                "kind": {"type": "string", "enum": ["optical_rx_low", "optical_rx_high"]},
+                "kind": {"type": "string", "enum": ["optical_rx_low", "optical_rx_high", "boot_loop", "silent", "provisioning_failed"]},
                 "raised_at": time.clone(),
                 "value": {"type": ["number", "null"]},
                 "threshold": {"type": ["number", "null"]},

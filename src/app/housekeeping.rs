@@ -28,6 +28,42 @@ pub async fn housekeeping(acs: Arc<Acs>, mut stop: watch::Receiver<bool>) {
     }
 }
 
+/// How often devices are checked for silence.
+const SILENCE_EVERY: Duration = Duration::from_secs(300);
+
+/// Raises the silence alarm of devices that stopped informing, every five
+/// minutes, one node at a time.
+pub async fn silence_watch(acs: Arc<Acs>, mut stop: watch::Receiver<bool>) {
+    let mut tick =
+        tokio::time::interval_at(tokio::time::Instant::now() + SILENCE_EVERY, SILENCE_EVERY);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.changed() => return,
+        }
+        let a = acs.clone();
+        let pass = tokio::task::spawn_blocking(move || {
+            if !a.cluster.lead("silence", SILENCE_EVERY) {
+                return Ok(Vec::new());
+            }
+            super::telemetry::silence_pass(&a, now_ms(SystemTime::now()))
+        })
+        .await;
+        match pass {
+            Ok(Ok(events)) if !events.is_empty() => {
+                if let Err(e) = acs.store.sync().await {
+                    warn!(error = %e, "making silence alarms durable failed");
+                    continue;
+                }
+                acs.publish(events, now_ms(SystemTime::now()));
+            }
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => warn!(error = %e, "checking devices for silence failed"),
+            Err(e) => warn!(error = %e, "the silence check panicked"),
+        }
+    }
+}
+
 /// One pass.
 pub fn once(acs: &Acs) {
     if !acs.cluster.lead("housekeeping", EVERY) {

@@ -19,6 +19,26 @@ pub const OPTICAL_TX: &str = "optical_tx_dbm";
 /// The metrics a device's history may hold.
 pub const METRICS: [&str; 2] = [OPTICAL_RX, OPTICAL_TX];
 
+/// After an exchange that read the device's diagnostics (`collected`)
+/// or recorded a provisioning outcome (`provisioned`): the history and
+/// the alarm rules those feed; the events to publish once durable.
+pub fn after_exchange(
+    acs: &Acs,
+    device_id: &str,
+    collected: bool,
+    provisioned: bool,
+    now_ms: u64,
+) -> StoreResult<Vec<NewEvent>> {
+    let mut events = Vec::new();
+    if collected {
+        events.extend(after_collection(acs, device_id, now_ms)?);
+    }
+    if provisioned {
+        events.extend(after_provisioning(acs, device_id, now_ms)?);
+    }
+    Ok(events)
+}
+
 /// Records a device's fresh readings and applies the alarm rules; the
 /// events to publish once durable.
 pub fn after_collection(acs: &Acs, device_id: &str, now_ms: u64) -> StoreResult<Vec<NewEvent>> {
@@ -57,8 +77,76 @@ pub fn after_collection(acs: &Acs, device_id: &str, now_ms: u64) -> StoreResult<
     apply(acs, changes)
 }
 
-/// Stores alarm changes; their events.
+/// After a provisioning run was recorded: the repeated-failure alarm.
+pub fn after_provisioning(acs: &Acs, device_id: &str, now_ms: u64) -> StoreResult<Vec<NewEvent>> {
+    match acs.store.device(device_id)? {
+        Some(device) => apply(acs, alarms::provisioning(&device, now_ms)),
+        None => Ok(Vec::new()),
+    }
+}
+
+/// One pass over every device: those silent for three periodic
+/// intervals get an alarm (their next Inform clears it). Reads every
+/// device record, in pages.
+pub fn silence_pass(acs: &Acs, now_ms: u64) -> StoreResult<Vec<NewEvent>> {
+    let interval_ms = u64::from(
+        acs.config
+            .provision_periodic_interval_s
+            .unwrap_or(300)
+            .max(60),
+    ) * 1000;
+    let mut events = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let page = acs.store.list_devices(after.as_deref(), 1000)?;
+        for d in &page {
+            let changes = alarms::silent(d, interval_ms, now_ms);
+            if !changes.raise.is_empty() {
+                events.extend(apply(acs, changes)?);
+            }
+        }
+        match page.last() {
+            Some(d) if page.len() == 1000 => after = Some(d.id.clone()),
+            _ => return Ok(events),
+        }
+    }
+}
+
+/// Records alarm changes on the device record (its list of open kinds),
+/// without writing it: for the Inform, whose record is written anyway.
+pub fn note(device: &mut crate::store::DeviceRecord, changes: &Changes) {
+    for a in &changes.raise {
+        if !device.alarms.contains(&a.kind) {
+            device.alarms.push(a.kind.clone());
+        }
+    }
+    device
+        .alarms
+        .retain(|k| !changes.clear.iter().any(|c| &c.kind == k));
+}
+
+/// Stores alarm changes and updates the device record's list of open
+/// kinds; their events.
 fn apply(acs: &Acs, changes: Changes) -> StoreResult<Vec<NewEvent>> {
+    if changes.raise.is_empty() && changes.clear.is_empty() {
+        return Ok(Vec::new());
+    }
+    let device_id = changes
+        .raise
+        .iter()
+        .chain(&changes.clear)
+        .map(|a| a.device_id.clone())
+        .next()
+        .unwrap_or_default();
+    if let Some(mut device) = acs.store.device(&device_id)? {
+        note(&mut device, &changes);
+        acs.store.put_device(&device)?;
+    }
+    store_alarms(acs, changes)
+}
+
+/// Stores alarm rows (the device record is the caller's); their events.
+pub fn store_alarms(acs: &Acs, changes: Changes) -> StoreResult<Vec<NewEvent>> {
     let mut events = Vec::new();
     for a in changes.raise {
         acs.store.put_alarm(&a)?;

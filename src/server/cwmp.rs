@@ -462,6 +462,10 @@ async fn start_session(
         }
     }
 
+    // The Inform's own alarm rules (a silence ended, a boot loop), noted
+    // on the record it writes anyway.
+    let alarm_changes = crate::alarms::at_inform(&outcome.device, now_ms);
+    crate::app::telemetry::note(&mut outcome.device, &alarm_changes);
     let written = apply::apply_inform(store, &outcome).and_then(|()| {
         apply::apply_effects(
             store,
@@ -472,13 +476,17 @@ async fn start_session(
             acs.provisioning.retry_ms(),
         )
     });
-    let applied = match written {
+    let mut applied = match written {
         Ok(a) => a,
         Err(e) => {
             end_session(acs, &live);
             return internal_error("storing the Inform failed", e);
         }
     };
+    match crate::app::telemetry::store_alarms(acs, alarm_changes) {
+        Ok(events) => applied.events.extend(events),
+        Err(e) => warn!(device = %device_id, error = %e, "storing alarms failed"),
+    }
     if let Err(e) = store.sync().await {
         end_session(acs, &live);
         return internal_error("making the Inform durable failed", e);
@@ -597,6 +605,10 @@ async fn continue_session(
         .effects
         .iter()
         .any(|e| matches!(e, session::Effect::HostsCollected { ok: true, .. }));
+    let provisioned = step
+        .effects
+        .iter()
+        .any(|e| matches!(e, session::Effect::Provisioning(_)));
     let m = &acs.metrics;
     match apply::apply_effects(
         store,
@@ -626,9 +638,16 @@ async fn continue_session(
         }
         Err(e) => return internal_error("storing session results failed", e),
     }
-    if collected {
-        // Fresh readings: history and alarm rules.
-        match crate::app::telemetry::after_collection(acs, &live.device_id, now_ms) {
+    if collected || provisioned {
+        // Fresh readings or a provisioning outcome: history and alarm rules.
+        let outcome = crate::app::telemetry::after_exchange(
+            acs,
+            &live.device_id,
+            collected,
+            provisioned,
+            now_ms,
+        );
+        match outcome {
             Ok(events) if !events.is_empty() => {
                 if let Err(e) = store.sync().await {
                     return internal_error("making alarms durable failed", e);

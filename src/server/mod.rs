@@ -357,6 +357,10 @@ pub async fn run(
         acs.clone(),
         stop_rx.clone(),
     ));
+    let silence = tokio::spawn(crate::app::housekeeping::silence_watch(
+        acs.clone(),
+        stop_rx.clone(),
+    ));
     let reaper = tokio::spawn(reap_sessions(acs.clone(), stop_rx));
     on_ready(bound);
 
@@ -372,6 +376,7 @@ pub async fn run(
     let _ = writebacks.await;
     let _ = relay.await;
     let _ = housekeeping.await;
+    let _ = silence.await;
     if let Some(t) = stun_task {
         let _ = t.await;
     }

@@ -67,6 +67,10 @@ pub struct DeviceRecord {
     /// first contact (discovery and a full provisioning run).
     #[serde(default)]
     pub imported_ms: Option<u64>,
+    /// Kinds of the alarms open on the device (their records are in the
+    /// store's alarm table): what an Inform checks without a read.
+    #[serde(default)]
+    pub alarms: Vec<String>,
 }
 
 /// Where a device's discovered data model is, and when it was learned.
@@ -329,6 +333,7 @@ impl DeviceRecord {
             discovery_failed_ms: None,
             tags: Vec::new(),
             imported_ms: None,
+            alarms: Vec::new(),
         }
     }
 }
