@@ -301,6 +301,15 @@ fn a_technician_uses_the_console_on_a_phone_sized_browser() {
     // Reprovision, and see it finish.
     browser.click("#reprovision");
     browser.wait_text("#action-status", "Terminé", 60);
+    // Followed live on the event stream (not by asking again and again).
+    let streamed = browser.js(
+        "return performance.getEntriesByType('resource').some(e => e.name.includes('/api/v1/events?device='))",
+    );
+    assert_eq!(
+        streamed,
+        json!(true),
+        "the page did not follow the event stream"
+    );
     browser.wait_text("#device-audit", "reprovision", 10);
     // The README's picture of the device page, when asked for.
     if let Some(path) = std::env::var_os("ACS_CONSOLE_SCREENSHOT") {

@@ -310,16 +310,40 @@ function status(text, ok) {
   s.className = ok === false ? "error" : ok ? "ok" : "";
 }
 
+// Follows a task live over the event stream (SSE): each event of the
+// device is shown as it comes, until the task's `task.done`; falls back to
+// asking for the task when the stream is not available.
+function followLive(id, taskId) {
+  return new Promise((resolve) => {
+    let done = false;
+    const finish = (task) => { if (!done) { done = true; stream.close(); resolve(task); } };
+    const stream = new EventSource("/api/v1/events?device=" + encodeURIComponent(id));
+    for (const kind of ["device.online", "device.provisioned", "device.fault"]) {
+      stream.addEventListener(kind, () => status(t("in_progress") + " (" + kind + ")"));
+    }
+    stream.addEventListener("task.done", (e) => {
+      const data = JSON.parse(e.data).data || {};
+      if (data.task_id === taskId) finish({ status: data.status, fault: data.fault });
+    });
+    stream.onerror = () => { if (!done) { done = true; stream.close(); follow(taskId).then(resolve); } };
+    // The task may have finished before the stream opened.
+    api("GET", "/api/v1/tasks/" + taskId).then((task) => {
+      if (["done", "failed", "cancelled"].includes(task.status)) finish(task);
+    }).catch(() => {});
+    setTimeout(() => { if (!done) { done = true; stream.close(); follow(taskId).then(resolve); } }, 120000);
+  });
+}
+
 async function reprovision() {
   const id = $("device").dataset.id;
   await guard(async () => {
     status(t("in_progress"));
     const r = await api("POST", "/api/v1/devices/" + encodeURIComponent(id) + "/reprovision");
-    const task = await follow(r.task.id);
-    if (task && task.status === "done") status(t("done"), true);
-    else status(t("failed") + (task && task.fault ? task.fault.message : task ? task.status : "timeout"), false);
+    const task = await followLive(id, r.task.id);
+    const ok = task && task.status === "done";
+    const text = ok ? t("done") : t("failed") + (task && task.fault ? task.fault.message : task ? task.status : "timeout");
     await openDevice(id);
-    status(task && task.status === "done" ? t("done") : $("action-status").textContent, task && task.status === "done");
+    status(text, ok);
   });
 }
 
