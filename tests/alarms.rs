@@ -142,3 +142,38 @@ fn a_device_rebooting_over_and_over_raises_a_boot_loop_alarm() {
     let (_, fleet) = acs.api_get("/api/v1/fleet");
     assert_eq!(fleet["alarms"]["boot_loop"], 1, "{fleet}");
 }
+
+#[test]
+fn a_decos_wifi_clients_and_signal_go_into_its_history() {
+    let acs = Acs::start(&[("ACS_PROVISIONING", "on"), ("ACS_HOSTS_COLLECT", "on")]);
+    let _deco = SimDevice::start(&acs, "deco", "HIST1", &["--mac", "1C:61:B4:AA:01:01"]);
+    let id = wait_until("the Deco's topology read", 30, || {
+        let (_, list) = acs.api_get("/api/v1/devices?q=HIST1");
+        let id = list["devices"].as_array()?.first()?["id"]
+            .as_str()?
+            .to_owned();
+        let (status, h) = acs.api_get(&format!("/api/v1/devices/{}/hosts", encode_segment(&id)));
+        (status == 200 && h["collected_at"].is_string()).then_some(id)
+    });
+    let (_, hosts) = acs.api_get(&format!("/api/v1/devices/{}/hosts", encode_segment(&id)));
+    let wifi = hosts["totals"]["wifi_direct"].as_u64().unwrap()
+        + hosts["totals"]["wifi_via_mesh"].as_u64().unwrap();
+    assert!(wifi > 0, "{hosts}");
+    let point = |metric: &str| {
+        let (status, h) = acs.api_get(&format!(
+            "/api/v1/devices/{}/history?metric={metric}",
+            encode_segment(&id)
+        ));
+        assert_eq!(status, 200, "{h}");
+        h["points"]
+            .as_array()
+            .unwrap()
+            .last()
+            .map(|p| p["value"].as_f64().unwrap())
+    };
+    assert_eq!(point("wifi_clients"), Some(wifi as f64));
+    let signal = point("wifi_signal_pct").expect("a mean signal");
+    assert!((0.0..=100.0).contains(&signal), "{signal}");
+    // No optical power on a Deco.
+    assert_eq!(point("optical_rx_dbm"), None);
+}

@@ -16,8 +16,12 @@ use crate::store::{AlarmRecord, StoreResult};
 pub const OPTICAL_RX: &str = "optical_rx_dbm";
 /// Transmitted optical power, dBm.
 pub const OPTICAL_TX: &str = "optical_tx_dbm";
+/// WiFi clients of the whole home (every mesh node).
+pub const WIFI_CLIENTS: &str = "wifi_clients";
+/// Their mean signal, 0-100 %.
+pub const WIFI_SIGNAL: &str = "wifi_signal_pct";
 /// The metrics a device's history may hold.
-pub const METRICS: [&str; 2] = [OPTICAL_RX, OPTICAL_TX];
+pub const METRICS: [&str; 4] = [OPTICAL_RX, OPTICAL_TX, WIFI_CLIENTS, WIFI_SIGNAL];
 
 /// After an exchange that read the device's diagnostics (`collected`)
 /// or recorded a provisioning outcome (`provisioned`): the history and
@@ -57,15 +61,36 @@ pub fn after_collection(acs: &Acs, device_id: &str, now_ms: u64) -> StoreResult<
     else {
         return Ok(Vec::new());
     };
-    let Some(optical) = crate::topology::diagnostics(&values, &profile).optical else {
+    // WiFi: how many clients, how well they hear their node.
+    let topology = crate::topology::build(&values, &profile);
+    let signals: Vec<f64> = topology
+        .nodes
+        .iter()
+        .flat_map(|n| &n.clients)
+        .chain(&topology.unplaced)
+        .filter_map(|c| c.signal_quality.map(f64::from))
+        .collect();
+    let wifi = topology.totals.wifi_direct + topology.totals.wifi_via_mesh;
+    let mut samples: Vec<(&str, u64, f64)> = Vec::new();
+    if !topology.nodes.is_empty() {
+        samples.push((WIFI_CLIENTS, now_ms, wifi as f64));
+        if !signals.is_empty() {
+            let mean = signals.iter().sum::<f64>() / signals.len() as f64;
+            samples.push((WIFI_SIGNAL, now_ms, (mean * 10.0).round() / 10.0));
+        }
+    }
+    let optical = crate::topology::diagnostics(&values, &profile).optical;
+    if let Some(o) = &optical {
+        for (m, v) in [(OPTICAL_RX, o.rx_dbm), (OPTICAL_TX, o.tx_dbm)] {
+            if let Some(v) = v {
+                samples.push((m, now_ms, v));
+            }
+        }
+    }
+    store.put_samples(device_id, &samples)?;
+    let Some(optical) = optical else {
         return Ok(Vec::new());
     };
-    let samples: Vec<(&str, u64, f64)> =
-        [(OPTICAL_RX, optical.rx_dbm), (OPTICAL_TX, optical.tx_dbm)]
-            .into_iter()
-            .filter_map(|(m, v)| v.map(|v| (m, now_ms, v)))
-            .collect();
-    store.put_samples(device_id, &samples)?;
     let open = store.alarms(Some(device_id))?;
     let changes = alarms::optical(
         device_id,
