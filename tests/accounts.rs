@@ -7,9 +7,8 @@
 
 mod common;
 
-use std::io::Write as _;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use common::*;
 use serde_json::{Value, json};
@@ -17,33 +16,6 @@ use serde_json::{Value, json};
 const ADMIN_PW: &str = "admin-password-0001";
 const TECH_PW: &str = "tech-password-0001";
 const OPS_PW: &str = "ops-password-00001";
-
-/// `gigafibre-acs user ARGS` on a data dir, the password on stdin; the
-/// exit code and what it printed.
-fn user_cmd(data_dir: &Path, args: &[&str], stdin: &str) -> (i32, String, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_gigafibre-acs"))
-        .arg("user")
-        .args(args)
-        .env_clear()
-        .env("ACS_DATA_DIR", data_dir)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
 
 /// A logged-in browser: its cookie and CSRF token.
 struct Browser {

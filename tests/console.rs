@@ -8,7 +8,6 @@
 
 mod common;
 
-use std::io::Write as _;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -184,58 +183,16 @@ fn which(name: &str) -> Option<String> {
     })
 }
 
-fn erp_fixture() -> Value {
-    json!({
-        "Customer": [{"name": "Jean Tremblay", "customer_name": "Jean Tremblay", "customer_type": "Individual", "customer_group": "Résidentiel", "territory": "Québec"}],
-        "Service Location": [{"name": "LOC-00001", "customer": "Jean Tremblay", "address_line": "1 rue Principale", "city": "Salaberry-de-Valleyfield", "province": "QC", "postal_code": "J6S 1A1", "status": "Active"}],
-        "Service Equipment": [
-            {"name": "EQ-00001", "customer": "Jean Tremblay", "service_location": "LOC-00001", "equipment_type": "Routeur", "brand": "TP-Link", "model": "Deco X20",
-             "status": "En inventaire", "mac_address": "1c-61-b4-aa-00-11", "custom_wifi_ssid": "Gigafibre-Tremblay", "custom_wifi_password": DECO_PASS, "custom_wifi_enabled": 1},
-        ],
-    })
-}
-
 #[test]
 fn a_technician_uses_the_console_on_a_phone_sized_browser() {
     let Some(browser) = Browser::start() else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let mut add = Command::new(env!("CARGO_BIN_EXE_gigafibre-acs"))
-        .args([
-            "user",
-            "add",
-            "tech1",
-            "--role",
-            "technician",
-            "--password-stdin",
-        ])
-        .env_clear()
-        .env("ACS_DATA_DIR", dir.path())
-        .stdin(Stdio::piped())
-        .spawn()
-        .unwrap();
-    add.stdin
-        .take()
-        .unwrap()
-        .write_all(format!("{TECH_PW}\n").as_bytes())
-        .unwrap();
-    assert!(add.wait().unwrap().success());
-    let mut add = Command::new(env!("CARGO_BIN_EXE_gigafibre-acs"))
-        .args(["user", "add", "ops1", "--role", "ops", "--password-stdin"])
-        .env_clear()
-        .env("ACS_DATA_DIR", dir.path())
-        .stdin(Stdio::piped())
-        .spawn()
-        .unwrap();
-    add.stdin
-        .take()
-        .unwrap()
-        .write_all(format!("{OPS_PW}\n").as_bytes())
-        .unwrap();
-    assert!(add.wait().unwrap().success());
+    add_user(dir.path(), "tech1", "technician", TECH_PW);
+    add_user(dir.path(), "ops1", "ops", OPS_PW);
 
-    let erp = ErpSim::start(&erp_fixture());
+    let erp = ErpSim::start(&one_deco_fixture(DECO_PASS));
     let env = erp.acs_env();
     let mut all: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
     all.extend_from_slice(&[

@@ -18,14 +18,7 @@ const DECO_PASS: &str = "k7Hq2mZp9xWe";
 const DECO_MAC: &str = "1C:61:B4:AA:00:11";
 
 fn erp_fixture() -> Value {
-    json!({
-        "Customer": [{"name": "Jean Tremblay", "customer_name": "Jean Tremblay", "customer_type": "Individual", "customer_group": "Résidentiel", "territory": "Québec"}],
-        "Service Location": [{"name": "LOC-00001", "customer": "Jean Tremblay", "address_line": "1 rue Principale", "city": "Salaberry-de-Valleyfield", "province": "QC", "postal_code": "J6S 1A1", "status": "Active"}],
-        "Service Equipment": [
-            {"name": "EQ-00001", "customer": "Jean Tremblay", "service_location": "LOC-00001", "equipment_type": "Routeur", "brand": "TP-Link", "model": "Deco X20",
-             "status": "En inventaire", "mac_address": "1c-61-b4-aa-00-11", "custom_wifi_ssid": "Gigafibre-Tremblay", "custom_wifi_password": DECO_PASS, "custom_wifi_enabled": 1},
-        ],
-    })
+    one_deco_fixture(DECO_PASS)
 }
 
 fn start_acs(erp: Option<&ErpSim>, extra: &[(&str, &str)]) -> Acs {

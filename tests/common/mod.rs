@@ -683,6 +683,56 @@ impl Drop for SimDevice {
     }
 }
 
+/// `gigafibre-acs user ARGS` on a data dir, the password on stdin; the
+/// exit code and what it printed.
+pub fn user_cmd(data_dir: &Path, args: &[&str], stdin: &str) -> (i32, String, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_gigafibre-acs"))
+        .arg("user")
+        .args(args)
+        .env_clear()
+        .env("ACS_DATA_DIR", data_dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// `gigafibre-acs user add NAME --role ROLE` on a data dir (ACS stopped).
+pub fn add_user(data_dir: &Path, name: &str, role: &str, password: &str) {
+    let (code, _, err) = user_cmd(
+        data_dir,
+        &["add", name, "--role", role, "--password-stdin"],
+        &format!("{password}\n"),
+    );
+    assert_eq!(code, 0, "user add {name}: {err}");
+}
+
+/// erpnext-sim's data for one Deco (`1c-61-b4-aa-00-11`, EQ-00001 of Jean
+/// Tremblay) with this WiFi passphrase.
+pub fn one_deco_fixture(passphrase: &str) -> serde_json::Value {
+    serde_json::json!({
+        "Customer": [{"name": "Jean Tremblay", "customer_name": "Jean Tremblay", "customer_type": "Individual", "customer_group": "Résidentiel", "territory": "Québec"}],
+        "Service Location": [{"name": "LOC-00001", "customer": "Jean Tremblay", "address_line": "1 rue Principale", "city": "Salaberry-de-Valleyfield", "province": "QC", "postal_code": "J6S 1A1", "status": "Active"}],
+        "Service Equipment": [
+            {"name": "EQ-00001", "customer": "Jean Tremblay", "service_location": "LOC-00001", "equipment_type": "Routeur", "brand": "TP-Link", "model": "Deco X20",
+             "status": "En inventaire", "mac_address": "1c-61-b4-aa-00-11", "custom_wifi_ssid": "Gigafibre-Tremblay", "custom_wifi_password": passphrase, "custom_wifi_enabled": 1},
+        ],
+    })
+}
+
 /// A real PostgreSQL the tests start themselves (shared with the store's
 /// unit tests).
 #[path = "../../src/store/pg_test.rs"]
