@@ -13,6 +13,8 @@ use super::{Acs, now_ms};
 
 /// How often.
 const EVERY: Duration = Duration::from_secs(3600);
+/// Readings younger than this keep every point; older ones one an hour.
+const DETAIL_MS: u64 = 48 * 3_600_000;
 
 /// Runs until the server stops; the first pass a minute after start.
 pub async fn housekeeping(acs: Arc<Acs>, mut stop: watch::Receiver<bool>) {
@@ -102,6 +104,15 @@ pub fn once(acs: &Acs) {
     }
     if pruned > 0 {
         info!(readings = pruned, "readings past their retention removed");
+    }
+    // Beyond 48 hours, one reading an hour (their mean) is enough.
+    match acs
+        .store
+        .downsample_samples(now.saturating_sub(DETAIL_MS), 3_600_000)
+    {
+        Ok(0) => {}
+        Ok(n) => info!(readings = n, "older readings thinned to one an hour"),
+        Err(e) => warn!(error = %e, "thinning device histories failed"),
     }
     match acs.store.web_sessions() {
         Ok(all) => {

@@ -982,6 +982,66 @@ impl<B: Backend> Store for KvStore<B> {
         Ok(old.len())
     }
 
+    fn downsample_samples(&self, before_ms: u64, bucket_ms: u64) -> StoreResult<usize> {
+        let bucket_ms = bucket_ms.max(1);
+        // Keys are (device, metric, time): a bucket's readings are
+        // contiguous. `group` holds the current bucket's keys and values.
+        let mut group: Vec<(Vec<u8>, f64)> = Vec::new();
+        let mut batch = Batch::default();
+        let mut removed = 0;
+        let flush = |group: &mut Vec<(Vec<u8>, f64)>, batch: &mut Batch, removed: &mut usize| {
+            if group.len() > 1 {
+                let mean = group.iter().map(|(_, v)| v).sum::<f64>() / group.len() as f64;
+                let (first, _) = &group[0];
+                let prefix = &first[..first.len() - 8];
+                let at =
+                    u64::from_be_bytes(first[first.len() - 8..].try_into().unwrap_or_default());
+                let mut key = prefix.to_vec();
+                key.extend_from_slice(&(at - at % bucket_ms).to_be_bytes());
+                for (k, _) in group.iter() {
+                    batch.delete(Table::History, k.as_slice());
+                }
+                batch.put(Table::History, key, mean.to_be_bytes().to_vec());
+                *removed += group.len() - 1;
+            }
+            group.clear();
+        };
+        let mut writes = Vec::new();
+        self.scan(Table::History, Scan::default(), |k, v| {
+            let (Some(at), Ok(value)) = (
+                k.len()
+                    .checked_sub(8)
+                    .and_then(|i| <[u8; 8]>::try_from(&k[i..]).ok())
+                    .map(u64::from_be_bytes),
+                <[u8; 8]>::try_from(v).map(f64::from_be_bytes),
+            ) else {
+                return Ok(true);
+            };
+            if at >= before_ms {
+                flush(&mut group, &mut batch, &mut removed);
+                return Ok(true);
+            }
+            let same = group.first().is_some_and(|(g, _)| {
+                let ga = u64::from_be_bytes(g[g.len() - 8..].try_into().unwrap_or_default());
+                g[..g.len() - 8] == k[..k.len() - 8] && ga / bucket_ms == at / bucket_ms
+            });
+            if !same {
+                flush(&mut group, &mut batch, &mut removed);
+            }
+            group.push((k.to_vec(), value));
+            if batch.ops.len() > 10_000 {
+                writes.push(std::mem::take(&mut batch));
+            }
+            Ok(true)
+        })?;
+        flush(&mut group, &mut batch, &mut removed);
+        writes.push(batch);
+        for b in writes {
+            self.write(b)?;
+        }
+        Ok(removed)
+    }
+
     fn alarms(&self, device_id: Option<&str>) -> StoreResult<Vec<AlarmRecord>> {
         let prefix = device_id.map(|d| composite(d, b"")).unwrap_or_default();
         let mut out = Vec::new();

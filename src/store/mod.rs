@@ -220,6 +220,10 @@ pub trait Store: Send + Sync + 'static {
     /// Forgets readings older than `before_ms` (up to 10,000 per call);
     /// returns how many.
     fn prune_samples(&self, before_ms: u64) -> StoreResult<usize>;
+    /// Replaces the readings older than `before_ms` by one per `bucket_ms`
+    /// per device and metric (their mean, at the bucket's start); returns
+    /// how many readings went.
+    fn downsample_samples(&self, before_ms: u64, bucket_ms: u64) -> StoreResult<usize>;
     /// Open alarms, of one device or all, by device then kind.
     fn alarms(&self, device_id: Option<&str>) -> StoreResult<Vec<AlarmRecord>>;
     fn put_alarm(&self, alarm: &AlarmRecord) -> StoreResult<()>;

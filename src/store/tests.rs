@@ -747,12 +747,43 @@ async fn readings_and_alarms_per_device(open: Open) {
     assert_eq!(s.samples("A-1", "rx", 0, 10).unwrap(), [(30, -20.5)]);
     assert_eq!(s.prune_samples(15).unwrap(), 0);
     s.put_samples("A-1", &[("rx", 10, -20.0)]).unwrap();
+    // Old readings are thinned to one per bucket (their mean), per device
+    // and metric; recent ones stay as they are.
+    s.put_samples(
+        "B",
+        &[
+            ("rx", 1_005, -20.0),
+            ("rx", 1_010, -22.0),
+            ("rx", 1_020, -24.0),
+            ("rx", 1_150, -10.0),
+            ("rx", 1_160, -12.0),
+            ("tx", 1_010, 2.0),
+            ("rx", 5_000, -30.0),
+            ("rx", 5_001, -31.0),
+        ],
+    )
+    .unwrap();
+    // Three of B's readings go, and one of A-1's (its two, at 10 and 30,
+    // share a bucket).
+    assert_eq!(s.downsample_samples(2_000, 100).unwrap(), 4);
+    assert_eq!(s.samples("A-1", "rx", 0, 10).unwrap(), [(0, -20.25)]);
+    assert_eq!(
+        s.samples("B", "rx", 0, 10).unwrap(),
+        [
+            (1_000, -22.0),
+            (1_100, -11.0),
+            (5_000, -30.0),
+            (5_001, -31.0)
+        ]
+    );
+    assert_eq!(s.samples("B", "tx", 0, 10).unwrap(), [(1_010, 2.0)]);
+    assert_eq!(s.downsample_samples(2_000, 100).unwrap(), 0, "idempotent");
     // Deleting a device takes its readings and alarms along.
     s.put_device(&device("A-10")).unwrap();
     assert!(s.delete_device("A-10").unwrap());
     assert!(s.samples("A-10", "rx", 0, 10).unwrap().is_empty());
     assert!(s.alarms(None).unwrap().is_empty());
-    assert_eq!(s.samples("A-1", "rx", 0, 10).unwrap().len(), 2);
+    assert_eq!(s.samples("A-1", "rx", 0, 10).unwrap().len(), 1);
 }
 
 async fn delete_device_removes_every_key_of_that_device_only(open: Open) {
