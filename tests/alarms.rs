@@ -141,6 +141,12 @@ fn a_device_rebooting_over_and_over_raises_a_boot_loop_alarm() {
     assert_eq!(alarms(&acs, &id).len(), 1);
     let (_, fleet) = acs.api_get("/api/v1/fleet");
     assert_eq!(fleet["alarms"]["boot_loop"], 1, "{fleet}");
+    // Each boot is in the device's history.
+    let (_, h) = acs.api_get(&format!(
+        "/api/v1/devices/{}/history?metric=reboots",
+        encode_segment(&id)
+    ));
+    assert_eq!(h["points"].as_array().unwrap().len(), 3, "{h}");
 }
 
 #[test]

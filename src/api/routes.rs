@@ -634,7 +634,7 @@ pub const ROUTES: &[Route] = &[
             q(
                 "metric",
                 "string",
-                "optical_rx_dbm (default), optical_tx_dbm, wifi_clients or wifi_signal_pct",
+                "optical_rx_dbm (default), optical_tx_dbm, wifi_clients, wifi_signal_pct or reboots",
             ),
             q(
                 "since",

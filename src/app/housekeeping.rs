@@ -105,11 +105,13 @@ pub fn once(acs: &Acs) {
     if pruned > 0 {
         info!(readings = pruned, "readings past their retention removed");
     }
-    // Beyond 48 hours, one reading an hour (their mean) is enough.
-    match acs
-        .store
-        .downsample_samples(now.saturating_sub(DETAIL_MS), 3_600_000)
-    {
+    // Beyond 48 hours, one reading an hour is enough (their mean; for
+    // reboots, their count).
+    match acs.store.downsample_samples(
+        now.saturating_sub(DETAIL_MS),
+        3_600_000,
+        &[super::telemetry::REBOOTS],
+    ) {
         Ok(0) => {}
         Ok(n) => info!(readings = n, "older readings thinned to one an hour"),
         Err(e) => warn!(error = %e, "thinning device histories failed"),

@@ -16,12 +16,14 @@ use crate::store::{AlarmRecord, StoreResult};
 pub const OPTICAL_RX: &str = "optical_rx_dbm";
 /// Transmitted optical power, dBm.
 pub const OPTICAL_TX: &str = "optical_tx_dbm";
+/// A reboot (each `1 BOOT` Inform is one reading of 1).
+pub const REBOOTS: &str = "reboots";
 /// WiFi clients of the whole home (every mesh node).
 pub const WIFI_CLIENTS: &str = "wifi_clients";
 /// Their mean signal, 0-100 %.
 pub const WIFI_SIGNAL: &str = "wifi_signal_pct";
 /// The metrics a device's history may hold.
-pub const METRICS: [&str; 4] = [OPTICAL_RX, OPTICAL_TX, WIFI_CLIENTS, WIFI_SIGNAL];
+pub const METRICS: [&str; 5] = [OPTICAL_RX, OPTICAL_TX, WIFI_CLIENTS, WIFI_SIGNAL, REBOOTS];
 
 /// After an exchange that read the device's diagnostics (`collected`)
 /// or recorded a provisioning outcome (`provisioned`): the history and
@@ -170,8 +172,25 @@ fn apply(acs: &Acs, changes: Changes) -> StoreResult<Vec<NewEvent>> {
     store_alarms(acs, changes)
 }
 
+/// What an accepted Inform leaves: a reboot in the history, and the
+/// alarm rows of [`alarms::at_inform`] (already noted on the record the
+/// Inform writes); their events.
+pub fn record_inform(
+    acs: &Acs,
+    device_id: &str,
+    booted: bool,
+    changes: Changes,
+    now_ms: u64,
+) -> StoreResult<Vec<NewEvent>> {
+    if booted {
+        acs.store
+            .put_samples(device_id, &[(REBOOTS, now_ms, 1.0)])?;
+    }
+    store_alarms(acs, changes)
+}
+
 /// Stores alarm rows (the device record is the caller's); their events.
-pub fn store_alarms(acs: &Acs, changes: Changes) -> StoreResult<Vec<NewEvent>> {
+fn store_alarms(acs: &Acs, changes: Changes) -> StoreResult<Vec<NewEvent>> {
     let mut events = Vec::new();
     for a in changes.raise {
         acs.store.put_alarm(&a)?;

@@ -483,7 +483,8 @@ async fn start_session(
             return internal_error("storing the Inform failed", e);
         }
     };
-    match crate::app::telemetry::store_alarms(acs, alarm_changes) {
+    let booted = inform.events.iter().any(|e| e.event_code == "1 BOOT");
+    match crate::app::telemetry::record_inform(acs, &device_id, booted, alarm_changes, now_ms) {
         Ok(events) => applied.events.extend(events),
         Err(e) => warn!(device = %device_id, error = %e, "storing alarms failed"),
     }

@@ -982,7 +982,12 @@ impl<B: Backend> Store for KvStore<B> {
         Ok(old.len())
     }
 
-    fn downsample_samples(&self, before_ms: u64, bucket_ms: u64) -> StoreResult<usize> {
+    fn downsample_samples(
+        &self,
+        before_ms: u64,
+        bucket_ms: u64,
+        summed: &[&str],
+    ) -> StoreResult<usize> {
         let bucket_ms = bucket_ms.max(1);
         // Keys are (device, metric, time): a bucket's readings are
         // contiguous. `group` holds the current bucket's keys and values.
@@ -991,9 +996,19 @@ impl<B: Backend> Store for KvStore<B> {
         let mut removed = 0;
         let flush = |group: &mut Vec<(Vec<u8>, f64)>, batch: &mut Batch, removed: &mut usize| {
             if group.len() > 1 {
-                let mean = group.iter().map(|(_, v)| v).sum::<f64>() / group.len() as f64;
                 let (first, _) = &group[0];
                 let prefix = &first[..first.len() - 8];
+                // `device SEP metric SEP`: the metric is the last field.
+                let fields = &prefix[..prefix.len() - 1];
+                let metric = fields
+                    .iter()
+                    .rposition(|b| *b == SEP)
+                    .map_or(fields, |i| &fields[i + 1..]);
+                let sum = group.iter().map(|(_, v)| v).sum::<f64>();
+                let value = match summed.iter().any(|m| m.as_bytes() == metric) {
+                    true => sum,
+                    false => sum / group.len() as f64,
+                };
                 let at =
                     u64::from_be_bytes(first[first.len() - 8..].try_into().unwrap_or_default());
                 let mut key = prefix.to_vec();
@@ -1001,7 +1016,7 @@ impl<B: Backend> Store for KvStore<B> {
                 for (k, _) in group.iter() {
                     batch.delete(Table::History, k.as_slice());
                 }
-                batch.put(Table::History, key, mean.to_be_bytes().to_vec());
+                batch.put(Table::History, key, value.to_be_bytes().to_vec());
                 *removed += group.len() - 1;
             }
             group.clear();

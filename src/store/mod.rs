@@ -221,9 +221,14 @@ pub trait Store: Send + Sync + 'static {
     /// returns how many.
     fn prune_samples(&self, before_ms: u64) -> StoreResult<usize>;
     /// Replaces the readings older than `before_ms` by one per `bucket_ms`
-    /// per device and metric (their mean, at the bucket's start); returns
-    /// how many readings went.
-    fn downsample_samples(&self, before_ms: u64, bucket_ms: u64) -> StoreResult<usize>;
+    /// per device and metric, at the bucket's start: their mean, or their
+    /// sum for the metrics in `summed` (counts); returns how many went.
+    fn downsample_samples(
+        &self,
+        before_ms: u64,
+        bucket_ms: u64,
+        summed: &[&str],
+    ) -> StoreResult<usize>;
     /// Open alarms, of one device or all, by device then kind.
     fn alarms(&self, device_id: Option<&str>) -> StoreResult<Vec<AlarmRecord>>;
     fn put_alarm(&self, alarm: &AlarmRecord) -> StoreResult<()>;

@@ -758,14 +758,16 @@ async fn readings_and_alarms_per_device(open: Open) {
             ("rx", 1_150, -10.0),
             ("rx", 1_160, -12.0),
             ("tx", 1_010, 2.0),
+            ("boots", 1_010, 1.0),
+            ("boots", 1_020, 1.0),
             ("rx", 5_000, -30.0),
             ("rx", 5_001, -31.0),
         ],
     )
     .unwrap();
-    // Three of B's readings go, and one of A-1's (its two, at 10 and 30,
+    // Four of B's readings go, and one of A-1's (its two, at 10 and 30,
     // share a bucket).
-    assert_eq!(s.downsample_samples(2_000, 100).unwrap(), 4);
+    assert_eq!(s.downsample_samples(2_000, 100, &["boots"]).unwrap(), 5);
     assert_eq!(s.samples("A-1", "rx", 0, 10).unwrap(), [(0, -20.25)]);
     assert_eq!(
         s.samples("B", "rx", 0, 10).unwrap(),
@@ -777,7 +779,16 @@ async fn readings_and_alarms_per_device(open: Open) {
         ]
     );
     assert_eq!(s.samples("B", "tx", 0, 10).unwrap(), [(1_010, 2.0)]);
-    assert_eq!(s.downsample_samples(2_000, 100).unwrap(), 0, "idempotent");
+    assert_eq!(
+        s.samples("B", "boots", 0, 10).unwrap(),
+        [(1_000, 2.0)],
+        "counts add up"
+    );
+    assert_eq!(
+        s.downsample_samples(2_000, 100, &["boots"]).unwrap(),
+        0,
+        "idempotent"
+    );
     // Deleting a device takes its readings and alarms along.
     s.put_device(&device("A-10")).unwrap();
     assert!(s.delete_device("A-10").unwrap());
