@@ -629,7 +629,7 @@ pub const ROUTES: &[Route] = &[
         op_id: "getHistory",
         tag: "alarms",
         summary: "A device's readings over time",
-        description: "The readings the ACS took of a metric (`optical_rx_dbm`, `optical_tx_dbm`; `wifi_clients` and their mean `wifi_signal_pct` over every mesh node), oldest first: each time the device's host tables and diagnostics were read.",
+        description: "The readings the ACS took of a metric, oldest first: `optical_rx_dbm`, `optical_tx_dbm`, `wifi_clients` and their mean `wifi_signal_pct` over every mesh node (each time the device's host tables and diagnostics were read), `reboots` (1 per boot). Every reading for 48 h, then one an hour (mean; reboots: count).",
         query: &[
             q(
                 "metric",
