@@ -77,7 +77,7 @@ impl Access {
                 session: None,
             }));
         }
-        let Some(cookie) = session_cookie(headers) else {
+        let Some(cookie) = cookie(headers, SESSION_COOKIE) else {
             return Ok(None);
         };
         let key = accounts::session_key(cookie);
@@ -102,16 +102,19 @@ impl Access {
     }
 }
 
-/// The console session cookie's value.
-fn session_cookie(headers: &HeaderMap) -> Option<&str> {
+/// The value of cookie `name`, tolerating what clients do with cookies:
+/// several Cookie headers, pairs split by `;` or `,`, the attributes sent
+/// back (`session=k; Path=/`, as some CPEs do), quotes around the value.
+/// The CWMP session cookie and the console's both go through here.
+pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
+        .flat_map(|v| v.split([';', ',']))
         .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| name.trim() == SESSION_COOKIE)
-        .map(|(_, value)| value.trim())
+        .find(|(n, _)| n.trim() == name)
+        .map(|(_, value)| value.trim().trim_matches('"'))
         .filter(|v| !v.is_empty())
 }
 
@@ -181,12 +184,14 @@ pub fn login(acs: &Acs, access: &Access, remote: IpAddr, body: serde_json::Value
         Ok(()) => acs.store.user(&name).map_err(ApiError::internal)?,
         Err(_) => None,
     };
+    let before = user.clone();
     let outcome = accounts::login(
         user.as_mut(),
         |hash| accounts::verify_password(hash, &req.password),
         now,
     );
-    if let Some(u) = &user {
+    // Written only when the attempt changed the failure count or lock.
+    if let Some(u) = user.as_ref().filter(|u| Some(*u) != before.as_ref()) {
         acs.store.put_user(u).map_err(ApiError::internal)?;
     }
     let audit_as = |role: Role, status: StatusCode| {

@@ -64,7 +64,7 @@ pub fn history(acs: &Acs, id: &str, q: &Query) -> ApiResult {
 
 /// `GET /api/v1/fleet`: counts for Ops, by model, firmware, provisioning
 /// status and online state, and the open alarms by kind. Reads every
-/// device record (in pages): seconds at a million devices.
+/// device record ([`crate::store::each_device`]): seconds at a million.
 pub fn fleet(acs: &Acs) -> ApiResult {
     use std::collections::BTreeMap;
     let now = now_ms(SystemTime::now());
@@ -73,35 +73,24 @@ pub fn fleet(acs: &Acs) -> ApiResult {
     let mut by_model: BTreeMap<String, u64> = BTreeMap::new();
     let mut by_firmware: BTreeMap<String, u64> = BTreeMap::new();
     let mut by_status: BTreeMap<String, u64> = BTreeMap::new();
-    let mut after: Option<String> = None;
-    loop {
-        let page = acs
-            .store
-            .list_devices(after.as_deref(), 1000)
-            .map_err(ApiError::internal)?;
-        for d in &page {
-            total += 1;
-            if super::devices::is_online(acs, d, now) {
-                online += 1;
-            }
-            let model = d
-                .model_name
-                .clone()
-                .unwrap_or_else(|| d.identity.product_class.clone());
-            *by_model.entry(model).or_default() += 1;
-            let fw = d.software_version.clone().unwrap_or_else(|| "?".into());
-            *by_firmware.entry(fw).or_default() += 1;
-            let status = serde_json::to_value(d.provisioning.status)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_owned))
-                .unwrap_or_default();
-            *by_status.entry(status).or_default() += 1;
+    crate::store::each_device(acs.store.as_ref(), |d| {
+        total += 1;
+        if super::devices::is_online(acs, &d, now) {
+            online += 1;
         }
-        match page.last() {
-            Some(d) if page.len() == 1000 => after = Some(d.id.clone()),
-            _ => break,
-        }
-    }
+        let model = d.model_name.unwrap_or(d.identity.product_class);
+        *by_model.entry(model).or_default() += 1;
+        *by_firmware
+            .entry(d.software_version.unwrap_or_else(|| "?".into()))
+            .or_default() += 1;
+        let status = serde_json::to_value(d.provisioning.status)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default();
+        *by_status.entry(status).or_default() += 1;
+        Ok(())
+    })
+    .map_err(ApiError::internal)?;
     let alarms = acs.store.alarms(None).map_err(ApiError::internal)?;
     let mut by_alarm: BTreeMap<String, u64> = BTreeMap::new();
     for a in &alarms {

@@ -213,13 +213,7 @@ pub fn load_device(acs: &Acs, id: &str) -> Result<DeviceRecord, ApiError> {
 /// The device's cached values as path → value (unmasked: for the pure
 /// builders only, never serialised as is).
 pub fn cached_values(acs: &Acs, id: &str) -> Result<BTreeMap<String, String>, ApiError> {
-    Ok(acs
-        .store
-        .parameters(id, "")
-        .map_err(ApiError::internal)?
-        .into_iter()
-        .filter_map(|(name, p)| p.value.map(|v| (name, v.value)))
-        .collect())
+    crate::store::cached_values(acs.store.as_ref(), id).map_err(ApiError::internal)
 }
 
 /// The device's effective profile and data model (`None` before its

@@ -3,8 +3,6 @@
 //! history and the alarm rules ([`crate::alarms`]) run; alarms raised or
 //! cleared become events (API stream, webhooks, other nodes).
 
-use std::collections::BTreeMap;
-
 use serde_json::json;
 
 use super::Acs;
@@ -52,11 +50,7 @@ pub fn after_collection(acs: &Acs, device_id: &str, now_ms: u64) -> StoreResult<
     let Some(device) = store.device(device_id)? else {
         return Ok(Vec::new());
     };
-    let values: BTreeMap<String, String> = store
-        .parameters(device_id, "")?
-        .into_iter()
-        .filter_map(|(name, p)| p.value.map(|v| (name, v.value)))
-        .collect();
+    let values = crate::store::cached_values(store, device_id)?;
     let Some((profile, _)) =
         acs.provisioning
             .effective_profile(store, &acs.catalog, &device, &values)?
@@ -123,20 +117,14 @@ pub fn silence_pass(acs: &Acs, now_ms: u64) -> StoreResult<Vec<NewEvent>> {
             .max(60),
     ) * 1000;
     let mut events = Vec::new();
-    let mut after: Option<String> = None;
-    loop {
-        let page = acs.store.list_devices(after.as_deref(), 1000)?;
-        for d in &page {
-            let changes = alarms::silent(d, interval_ms, now_ms);
-            if !changes.raise.is_empty() {
-                events.extend(apply(acs, changes)?);
-            }
+    crate::store::each_device(acs.store.as_ref(), |d| {
+        let changes = alarms::silent(&d, interval_ms, now_ms);
+        if !changes.raise.is_empty() {
+            events.extend(apply(acs, changes)?);
         }
-        match page.last() {
-            Some(d) if page.len() == 1000 => after = Some(d.id.clone()),
-            _ => return Ok(events),
-        }
-    }
+        Ok(())
+    })?;
+    Ok(events)
 }
 
 /// Records alarm changes on the device record (its list of open kinds),

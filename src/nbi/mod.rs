@@ -50,8 +50,6 @@ const MAX_BODY: usize = 1 << 20;
 /// `timeout` is given (GenieACS's default), and at most.
 const DEFAULT_TIMEOUT_MS: u64 = 3000;
 const MAX_TIMEOUT_MS: u64 = 120_000;
-/// Devices read from the store at a time while scanning.
-const PAGE: usize = 500;
 /// Longest tag accepted.
 const MAX_TAG: usize = 128;
 
@@ -404,7 +402,7 @@ async fn collect(
         match collection.as_str() {
             "devices" => {
                 let with_params = sel.needs_parameters();
-                scan_devices(&acs, |d| {
+                crate::store::each_device(acs.store.as_ref(), |d| {
                     let params = if with_params {
                         Some(acs.store.parameters(&d.id, "")?)
                     } else {
@@ -415,7 +413,7 @@ async fn collect(
                 })?;
             }
             "tasks" => {
-                scan_devices(&acs, |d| {
+                crate::store::each_device(acs.store.as_ref(), |d| {
                     for t in acs.store.tasks(&d.id)?.iter().filter(|t| is_visible(t)) {
                         sel.push(document::task_document(t));
                     }
@@ -435,24 +433,6 @@ async fn collect(
         tracing::error!(error = %e, "NBI scan failed");
         NbiError::Internal
     })?
-}
-
-fn scan_devices(
-    acs: &Acs,
-    mut f: impl FnMut(DeviceRecord) -> Result<(), StoreError>,
-) -> Result<(), StoreError> {
-    let mut after: Option<String> = None;
-    loop {
-        let page = acs.store.list_devices(after.as_deref(), PAGE)?;
-        let done = page.len() < PAGE;
-        after = page.last().map(|d| d.id.clone());
-        for d in page {
-            f(d)?;
-        }
-        if done {
-            return Ok(());
-        }
-    }
 }
 
 fn load_device(acs: &Acs, id: &str) -> Result<DeviceRecord, NbiError> {

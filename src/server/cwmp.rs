@@ -131,18 +131,10 @@ fn internal_error(what: &str, e: impl std::fmt::Display) -> HttpResponse {
     )
 }
 
-/// The `session` cookie, tolerating CPEs that send it back with its
-/// attributes (`session=k; Path=/`) or several Cookie headers.
+/// The `session` cookie (see [`crate::api::access::cookie`] for what is
+/// tolerated).
 fn session_cookie(headers: &HeaderMap) -> Option<&str> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split([';', ',']))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| name.trim() == SESSION_COOKIE)
-        .map(|(_, value)| value.trim().trim_matches('"'))
-        .filter(|v| !v.is_empty())
+    crate::api::access::cookie(headers, SESSION_COOKIE)
 }
 
 /// Handles one request on the CWMP listener.

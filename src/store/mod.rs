@@ -240,6 +240,40 @@ pub trait Store: Send + Sync + 'static {
     fn flush_blocking(&self) -> StoreResult<()>;
 }
 
+/// Visits every device record, in id order, a page at a time (the whole
+/// fleet is never in memory at once); stops at the first error.
+pub fn each_device(
+    store: &dyn Store,
+    mut f: impl FnMut(DeviceRecord) -> StoreResult<()>,
+) -> StoreResult<()> {
+    const PAGE: usize = 500;
+    let mut after: Option<String> = None;
+    loop {
+        let page = store.list_devices(after.as_deref(), PAGE)?;
+        let done = page.len() < PAGE;
+        after = page.last().map(|d| d.id.clone());
+        for d in page {
+            f(d)?;
+        }
+        if done {
+            return Ok(());
+        }
+    }
+}
+
+/// A device's cached values as path → value (unmasked: for the pure
+/// builders only, never shown as is).
+pub fn cached_values(
+    store: &dyn Store,
+    device_id: &str,
+) -> StoreResult<std::collections::BTreeMap<String, String>> {
+    Ok(store
+        .parameters(device_id, "")?
+        .into_iter()
+        .filter_map(|(name, p)| p.value.map(|v| (name, v.value)))
+        .collect())
+}
+
 /// The store a configuration names: PostgreSQL with `store_url`, else the
 /// embedded backend of `store_backend` in `data_dir` (sled in `db/`, redb in
 /// `store.redb`). Blocking: it opens files or connects.
