@@ -99,10 +99,11 @@ keys! {
     "webhook_secret", "ACS_WEBHOOK_SECRET", "", true, "key of the X-Gigafibre-Signature HMAC-SHA256 header on webhook POSTs";
     "stun_listen", "ACS_STUN_LISTEN", "off", false, "UDP address of the built-in STUN server for TR-111 (off: none)";
     "nbi_listen", "ACS_NBI_LISTEN", "off", false, "address of the GenieACS-compatible NBI, e.g. 127.0.0.1:7558 (off: none); it takes the API's tokens";
-    "optical_rx_min_dbm", "ACS_OPTICAL_RX_MIN_DBM", "-27", false, "ONT received optical power below this raises an alarm (GPON class B+: -27)";
-    "optical_rx_max_dbm", "ACS_OPTICAL_RX_MAX_DBM", "-8", false, "ONT received optical power above this raises an alarm (overload; GPON class B+: -8)";
+    "alarm_rules", "ACS_ALARM_RULES", "", false, "TOML file of alarm rules (optical limits by ONT class, silence, boot loop, provisioning failures) replacing the built-in ones (`gigafibre-acs alarm-rules` prints them)";
+    "optical_rx_min_dbm", "ACS_OPTICAL_RX_MIN_DBM", "-27", false, "received optical power below this raises an alarm, for ONTs of the rules' default class (GPON class B+: -27)";
+    "optical_rx_max_dbm", "ACS_OPTICAL_RX_MAX_DBM", "-8", false, "received optical power above this raises an alarm (overload), for ONTs of the rules' default class (GPON class B+: -8)";
     "audit_retention_days", "ACS_AUDIT_RETENTION_DAYS", "365", false, "days the audit log keeps an entry (1-3650)";
-    "history_retention_days", "ACS_HISTORY_RETENTION_DAYS", "30", false, "days a device's readings (optical power) are kept (1-3650)";
+    "history_retention_days", "ACS_HISTORY_RETENTION_DAYS", "30", false, "days a device's readings (optical power, WiFi, reboots, WAN addresses) are kept (1-3650)";
     "nbi_allow", "ACS_NBI_ALLOW", "", false, "comma-separated CIDRs (IPv4/IPv6) whose clients may use the NBI without a token";
 }
 
@@ -235,8 +236,10 @@ pub struct Config {
     pub hosts_collect: bool,
     /// Age after which the host table is re-read (`None`: never by age).
     pub hosts_max_age: Option<Duration>,
-    /// Limits of ONT received optical power (alarms).
-    pub optical_limits: crate::alarms::OpticalLimits,
+    /// The alarm rules (built in, or `alarm_rules`; the default class's
+    /// optical limits from `optical_rx_min_dbm`/`optical_rx_max_dbm` when
+    /// those are set).
+    pub alarm_rules: crate::alarms::AlarmRules,
     /// `ACS_AUDIT_RETENTION_DAYS`: how long audit entries are kept.
     pub audit_retention: Duration,
     /// `ACS_HISTORY_RETENTION_DAYS`: how long readings are kept.
@@ -759,15 +762,35 @@ fn parse(values: &BTreeMap<&'static str, (String, Source)>) -> Result<Config, Co
             )),
         }
     };
-    let optical_limits = crate::alarms::OpticalLimits {
-        rx_min_dbm: dbm("optical_rx_min_dbm")?,
-        rx_max_dbm: dbm("optical_rx_max_dbm")?,
+    let mut alarm_rules = match text("alarm_rules") {
+        None => crate::alarms::AlarmRules::builtin(),
+        Some(path) => {
+            let body = std::fs::read_to_string(&path)
+                .map_err(|e| invalid("alarm_rules", format!("cannot read `{path}`: {e}")))?;
+            crate::alarms::AlarmRules::parse(&body)
+                .map_err(|e| invalid("alarm_rules", format!("`{path}`: {e}")))?
+        }
     };
-    if optical_limits.rx_min_dbm >= optical_limits.rx_max_dbm {
-        return Err(invalid(
-            "optical_rx_min_dbm",
-            "must be below optical_rx_max_dbm",
-        ));
+    let explicit = |key: &str| values.get(key).is_some_and(|(_, s)| *s != Source::Default);
+    if explicit("optical_rx_min_dbm") || explicit("optical_rx_max_dbm") {
+        let default = alarm_rules.optical_class_named(&alarm_rules.default_class.clone());
+        let limits = crate::alarms::OpticalLimits {
+            rx_min_dbm: match explicit("optical_rx_min_dbm") {
+                true => dbm("optical_rx_min_dbm")?,
+                false => default.rx_min_dbm,
+            },
+            rx_max_dbm: match explicit("optical_rx_max_dbm") {
+                true => dbm("optical_rx_max_dbm")?,
+                false => default.rx_max_dbm,
+            },
+        };
+        if limits.rx_min_dbm >= limits.rx_max_dbm {
+            return Err(invalid(
+                "optical_rx_min_dbm",
+                "must be below optical_rx_max_dbm",
+            ));
+        }
+        alarm_rules.set_default_limits(limits);
     }
     let node_url = text("node_url");
     if let Some(u) = &node_url {
@@ -836,7 +859,7 @@ fn parse(values: &BTreeMap<&'static str, (String, Source)>) -> Result<Config, Co
         hosts_max_age: (hosts_max_age > 0).then(|| Duration::from_secs(hosts_max_age)),
         audit_retention,
         history_retention,
-        optical_limits,
+        alarm_rules,
         webhook,
         stun_listen,
         provisioning,
@@ -906,6 +929,51 @@ mod tests {
         assert_eq!(c.max_body_bytes, 1 << 20);
         assert!(c.tls.is_none());
         assert!(c.nbi_listen.is_none() && c.nbi_allow.is_empty());
+    }
+
+    #[test]
+    fn alarm_rules_from_a_file_and_the_default_class_overrides() {
+        let c = load_with(None, &[]).unwrap();
+        assert_eq!(c.alarm_rules, crate::alarms::AlarmRules::builtin());
+        // One limit set: the other stays the default class's.
+        let c = load_with(None, &[("ACS_OPTICAL_RX_MIN_DBM", "-29")]).unwrap();
+        let b = &c.alarm_rules.classes["gpon-b+"].limits;
+        assert_eq!((b.rx_min_dbm, b.rx_max_dbm), (-29.0, -8.0));
+        assert_eq!(c.alarm_rules.classes["gpon-c+"].limits.rx_min_dbm, -30.0);
+        let e = load_with(None, &[("ACS_OPTICAL_RX_MIN_DBM", "-7")])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("optical_rx_min_dbm"), "{e}");
+
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("rules.toml");
+        let text = crate::alarms::rules::BUILTIN
+            .replace("default_class = \"gpon-b+\"", "default_class = \"gpon-c+\"");
+        std::fs::write(&file, text).unwrap();
+        let path = file.to_str().unwrap();
+        let c = load_with(None, &[("ACS_ALARM_RULES", path)]).unwrap();
+        assert_eq!(c.alarm_rules.default_class, "gpon-c+");
+        // The override goes to the file's default class.
+        let c = load_with(
+            None,
+            &[("ACS_ALARM_RULES", path), ("ACS_OPTICAL_RX_MAX_DBM", "-6")],
+        )
+        .unwrap();
+        assert_eq!(c.alarm_rules.classes["gpon-c+"].limits.rx_max_dbm, -6.0);
+        assert_eq!(c.alarm_rules.classes["gpon-b+"].limits.rx_max_dbm, -8.0);
+
+        std::fs::write(&file, "hysteresis_db = 0.5\n[silent]\nintervals = x\n").unwrap();
+        let e = load_with(None, &[("ACS_ALARM_RULES", path)])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("alarm_rules") && e.contains("line 3"), "{e}");
+        let e = load_with(None, &[("ACS_ALARM_RULES", "/nonexistent/rules.toml")])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("alarm_rules") && e.contains("/nonexistent/rules.toml"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -19,6 +19,7 @@ pub mod cwmp;
 pub mod digest;
 pub mod erpnext;
 pub mod events;
+pub mod history;
 pub mod http_client;
 pub mod identity;
 pub mod metrics;

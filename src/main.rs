@@ -38,6 +38,9 @@ enum Command {
     Serve,
     /// Validate the configuration and print the effective values (secrets masked).
     CheckConfig,
+    /// Print the alarm rules in force (built in, or `alarm_rules`, with the
+    /// optical_rx_* overrides), as a file `alarm_rules` accepts.
+    AlarmRules,
     /// Import data from the systems the ACS replaces: the legacy tables into
     /// ERPNext (same ERPNext settings as `serve`), GenieACS's devices into
     /// the store. Dry runs unless --apply.
@@ -211,6 +214,18 @@ fn main() -> ExitCode {
                 UserCommand::List { json } => (UserAction::List { json }, false),
             };
             ExitCode::from(user_main(&config, action, stdin))
+        }
+        Command::AlarmRules => {
+            use std::io::Write as _;
+            let mut out = std::io::stdout().lock();
+            match out.write_all(config.alarm_rules.render().as_bytes()) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("gigafibre-acs: cannot write the alarm rules: {e}");
+                    ExitCode::FAILURE
+                }
+            }
         }
         Command::CheckConfig => {
             for (what, files) in [("tls", &config.tls), ("api_tls", &config.api_tls)] {

@@ -18,6 +18,7 @@ const DECO_MAC: &str = "1C:61:B4:AA:00:11";
 const DECO_PASS: &str = "k7Hq2mZp9xWe";
 const TECH_PW: &str = "tech-password-0001";
 const OPS_PW: &str = "ops-password-00001";
+const ADMIN_PW: &str = "admin-password-0001";
 
 /// chromedriver on a free port, and one browser session.
 struct Browser {
@@ -126,6 +127,20 @@ impl Browser {
         );
     }
 
+    /// Sends keys to whatever has the focus (as a person at the keyboard).
+    fn keys(&self, text: &str) {
+        let active = self.cmd("GET", "/element/active", None);
+        let e = active["value"]["element-6066-11e4-a52e-4f735466cecf"]
+            .as_str()
+            .expect("an element has the focus")
+            .to_owned();
+        self.cmd(
+            "POST",
+            &format!("/element/{e}/value"),
+            Some(json!({"text": text})),
+        );
+    }
+
     fn text(&self, css: &str) -> String {
         let e = self.find(css);
         self.cmd("GET", &format!("/element/{e}/text"), None)["value"]
@@ -191,6 +206,7 @@ fn a_technician_uses_the_console_on_a_phone_sized_browser() {
     let dir = tempfile::tempdir().unwrap();
     add_user(dir.path(), "tech1", "technician", TECH_PW);
     add_user(dir.path(), "ops1", "ops", OPS_PW);
+    add_user(dir.path(), "admin1", "admin", ADMIN_PW);
 
     let erp = ErpSim::start(&one_deco_fixture(DECO_PASS));
     let env = erp.acs_env();
@@ -238,9 +254,26 @@ fn a_technician_uses_the_console_on_a_phone_sized_browser() {
     // its MAC in another spelling, open it.
     browser.type_in("#password", &format!("{TECH_PW}\u{E007}"));
     browser.wait_visible("search");
-    browser.type_in("#q", "1c-61-b4-aa-00-11");
-    browser.click("#search-form button[type=submit]");
-    browser.click("#results a");
+    // With the keyboard: type, Enter, Tab to the search button then to
+    // the first result, Enter; focus is shown (an outline) on the way.
+    browser.type_in("#q", "1c-61-b4-aa-00-11\u{E007}");
+    browser.find("#results a");
+    browser.keys("\u{E004}");
+    assert_eq!(
+        browser.js("return document.activeElement.matches('#search-form button[type=submit]')"),
+        json!(true)
+    );
+    assert_ne!(
+        browser.js("return getComputedStyle(document.activeElement).outlineStyle"),
+        json!("none"),
+        "the focused button shows no outline"
+    );
+    browser.keys("\u{E004}");
+    assert_eq!(
+        browser.js("return document.activeElement.matches('#results a')"),
+        json!(true)
+    );
+    browser.keys("\u{E007}");
     browser.wait_visible("device");
     browser.wait_text("#device-title", "DECO11", 10);
     browser.wait_text("#identity", "Provisionné", 10);
@@ -307,14 +340,7 @@ fn a_technician_uses_the_console_on_a_phone_sized_browser() {
         "RCMG0000CO01",
         &["--gpon-sn", "RCMG0000CO01"],
     );
-    let ont_id = wait_until("the ONT's optical power read", 30, || {
-        let (_, list) = acs.api_get("/api/v1/devices?q=RCMG0000CO01");
-        let id = list["devices"].as_array()?.first()?["id"]
-            .as_str()?
-            .to_owned();
-        let (_, d) = acs.api_get(&format!("/api/v1/devices/{}", encode_segment(&id)));
-        d["diagnostics"]["optical"]["rx_dbm"].as_f64().map(|_| id)
-    });
+    let ont_id = wait_for_optical_reading(&acs, "RCMG0000CO01");
     browser.type_in("#username", "ops1");
     browser.type_in("#password", OPS_PW);
     browser.click("#login-form button[type=submit]");
@@ -335,7 +361,43 @@ fn a_technician_uses_the_console_on_a_phone_sized_browser() {
         browser.js("return document.querySelectorAll('#rx-chart polyline').length"),
         1
     );
+    // The limits of its optical class (the built-in rules: B+), and its
+    // WAN addresses.
+    browser.wait_text("#rx-limits", "-27 / -8 dBm", 10);
+    browser.wait_text("#rx-limits", "gpon-b+", 10);
+    browser.wait_text("#identity", "10.201.37.14", 10);
+    browser.wait_text("#wan-changes", "10.201.37.14", 10);
     drop(ont);
+    browser.click("#logout");
+    browser.wait_visible("login");
+
+    // An admin makes a user on the users page, then disables it; both
+    // are in the audit log under the admin's name.
+    browser.type_in("#username", "admin1");
+    browser.type_in("#password", ADMIN_PW);
+    browser.click("#login-form button[type=submit]");
+    browser.wait_visible("search");
+    browser.click("#nav-users");
+    browser.wait_visible("users");
+    browser.type_in("#new-name", "tech2");
+    browser.type_in("#new-password", "another long password 2");
+    browser.click("#user-form button[type=submit]");
+    browser.wait_text("#user-status", "User created", 10);
+    browser.wait_text("#user-list", "tech2", 10);
+    browser.click("#user-list li[data-user=tech2] button");
+    browser.wait_text("#user-list li[data-user=tech2]", "disabled", 10);
+    let (_, audit) = acs.api_get("/api/v1/audit?user=admin1");
+    let actions: Vec<&str> = audit["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert!(
+        actions.contains(&"createUser") && actions.contains(&"disableUser"),
+        "{audit}"
+    );
+    assert!(!acs.logs().contains("another long password 2"));
     let (_, audit) = acs.api_get(&format!("/api/v1/audit?device={}", encode_segment(&id)));
     assert!(
         audit["entries"]

@@ -6,8 +6,9 @@ use http::StatusCode;
 
 use super::devices::load_device;
 use super::{ApiError, ApiResult, Query, json_response};
-use crate::app::telemetry::{METRICS, alarm_json};
+use crate::app::telemetry::{METRICS, WAN_IP, alarm_json};
 use crate::app::{Acs, now_ms};
+use crate::history;
 
 /// `GET /api/v1/alarms?device=`.
 pub fn list(acs: &Acs, q: &Query) -> ApiResult {
@@ -22,14 +23,18 @@ pub fn list(acs: &Acs, q: &Query) -> ApiResult {
     ))
 }
 
-/// `GET /api/v1/devices/{id}/history?metric=&since=&limit=`.
+/// `GET /api/v1/devices/{id}/history?metric=&since=&limit=`: the
+/// readings of a numeric metric, or the changes of `wan_ip` (from the one
+/// in force at `since`).
 pub fn history(acs: &Acs, id: &str, q: &Query) -> ApiResult {
     load_device(acs, id)?;
-    let metric = q.get("metric").unwrap_or(METRICS[0]);
-    if !METRICS.contains(&metric) {
+    let metric = q.get("metric").unwrap_or(METRICS[0].0);
+    let numeric = METRICS.iter().any(|(m, _)| *m == metric);
+    if !numeric && metric != WAN_IP {
+        let names: Vec<&str> = METRICS.iter().map(|(m, _)| *m).collect();
         return Err(ApiError::bad_request(format!(
-            "`metric` is one of {}, got `{metric}`",
-            METRICS.join(", ")
+            "`metric` is one of {}, {WAN_IP}, got `{metric}`",
+            names.join(", ")
         )));
     }
     let limit = q.limit("limit", 1000, 10_000)?;
@@ -41,21 +46,22 @@ pub fn history(acs: &Acs, id: &str, q: &Query) -> ApiResult {
             ))
         })?,
     };
-    let samples = acs
-        .store
-        .samples(id, metric, since_ms, limit)
-        .map_err(ApiError::internal)?;
-    let points: Vec<serde_json::Value> = samples
-        .iter()
-        .map(|(at, v)| {
-            serde_json::json!({
-                "at": crate::cwmp::format_datetime(
-                    std::time::UNIX_EPOCH + std::time::Duration::from_millis(*at)
-                ),
-                "value": v,
-            })
-        })
-        .collect();
+    let at = |ms: u64| {
+        crate::cwmp::format_datetime(std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms))
+    };
+    let store = acs.store.as_ref();
+    let points: Vec<serde_json::Value> = match numeric {
+        true => history::read(store, id, metric, since_ms, limit)
+            .map_err(ApiError::internal)?
+            .iter()
+            .map(|p| serde_json::json!({ "at": at(p.at_ms), "value": p.value }))
+            .collect(),
+        false => history::read_text(store, id, metric, since_ms, limit)
+            .map_err(ApiError::internal)?
+            .iter()
+            .map(|c| serde_json::json!({ "at": at(c.at_ms), "value": c.value }))
+            .collect(),
+    };
     Ok(json_response(
         StatusCode::OK,
         &serde_json::json!({ "device_id": id, "metric": metric, "points": points }),

@@ -54,6 +54,10 @@ struct DeviceView<'a> {
     provisioning: ProvisioningView<'a>,
     #[serde(skip_serializing_if = "Option::is_none")]
     diagnostics: Option<OntDiagnostics>,
+    /// The ONT's optical class and its alarm limits, with diagnostics
+    /// that hold an optical reading.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    optical_class: Option<OpticalClassView>,
     #[serde(skip_serializing_if = "Option::is_none")]
     management_url: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -62,6 +66,15 @@ struct DeviceView<'a> {
     connection_request: Option<CrView>,
     #[serde(skip_serializing_if = "Option::is_none")]
     recent_events: Option<Vec<EventView<'a>>>,
+}
+
+/// Which alarm limits apply to an ONT's received power.
+#[derive(Serialize)]
+struct OpticalClassView {
+    name: String,
+    description: String,
+    rx_min_dbm: f64,
+    rx_max_dbm: f64,
 }
 
 /// The device's Service Equipment in ERPNext.
@@ -196,6 +209,7 @@ fn view<'a>(acs: &Acs, d: &'a DeviceRecord, now: u64, session_active: bool) -> D
         erpnext: erp_view(acs, d),
         provisioning: provisioning_view(&d.provisioning),
         diagnostics: None,
+        optical_class: None,
         management_url: None,
         hosts_collected_at: d.hosts_collected_ms.map(rfc3339),
         connection_request: None,
@@ -367,6 +381,15 @@ pub fn get(acs: &Acs, id: &str) -> ApiResult {
     if let Some((profile, _)) = effective_profile(acs, &d, &values)? {
         let diagnostics = crate::topology::diagnostics(&values, &profile);
         v.management_url = management_url(&d, &diagnostics);
+        if diagnostics.optical.is_some() {
+            let c = acs.config.alarm_rules.optical_class(&d);
+            v.optical_class = Some(OpticalClassView {
+                name: c.name,
+                description: c.description,
+                rx_min_dbm: c.limits.rx_min_dbm,
+                rx_max_dbm: c.limits.rx_max_dbm,
+            });
+        }
         v.diagnostics = Some(diagnostics);
     }
     v.connection_request = acs.connreq.last_result(id).map(CrView::from);

@@ -266,6 +266,13 @@ fn schemas() -> Value {
             "node_mac": nullable("string"),
         }),
     );
+    let optical_class = object(
+        &["name", "description", "rx_min_dbm", "rx_max_dbm"],
+        json!({
+            "name": s("string"), "description": s("string"),
+            "rx_min_dbm": s("number"), "rx_max_dbm": s("number"),
+        }),
+    );
     let mut all = json!({
         "Health": object(&["status"], json!({"status": s("string")})),
         "Error": object(&["error"], json!({"error": object(&["code", "message"], json!({
@@ -488,6 +495,8 @@ fn schemas() -> Value {
             "additionalProperties": false,
         },
     });
+    // Added here: one more field in the `json!` above exceeds its macro recursion limit.
+    all["Device"]["properties"]["optical_class"] = optical_class;
     if let Value::Object(m) = &mut all {
         m.extend(account_schemas());
     }

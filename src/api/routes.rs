@@ -613,7 +613,7 @@ pub const ROUTES: &[Route] = &[
         op_id: "listAlarms",
         tag: "alarms",
         summary: "Open alarms",
-        description: "Alarms open now (they clear themselves when their cause goes): `optical_rx_low` / `optical_rx_high` when an ONT's received optical power leaves `optical_rx_min_dbm`..`optical_rx_max_dbm`, with the reading and the limit. Raised and cleared alarms are also events (`alarm.raised`, `alarm.cleared`) on the stream and the webhook.",
+        description: "Alarms open now (they clear themselves when their cause goes): `optical_rx_low` / `optical_rx_high` when an ONT's received optical power leaves the limits of its optical class (alarm rules; GPON B+ by default: -27..-8 dBm), with the reading and the limit; `silent`, `boot_loop`, `provisioning_failed`. Raised and cleared alarms are also events (`alarm.raised`, `alarm.cleared`) on the stream and the webhook.",
         query: &[q("device", "string", "only this device's alarms")],
         body: None,
         ok: (200, Some("AlarmList")),
@@ -629,7 +629,7 @@ pub const ROUTES: &[Route] = &[
         op_id: "getHistory",
         tag: "alarms",
         summary: "A device's readings over time",
-        description: "The readings the ACS took of a metric, oldest first: `optical_rx_dbm`, `optical_tx_dbm`, `wifi_clients` and their mean `wifi_signal_pct` over every mesh node (each time the device's host tables and diagnostics were read), `reboots` (1 per boot). Every reading for 48 h, then one an hour (mean; reboots: count).",
+        description: "The readings the ACS took of a metric, oldest first: `optical_rx_dbm`, `optical_tx_dbm`, `wifi_clients` and their mean `wifi_signal_pct` over every mesh node (each time the device's host tables and diagnostics were read), `reboots` (1 per boot); `wan_ip`: the WAN addresses (space-separated), one point per change, starting with the one in force at `since`. Every reading for 48 h, then one per 6 hours (mean; reboots: count), for `history_retention_days`.",
         query: &[
             q(
                 "metric",

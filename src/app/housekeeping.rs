@@ -1,6 +1,5 @@
-//! What the ACS forgets on a schedule: audit entries and readings past
-//! their retention (`audit_retention_days`, `history_retention_days`) and
-//! console sessions past their expiry. One
+//! What the ACS forgets on a schedule: audit entries past their retention
+//! (`audit_retention_days`) and console sessions past their expiry. One
 //! node at a time does it when several share a store.
 
 use std::sync::Arc;
@@ -13,8 +12,6 @@ use super::{Acs, now_ms};
 
 /// How often.
 const EVERY: Duration = Duration::from_secs(3600);
-/// Readings younger than this keep every point; older ones one an hour.
-const DETAIL_MS: u64 = 48 * 3_600_000;
 
 /// Runs until the server stops; the first pass a minute after start.
 pub async fn housekeeping(acs: Arc<Acs>, mut stop: watch::Receiver<bool>) {
@@ -90,32 +87,8 @@ pub fn once(acs: &Acs) {
             "audit entries past their retention removed"
         );
     }
-    let before = now.saturating_sub(acs.config.history_retention.as_millis() as u64);
-    let mut pruned = 0;
-    loop {
-        match acs.store.prune_samples(before) {
-            Ok(0) => break,
-            Ok(n) => pruned += n,
-            Err(e) => {
-                warn!(error = %e, "pruning device histories failed");
-                break;
-            }
-        }
-    }
-    if pruned > 0 {
-        info!(readings = pruned, "readings past their retention removed");
-    }
-    // Beyond 48 hours, one reading an hour is enough (their mean; for
-    // reboots, their count).
-    match acs.store.downsample_samples(
-        now.saturating_sub(DETAIL_MS),
-        3_600_000,
-        &[super::telemetry::REBOOTS],
-    ) {
-        Ok(0) => {}
-        Ok(n) => info!(readings = n, "older readings thinned to one an hour"),
-        Err(e) => warn!(error = %e, "thinning device histories failed"),
-    }
+    // Device histories need no pass: each series is expired and thinned
+    // when its device is next read ([`crate::history`]).
     match acs.store.web_sessions() {
         Ok(all) => {
             let expired: Vec<String> = all
@@ -183,15 +156,6 @@ mod tests {
         };
         store.put_web_session("old", &session(now - 1)).unwrap();
         store
-            .put_samples(
-                "D",
-                &[
-                    ("rx", now - 2 * 86_400_000, -20.0),
-                    ("rx", now - 1000, -21.0),
-                ],
-            )
-            .unwrap();
-        store
             .put_web_session("live", &session(now + 60_000))
             .unwrap();
 
@@ -204,9 +168,5 @@ mod tests {
             .map(|(k, _)| k)
             .collect();
         assert_eq!(keys, ["live"]);
-        assert_eq!(
-            store.samples("D", "rx", 0, 10).unwrap(),
-            [(now - 1000, -21.0)]
-        );
     }
 }

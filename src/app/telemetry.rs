@@ -8,6 +8,7 @@ use serde_json::json;
 use super::Acs;
 use crate::alarms::{self, Changes};
 use crate::events::{EventKind, NewEvent};
+use crate::history::{self, Combine};
 use crate::store::{AlarmRecord, StoreResult};
 
 /// Received optical power, dBm.
@@ -20,8 +21,44 @@ pub const REBOOTS: &str = "reboots";
 pub const WIFI_CLIENTS: &str = "wifi_clients";
 /// Their mean signal, 0-100 %.
 pub const WIFI_SIGNAL: &str = "wifi_signal_pct";
-/// The metrics a device's history may hold.
-pub const METRICS: [&str; 5] = [OPTICAL_RX, OPTICAL_TX, WIFI_CLIENTS, WIFI_SIGNAL, REBOOTS];
+/// The WAN addresses, one entry per change (a text series).
+pub const WAN_IP: &str = "wan_ip";
+/// The numeric metrics a device's history may hold, and how old readings
+/// of each are thinned.
+pub const METRICS: [(&str, Combine); 5] = [
+    (OPTICAL_RX, Combine::Mean),
+    (OPTICAL_TX, Combine::Mean),
+    (WIFI_CLIENTS, Combine::Mean),
+    (WIFI_SIGNAL, Combine::Mean),
+    (REBOOTS, Combine::Sum),
+];
+
+fn combine(metric: &str) -> Combine {
+    METRICS
+        .iter()
+        .find(|(m, _)| *m == metric)
+        .map_or(Combine::Mean, |(_, c)| *c)
+}
+
+/// Records readings `(metric, time, value)` in the device's history.
+fn record(
+    acs: &Acs,
+    device_id: &str,
+    samples: &[(&str, u64, f64)],
+    now_ms: u64,
+) -> StoreResult<()> {
+    let readings: Vec<(&str, u64, f64, Combine)> = samples
+        .iter()
+        .map(|&(m, at, v)| (m, at, v, combine(m)))
+        .collect();
+    history::record(
+        acs.store.as_ref(),
+        device_id,
+        &readings,
+        now_ms,
+        acs.config.history_retention.as_millis() as u64,
+    )
+}
 
 /// After an exchange that read the device's diagnostics (`collected`)
 /// or recorded a provisioning outcome (`provisioned`): the history and
@@ -75,7 +112,26 @@ pub fn after_collection(acs: &Acs, device_id: &str, now_ms: u64) -> StoreResult<
             samples.push((WIFI_SIGNAL, now_ms, (mean * 10.0).round() / 10.0));
         }
     }
-    let optical = crate::topology::diagnostics(&values, &profile).optical;
+    let diagnostics = crate::topology::diagnostics(&values, &profile);
+    // The WAN addresses, when the device reports any: a change is kept
+    // (a renumbered CGNAT pool, a new delegated prefix...).
+    let wan: Vec<&str> = diagnostics
+        .wan_ipv4
+        .iter()
+        .chain(&diagnostics.wan_ipv6)
+        .map(|w| w.address.as_str())
+        .collect();
+    if !wan.is_empty() {
+        history::record_text(
+            store,
+            device_id,
+            WAN_IP,
+            &wan.join(" "),
+            now_ms,
+            acs.config.history_retention.as_millis() as u64,
+        )?;
+    }
+    let optical = diagnostics.optical;
     if let Some(o) = &optical {
         for (m, v) in [(OPTICAL_RX, o.rx_dbm), (OPTICAL_TX, o.tx_dbm)] {
             if let Some(v) = v {
@@ -83,15 +139,17 @@ pub fn after_collection(acs: &Acs, device_id: &str, now_ms: u64) -> StoreResult<
             }
         }
     }
-    store.put_samples(device_id, &samples)?;
+    record(acs, device_id, &samples, now_ms)?;
     let Some(optical) = optical else {
         return Ok(Vec::new());
     };
     let open = store.alarms(Some(device_id))?;
+    let rules = &acs.config.alarm_rules;
     let changes = alarms::optical(
         device_id,
         optical.rx_dbm,
-        acs.config.optical_limits,
+        rules.optical_class(&device).limits,
+        rules.hysteresis_db,
         &open,
         now_ms,
     );
@@ -101,13 +159,16 @@ pub fn after_collection(acs: &Acs, device_id: &str, now_ms: u64) -> StoreResult<
 /// After a provisioning run was recorded: the repeated-failure alarm.
 pub fn after_provisioning(acs: &Acs, device_id: &str, now_ms: u64) -> StoreResult<Vec<NewEvent>> {
     match acs.store.device(device_id)? {
-        Some(device) => apply(acs, alarms::provisioning(&device, now_ms)),
+        Some(device) => apply(
+            acs,
+            alarms::provisioning(&device, &acs.config.alarm_rules, now_ms),
+        ),
         None => Ok(Vec::new()),
     }
 }
 
-/// One pass over every device: those silent for three periodic
-/// intervals get an alarm (their next Inform clears it). Reads every
+/// One pass over every device: those silent for the rules' count of
+/// periodic intervals get an alarm (their next Inform clears it). Reads every
 /// device record, in pages.
 pub fn silence_pass(acs: &Acs, now_ms: u64) -> StoreResult<Vec<NewEvent>> {
     let interval_ms = u64::from(
@@ -118,7 +179,7 @@ pub fn silence_pass(acs: &Acs, now_ms: u64) -> StoreResult<Vec<NewEvent>> {
     ) * 1000;
     let mut events = Vec::new();
     crate::store::each_device(acs.store.as_ref(), |d| {
-        let changes = alarms::silent(&d, interval_ms, now_ms);
+        let changes = alarms::silent(&d, &acs.config.alarm_rules, interval_ms, now_ms);
         if !changes.raise.is_empty() {
             events.extend(apply(acs, changes)?);
         }
@@ -171,8 +232,7 @@ pub fn record_inform(
     now_ms: u64,
 ) -> StoreResult<Vec<NewEvent>> {
     if booted {
-        acs.store
-            .put_samples(device_id, &[(REBOOTS, now_ms, 1.0)])?;
+        record(acs, device_id, &[(REBOOTS, now_ms, 1.0)], now_ms)?;
     }
     store_alarms(acs, changes)
 }

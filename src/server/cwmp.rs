@@ -456,7 +456,7 @@ async fn start_session(
 
     // The Inform's own alarm rules (a silence ended, a boot loop), noted
     // on the record it writes anyway.
-    let alarm_changes = crate::alarms::at_inform(&outcome.device, now_ms);
+    let alarm_changes = crate::alarms::at_inform(&outcome.device, &acs.config.alarm_rules, now_ms);
     crate::app::telemetry::note(&mut outcome.device, &alarm_changes);
     let written = apply::apply_inform(store, &outcome).and_then(|()| {
         apply::apply_effects(

@@ -33,13 +33,6 @@ use super::{
 
 /// `device SEP metric SEP time (u64 BE)`: a device's readings of one
 /// metric, in time order.
-fn history_key(device_id: &str, metric: &str, at_ms: u64) -> Vec<u8> {
-    let mut k = composite(device_id, metric.as_bytes());
-    k.push(SEP);
-    k.extend_from_slice(&at_ms.to_be_bytes());
-    k
-}
-
 /// Separates a device id from the rest of a composite key.
 pub const SEP: u8 = 0;
 
@@ -63,7 +56,8 @@ pub enum Table {
     Users,
     WebSessions,
     Audit,
-    History,
+    /// A device's history, one record per metric ([`crate::history`]).
+    Series,
     Alarms,
 }
 
@@ -89,7 +83,7 @@ impl Table {
         Table::Users,
         Table::WebSessions,
         Table::Audit,
-        Table::History,
+        Table::Series,
         Table::Alarms,
     ];
 
@@ -111,7 +105,7 @@ impl Table {
             Table::Users => "users",
             Table::WebSessions => "web_sessions",
             Table::Audit => "audit",
-            Table::History => "history",
+            Table::Series => "series",
             Table::Alarms => "alarms",
         }
     }
@@ -399,7 +393,7 @@ impl<B: Backend> Store for KvStore<B> {
             Table::Params,
             Table::Writable,
             Table::Subtrees,
-            Table::History,
+            Table::Series,
             Table::Alarms,
         ] {
             for k in self.keys_under(t, &all)? {
@@ -919,142 +913,18 @@ impl<B: Backend> Store for KvStore<B> {
         Ok(old.len())
     }
 
-    fn put_samples(&self, device_id: &str, samples: &[(&str, u64, f64)]) -> StoreResult<()> {
+    fn series(&self, device_id: &str, metric: &str) -> StoreResult<Option<Vec<u8>>> {
+        self.get(Table::Series, &composite(device_id, metric.as_bytes()))
+    }
+
+    fn put_series(&self, device_id: &str, metric: &str, record: &[u8]) -> StoreResult<()> {
+        let key = composite(device_id, metric.as_bytes());
         let mut batch = Batch::default();
-        for (metric, at_ms, value) in samples {
-            batch.put(
-                Table::History,
-                history_key(device_id, metric, *at_ms),
-                value.to_be_bytes().to_vec(),
-            );
+        match record.is_empty() {
+            true => batch.delete(Table::Series, key),
+            false => batch.put(Table::Series, key, record.to_vec()),
         }
         self.write(batch)
-    }
-
-    fn samples(
-        &self,
-        device_id: &str,
-        metric: &str,
-        since_ms: u64,
-        limit: usize,
-    ) -> StoreResult<Vec<(u64, f64)>> {
-        let prefix = history_key(device_id, metric, 0);
-        let prefix = &prefix[..prefix.len() - 8];
-        let start = history_key(device_id, metric, since_ms);
-        let mut out = Vec::new();
-        if limit == 0 {
-            return Ok(out);
-        }
-        self.scan(Table::History, Scan::prefix(prefix), |k, v| {
-            if k < start.as_slice() {
-                return Ok(true);
-            }
-            let at = k
-                .get(prefix.len()..)
-                .and_then(|b| <[u8; 8]>::try_from(b).ok());
-            let value = <[u8; 8]>::try_from(v).ok();
-            if let (Some(at), Some(value)) = (at, value) {
-                out.push((u64::from_be_bytes(at), f64::from_be_bytes(value)));
-            }
-            Ok(out.len() < limit)
-        })?;
-        Ok(out)
-    }
-
-    fn prune_samples(&self, before_ms: u64) -> StoreResult<usize> {
-        let mut old = Vec::new();
-        self.scan(Table::History, Scan::default(), |k, _| {
-            let at = k
-                .len()
-                .checked_sub(8)
-                .and_then(|i| <[u8; 8]>::try_from(&k[i..]).ok())
-                .map(u64::from_be_bytes);
-            if at.is_some_and(|at| at < before_ms) {
-                old.push(k.to_vec());
-            }
-            Ok(old.len() < 10_000)
-        })?;
-        let mut batch = Batch::default();
-        for k in old.iter() {
-            batch.delete(Table::History, k.as_slice());
-        }
-        self.write(batch)?;
-        Ok(old.len())
-    }
-
-    fn downsample_samples(
-        &self,
-        before_ms: u64,
-        bucket_ms: u64,
-        summed: &[&str],
-    ) -> StoreResult<usize> {
-        let bucket_ms = bucket_ms.max(1);
-        // Keys are (device, metric, time): a bucket's readings are
-        // contiguous. `group` holds the current bucket's keys and values.
-        let mut group: Vec<(Vec<u8>, f64)> = Vec::new();
-        let mut batch = Batch::default();
-        let mut removed = 0;
-        let flush = |group: &mut Vec<(Vec<u8>, f64)>, batch: &mut Batch, removed: &mut usize| {
-            if group.len() > 1 {
-                let (first, _) = &group[0];
-                let prefix = &first[..first.len() - 8];
-                // `device SEP metric SEP`: the metric is the last field.
-                let fields = &prefix[..prefix.len() - 1];
-                let metric = fields
-                    .iter()
-                    .rposition(|b| *b == SEP)
-                    .map_or(fields, |i| &fields[i + 1..]);
-                let sum = group.iter().map(|(_, v)| v).sum::<f64>();
-                let value = match summed.iter().any(|m| m.as_bytes() == metric) {
-                    true => sum,
-                    false => sum / group.len() as f64,
-                };
-                let at =
-                    u64::from_be_bytes(first[first.len() - 8..].try_into().unwrap_or_default());
-                let mut key = prefix.to_vec();
-                key.extend_from_slice(&(at - at % bucket_ms).to_be_bytes());
-                for (k, _) in group.iter() {
-                    batch.delete(Table::History, k.as_slice());
-                }
-                batch.put(Table::History, key, value.to_be_bytes().to_vec());
-                *removed += group.len() - 1;
-            }
-            group.clear();
-        };
-        let mut writes = Vec::new();
-        self.scan(Table::History, Scan::default(), |k, v| {
-            let (Some(at), Ok(value)) = (
-                k.len()
-                    .checked_sub(8)
-                    .and_then(|i| <[u8; 8]>::try_from(&k[i..]).ok())
-                    .map(u64::from_be_bytes),
-                <[u8; 8]>::try_from(v).map(f64::from_be_bytes),
-            ) else {
-                return Ok(true);
-            };
-            if at >= before_ms {
-                flush(&mut group, &mut batch, &mut removed);
-                return Ok(true);
-            }
-            let same = group.first().is_some_and(|(g, _)| {
-                let ga = u64::from_be_bytes(g[g.len() - 8..].try_into().unwrap_or_default());
-                g[..g.len() - 8] == k[..k.len() - 8] && ga / bucket_ms == at / bucket_ms
-            });
-            if !same {
-                flush(&mut group, &mut batch, &mut removed);
-            }
-            group.push((k.to_vec(), value));
-            if batch.ops.len() > 10_000 {
-                writes.push(std::mem::take(&mut batch));
-            }
-            Ok(true)
-        })?;
-        flush(&mut group, &mut batch, &mut removed);
-        writes.push(batch);
-        for b in writes {
-            self.write(b)?;
-        }
-        Ok(removed)
     }
 
     fn alarms(&self, device_id: Option<&str>) -> StoreResult<Vec<AlarmRecord>> {

@@ -206,29 +206,11 @@ pub trait Store: Send + Sync + 'static {
     /// returns how many.
     fn prune_audit(&self, before_ms: u64) -> StoreResult<usize>;
 
-    /// Records readings of a device: (metric, time, value).
-    fn put_samples(&self, device_id: &str, samples: &[(&str, u64, f64)]) -> StoreResult<()>;
-    /// A device's readings of one metric at or after `since_ms`, oldest
-    /// first, at most `limit`.
-    fn samples(
-        &self,
-        device_id: &str,
-        metric: &str,
-        since_ms: u64,
-        limit: usize,
-    ) -> StoreResult<Vec<(u64, f64)>>;
-    /// Forgets readings older than `before_ms` (up to 10,000 per call);
-    /// returns how many.
-    fn prune_samples(&self, before_ms: u64) -> StoreResult<usize>;
-    /// Replaces the readings older than `before_ms` by one per `bucket_ms`
-    /// per device and metric, at the bucket's start: their mean, or their
-    /// sum for the metrics in `summed` (counts); returns how many went.
-    fn downsample_samples(
-        &self,
-        before_ms: u64,
-        bucket_ms: u64,
-        summed: &[&str],
-    ) -> StoreResult<usize>;
+    /// A device's history of one metric: one opaque record the
+    /// [`crate::history`] module encodes (the whole retained series).
+    fn series(&self, device_id: &str, metric: &str) -> StoreResult<Option<Vec<u8>>>;
+    /// Replaces that record; an empty one removes it.
+    fn put_series(&self, device_id: &str, metric: &str, record: &[u8]) -> StoreResult<()>;
     /// Open alarms, of one device or all, by device then kind.
     fn alarms(&self, device_id: Option<&str>) -> StoreResult<Vec<AlarmRecord>>;
     fn put_alarm(&self, alarm: &AlarmRecord) -> StoreResult<()>;

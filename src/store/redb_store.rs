@@ -65,7 +65,7 @@ const WEB_SESSIONS: Def = TableDefinition::new("web_sessions");
 /// entry id (u64 BE) → audit entry.
 const AUDIT: Def = TableDefinition::new("audit");
 /// `device SEP metric SEP time` → reading (f64 BE).
-const HISTORY: Def = TableDefinition::new("history");
+const SERIES: Def = TableDefinition::new("series");
 /// `device SEP kind` → open alarm.
 const ALARMS: Def = TableDefinition::new("alarms");
 /// Store bookkeeping (not a sled tree): the id counter.
@@ -93,7 +93,7 @@ fn def(t: Table) -> Def {
         Table::Users => USERS,
         Table::WebSessions => WEB_SESSIONS,
         Table::Audit => AUDIT,
-        Table::History => HISTORY,
+        Table::Series => SERIES,
         Table::Alarms => ALARMS,
     }
 }

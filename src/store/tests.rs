@@ -709,22 +709,21 @@ async fn readings_and_alarms_per_device(open: Open) {
     use crate::store::AlarmRecord;
     let dir = tempfile::tempdir().unwrap();
     let s = open(dir.path());
-    s.put_samples(
-        "A-1",
-        &[("rx", 30, -20.5), ("rx", 10, -20.0), ("tx", 10, 2.0)],
-    )
-    .unwrap();
-    s.put_samples("A-10", &[("rx", 20, -9.0)]).unwrap();
+    s.put_series("A-1", "rx", b"\x01one").unwrap();
+    s.put_series("A-1", "tx", b"\x01two").unwrap();
+    s.put_series("A-10", "rx", b"\x01ten").unwrap();
+    assert_eq!(s.series("A-1", "rx").unwrap().unwrap(), b"\x01one");
+    assert_eq!(s.series("A-10", "rx").unwrap().unwrap(), b"\x01ten");
     assert_eq!(
-        s.samples("A-1", "rx", 0, 10).unwrap(),
-        [(10, -20.0), (30, -20.5)]
-    );
-    assert_eq!(s.samples("A-1", "rx", 11, 10).unwrap(), [(30, -20.5)]);
-    assert_eq!(s.samples("A-1", "rx", 0, 1).unwrap(), [(10, -20.0)]);
-    assert_eq!(s.samples("A-1", "tx", 0, 10).unwrap(), [(10, 2.0)]);
-    assert!(
-        s.samples("A-1", "r", 0, 10).unwrap().is_empty(),
+        s.series("A-1", "r").unwrap(),
+        None,
         "a metric prefix is not a metric"
+    );
+    s.put_series("A-1", "tx", b"").unwrap();
+    assert_eq!(
+        s.series("A-1", "tx").unwrap(),
+        None,
+        "an empty record removes it"
     );
     let alarm = |d: &str, kind: &str| AlarmRecord {
         device_id: d.into(),
@@ -742,59 +741,12 @@ async fn readings_and_alarms_per_device(open: Open) {
     assert_eq!(s.alarms(None).unwrap().len(), 2);
     assert!(s.delete_alarm("A-1", "optical_rx_low").unwrap());
     assert!(!s.delete_alarm("A-1", "optical_rx_low").unwrap());
-    // Old readings are forgotten, recent ones stay.
-    assert_eq!(s.prune_samples(15).unwrap(), 2);
-    assert_eq!(s.samples("A-1", "rx", 0, 10).unwrap(), [(30, -20.5)]);
-    assert_eq!(s.prune_samples(15).unwrap(), 0);
-    s.put_samples("A-1", &[("rx", 10, -20.0)]).unwrap();
-    // Old readings are thinned to one per bucket (their mean), per device
-    // and metric; recent ones stay as they are.
-    s.put_samples(
-        "B",
-        &[
-            ("rx", 1_005, -20.0),
-            ("rx", 1_010, -22.0),
-            ("rx", 1_020, -24.0),
-            ("rx", 1_150, -10.0),
-            ("rx", 1_160, -12.0),
-            ("tx", 1_010, 2.0),
-            ("boots", 1_010, 1.0),
-            ("boots", 1_020, 1.0),
-            ("rx", 5_000, -30.0),
-            ("rx", 5_001, -31.0),
-        ],
-    )
-    .unwrap();
-    // Four of B's readings go, and one of A-1's (its two, at 10 and 30,
-    // share a bucket).
-    assert_eq!(s.downsample_samples(2_000, 100, &["boots"]).unwrap(), 5);
-    assert_eq!(s.samples("A-1", "rx", 0, 10).unwrap(), [(0, -20.25)]);
-    assert_eq!(
-        s.samples("B", "rx", 0, 10).unwrap(),
-        [
-            (1_000, -22.0),
-            (1_100, -11.0),
-            (5_000, -30.0),
-            (5_001, -31.0)
-        ]
-    );
-    assert_eq!(s.samples("B", "tx", 0, 10).unwrap(), [(1_010, 2.0)]);
-    assert_eq!(
-        s.samples("B", "boots", 0, 10).unwrap(),
-        [(1_000, 2.0)],
-        "counts add up"
-    );
-    assert_eq!(
-        s.downsample_samples(2_000, 100, &["boots"]).unwrap(),
-        0,
-        "idempotent"
-    );
     // Deleting a device takes its readings and alarms along.
     s.put_device(&device("A-10")).unwrap();
     assert!(s.delete_device("A-10").unwrap());
-    assert!(s.samples("A-10", "rx", 0, 10).unwrap().is_empty());
+    assert_eq!(s.series("A-10", "rx").unwrap(), None);
     assert!(s.alarms(None).unwrap().is_empty());
-    assert_eq!(s.samples("A-1", "rx", 0, 10).unwrap().len(), 1);
+    assert!(s.series("A-1", "rx").unwrap().is_some());
 }
 
 async fn delete_device_removes_every_key_of_that_device_only(open: Open) {

@@ -720,6 +720,19 @@ pub fn add_user(data_dir: &Path, name: &str, role: &str, password: &str) {
     assert_eq!(code, 0, "user add {name}: {err}");
 }
 
+/// The id of the device with this serial, once the ACS has read its
+/// optical power.
+pub fn wait_for_optical_reading(acs: &Acs, serial: &str) -> String {
+    wait_until("the ONT's optical power read", 40, || {
+        let (_, list) = acs.api_get(&format!("/api/v1/devices?q={serial}"));
+        let id = list["devices"].as_array()?.first()?["id"]
+            .as_str()?
+            .to_owned();
+        let (_, d) = acs.api_get(&format!("/api/v1/devices/{}", encode_segment(&id)));
+        d["diagnostics"]["optical"]["rx_dbm"].as_f64().map(|_| id)
+    })
+}
+
 /// erpnext-sim's data for one Deco (`1c-61-b4-aa-00-11`, EQ-00001 of Jean
 /// Tremblay) with this WiFi passphrase.
 pub fn one_deco_fixture(passphrase: &str) -> serde_json::Value {

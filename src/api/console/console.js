@@ -22,7 +22,11 @@ const TEXT = {
     optical: "Puissance optique", rx_power: "Puissance reçue", tx_power: "Puissance émise",
     last_30_days: "30 derniers jours", no_alarm: "Aucune alarme.", devices: "Appareils",
     by_model: "Par modèle", by_firmware: "Par micrologiciel", by_provisioning: "Par provisionnement",
-    alarm: { optical_rx_low: "Puissance optique reçue trop faible", optical_rx_high: "Puissance optique reçue trop forte" },
+    alarm: { optical_rx_low: "Puissance optique reçue trop faible", optical_rx_high: "Puissance optique reçue trop forte",
+      silent: "Ne contacte plus l'ACS", boot_loop: "Redémarre en boucle", provisioning_failed: "Provisionnement en échec répété" },
+    wan: "Adresses WAN", wan_changes: "Changements d'adresse WAN", limits: "Seuils d'alarme", optical_class: "Classe optique",
+    new_user: "Nouvel utilisateur", create: "Créer", disable: "Désactiver", disabled: "désactivé", user_created: "Utilisateur créé.",
+    user_disabled: "Utilisateur désactivé.", password_rule: "12 caractères ou plus",
     status: { pending: "En attente", provisioned: "Provisionné", no_config: "Aucune configuration dans ERPNext",
       unresolved: "Introuvable dans ERPNext", ambiguous: "Plusieurs équipements ERPNext correspondent",
       deferred: "Reporté : ERPNext indisponible", fault: "En erreur", no_profile: "Modèle non pris en charge" },
@@ -45,7 +49,11 @@ const TEXT = {
     optical: "Optical power", rx_power: "Received power", tx_power: "Transmitted power",
     last_30_days: "Last 30 days", no_alarm: "No alarm.", devices: "Devices",
     by_model: "By model", by_firmware: "By firmware", by_provisioning: "By provisioning",
-    alarm: { optical_rx_low: "Received optical power too low", optical_rx_high: "Received optical power too high" },
+    alarm: { optical_rx_low: "Received optical power too low", optical_rx_high: "Received optical power too high",
+      silent: "No longer contacts the ACS", boot_loop: "Reboots in a loop", provisioning_failed: "Provisioning keeps failing" },
+    wan: "WAN addresses", wan_changes: "WAN address changes", limits: "Alarm limits", optical_class: "Optical class",
+    new_user: "New user", create: "Create", disable: "Disable", disabled: "disabled", user_created: "User created.",
+    user_disabled: "User disabled.", password_rule: "12 characters or more",
     status: { pending: "Pending", provisioned: "Provisioned", no_config: "No configuration in ERPNext",
       unresolved: "Not found in ERPNext", ambiguous: "Several ERPNext equipment records match",
       deferred: "Deferred: ERPNext unavailable", fault: "Failed", no_profile: "Model not supported" },
@@ -199,10 +207,13 @@ async function openDevice(id) {
       facts.append(el("dt", {}, t("erpnext")), el("dd", {}, link, d.erpnext.status ? " — " + d.erpnext.status : ""));
       fact("customer", d.erpnext.customer);
     }
+    const diag = d.diagnostics || { wan_ipv4: [], wan_ipv6: [] };
+    const wan = diag.wan_ipv4.concat(diag.wan_ipv6).map((w) => w.address);
+    fact("wan", wan.length ? wan.join(", ") : null);
     $("device").dataset.id = id;
     $("action-status").textContent = "";
-    showOptical(id, d.diagnostics && d.diagnostics.optical);
-    await Promise.all([loadTopology(id), loadAudit(id), loadAlarms(id)]);
+    showOptical(id, diag.optical, d.optical_class);
+    await Promise.all([loadTopology(id), loadAudit(id), loadAlarms(id), loadWanChanges(id)]);
   });
 }
 
@@ -237,11 +248,29 @@ async function loadAlarms(id) {
   for (const a of r.alarms) list.append(el("li", { class: "error", "data-alarm": a.kind }, alarmText(a) + " — " + a.raised_at));
 }
 
-// Received power as a gauge against the alarm limits, and its 30 days.
-async function showOptical(id, optical) {
+// The WAN addresses the device had over the last 30 days.
+async function loadWanChanges(id) {
+  const list = $("wan-changes");
+  list.replaceChildren();
+  const h = await api("GET", "/api/v1/devices/" + encodeURIComponent(id) + "/history?metric=wan_ip");
+  $("wan-history").hidden = !h.points.length;
+  for (const p of h.points.slice().reverse()) list.append(el("li", {}, p.at + " — " + p.value));
+}
+
+// Received power as a gauge against the limits of the ONT's optical
+// class, and its 30 days.
+async function showOptical(id, optical, cls) {
   $("optical").hidden = !optical || optical.rx_dbm == null;
   if ($("optical").hidden) return;
-  $("rx-meter").value = optical.rx_dbm;
+  const limits = cls ? [cls.rx_min_dbm, cls.rx_max_dbm] : [-27, -8];
+  const meter = $("rx-meter");
+  meter.min = Math.min(-35, limits[0] - 5);
+  meter.max = Math.max(0, limits[1] + 3);
+  meter.low = limits[0];
+  meter.high = limits[1];
+  meter.optimum = (limits[0] + limits[1]) / 2;
+  meter.value = optical.rx_dbm;
+  $("rx-limits").textContent = t("limits") + " : " + limits[0] + " / " + limits[1] + " dBm" + (cls ? " — " + t("optical_class") + " " + cls.name : "");
   $("rx-value").textContent = optical.rx_dbm + " dBm";
   $("tx-value").textContent = t("tx_power") + " : " + (optical.tx_dbm == null ? "—" : optical.tx_dbm + " dBm");
   const h = await api("GET", "/api/v1/devices/" + encodeURIComponent(id) + "/history?metric=optical_rx_dbm");
@@ -249,7 +278,7 @@ async function showOptical(id, optical) {
   svg.replaceChildren();
   const ns = "http://www.w3.org/2000/svg";
   const y = (v) => Math.max(0, Math.min(100, (-v) * 100 / 35));
-  for (const limit of [-27, -8]) {
+  for (const limit of limits) {
     const line = document.createElementNS(ns, "line");
     for (const [k, v] of Object.entries({ x1: 0, x2: 300, y1: y(limit), y2: y(limit), stroke: "#a4161a", "stroke-dasharray": "4 3" })) line.setAttribute(k, v);
     svg.append(line);
@@ -371,7 +400,33 @@ async function openUsers() {
     const list = await api("GET", "/api/v1/users");
     const ul = $("user-list");
     ul.replaceChildren();
-    for (const u of list.users) ul.append(el("li", {}, u.name + " — " + u.role + (u.disabled ? " — disabled" : "")));
+    for (const u of list.users) {
+      const item = el("li", { "data-user": u.name }, u.name + " — " + u.role + (u.disabled ? " — " + t("disabled") : "") + " ");
+      if (!u.disabled && u.name !== me.user) {
+        const b = el("button", { type: "button", "aria-label": t("disable") + " " + u.name }, t("disable"));
+        b.addEventListener("click", () => disableUser(u.name));
+        item.append(b);
+      }
+      ul.append(item);
+    }
+  });
+}
+
+async function createUser(event) {
+  event.preventDefault();
+  await guard(async () => {
+    await api("POST", "/api/v1/users", { name: $("new-name").value.trim(), role: $("new-role").value, password: $("new-password").value });
+    $("new-password").value = "";
+    $("user-status").textContent = t("user_created");
+    await openUsers();
+  });
+}
+
+async function disableUser(name) {
+  await guard(async () => {
+    await api("DELETE", "/api/v1/users/" + encodeURIComponent(name));
+    $("user-status").textContent = t("user_disabled");
+    await openUsers();
   });
 }
 
@@ -389,6 +444,7 @@ async function start() {
   $("reprovision").addEventListener("click", reprovision);
   $("cr").addEventListener("click", connectionRequest);
   $("reboot").addEventListener("click", reboot);
+  $("user-form").addEventListener("submit", createUser);
   window.addEventListener("hashchange", route);
   try { me = await api("GET", "/api/v1/me"); } catch (e) { me = null; }
   await route();

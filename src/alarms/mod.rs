@@ -9,35 +9,15 @@ use crate::store::{AlarmRecord, DeviceRecord, ProvisionStatus};
 pub const OPTICAL_RX_LOW: &str = "optical_rx_low";
 /// Received optical power above its limit (overload).
 pub const OPTICAL_RX_HIGH: &str = "optical_rx_high";
-/// The device booted [`BOOT_LOOP_BOOTS`] times within [`BOOT_LOOP_WINDOW_MS`].
+/// The device booted too often within an hour (see [`AlarmRules`]).
 pub const BOOT_LOOP: &str = "boot_loop";
-/// The device has not informed for three periodic intervals.
+/// The device has not informed for a few periodic intervals.
 pub const SILENT: &str = "silent";
-/// Provisioning failed [`PROVISIONING_FAILURES`] times in a row.
+/// Provisioning failed several times in a row.
 pub const PROVISIONING_FAILED: &str = "provisioning_failed";
-pub const BOOT_LOOP_BOOTS: usize = 3;
-pub const BOOT_LOOP_WINDOW_MS: u64 = 3_600_000;
-pub const PROVISIONING_FAILURES: u32 = 3;
-/// Periodic intervals without an Inform that make a device silent.
-pub const SILENT_INTERVALS: u64 = 3;
-/// How far back inside the limit a reading must come to clear an alarm.
-pub const HYSTERESIS_DB: f64 = 0.5;
 
-/// The limits of received optical power, dBm (GPON class B+: −27 / −8).
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct OpticalLimits {
-    pub rx_min_dbm: f64,
-    pub rx_max_dbm: f64,
-}
-
-impl Default for OpticalLimits {
-    fn default() -> Self {
-        OpticalLimits {
-            rx_min_dbm: -27.0,
-            rx_max_dbm: -8.0,
-        }
-    }
-}
+pub mod rules;
+pub use rules::{AlarmRules, OpticalClass, OpticalLimits, RulesError};
 
 /// An alarm a reading calls for.
 #[derive(Clone, Debug, PartialEq)]
@@ -55,12 +35,14 @@ pub struct Changes {
 }
 
 /// Evaluates received optical power against `limits`, given the alarms
-/// open on the device. No reading (the link is down, or the device did
-/// not report one) decides nothing.
+/// open on the device; a reading must come back `hysteresis_db` inside a
+/// limit to clear its alarm. No reading (the link is down, or the device
+/// did not report one) decides nothing.
 pub fn optical(
     device_id: &str,
     rx_dbm: Option<f64>,
     limits: OpticalLimits,
+    hysteresis_db: f64,
     open: &[AlarmRecord],
     now_ms: u64,
 ) -> Changes {
@@ -73,13 +55,13 @@ pub fn optical(
         (
             OPTICAL_RX_LOW,
             rx < limits.rx_min_dbm,
-            rx >= limits.rx_min_dbm + HYSTERESIS_DB,
+            rx >= limits.rx_min_dbm + hysteresis_db,
             limits.rx_min_dbm,
         ),
         (
             OPTICAL_RX_HIGH,
             rx > limits.rx_max_dbm,
-            rx <= limits.rx_max_dbm - HYSTERESIS_DB,
+            rx <= limits.rx_max_dbm - hysteresis_db,
             limits.rx_max_dbm,
         ),
     ];
@@ -120,10 +102,10 @@ fn clear(device: &DeviceRecord, kind: &str) -> AlarmRecord {
 }
 
 /// What an accepted Inform (already applied to `device`) decides: it ends
-/// a silence; a boot that makes [`BOOT_LOOP_BOOTS`] within the window
+/// a silence; a boot that makes the rules' count within their window
 /// raises a boot loop, and an Inform with no boot in the window clears it.
 /// Checks the record only: free on the periodic path.
-pub fn at_inform(device: &DeviceRecord, now_ms: u64) -> Changes {
+pub fn at_inform(device: &DeviceRecord, rules: &AlarmRules, now_ms: u64) -> Changes {
     let mut c = Changes::default();
     let open = |kind: &str| device.alarms.iter().any(|a| a == kind);
     if open(SILENT) {
@@ -132,9 +114,11 @@ pub fn at_inform(device: &DeviceRecord, now_ms: u64) -> Changes {
     let boots = device
         .recent_events
         .iter()
-        .filter(|e| e.code == "1 BOOT" && now_ms.saturating_sub(e.at_ms) <= BOOT_LOOP_WINDOW_MS)
+        .filter(|e| {
+            e.code == "1 BOOT" && now_ms.saturating_sub(e.at_ms) <= rules.boot_loop_window_ms
+        })
         .count();
-    match (open(BOOT_LOOP), boots >= BOOT_LOOP_BOOTS, boots == 0) {
+    match (open(BOOT_LOOP), boots >= rules.boot_loop_boots, boots == 0) {
         (false, true, _) => c
             .raise
             .push(raise(device, BOOT_LOOP, now_ms, Some(boots as f64))),
@@ -144,13 +128,13 @@ pub fn at_inform(device: &DeviceRecord, now_ms: u64) -> Changes {
     c
 }
 
-/// Provisioning that failed [`PROVISIONING_FAILURES`] times in a row
-/// raises an alarm; provisioning that succeeds clears it.
-pub fn provisioning(device: &DeviceRecord, now_ms: u64) -> Changes {
+/// Provisioning that failed the rules' count of times in a row raises an
+/// alarm; provisioning that succeeds clears it.
+pub fn provisioning(device: &DeviceRecord, rules: &AlarmRules, now_ms: u64) -> Changes {
     let mut c = Changes::default();
     let p = &device.provisioning;
     let open = device.alarms.iter().any(|a| a == PROVISIONING_FAILED);
-    let failing = p.status == ProvisionStatus::Fault && p.attempts >= PROVISIONING_FAILURES;
+    let failing = p.status == ProvisionStatus::Fault && p.attempts >= rules.provisioning_failures;
     match (open, failing, p.status == ProvisionStatus::Provisioned) {
         (false, true, _) => c.raise.push(raise(
             device,
@@ -164,12 +148,12 @@ pub fn provisioning(device: &DeviceRecord, now_ms: u64) -> Changes {
     c
 }
 
-/// A device that has not informed for [`SILENT_INTERVALS`] periodic
+/// A device that has not informed for the rules' count of periodic
 /// intervals (`interval_ms`) is silent (cleared by its next Inform, see
 /// [`at_inform`]).
-pub fn silent(device: &DeviceRecord, interval_ms: u64, now_ms: u64) -> Changes {
+pub fn silent(device: &DeviceRecord, rules: &AlarmRules, interval_ms: u64, now_ms: u64) -> Changes {
     let mut c = Changes::default();
-    let quiet = now_ms.saturating_sub(device.last_inform_ms) > SILENT_INTERVALS * interval_ms;
+    let quiet = now_ms.saturating_sub(device.last_inform_ms) > rules.silent_intervals * interval_ms;
     if quiet && !device.alarms.iter().any(|a| a == SILENT) {
         c.raise.push(raise(device, SILENT, now_ms, None));
     }
@@ -192,8 +176,8 @@ mod tests {
 
     #[test]
     fn low_and_high_power_raise_and_clear_with_a_margin() {
-        let l = OpticalLimits::default();
-        let c = optical("D", Some(-30.2), l, &[], 9);
+        let l = AlarmRules::builtin().classes["gpon-b+"].limits;
+        let c = optical("D", Some(-30.2), l, 0.5, &[], 9);
         assert_eq!(c.raise.len(), 1);
         assert_eq!(c.raise[0].kind, OPTICAL_RX_LOW);
         assert_eq!(
@@ -202,20 +186,29 @@ mod tests {
         );
         // Open already: not raised twice; hovering just inside: not cleared.
         let low = [open(OPTICAL_RX_LOW)];
-        assert_eq!(optical("D", Some(-29.0), l, &low, 10), Changes::default());
-        assert_eq!(optical("D", Some(-26.8), l, &low, 10), Changes::default());
+        assert_eq!(
+            optical("D", Some(-29.0), l, 0.5, &low, 10),
+            Changes::default()
+        );
+        assert_eq!(
+            optical("D", Some(-26.8), l, 0.5, &low, 10),
+            Changes::default()
+        );
         // Back by the margin: cleared.
-        let c = optical("D", Some(-26.4), l, &low, 10);
+        let c = optical("D", Some(-26.4), l, 0.5, &low, 10);
         assert_eq!((c.raise.len(), c.clear.len()), (0, 1));
         // Overload.
-        let c = optical("D", Some(-2.5), l, &[], 10);
+        let c = optical("D", Some(-2.5), l, 0.5, &[], 10);
         assert_eq!(c.raise[0].kind, OPTICAL_RX_HIGH);
-        let c = optical("D", Some(-9.0), l, &[open(OPTICAL_RX_HIGH)], 10);
+        let c = optical("D", Some(-9.0), l, 0.5, &[open(OPTICAL_RX_HIGH)], 10);
         assert_eq!(c.clear.len(), 1);
         // No reading decides nothing.
-        assert_eq!(optical("D", None, l, &low, 10), Changes::default());
+        assert_eq!(optical("D", None, l, 0.5, &low, 10), Changes::default());
         // Normal power, nothing open: nothing.
-        assert_eq!(optical("D", Some(-19.0), l, &[], 10), Changes::default());
+        assert_eq!(
+            optical("D", Some(-19.0), l, 0.5, &[], 10),
+            Changes::default()
+        );
     }
 
     fn device() -> DeviceRecord {
@@ -238,11 +231,12 @@ mod tests {
     #[test]
     fn boot_loops_silence_and_failed_provisioning() {
         let mut d = device();
-        let hour = BOOT_LOOP_WINDOW_MS;
+        let r = AlarmRules::builtin();
+        let hour = r.boot_loop_window_ms;
         d.recent_events = vec![boot(10 * hour), boot(10 * hour + 60_000)];
-        assert_eq!(at_inform(&d, 10 * hour + 120_000), Changes::default());
+        assert_eq!(at_inform(&d, &r, 10 * hour + 120_000), Changes::default());
         d.recent_events.push(boot(10 * hour + 120_000));
-        let c = at_inform(&d, 10 * hour + 120_000);
+        let c = at_inform(&d, &r, 10 * hour + 120_000);
         assert_eq!(c.raise.len(), 1);
         assert_eq!(
             (c.raise[0].kind.as_str(), c.raise[0].value),
@@ -251,38 +245,38 @@ mod tests {
         d.alarms.push(BOOT_LOOP.into());
         // Still booting within the hour: stays open; an hour without a
         // boot: cleared.
-        assert_eq!(at_inform(&d, 10 * hour + 600_000), Changes::default());
-        let c = at_inform(&d, 12 * hour);
+        assert_eq!(at_inform(&d, &r, 10 * hour + 600_000), Changes::default());
+        let c = at_inform(&d, &r, 12 * hour);
         assert_eq!(c.clear.len(), 1);
         // Boots spread over days are no loop.
         let mut d = device();
         d.recent_events = vec![boot(0), boot(2 * hour), boot(4 * hour)];
-        assert_eq!(at_inform(&d, 4 * hour), Changes::default());
+        assert_eq!(at_inform(&d, &r, 4 * hour), Changes::default());
 
         // Silence: three intervals without an Inform.
         let mut d = device();
         d.last_inform_ms = 1_000;
-        assert_eq!(silent(&d, 300_000, 900_000), Changes::default());
-        let c = silent(&d, 300_000, 1_000_000);
+        assert_eq!(silent(&d, &r, 300_000, 900_000), Changes::default());
+        let c = silent(&d, &r, 300_000, 1_000_000);
         assert_eq!(c.raise[0].kind, SILENT);
         d.alarms.push(SILENT.into());
         assert_eq!(
-            silent(&d, 300_000, 2_000_000),
+            silent(&d, &r, 300_000, 2_000_000),
             Changes::default(),
             "raised once"
         );
-        assert_eq!(at_inform(&d, 2_000_000).clear[0].kind, SILENT);
+        assert_eq!(at_inform(&d, &r, 2_000_000).clear[0].kind, SILENT);
 
         // Provisioning failing three times in a row, then succeeding.
         let mut d = device();
         d.provisioning.status = ProvisionStatus::Fault;
         d.provisioning.attempts = 2;
-        assert_eq!(provisioning(&d, 5), Changes::default());
+        assert_eq!(provisioning(&d, &r, 5), Changes::default());
         d.provisioning.attempts = 3;
-        assert_eq!(provisioning(&d, 5).raise[0].kind, PROVISIONING_FAILED);
+        assert_eq!(provisioning(&d, &r, 5).raise[0].kind, PROVISIONING_FAILED);
         d.alarms.push(PROVISIONING_FAILED.into());
-        assert_eq!(provisioning(&d, 6), Changes::default());
+        assert_eq!(provisioning(&d, &r, 6), Changes::default());
         d.provisioning.status = ProvisionStatus::Provisioned;
-        assert_eq!(provisioning(&d, 7).clear.len(), 1);
+        assert_eq!(provisioning(&d, &r, 7).clear.len(), 1);
     }
 }
