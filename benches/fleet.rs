@@ -38,7 +38,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::{Buf, BytesMut};
 use serde_json::{Value, json};
-use support::{free_port, sibling_bin};
+use support::{dir_size_mib, free_port, memory_mib, sibling_bin};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -160,37 +160,6 @@ fn cpu_seconds(pid: u32) -> f64 {
     // utime and stime are fields 14 and 15 (1-based), i.e. 11 and 12 here;
     // USER_HZ is 100 on Linux.
     (ticks(11) + ticks(12)) / 100.0
-}
-
-/// Peak and current resident memory (MiB) of a process.
-fn memory_mib(pid: u32) -> (f64, f64) {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let kb = |key: &str| {
-        status
-            .lines()
-            .find(|l| l.starts_with(key))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|v| v.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    (kb("VmHWM:") / 1024.0, kb("VmRSS:") / 1024.0)
-}
-
-fn dir_size_mib(p: &Path) -> f64 {
-    fn walk(p: &Path) -> u64 {
-        std::fs::read_dir(p)
-            .map(|d| {
-                d.flatten()
-                    .map(|e| match e.metadata() {
-                        Ok(m) if m.is_dir() => walk(&e.path()),
-                        Ok(m) => m.len(),
-                        Err(_) => 0,
-                    })
-                    .sum()
-            })
-            .unwrap_or(0)
-    }
-    walk(p) as f64 / f64::from(1 << 20)
 }
 
 fn percentile_ms(sorted_us: &[u64], p: f64) -> f64 {

@@ -7,7 +7,8 @@
 //! table. A series record is rewritten when its device is read (the
 //! device's session holds it, so nobody else writes it meanwhile), and the
 //! rewrite is where old readings are thinned and expired: nothing scans
-//! the table, and a series never exceeds [`MAX_POINTS`] × 8 bytes.
+//! the table, and a series never exceeds [`MAX_POINTS`] points (a few
+//! bytes each, see [`encode`]).
 //!
 //! Numeric series (optical power, WiFi clients...) keep every reading for
 //! [`DETAIL_MS`], then one per [`BUCKET_MS`] (their mean, or their sum for
@@ -29,7 +30,7 @@ pub const MAX_CHANGES: usize = 64;
 /// A text entry is cut to this many bytes.
 pub const MAX_TEXT: usize = 512;
 
-const NUMERIC: u8 = 1;
+const NUMERIC: u8 = 3;
 const TEXT: u8 = 2;
 
 /// How a bucket's readings become one.
@@ -71,37 +72,79 @@ fn secs(at_ms: u64) -> u32 {
     u32::try_from(at_ms / 1000).unwrap_or(u32::MAX)
 }
 
-/// The f64 a stored f32 stands for: −8.91 stored reads back −8.91, not
-/// −8.909999847 (the shortest decimal that round-trips the f32).
-fn widen(v: f32) -> f64 {
-    v.to_string().parse().unwrap_or(f64::from(v))
+/// Values are kept to the thousandth (dBm to 0.001, a mean signal to
+/// 0.001 %): far finer than any reading is accurate.
+const SCALE: f64 = 1000.0;
+/// Beyond this a value is clamped (no metric comes near).
+const MAX_SCALED: f64 = 4.0e15;
+
+fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push(v as u8 | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
 }
 
-/// `[1] ([secs u32][value f32])*`, big-endian (f32: a reading has far
-/// fewer significant digits than it holds).
+fn get_varint(bytes: &[u8], pos: &mut usize) -> Option<u64> {
+    let mut v = 0u64;
+    for shift in (0..64).step_by(7) {
+        let b = *bytes.get(*pos)?;
+        *pos += 1;
+        v |= u64::from(b & 0x7f) << shift;
+        if b < 0x80 {
+            return Some(v);
+        }
+    }
+    None
+}
+
+fn zigzag(v: i64) -> u64 {
+    ((v << 1) ^ (v >> 63)) as u64
+}
+
+fn unzigzag(v: u64) -> i64 {
+    (v >> 1) as i64 ^ -((v & 1) as i64)
+}
+
+/// `[3] (Δseconds, Δthousandths)*` as zigzag varints, each relative to
+/// the previous point (the first to zero). Readings a device repeats
+/// hourly differ by a little: a point takes 2 to 4 bytes, a month of
+/// hourly readings thinned as [`add`] does about 600.
 pub fn encode(points: &[Point]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(1 + points.len() * 8);
+    let mut out = Vec::with_capacity(1 + points.len() * 4);
     out.push(NUMERIC);
+    let (mut at, mut value) = (0i64, 0i64);
     for p in points {
-        out.extend_from_slice(&secs(p.at_ms).to_be_bytes());
-        out.extend_from_slice(&(p.value as f32).to_be_bytes());
+        let secs = i64::from(secs(p.at_ms));
+        let scaled = (p.value * SCALE).round().clamp(-MAX_SCALED, MAX_SCALED) as i64;
+        put_varint(&mut out, zigzag(secs.wrapping_sub(at)));
+        put_varint(&mut out, zigzag(scaled.wrapping_sub(value)));
+        (at, value) = (secs, scaled);
     }
     out
 }
 
 pub fn decode(bytes: &[u8]) -> Result<Vec<Point>, SeriesError> {
-    match bytes.split_first() {
-        None => Ok(Vec::new()),
-        Some((&NUMERIC, rest)) if rest.len() % 8 == 0 => Ok(rest
-            .chunks_exact(8)
-            .map(|c| Point {
-                at_ms: u64::from(u32::from_be_bytes([c[0], c[1], c[2], c[3]])) * 1000,
-                value: widen(f32::from_be_bytes([c[4], c[5], c[6], c[7]])),
-            })
-            .collect()),
-        Some((&NUMERIC, _)) => Err(SeriesError::Truncated { len: bytes.len() }),
-        Some((&other, _)) => Err(SeriesError::UnknownFormat(other)),
+    let rest = match bytes.split_first() {
+        None => return Ok(Vec::new()),
+        Some((&NUMERIC, rest)) => rest,
+        Some((&other, _)) => return Err(SeriesError::UnknownFormat(other)),
+    };
+    let truncated = SeriesError::Truncated { len: bytes.len() };
+    let (mut pos, mut at, mut value) = (0usize, 0i64, 0i64);
+    let mut out = Vec::new();
+    while pos < rest.len() {
+        let d_at = get_varint(rest, &mut pos).ok_or(truncated.clone())?;
+        let d_value = get_varint(rest, &mut pos).ok_or(truncated.clone())?;
+        at = at.wrapping_add(unzigzag(d_at));
+        value = value.wrapping_add(unzigzag(d_value));
+        out.push(Point {
+            at_ms: u64::try_from(at).unwrap_or(0).saturating_mul(1000),
+            value: value as f64 / SCALE,
+        });
     }
+    Ok(out)
 }
 
 /// `[2] ([secs u32][len u16][utf-8])*`, big-endian.
@@ -445,13 +488,48 @@ mod tests {
 
     #[test]
     fn readings_read_back_as_written() {
-        let s = [p(1000, -8.91), p(2000, -30.0), p(3000, 57.3), p(4000, 1.0)];
+        let s = [
+            p(1000, -8.91),
+            p(2000, -30.0),
+            p(3000, 57.3),
+            p(4000, 1.0),
+            p(5000, 1e12),
+        ];
         assert_eq!(decode(&encode(&s)).unwrap(), s);
+        // Kept to the thousandth; huge values clamped, never wrapped.
+        assert_eq!(decode(&encode(&[p(0, -8.9134)])).unwrap(), [p(0, -8.913)]);
+        assert_eq!(decode(&encode(&[p(0, 1e300)])).unwrap()[0].value, 4.0e12);
+        // A month of hourly readings thinned: about 600 bytes.
+        let now = 40 * DAY;
+        let mut m = Vec::new();
+        for h in (0..30 * 24).rev() {
+            let at = now - h * H;
+            add(
+                &mut m,
+                p(at, -19.0 - (h % 13) as f64 * 0.1),
+                at,
+                30 * DAY,
+                Combine::Mean,
+            );
+        }
+        let len = encode(&m).len();
+        assert!(
+            (300..900).contains(&len),
+            "{len} bytes for {} points",
+            m.len()
+        );
     }
 
     #[test]
     fn damaged_records_are_errors_not_panics() {
-        assert_eq!(decode(&[1, 0, 0]), Err(SeriesError::Truncated { len: 3 }));
+        assert_eq!(decode(&[3, 0]), Err(SeriesError::Truncated { len: 2 }));
+        assert_eq!(decode(&[3, 0x80]), Err(SeriesError::Truncated { len: 2 }));
+        assert!(
+            decode(&[
+                3, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff
+            ])
+            .is_err()
+        );
         assert_eq!(decode(&[9]), Err(SeriesError::UnknownFormat(9)));
         assert!(decode_text(&[2, 0, 0, 0, 1, 0, 9, b'x']).is_err());
         assert!(decode_text(&[1]).is_err());
@@ -460,8 +538,8 @@ mod tests {
 
     proptest! {
         #[test]
-        fn numeric_codec_round_trips(v in proptest::collection::vec((0u32..u32::MAX, -100.0f32..100.0), 0..50)) {
-            let points: Vec<Point> = v.iter().map(|(s, x)| p(u64::from(*s) * 1000, widen(*x))).collect();
+        fn numeric_codec_round_trips(v in proptest::collection::vec((0u32..u32::MAX, -1_000_000_000i64..1_000_000_000), 0..50)) {
+            let points: Vec<Point> = v.iter().map(|(s, x)| p(u64::from(*s) * 1000, *x as f64 / 1000.0)).collect();
             prop_assert_eq!(decode(&encode(&points)).unwrap(), points);
         }
 

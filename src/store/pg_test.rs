@@ -122,12 +122,15 @@ impl PgServer {
             .and_then(|mut f| std::io::Write::write_all(&mut f, conf.as_bytes()))
             .unwrap();
         // A watchdog: the server stops when this test process ends (`/proc`,
-        // not `kill -0`: the postgres user may not signal a root process).
+        // not `kill -0`: the postgres user may not signal a root process),
+        // and its directory goes (a server in a `static` is never dropped:
+        // without this, every run left its data directory behind).
         let script = format!(
-            "while [ -d /proc/{} ]; do sleep 1; done; {} -D {} stop -m immediate",
+            "while [ -d /proc/{} ]; do sleep 1; done; {} -D {} stop -m immediate; rm -rf '{}'",
             std::process::id(),
             bin.join("pg_ctl").display(),
             data.display(),
+            dir.path().display(),
         );
         let watchdog = as_server_user(Path::new("/bin/sh"))
             .args(["-c", &script])
