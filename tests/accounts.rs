@@ -329,6 +329,140 @@ fn people_log_in_with_roles_and_every_write_is_audited() {
 }
 
 #[test]
+fn admins_issue_tokens_to_machines_each_with_a_role() {
+    let dir = tempfile::tempdir().unwrap();
+    add_user(dir.path(), "admin1", "admin", ADMIN_PW);
+    let acs = Acs::start_in(dir.path(), &[("ACS_NBI_LISTEN", "127.0.0.1:0")]);
+    let mut cpe = acs.cpe();
+    let inform = inform_xml("soapenv", "1-0", "1", "TOK1", &["0 BOOTSTRAP"]);
+    assert_eq!(cpe.post_str(&inform).status, 200);
+    assert_eq!(cpe.empty().status, 204);
+    let device = encode_segment(&device_id("TOK1"));
+    let admin = login(&acs, "admin1", ADMIN_PW).unwrap();
+
+    // Issued once, shown once.
+    let (status, issued) = admin.call(
+        &acs,
+        "POST",
+        "/api/v1/tokens",
+        Some(json!({"name": "billing", "role": "ops"})),
+        true,
+    );
+    assert_eq!(status, 201, "{issued}");
+    let token = issued["token"].as_str().unwrap().to_owned();
+    assert!(token.starts_with("gfa_") && token.len() == 68, "{token}");
+    assert_eq!(
+        (issued["role"].as_str(), issued["created_by"].as_str()),
+        (Some("ops"), Some("admin1"))
+    );
+    let (status, probe) = admin.call(
+        &acs,
+        "POST",
+        "/api/v1/tokens",
+        Some(json!({"name": "probe", "role": "technician"})),
+        true,
+    );
+    assert_eq!(status, 201);
+    let probe = probe["token"].as_str().unwrap().to_owned();
+    // Bad requests say what is wrong; a taken name is a conflict; no CSRF
+    // token, no write.
+    let (status, body) = admin.call(
+        &acs,
+        "POST",
+        "/api/v1/tokens",
+        Some(json!({"name": "x", "role": "root"})),
+        true,
+    );
+    assert_eq!(status, 400);
+    assert!(
+        body["error"]["message"].as_str().unwrap().contains("root"),
+        "{body}"
+    );
+    let (status, _) = admin.call(
+        &acs,
+        "POST",
+        "/api/v1/tokens",
+        Some(json!({"name": "billing", "role": "ops"})),
+        true,
+    );
+    assert_eq!(status, 409);
+    let (status, _) = admin.call(
+        &acs,
+        "POST",
+        "/api/v1/tokens",
+        Some(json!({"name": "csrf", "role": "ops"})),
+        false,
+    );
+    assert_eq!(status, 403);
+    // The list names them, never the token.
+    let (status, list) = admin.call(&acs, "GET", "/api/v1/tokens", None, false);
+    assert_eq!(status, 200);
+    let names: Vec<&str> = list["tokens"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["billing", "probe"]);
+    assert!(!list.to_string().contains(&token[4..]), "{list}");
+
+    let with = |token: &str, method: &str, path: &str, body: &str| {
+        let auth = format!("Bearer {token}");
+        HttpConn::connect(acs.api).request(
+            method,
+            path,
+            &[
+                ("Authorization", auth.as_str()),
+                ("Content-Type", "application/json"),
+            ],
+            body.as_bytes(),
+        )
+    };
+    let task = r#"{"name": "getParameterValues", "parameterNames": ["Device.DeviceInfo."]}"#;
+    let tasks = format!("/api/v1/devices/{device}/tasks");
+    // The ops token reads and writes, but is no admin.
+    assert_eq!(with(&token, "GET", "/api/v1/devices", "").status, 200);
+    assert_eq!(with(&token, "POST", &tasks, task).status, 201);
+    assert_eq!(with(&token, "GET", "/api/v1/users", "").status, 403);
+    // The technician token may not queue a parameter read.
+    assert_eq!(with(&probe, "POST", &tasks, task).status, 403);
+    // On the NBI too, as Basic's password (what GenieACS clients send).
+    use base64::Engine as _;
+    let basic = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("nbi:{token}"))
+    );
+    let r = HttpConn::connect(acs.nbi.unwrap()).request(
+        "GET",
+        "/devices/",
+        &[("Authorization", basic.as_str())],
+        b"",
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    // A made-up token of the same shape is nobody.
+    let fake = format!("gfa_{}", "0".repeat(64));
+    assert_eq!(with(&fake, "GET", "/api/v1/devices", "").status, 401);
+    // The audit log names the token.
+    let (_, audit) = admin.call(&acs, "GET", "/api/v1/audit?user=token:billing", None, false);
+    let entries = audit["entries"].as_array().unwrap();
+    assert!(
+        entries
+            .iter()
+            .any(|e| e["action"] == "createTask" && e["role"] == "ops" && e["status"] == 201),
+        "{audit}"
+    );
+
+    // Revoked: refused at once.
+    let (status, _) = admin.call(&acs, "DELETE", "/api/v1/tokens/billing", None, true);
+    assert_eq!(status, 200);
+    assert_eq!(with(&token, "GET", "/api/v1/devices", "").status, 401);
+    let (status, _) = admin.call(&acs, "DELETE", "/api/v1/tokens/billing", None, true);
+    assert_eq!(status, 404);
+    let logs = acs.logs();
+    assert!(!logs.contains(&token) && !logs.contains(&probe));
+}
+
+#[test]
 fn the_api_speaks_https_and_the_cookie_is_secure_then() {
     if Command::new("curl").arg("--version").output().is_err() {
         eprintln!("API TLS test skipped: no curl");

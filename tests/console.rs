@@ -386,6 +386,21 @@ fn a_technician_uses_the_console_on_a_phone_sized_browser() {
     browser.wait_text("#user-list", "tech2", 10);
     browser.click("#user-list li[data-user=tech2] button");
     browser.wait_text("#user-list li[data-user=tech2]", "disabled", 10);
+    // A token for a machine: shown once, listed by name, revoked.
+    browser.type_in("#token-name", "billing");
+    browser.click("#token-form button[type=submit]");
+    let token = browser.wait_text("#token-value", "gfa_", 10);
+    browser.wait_text("#token-list li[data-token=billing]", "ops", 10);
+    let r = HttpConn::connect(acs.api).request(
+        "GET",
+        "/api/v1/devices",
+        &[("Authorization", &format!("Bearer {}", token.trim()))],
+        b"",
+    );
+    assert_eq!(r.status, 200);
+    browser.click("#token-list li[data-token=billing] button");
+    browser.wait_text("#token-list", "No token issued", 10);
+    assert!(!browser.visible("token-secret"));
     let (_, audit) = acs.api_get("/api/v1/audit?user=admin1");
     let actions: Vec<&str> = audit["entries"]
         .as_array()
@@ -394,7 +409,10 @@ fn a_technician_uses_the_console_on_a_phone_sized_browser() {
         .map(|e| e["action"].as_str().unwrap())
         .collect();
     assert!(
-        actions.contains(&"createUser") && actions.contains(&"disableUser"),
+        actions.contains(&"createUser")
+            && actions.contains(&"disableUser")
+            && actions.contains(&"issueToken")
+            && actions.contains(&"revokeToken"),
         "{audit}"
     );
     assert!(!acs.logs().contains("another long password 2"));

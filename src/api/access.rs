@@ -70,7 +70,15 @@ impl Access {
 
     /// The caller, from a bearer token or a live console session cookie.
     pub fn principal(&self, acs: &Acs, headers: &HeaderMap) -> Result<Option<Principal>, ApiError> {
-        if let Some((role, actor)) = self.tokens.bearer(headers.get(header::AUTHORIZATION)) {
+        let token = self
+            .tokens
+            .resolve(
+                acs.store.as_ref(),
+                headers.get(header::AUTHORIZATION),
+                false,
+            )
+            .map_err(ApiError::internal)?;
+        if let Some((role, actor)) = token {
             return Ok(Some(Principal {
                 actor,
                 role,

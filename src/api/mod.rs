@@ -16,6 +16,7 @@ mod events;
 mod faults;
 mod hosts;
 mod import;
+mod issued;
 mod mask;
 mod metrics;
 pub mod openapi;
@@ -346,6 +347,16 @@ async fn dispatch(
             users::create(acs, body)
         }
         Op::DisableUser => users::disable(acs, id),
+        Op::ListTokens => issued::list(acs),
+        Op::IssueToken => {
+            let actor = caller
+                .principal
+                .as_ref()
+                .map_or_else(String::new, |p| p.actor.clone());
+            let body = read_json_body(req).await?;
+            issued::issue(acs, &actor, body)
+        }
+        Op::RevokeToken => issued::revoke(acs, id),
         Op::Audit => users::audit(acs, &q),
         Op::ListAlarms => alarms::list(acs, &q),
         Op::History => alarms::history(acs, id, &q),

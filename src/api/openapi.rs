@@ -551,6 +551,29 @@ fn account_schemas() -> Map<String, Value> {
             "locked": s("boolean"),
         })),
         "UserList": object(&["users"], json!({"users": array_of(reference("User"))})),
+        "IssuedToken": object(&["name", "role", "created", "created_by"], json!({
+            "name": s("string"),
+            "role": {"type": "string", "enum": ["technician", "ops", "admin"]},
+            "created": time.clone(),
+            "created_by": s("string"),
+        })),
+        "IssuedTokenSecret": object(&["name", "role", "created", "created_by", "token"], json!({
+            "name": s("string"),
+            "role": {"type": "string", "enum": ["technician", "ops", "admin"]},
+            "created": time.clone(),
+            "created_by": s("string"),
+            "token": {"type": "string", "description": "shown this once"},
+        })),
+        "TokenList": object(&["tokens"], json!({"tokens": array_of(reference("IssuedToken"))})),
+        "NewToken": {
+            "type": "object",
+            "required": ["name", "role"],
+            "properties": {
+                "name": {"type": "string", "pattern": "^[a-z0-9][a-z0-9._-]{0,63}$"},
+                "role": {"type": "string", "enum": ["technician", "ops", "admin"]},
+            },
+            "additionalProperties": false,
+        },
         "NewUser": {
             "type": "object",
             "required": ["name", "role", "password"],

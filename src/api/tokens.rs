@@ -11,7 +11,7 @@ use tracing::info;
 
 use crate::config::{Config, Secret};
 use crate::digest::{constant_time_eq, hex};
-use crate::store::Role;
+use crate::store::{Role, Store, StoreResult};
 
 /// The accepted tokens, each with its role: `ROLE:TOKEN` in the
 /// configuration (`ops:…`, `technician:…`), a bare token is `admin` (what
@@ -46,13 +46,11 @@ impl ApiTokens {
     /// The role and audit name of the bearer token in an `Authorization`
     /// header, if it is one of the tokens.
     pub fn bearer(&self, header: Option<&HeaderValue>) -> Option<(Role, String)> {
-        let value = header.and_then(|h| h.to_str().ok())?.trim();
-        let token = value
-            .get(..7)
-            .filter(|s| s.eq_ignore_ascii_case("bearer "))
-            .map(|_| value[7..].trim())?;
-        self.role_of(token.as_bytes())
-            .map(|role| (role, token_actor(token.as_bytes())))
+        self.configured(&presented(header, false)?)
+    }
+
+    fn configured(&self, token: &[u8]) -> Option<(Role, String)> {
+        self.role_of(token).map(|role| (role, token_actor(token)))
     }
 
     /// Whether an `Authorization` header carries one of the tokens.
@@ -70,17 +68,30 @@ impl ApiTokens {
     /// The role and audit name of a token sent as Bearer, or as the
     /// password of Basic.
     pub fn bearer_or_basic(&self, header: Option<&HeaderValue>) -> Option<(Role, String)> {
-        if let Some(found) = self.bearer(header) {
-            return Some(found);
+        self.configured(&presented(header, true)?)
+    }
+
+    /// The role and audit name of the token a header presents (Bearer, or
+    /// with `basic` the password of Basic): a configured token, else one an
+    /// admin issued, found by its hash (`token:NAME` in the audit log).
+    pub fn resolve(
+        &self,
+        store: &dyn Store,
+        header: Option<&HeaderValue>,
+        basic: bool,
+    ) -> StoreResult<Option<(Role, String)>> {
+        let Some(token) = presented(header, basic) else {
+            return Ok(None);
+        };
+        if let Some(found) = self.configured(&token) {
+            return Ok(Some(found));
         }
-        let value = header.and_then(|h| h.to_str().ok()).map(str::trim)?;
-        let encoded = value
-            .get(..6)
-            .filter(|s| s.eq_ignore_ascii_case("basic "))
-            .map(|_| value[6..].trim())?;
-        let decoded = STANDARD.decode(encoded).ok()?;
-        let token = &decoded[decoded.iter().position(|b| *b == b':')? + 1..];
-        self.role_of(token).map(|role| (role, token_actor(token)))
+        if !token.starts_with(ISSUED_PREFIX.as_bytes()) {
+            return Ok(None);
+        }
+        Ok(store
+            .issued_token(&issued_hash(&token))?
+            .map(|t| (t.role, format!("token:{}", t.name))))
     }
 
     fn role_of(&self, token: &[u8]) -> Option<Role> {
@@ -90,6 +101,46 @@ impl ApiTokens {
             if hit { Some(*role) } else { found }
         })
     }
+}
+
+/// How issued tokens start (secret scanners and people recognise them).
+pub const ISSUED_PREFIX: &str = "gfa_";
+
+/// The token a header presents: Bearer, or with `basic` the password of
+/// Basic.
+fn presented(header: Option<&HeaderValue>, basic: bool) -> Option<Vec<u8>> {
+    let value = header.and_then(|h| h.to_str().ok())?.trim();
+    if let Some(t) = value
+        .get(..7)
+        .filter(|s| s.eq_ignore_ascii_case("bearer "))
+        .map(|_| value[7..].trim())
+    {
+        return Some(t.as_bytes().to_vec());
+    }
+    if !basic {
+        return None;
+    }
+    let encoded = value
+        .get(..6)
+        .filter(|s| s.eq_ignore_ascii_case("basic "))
+        .map(|_| value[6..].trim())?;
+    let decoded = STANDARD.decode(encoded).ok()?;
+    let colon = decoded.iter().position(|b| *b == b':')?;
+    Some(decoded[colon + 1..].to_vec())
+}
+
+/// The store key of an issued token: its SHA-256, hex.
+pub fn issued_hash(token: &[u8]) -> String {
+    hex(ring::digest::digest(&ring::digest::SHA256, token).as_ref())
+}
+
+/// A new token to issue: the prefix and 32 random bytes, hex.
+pub fn new_issued_token() -> Result<String, String> {
+    let mut raw = [0u8; 32];
+    SystemRandom::new()
+        .fill(&mut raw)
+        .map_err(|_| "the system random generator failed".to_owned())?;
+    Ok(format!("{ISSUED_PREFIX}{}", hex(&raw)))
 }
 
 /// File in the data dir holding the generated token.

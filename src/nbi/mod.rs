@@ -156,9 +156,20 @@ fn unauthorized() -> Reply {
 /// without a token counts as `ops`, named by its address in the audit log,
 /// where every write goes.
 pub async fn handle(nbi: Arc<Nbi>, peer: SocketAddr, req: Request<Incoming>) -> Reply {
-    let token = nbi
-        .tokens
-        .bearer_or_basic(req.headers().get(header::AUTHORIZATION));
+    let token = match nbi.tokens.resolve(
+        nbi.acs.store.as_ref(),
+        req.headers().get(header::AUTHORIZATION),
+        true,
+    ) {
+        Ok(t) => t,
+        Err(e) => {
+            tracing::warn!(error = %e, "NBI: looking up an issued token failed");
+            return text(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "503 Service Unavailable: the store did not answer; try again",
+            );
+        }
+    };
     let allowed = nbi.allow.iter().any(|net| net.contains(peer.ip()));
     let (role, actor) = match (token, allowed) {
         (Some(found), _) => found,

@@ -27,8 +27,8 @@ use super::codec::{decode, encode, encode_rows, encode_value};
 use super::subtree::{self, merge_newer};
 use super::{
     AlarmRecord, AuditEntry, AuditFilter, CachedValue, CpeCredential, DeviceRecord, FaultRecord,
-    NewFault, Store, StoreError, StoreResult, StoredParam, SyncFuture, Task, TaskRequest,
-    TaskStatus, UserRecord, WebSession, Writeback,
+    IssuedToken, NewFault, Store, StoreError, StoreResult, StoredParam, SyncFuture, Task,
+    TaskRequest, TaskStatus, UserRecord, WebSession, Writeback,
 };
 
 /// `device SEP metric SEP time (u64 BE)`: a device's readings of one
@@ -59,6 +59,8 @@ pub enum Table {
     /// A device's history, one record per metric ([`crate::history`]).
     Series,
     Alarms,
+    /// Issued API tokens by the SHA-256 of the token.
+    IssuedTokens,
 }
 
 impl Table {
@@ -66,7 +68,7 @@ impl Table {
     /// or a migration raises the counter above their highest.
     pub const ID_TABLES: [Table; 3] = [Table::TaskIndex, Table::Faults, Table::Audit];
 
-    pub const ALL: [Table; 18] = [
+    pub const ALL: [Table; 19] = [
         Table::Devices,
         Table::Params,
         Table::Writable,
@@ -85,6 +87,7 @@ impl Table {
         Table::Audit,
         Table::Series,
         Table::Alarms,
+        Table::IssuedTokens,
     ];
 
     pub fn name(self) -> &'static str {
@@ -107,6 +110,7 @@ impl Table {
             Table::Audit => "audit",
             Table::Series => "series",
             Table::Alarms => "alarms",
+            Table::IssuedTokens => "issued_tokens",
         }
     }
 }
@@ -824,6 +828,41 @@ impl<B: Backend> Store for KvStore<B> {
             Ok(true)
         })?;
         Ok(out)
+    }
+
+    fn issued_token(&self, hash: &str) -> StoreResult<Option<IssuedToken>> {
+        match self.get(Table::IssuedTokens, hash.as_bytes())? {
+            Some(v) => decode("issued token", hash.as_bytes(), &v).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    fn put_issued_token(&self, hash: &str, token: &IssuedToken) -> StoreResult<()> {
+        let mut batch = Batch::default();
+        batch.put(Table::IssuedTokens, hash.as_bytes(), encode(token)?);
+        self.write(batch)
+    }
+
+    fn issued_tokens(&self) -> StoreResult<Vec<(String, IssuedToken)>> {
+        let mut out = Vec::new();
+        self.scan(Table::IssuedTokens, Scan::default(), |k, v| {
+            out.push((
+                String::from_utf8_lossy(k).into_owned(),
+                decode("issued token", k, v)?,
+            ));
+            Ok(true)
+        })?;
+        Ok(out)
+    }
+
+    fn delete_issued_token(&self, hash: &str) -> StoreResult<bool> {
+        if self.get(Table::IssuedTokens, hash.as_bytes())?.is_none() {
+            return Ok(false);
+        }
+        let mut batch = Batch::default();
+        batch.delete(Table::IssuedTokens, hash.as_bytes());
+        self.write(batch)?;
+        Ok(true)
     }
 
     fn web_session(&self, key: &str) -> StoreResult<Option<WebSession>> {

@@ -39,9 +39,9 @@ mod tests;
 pub use kv::KvStore;
 pub use model::{
     AlarmRecord, AuditEntry, AuditFilter, CachedValue, CpeCredential, DataModelInfo, DeviceRecord,
-    EventRecord, FaultRecord, MAX_RECENT_EVENTS, NewFault, ProvisionStatus, ProvisioningState,
-    Role, StoredParam, Task, TaskAction, TaskFault, TaskRequest, TaskStatus, UserRecord,
-    WebSession, Writeback, search_keys,
+    EventRecord, FaultRecord, IssuedToken, MAX_RECENT_EVENTS, NewFault, ProvisionStatus,
+    ProvisioningState, Role, StoredParam, Task, TaskAction, TaskFault, TaskRequest, TaskStatus,
+    UserRecord, WebSession, Writeback, search_keys,
 };
 pub use pg_store::{PgBackend, PgStore};
 pub use redb_store::{RedbBackend, RedbStore};
@@ -192,6 +192,13 @@ pub trait Store: Send + Sync + 'static {
     fn put_user(&self, user: &UserRecord) -> StoreResult<()>;
     /// Every user, by name.
     fn users(&self) -> StoreResult<Vec<UserRecord>>;
+    /// An issued API token, by the SHA-256 (hex) of the token.
+    fn issued_token(&self, hash: &str) -> StoreResult<Option<IssuedToken>>;
+    fn put_issued_token(&self, hash: &str, token: &IssuedToken) -> StoreResult<()>;
+    /// Every issued token with its hash.
+    fn issued_tokens(&self) -> StoreResult<Vec<(String, IssuedToken)>>;
+    /// Revokes a token; `false` if there was none.
+    fn delete_issued_token(&self, hash: &str) -> StoreResult<bool>;
     /// A logged-in browser, by the hash of its cookie.
     fn web_session(&self, key: &str) -> StoreResult<Option<WebSession>>;
     fn put_web_session(&self, key: &str, session: &WebSession) -> StoreResult<()>;

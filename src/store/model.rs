@@ -219,6 +219,17 @@ pub struct UserRecord {
     pub locked_until_ms: u64,
 }
 
+/// An API token an admin issued (`POST /api/v1/tokens`), keyed in the
+/// store by the SHA-256 of the token: the token itself is never stored.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IssuedToken {
+    pub name: String,
+    pub role: Role,
+    pub created_ms: u64,
+    /// Who issued it.
+    pub created_by: String,
+}
+
 /// A logged-in browser, keyed in the store by the hash of its cookie.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WebSession {

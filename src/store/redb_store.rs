@@ -66,6 +66,7 @@ const WEB_SESSIONS: Def = TableDefinition::new("web_sessions");
 const AUDIT: Def = TableDefinition::new("audit");
 /// `device SEP metric SEP time` → reading (f64 BE).
 const SERIES: Def = TableDefinition::new("series");
+const ISSUED_TOKENS: Def = TableDefinition::new("issued_tokens");
 /// `device SEP kind` → open alarm.
 const ALARMS: Def = TableDefinition::new("alarms");
 /// Store bookkeeping (not a sled tree): the id counter.
@@ -94,6 +95,7 @@ fn def(t: Table) -> Def {
         Table::WebSessions => WEB_SESSIONS,
         Table::Audit => AUDIT,
         Table::Series => SERIES,
+        Table::IssuedTokens => ISSUED_TOKENS,
         Table::Alarms => ALARMS,
     }
 }

@@ -78,6 +78,7 @@ on_both_backends!(
     credentials_and_writebacks,
     users_console_sessions_and_the_audit_log,
     readings_and_alarms_per_device,
+    issued_tokens_by_hash,
     a_filled_store_reads_back_the_same_after_reopen,
     delete_device_removes_every_key_of_that_device_only,
 );
@@ -702,6 +703,29 @@ async fn users_console_sessions_and_the_audit_log(open: Open) {
     assert_eq!(
         s.audit(&AuditFilter::default(), 10).unwrap(),
         [third, second]
+    );
+}
+
+async fn issued_tokens_by_hash(open: Open) {
+    use crate::store::{IssuedToken, Role};
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(dir.path());
+    let t = |name: &str| IssuedToken {
+        name: name.into(),
+        role: Role::Ops,
+        created_ms: 7,
+        created_by: "admin1".into(),
+    };
+    s.put_issued_token("aa11", &t("billing")).unwrap();
+    s.put_issued_token("bb22", &t("probe")).unwrap();
+    assert_eq!(s.issued_token("aa11").unwrap(), Some(t("billing")));
+    assert_eq!(s.issued_token("aa1").unwrap(), None);
+    assert_eq!(s.issued_tokens().unwrap().len(), 2);
+    assert!(s.delete_issued_token("aa11").unwrap());
+    assert!(!s.delete_issued_token("aa11").unwrap());
+    assert_eq!(
+        s.issued_tokens().unwrap(),
+        [("bb22".to_owned(), t("probe"))]
     );
 }
 

@@ -27,6 +27,8 @@ const TEXT = {
     wan: "Adresses WAN", wan_changes: "Changements d'adresse WAN", limits: "Seuils d'alarme", optical_class: "Classe optique",
     new_user: "Nouvel utilisateur", create: "Créer", disable: "Désactiver", disabled: "désactivé", user_created: "Utilisateur créé.",
     user_disabled: "Utilisateur désactivé.", password_rule: "12 caractères ou plus",
+    tokens: "Jetons d'API (machines)", new_token: "Nouveau jeton", issue: "Émettre", revoke: "Révoquer",
+    token_once: "Copiez ce jeton maintenant : il ne sera plus affiché.", token_revoked: "Jeton révoqué.", no_token: "Aucun jeton émis.",
     status: { pending: "En attente", provisioned: "Provisionné", no_config: "Aucune configuration dans ERPNext",
       unresolved: "Introuvable dans ERPNext", ambiguous: "Plusieurs équipements ERPNext correspondent",
       deferred: "Reporté : ERPNext indisponible", fault: "En erreur", no_profile: "Modèle non pris en charge" },
@@ -54,6 +56,8 @@ const TEXT = {
     wan: "WAN addresses", wan_changes: "WAN address changes", limits: "Alarm limits", optical_class: "Optical class",
     new_user: "New user", create: "Create", disable: "Disable", disabled: "disabled", user_created: "User created.",
     user_disabled: "User disabled.", password_rule: "12 characters or more",
+    tokens: "API tokens (machines)", new_token: "New token", issue: "Issue", revoke: "Revoke",
+    token_once: "Copy this token now: it will not be shown again.", token_revoked: "Token revoked.", no_token: "No token issued.",
     status: { pending: "Pending", provisioned: "Provisioned", no_config: "No configuration in ERPNext",
       unresolved: "Not found in ERPNext", ambiguous: "Several ERPNext equipment records match",
       deferred: "Deferred: ERPNext unavailable", fault: "Failed", no_profile: "Model not supported" },
@@ -412,6 +416,40 @@ async function openUsers() {
   });
 }
 
+async function loadTokens() {
+  const list = await api("GET", "/api/v1/tokens");
+  const ul = $("token-list");
+  ul.replaceChildren();
+  if (!list.tokens.length) ul.append(el("li", {}, t("no_token")));
+  for (const k of list.tokens) {
+    const item = el("li", { "data-token": k.name }, k.name + " — " + k.role + " — " + k.created + " — " + k.created_by + " ");
+    const b = el("button", { type: "button", "aria-label": t("revoke") + " " + k.name }, t("revoke"));
+    b.addEventListener("click", () => revokeToken(k.name));
+    item.append(b);
+    ul.append(item);
+  }
+}
+
+async function issueToken(event) {
+  event.preventDefault();
+  await guard(async () => {
+    const r = await api("POST", "/api/v1/tokens", { name: $("token-name").value.trim(), role: $("token-role").value });
+    $("token-secret").hidden = false;
+    $("token-value").textContent = r.token;
+    await loadTokens();
+  });
+}
+
+async function revokeToken(name) {
+  await guard(async () => {
+    await api("DELETE", "/api/v1/tokens/" + encodeURIComponent(name));
+    $("token-secret").hidden = true;
+    $("token-value").textContent = "";
+    $("user-status").textContent = t("token_revoked");
+    await loadTokens();
+  });
+}
+
 async function createUser(event) {
   event.preventDefault();
   await guard(async () => {
@@ -445,6 +483,7 @@ async function start() {
   $("cr").addEventListener("click", connectionRequest);
   $("reboot").addEventListener("click", reboot);
   $("user-form").addEventListener("submit", createUser);
+  $("token-form").addEventListener("submit", issueToken);
   window.addEventListener("hashchange", route);
   try { me = await api("GET", "/api/v1/me"); } catch (e) { me = null; }
   await route();
