@@ -79,6 +79,12 @@ fn an_ont_losing_optical_power_raises_an_alarm_that_clears_itself() {
         events.devices("alarm.cleared").contains(&id).then_some(())
     });
 
+    // Each restart came within the periodic interval: no Inform missed.
+    let (_, h) = acs.api_get(&format!(
+        "/api/v1/devices/{}/history?metric=informs_missed",
+        encode_segment(&id)
+    ));
+    assert_eq!(h["points"], serde_json::json!([]), "{h}");
     // The history holds every reading, oldest first.
     let (status, h) = acs.api_get(&format!(
         "/api/v1/devices/{}/history?metric=optical_rx_dbm",
@@ -303,6 +309,27 @@ fn a_decos_wifi_clients_and_signal_go_into_its_history() {
             .map(|p| p["value"].as_f64().unwrap())
     };
     assert_eq!(point("wifi_clients"), Some(wifi as f64));
+    // Each node's own: its wireless clients, however the MAC is spelt.
+    for node in hosts["nodes"].as_array().unwrap() {
+        let mac = node["mac"].as_str().unwrap();
+        let wireless = node["clients"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|c| c["connection"].as_str().unwrap().starts_with("wifi"))
+            .count();
+        let spelt = mac.to_uppercase().replace(':', "-");
+        assert_eq!(
+            point(&format!("wifi_clients&node={spelt}")),
+            Some(wireless as f64),
+            "{node}"
+        );
+    }
+    let (status, _) = acs.api_get(&format!(
+        "/api/v1/devices/{}/history?metric=optical_rx_dbm&node=aa:bb:cc:dd:ee:ff",
+        encode_segment(&id)
+    ));
+    assert_eq!(status, 400, "optical power is no node's");
     let signal = point("wifi_signal_pct").expect("a mean signal");
     assert!((0.0..=100.0).contains(&signal), "{signal}");
     // No optical power on a Deco.

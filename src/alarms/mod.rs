@@ -160,6 +160,21 @@ pub fn silent(device: &DeviceRecord, rules: &AlarmRules, interval_ms: u64, now_m
     c
 }
 
+/// Periodic Informs a device missed between its Inform at `previous_ms`
+/// and this one: the whole intervals in between, with a tenth of an
+/// interval of slack for a clock's jitter (an Inform early after a
+/// reboot misses nothing). None before a first contact.
+pub fn informs_missed(previous_ms: Option<u64>, now_ms: u64, interval_ms: u64) -> u64 {
+    let Some(previous) = previous_ms else {
+        return 0;
+    };
+    let gap = now_ms.saturating_sub(previous);
+    (gap + interval_ms / 10)
+        .checked_div(interval_ms)
+        .unwrap_or(0)
+        .saturating_sub(1)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -226,6 +241,20 @@ mod tests {
             command_key: String::new(),
             at_ms,
         }
+    }
+
+    #[test]
+    fn missed_informs_are_the_whole_intervals_between_two() {
+        let i = 300_000;
+        assert_eq!(informs_missed(None, 10 * i, i), 0);
+        assert_eq!(informs_missed(Some(0), i, i), 0);
+        assert_eq!(informs_missed(Some(0), i / 3, i), 0, "early after a reboot");
+        assert_eq!(informs_missed(Some(0), 19 * i / 10, i), 0);
+        assert_eq!(informs_missed(Some(0), 2 * i - 5_000, i), 1, "jitter");
+        assert_eq!(informs_missed(Some(0), 2 * i, i), 1);
+        assert_eq!(informs_missed(Some(0), 7 * i + 1_000, i), 6);
+        assert_eq!(informs_missed(Some(5 * i), 0, i), 0, "a clock going back");
+        assert_eq!(informs_missed(Some(0), 10 * i, 0), 0);
     }
 
     #[test]

@@ -6,7 +6,7 @@ use http::StatusCode;
 
 use super::devices::load_device;
 use super::{ApiError, ApiResult, Query, json_response};
-use crate::app::telemetry::{METRICS, WAN_IP, alarm_json};
+use crate::app::telemetry::{METRICS, PER_NODE, WAN_IP, alarm_json, node_metric};
 use crate::app::{Acs, now_ms};
 use crate::history;
 
@@ -23,20 +23,36 @@ pub fn list(acs: &Acs, q: &Query) -> ApiResult {
     ))
 }
 
-/// `GET /api/v1/devices/{id}/history?metric=&since=&limit=`: the
-/// readings of a numeric metric, or the changes of `wan_ip` (from the one
-/// in force at `since`).
+/// `GET /api/v1/devices/{id}/history?metric=&node=&since=&limit=`: the
+/// readings of a numeric metric (of one mesh node with `node=MAC`), or
+/// the changes of `wan_ip` (from the one in force at `since`).
 pub fn history(acs: &Acs, id: &str, q: &Query) -> ApiResult {
     load_device(acs, id)?;
-    let metric = q.get("metric").unwrap_or(METRICS[0].0);
-    let numeric = METRICS.iter().any(|(m, _)| *m == metric);
-    if !numeric && metric != WAN_IP {
+    let base = q.get("metric").unwrap_or(METRICS[0].0);
+    let numeric = METRICS.iter().any(|(m, _)| *m == base);
+    if !numeric && base != WAN_IP {
         let names: Vec<&str> = METRICS.iter().map(|(m, _)| *m).collect();
         return Err(ApiError::bad_request(format!(
-            "`metric` is one of {}, {WAN_IP}, got `{metric}`",
+            "`metric` is one of {}, {WAN_IP}, got `{base}`",
             names.join(", ")
         )));
     }
+    let metric = match q.get("node") {
+        None => base.to_owned(),
+        Some(node) => {
+            if !PER_NODE.contains(&base) {
+                return Err(ApiError::bad_request(format!(
+                    "`node` goes with `metric` {}, not `{base}`",
+                    PER_NODE.join(" or ")
+                )));
+            }
+            let mac = crate::identity::canonical_mac(node).ok_or_else(|| {
+                ApiError::bad_request(format!("`node` must be a MAC address, got `{node}`"))
+            })?;
+            node_metric(base, &crate::identity::colon_mac(&mac))
+        }
+    };
+    let metric = metric.as_str();
     let limit = q.limit("limit", 1000, 10_000)?;
     let since_ms = match q.get("since") {
         None => now_ms(SystemTime::now()).saturating_sub(30 * 86_400_000),
@@ -64,7 +80,12 @@ pub fn history(acs: &Acs, id: &str, q: &Query) -> ApiResult {
     };
     Ok(json_response(
         StatusCode::OK,
-        &serde_json::json!({ "device_id": id, "metric": metric, "points": points }),
+        &serde_json::json!({
+            "device_id": id,
+            "metric": base,
+            "node": q.get("node").and(metric.split_once(':').map(|(_, n)| n)),
+            "points": points,
+        }),
     ))
 }
 

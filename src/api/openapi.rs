@@ -530,7 +530,8 @@ fn account_schemas() -> Map<String, Value> {
         "History": object(&["device_id", "metric", "points"], json!({
             "device_id": s("string"),
             "metric": s("string"),
-            "points": array_of(object(&["at", "value"], json!({"at": time.clone(), "value": s("number")}))),
+            "node": {"type": ["string", "null"], "description": "the mesh node, aa:bb:cc:dd:ee:ff"},
+            "points": array_of(object(&["at", "value"], json!({"at": time.clone(), "value": {"type": ["number", "string"], "description": "a number; for wan_ip the addresses"}}))),
         })),
         "LoginRequest": {
             "type": "object",

@@ -680,12 +680,17 @@ pub const ROUTES: &[Route] = &[
         op_id: "getHistory",
         tag: "alarms",
         summary: "A device's readings over time",
-        description: "The readings the ACS took of a metric, oldest first: `optical_rx_dbm`, `optical_tx_dbm`, `wifi_clients` and their mean `wifi_signal_pct` over every mesh node (each time the device's host tables and diagnostics were read), `reboots` (1 per boot); `wan_ip`: the WAN addresses (space-separated), one point per change, starting with the one in force at `since`. Every reading for 48 h, then one per 6 hours (mean; reboots: count), for `history_retention_days`.",
+        description: "The readings the ACS took of a metric, oldest first: `optical_rx_dbm`, `optical_tx_dbm`, `wifi_clients` and their mean `wifi_signal_pct` over every mesh node (each time the device's host tables and diagnostics were read), `reboots` (1 per boot), `informs_missed` (periodic Informs missed, counted when the device comes back); with `node=MAC`, `wifi_clients` / `wifi_signal_pct` of that mesh node alone; `wan_ip`: the WAN addresses (space-separated), one point per change, starting with the one in force at `since`. Every reading for 48 h, then one per 6 hours (mean; reboots: count), for `history_retention_days`.",
         query: &[
             q(
                 "metric",
                 "string",
-                "optical_rx_dbm (default), optical_tx_dbm, wifi_clients, wifi_signal_pct or reboots",
+                "optical_rx_dbm (default), optical_tx_dbm, wifi_clients, wifi_signal_pct, reboots, informs_missed or wan_ip",
+            ),
+            q(
+                "node",
+                "string",
+                "a mesh node's MAC (any spelling), with wifi_clients or wifi_signal_pct",
             ),
             q(
                 "since",

@@ -107,33 +107,14 @@ pub fn once(acs: &Acs) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{AuditEntry, AuditFilter, Role, Store, WebSession};
+    use crate::store::{AuditEntry, AuditFilter, Role, WebSession};
 
     #[test]
     fn old_audit_entries_and_expired_sessions_go_the_rest_stays() {
         let dir = tempfile::tempdir().unwrap();
-        let (mut config, _) = crate::config::load(None, &|_| None).unwrap();
-        config.data_dir = dir.path().to_path_buf();
-        config.audit_retention = Duration::from_secs(86_400);
-        config.history_retention = Duration::from_secs(86_400);
-        let store: Arc<dyn Store> =
-            Arc::new(crate::store::SledStore::open(&dir.path().join("db"), 1 << 20).unwrap());
-        let cluster: Arc<dyn crate::cluster::Cluster> = Arc::new(crate::cluster::Solo::new());
-        let provisioning = Arc::new(
-            super::super::provisioning::Provisioning::new(&config, cluster.as_ref()).unwrap(),
-        );
-        let connreq =
-            crate::connreq::ConnectionRequester::new(config.connection_request.clone(), None)
-                .unwrap();
-        let (_stop, stopping) = watch::channel(false);
-        let acs = Acs::new(
-            config,
-            store.clone(),
-            cluster,
-            provisioning,
-            connreq,
-            stopping,
-        );
+        let (acs, store) = super::super::test_acs(dir.path(), |config| {
+            config.audit_retention = Duration::from_secs(86_400);
+        });
 
         let now = now_ms(SystemTime::now());
         let entry = |at_ms| AuditEntry {

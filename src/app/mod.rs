@@ -117,3 +117,33 @@ impl Acs {
         (2 * periodic + 60) * 1000
     }
 }
+
+/// An [`Acs`] over a sled store in `dir`, with the default configuration
+/// changed by `edit`, for unit tests of the application services.
+#[cfg(test)]
+pub(crate) fn test_acs(
+    dir: &std::path::Path,
+    edit: impl FnOnce(&mut crate::config::Config),
+) -> (Acs, Arc<dyn crate::store::Store>) {
+    let (mut config, _) = crate::config::load(None, &|_| None).unwrap();
+    config.data_dir = dir.to_path_buf();
+    edit(&mut config);
+    let store: Arc<dyn crate::store::Store> =
+        Arc::new(crate::store::SledStore::open(&dir.join("db"), 1 << 20).unwrap());
+    let cluster: Arc<dyn crate::cluster::Cluster> = Arc::new(crate::cluster::Solo::new());
+    let provisioning =
+        Arc::new(provisioning::Provisioning::new(&config, cluster.as_ref()).unwrap());
+    let connreq =
+        crate::connreq::ConnectionRequester::new(config.connection_request.clone(), None).unwrap();
+    // The stop signal's sender goes: nothing in a unit test waits on it.
+    let (_stop, stopping) = tokio::sync::watch::channel(false);
+    let acs = Acs::new(
+        config,
+        store.clone(),
+        cluster,
+        provisioning,
+        connreq,
+        stopping,
+    );
+    (acs, store)
+}

@@ -21,23 +21,40 @@ pub const REBOOTS: &str = "reboots";
 pub const WIFI_CLIENTS: &str = "wifi_clients";
 /// Their mean signal, 0-100 %.
 pub const WIFI_SIGNAL: &str = "wifi_signal_pct";
+/// Periodic Informs a device missed, counted when it comes back.
+pub const INFORMS_MISSED: &str = "informs_missed";
 /// The WAN addresses, one entry per change (a text series).
 pub const WAN_IP: &str = "wan_ip";
 /// The numeric metrics a device's history may hold, and how old readings
 /// of each are thinned.
-pub const METRICS: [(&str, Combine); 5] = [
+pub const METRICS: [(&str, Combine); 6] = [
     (OPTICAL_RX, Combine::Mean),
     (OPTICAL_TX, Combine::Mean),
     (WIFI_CLIENTS, Combine::Mean),
     (WIFI_SIGNAL, Combine::Mean),
     (REBOOTS, Combine::Sum),
+    (INFORMS_MISSED, Combine::Sum),
 ];
 
+/// The metrics also kept per mesh node, as `METRIC:MAC`.
+pub const PER_NODE: [&str; 2] = [WIFI_CLIENTS, WIFI_SIGNAL];
+
+/// The series of one mesh node's `metric` (`aa:bb:cc:dd:ee:ff`).
+pub fn node_metric(metric: &str, node_mac: &str) -> String {
+    format!("{metric}:{node_mac}")
+}
+
 fn combine(metric: &str) -> Combine {
+    let base = metric.split_once(':').map_or(metric, |(m, _)| m);
     METRICS
         .iter()
-        .find(|(m, _)| *m == metric)
+        .find(|(m, _)| *m == base)
         .map_or(Combine::Mean, |(_, c)| *c)
+}
+
+fn mean(values: &[f64]) -> Option<f64> {
+    (!values.is_empty())
+        .then(|| (values.iter().sum::<f64>() / values.len() as f64 * 10.0).round() / 10.0)
 }
 
 /// Records readings `(metric, time, value)` in the device's history.
@@ -104,12 +121,32 @@ pub fn after_collection(acs: &Acs, device_id: &str, now_ms: u64) -> StoreResult<
         .filter_map(|c| c.signal_quality.map(f64::from))
         .collect();
     let wifi = topology.totals.wifi_direct + topology.totals.wifi_via_mesh;
-    let mut samples: Vec<(&str, u64, f64)> = Vec::new();
+    let mut samples: Vec<(String, u64, f64)> = Vec::new();
     if !topology.nodes.is_empty() {
-        samples.push((WIFI_CLIENTS, now_ms, wifi as f64));
-        if !signals.is_empty() {
-            let mean = signals.iter().sum::<f64>() / signals.len() as f64;
-            samples.push((WIFI_SIGNAL, now_ms, (mean * 10.0).round() / 10.0));
+        samples.push((WIFI_CLIENTS.into(), now_ms, wifi as f64));
+        if let Some(m) = mean(&signals) {
+            samples.push((WIFI_SIGNAL.into(), now_ms, m));
+        }
+    }
+    // And each node's own: how many clients it serves, how well they hear
+    // it (a satellite in a bad spot shows here, not in the home's mean).
+    for node in topology.nodes.iter().filter(|n| !n.mac.is_empty()) {
+        let wireless: Vec<&crate::topology::Client> = node
+            .clients
+            .iter()
+            .filter(|c| c.connection.is_wifi())
+            .collect();
+        samples.push((
+            node_metric(WIFI_CLIENTS, &node.mac),
+            now_ms,
+            wireless.len() as f64,
+        ));
+        let signals: Vec<f64> = wireless
+            .iter()
+            .filter_map(|c| c.signal_quality.map(f64::from))
+            .collect();
+        if let Some(m) = mean(&signals) {
+            samples.push((node_metric(WIFI_SIGNAL, &node.mac), now_ms, m));
         }
     }
     let diagnostics = crate::topology::diagnostics(&values, &profile);
@@ -135,10 +172,14 @@ pub fn after_collection(acs: &Acs, device_id: &str, now_ms: u64) -> StoreResult<
     if let Some(o) = &optical {
         for (m, v) in [(OPTICAL_RX, o.rx_dbm), (OPTICAL_TX, o.tx_dbm)] {
             if let Some(v) = v {
-                samples.push((m, now_ms, v));
+                samples.push((m.into(), now_ms, v));
             }
         }
     }
+    let samples: Vec<(&str, u64, f64)> = samples
+        .iter()
+        .map(|(m, at, v)| (m.as_str(), *at, *v))
+        .collect();
     record(acs, device_id, &samples, now_ms)?;
     let Some(optical) = optical else {
         return Ok(Vec::new());
@@ -171,12 +212,9 @@ pub fn after_provisioning(acs: &Acs, device_id: &str, now_ms: u64) -> StoreResul
 /// periodic intervals get an alarm (their next Inform clears it). Reads every
 /// device record, in pages.
 pub fn silence_pass(acs: &Acs, now_ms: u64) -> StoreResult<Vec<NewEvent>> {
-    let interval_ms = u64::from(
-        acs.config
-            .provision_periodic_interval_s
-            .unwrap_or(300)
-            .max(60),
-    ) * 1000;
+    let Some(interval_ms) = periodic_interval_ms(acs) else {
+        return Ok(Vec::new());
+    };
     let mut events = Vec::new();
     crate::store::each_device(acs.store.as_ref(), |d| {
         let changes = alarms::silent(&d, &acs.config.alarm_rules, interval_ms, now_ms);
@@ -221,18 +259,39 @@ fn apply(acs: &Acs, changes: Changes) -> StoreResult<Vec<NewEvent>> {
     store_alarms(acs, changes)
 }
 
-/// What an accepted Inform leaves: a reboot in the history, and the
+/// The periodic interval devices keep because the ACS sets it
+/// (`provision_periodic_interval_s`, with provisioning on). `None` when
+/// the ACS leaves each device its own: silence and missed Informs are
+/// then not judged, rather than judged against an interval a device
+/// never had (one informing daily would be "silent" all day).
+pub fn periodic_interval_ms(acs: &Acs) -> Option<u64> {
+    let s = acs.config.provision_periodic_interval_s?;
+    acs.config.provisioning.then(|| u64::from(s.max(60)) * 1000)
+}
+
+/// What an accepted Inform leaves: a reboot and the periodic Informs
+/// missed since the last one (`previous_ms`) in the history, and the
 /// alarm rows of [`alarms::at_inform`] (already noted on the record the
 /// Inform writes); their events.
 pub fn record_inform(
     acs: &Acs,
     device_id: &str,
     booted: bool,
+    previous_ms: Option<u64>,
     changes: Changes,
     now_ms: u64,
 ) -> StoreResult<Vec<NewEvent>> {
+    let mut readings = Vec::new();
     if booted {
-        record(acs, device_id, &[(REBOOTS, now_ms, 1.0)], now_ms)?;
+        readings.push((REBOOTS, now_ms, 1.0));
+    }
+    let missed =
+        periodic_interval_ms(acs).map_or(0, |i| alarms::informs_missed(previous_ms, now_ms, i));
+    if missed > 0 {
+        readings.push((INFORMS_MISSED, now_ms, missed as f64));
+    }
+    if !readings.is_empty() {
+        record(acs, device_id, &readings, now_ms)?;
     }
     store_alarms(acs, changes)
 }
@@ -272,4 +331,49 @@ pub fn alarm_json(a: &AlarmRecord) -> serde_json::Value {
         "value": a.value,
         "threshold": a.threshold,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_inform_records_its_boot_and_the_informs_missed_before_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let (acs, store) = super::super::test_acs(dir.path(), |c| {
+            c.provision_periodic_interval_s = Some(300);
+        });
+        let t0 = 1_800_000_000_000u64;
+        let i = 300_000;
+        record_inform(&acs, "D", true, None, Changes::default(), t0).unwrap();
+        record_inform(&acs, "D", false, Some(t0), Changes::default(), t0 + i).unwrap();
+        // Four intervals of silence: three Informs missed.
+        record_inform(
+            &acs,
+            "D",
+            false,
+            Some(t0 + i),
+            Changes::default(),
+            t0 + 5 * i,
+        )
+        .unwrap();
+        let read = |m| history::read(store.as_ref(), "D", m, 0, 100).unwrap();
+        let missed = read(INFORMS_MISSED);
+        assert_eq!(missed.len(), 1);
+        assert_eq!((missed[0].at_ms, missed[0].value), (t0 + 5 * i, 3.0));
+        assert_eq!(read(REBOOTS).len(), 1);
+
+        // An ACS that leaves each device its own interval judges none.
+        let dir = tempfile::tempdir().unwrap();
+        let (acs, store) = super::super::test_acs(dir.path(), |c| {
+            c.provision_periodic_interval_s = None;
+        });
+        record_inform(&acs, "D", false, Some(t0), Changes::default(), t0 + 50 * i).unwrap();
+        assert!(
+            history::read(store.as_ref(), "D", INFORMS_MISSED, 0, 10)
+                .unwrap()
+                .is_empty()
+        );
+        assert!(silence_pass(&acs, t0).unwrap().is_empty());
+    }
 }

@@ -476,7 +476,14 @@ async fn start_session(
         }
     };
     let booted = inform.events.iter().any(|e| e.event_code == "1 BOOT");
-    match crate::app::telemetry::record_inform(acs, &device_id, booted, alarm_changes, now_ms) {
+    match crate::app::telemetry::record_inform(
+        acs,
+        &device_id,
+        booted,
+        previous_inform_ms,
+        alarm_changes,
+        now_ms,
+    ) {
         Ok(events) => applied.events.extend(events),
         Err(e) => warn!(device = %device_id, error = %e, "storing alarms failed"),
     }
