@@ -301,6 +301,12 @@ fn a_technician_uses_the_console_on_a_phone_sized_browser() {
         "the page did not follow the event stream"
     );
     browser.wait_text("#device-audit", "reprovision", 10);
+    // Its last contacts and tasks; no fault.
+    browser.go(&format!("{base}#/"));
+    browser.go(&format!("{base}#/device/{}", encode_segment(&id)));
+    browser.wait_text("#recent-informs", "BOOTSTRAP", 10);
+    browser.wait_text("#device-tasks", "reprovision", 10);
+    browser.wait_text("#device-faults", "Aucune erreur", 10);
     // The README's picture of the device page, when asked for.
     if let Some(path) = std::env::var_os("ACS_CONSOLE_SCREENSHOT") {
         use base64::Engine as _;
@@ -350,8 +356,28 @@ fn a_technician_uses_the_console_on_a_phone_sized_browser() {
     browser.wait_visible("fleet");
     browser.wait_text("#fleet-counts", "2", 10);
     browser.wait_text("#fleet-counts", "HT803G-WS2", 10);
+    // A parameter the ONT does not have: its fault, which Ops may retry.
+    let (status, _) = acs.api_post(
+        &format!(
+            "/api/v1/devices/{}/tasks?connection_request=true",
+            encode_segment(&ont_id)
+        ),
+        &json!({"name": "getParameterValues", "parameterNames": ["InternetGatewayDevice.DeviceInfo.NoSuchThing"]}),
+    );
+    assert!(status == 201 || status == 200, "{status}");
+    wait_until("the ONT's 9005", 30, || {
+        let (_, f) = acs.api_get(&format!(
+            "/api/v1/faults?device={}",
+            encode_segment(&ont_id)
+        ));
+        (!f["faults"].as_array()?.is_empty()).then_some(())
+    });
     browser.go(&format!("{base}#/device/{}", encode_segment(&ont_id)));
     browser.wait_visible("optical");
+    browser.wait_text("#device-faults", "9005", 10);
+    browser.wait_text("#device-tasks", "9005", 10);
+    browser.click("#device-faults li button");
+    browser.wait_text("#action-status", "Retried", 10);
     browser.wait_text("#rx-value", "-8.91 dBm", 10);
     assert_eq!(
         browser.js("return document.getElementById('rx-meter').value"),

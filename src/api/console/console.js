@@ -27,6 +27,9 @@ const TEXT = {
     wan: "Adresses WAN", wan_changes: "Changements d'adresse WAN", limits: "Seuils d'alarme", optical_class: "Classe optique",
     new_user: "Nouvel utilisateur", create: "Créer", disable: "Désactiver", disabled: "désactivé", user_created: "Utilisateur créé.",
     user_disabled: "Utilisateur désactivé.", password_rule: "12 caractères ou plus",
+    recent_informs: "Derniers contacts", tasks: "Tâches", faults: "Erreurs", no_task: "Aucune tâche.",
+    no_fault: "Aucune erreur.", retry: "Réessayer", retried: "Relancé.",
+    task_status: { pending: "en attente", sent: "envoyée", awaiting_completion: "en cours", done: "terminée", failed: "échouée", cancelled: "annulée" },
     tokens: "Jetons d'API (machines)", new_token: "Nouveau jeton", issue: "Émettre", revoke: "Révoquer",
     token_once: "Copiez ce jeton maintenant : il ne sera plus affiché.", token_revoked: "Jeton révoqué.", no_token: "Aucun jeton émis.",
     status: { pending: "En attente", provisioned: "Provisionné", no_config: "Aucune configuration dans ERPNext",
@@ -56,6 +59,9 @@ const TEXT = {
     wan: "WAN addresses", wan_changes: "WAN address changes", limits: "Alarm limits", optical_class: "Optical class",
     new_user: "New user", create: "Create", disable: "Disable", disabled: "disabled", user_created: "User created.",
     user_disabled: "User disabled.", password_rule: "12 characters or more",
+    recent_informs: "Recent contacts", tasks: "Tasks", faults: "Faults", no_task: "No task.",
+    no_fault: "No fault.", retry: "Retry", retried: "Retried.",
+    task_status: { pending: "pending", sent: "sent", awaiting_completion: "in progress", done: "done", failed: "failed", cancelled: "cancelled" },
     tokens: "API tokens (machines)", new_token: "New token", issue: "Issue", revoke: "Revoke",
     token_once: "Copy this token now: it will not be shown again.", token_revoked: "Token revoked.", no_token: "No token issued.",
     status: { pending: "Pending", provisioned: "Provisioned", no_config: "No configuration in ERPNext",
@@ -217,7 +223,10 @@ async function openDevice(id) {
     $("device").dataset.id = id;
     $("action-status").textContent = "";
     showOptical(id, diag.optical, d.optical_class);
-    await Promise.all([loadTopology(id), loadAudit(id), loadAlarms(id), loadWanChanges(id)]);
+    const informs = $("recent-informs");
+    informs.replaceChildren();
+    for (const e of (d.recent_events || []).slice().reverse().slice(0, 10)) informs.append(el("li", {}, e.at + " — " + e.code));
+    await Promise.all([loadTopology(id), loadAudit(id), loadAlarms(id), loadWanChanges(id), loadTasks(id), loadFaults(id)]);
   });
 }
 
@@ -250,6 +259,39 @@ async function loadAlarms(id) {
   const r = await api("GET", "/api/v1/alarms?device=" + encodeURIComponent(id));
   if (!r.alarms.length) list.append(el("li", {}, t("no_alarm")));
   for (const a of r.alarms) list.append(el("li", { class: "error", "data-alarm": a.kind }, alarmText(a) + " — " + a.raised_at));
+}
+
+// The device's recent tasks, newest first, with how each ended.
+async function loadTasks(id) {
+  const list = $("device-tasks");
+  list.replaceChildren();
+  const r = await api("GET", "/api/v1/devices/" + encodeURIComponent(id) + "/tasks");
+  if (!r.tasks.length) list.append(el("li", {}, t("no_task")));
+  for (const k of r.tasks.slice().reverse().slice(0, 10)) {
+    const how = (TEXT[lang].task_status[k.status] || k.status) + (k.fault ? " — " + k.fault.code + " " + k.fault.message : "");
+    list.append(el("li", { "data-task": k.id }, k.updated + " — " + k.name + " — " + how));
+  }
+}
+
+// Its faults; Ops may retry one (the server refuses anyone else).
+async function loadFaults(id) {
+  const list = $("device-faults");
+  list.replaceChildren();
+  const r = await api("GET", "/api/v1/faults?device=" + encodeURIComponent(id) + "&limit=20");
+  if (!r.faults.length) list.append(el("li", {}, t("no_fault")));
+  for (const f of r.faults) {
+    const item = el("li", { class: "error", "data-fault": f.id }, f.at + " — " + f.source + " " + f.code + " — " + f.message + " ");
+    if (atLeast("ops")) {
+      const b = el("button", { type: "button", "aria-label": t("retry") + " " + f.code }, t("retry"));
+      b.addEventListener("click", () => guard(async () => {
+        await api("DELETE", "/api/v1/faults/" + f.id);
+        status(t("retried"), true);
+        await Promise.all([loadFaults(id), loadTasks(id)]);
+      }));
+      item.append(b);
+    }
+    list.append(item);
+  }
 }
 
 // The WAN addresses the device had over the last 30 days.
