@@ -14,6 +14,10 @@
 //!    against a baseline of writing the same bytes blind (`put_series`
 //!    alone), in the same process; and reading a 30-day series
 //!    (`history::read`).
+//! 4. The silence pass (every five minutes, one node at a time): every
+//!    device record read in pages and judged (`alarms::silent`), against
+//!    a baseline of decoding the same records from memory. Each device
+//!    gets the record an Inform leaves (identity, versions, events).
 
 #![forbid(unsafe_code)]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -23,8 +27,11 @@ mod support;
 use std::sync::Arc;
 use std::time::Instant;
 
+use gigafibre_acs::alarms::{self, AlarmRules};
+use gigafibre_acs::cwmp::CwmpVersion;
+use gigafibre_acs::cwmp::rpc::DeviceIdStruct;
 use gigafibre_acs::history::{self, Combine, Point};
-use gigafibre_acs::store::{RedbStore, SledStore, Store};
+use gigafibre_acs::store::{DeviceRecord, EventRecord, RedbStore, SledStore, Store};
 use support::{dir_size_mib, memory_mib};
 
 #[global_allocator]
@@ -71,6 +78,41 @@ fn metrics(i: u64) -> [&'static str; 2] {
         0 => ["optical_rx_dbm", "optical_tx_dbm"],
         _ => ["wifi_clients", "wifi_signal_pct"],
     }
+}
+
+/// The record an Inform leaves for device `i`.
+fn device_record(i: u64, now: u64) -> DeviceRecord {
+    let id = device_id(i);
+    let (oui, class) = match i % 2 {
+        0 => ("00259E", "HT803G"),
+        _ => ("1C61B4", "Device2"),
+    };
+    let serial = id.rsplit('-').next().unwrap_or_default().to_owned();
+    let mut d = DeviceRecord::new(
+        id,
+        DeviceIdStruct {
+            manufacturer: "TP-Link".into(),
+            oui: oui.into(),
+            product_class: class.into(),
+            serial_number: serial,
+        },
+        CwmpVersion::V1_0,
+        now - 40 * DAY,
+    );
+    d.last_inform_ms = now - (i % 600) * 1000;
+    d.software_version = Some("1.0.3 Build 20240712 Rel.61215".into());
+    d.hardware_version = Some("EX220 v1.20".into());
+    d.model_name = Some("Deco X20".into());
+    d.remote_addr = Some("100.64.12.7".into());
+    d.connection_request_url = Some("http://100.64.12.7:7547/tr069".into());
+    d.root = Some("Device.".into());
+    d.inform_count = 4000;
+    d.recent_events = vec![EventRecord {
+        code: "2 PERIODIC".into(),
+        command_key: String::new(),
+        at_ms: d.last_inform_ms,
+    }];
+    d
 }
 
 fn main() {
@@ -191,6 +233,33 @@ fn main() {
     let disk_after = dir_size_mib(dir.path());
     let (peak_end, rss_end) = memory_mib(pid);
 
+    // 4. The silence pass over every device record.
+    for i in 0..devices {
+        store.put_device(&device_record(i, now)).unwrap();
+    }
+    store.flush_blocking().unwrap();
+    let rules = AlarmRules::builtin();
+    let start = Instant::now();
+    let mut silent = 0usize;
+    gigafibre_acs::store::each_device(store.as_ref(), |d| {
+        silent += alarms::silent(&d, &rules, 300_000, now).raise.len();
+        Ok(())
+    })
+    .unwrap();
+    let pass_s = start.elapsed().as_secs_f64();
+    assert_eq!(silent, 0, "every device informed within 10 minutes");
+    let sample: Vec<Vec<u8>> = (0..10_000u64)
+        .map(|i| rmp_serde::to_vec_named(&device_record(i, now)).unwrap())
+        .collect();
+    let start = Instant::now();
+    for bytes in &sample {
+        let d: DeviceRecord = rmp_serde::from_slice(bytes).unwrap();
+        silent += alarms::silent(&d, &rules, 300_000, now).raise.len();
+    }
+    let decode_us = start.elapsed().as_secs_f64() * 1e6 / sample.len() as f64;
+    let pass_us = pass_s * 1e6 / devices as f64;
+    let (_, rss_pass) = memory_mib(pid);
+
     let per_device = disk * 1024.0 * 1024.0 / devices as f64;
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     println!(
@@ -214,6 +283,11 @@ fn main() {
     println!(
         "  one reading (read, add, thin, write): {record_us:.1} µs; baseline blind write of the same bytes: {blind_us:.1} µs; ratio {:.2}",
         record_us / blind_us
+    );
+    println!(
+        "  silence pass over {devices} device records: {pass_s:.1} s ({pass_us:.2} µs a device; baseline: decoding the same MessagePack records from memory {decode_us:.2} µs, ratio {:.1}); every 5 min at 1M: {:.1} % of one core; RSS after it {rss_pass:.0} MiB",
+        pass_us / decode_us,
+        pass_us * 1e6 / 300e6 * 100.0
     );
     // 1M devices × 2 series an hour = 556 readings a second.
     println!(
