@@ -257,6 +257,7 @@ fn main() {
         silent += alarms::silent(&d, &rules, 300_000, now).raise.len();
     }
     let decode_us = start.elapsed().as_secs_f64() * 1e6 / sample.len() as f64;
+    assert_eq!(silent, 0);
     let pass_us = pass_s * 1e6 / devices as f64;
     let (_, rss_pass) = memory_mib(pid);
 
