@@ -249,7 +249,7 @@ mod tests {
         assert_eq!(informs_missed(None, 10 * i, i), 0);
         assert_eq!(informs_missed(Some(0), i, i), 0);
         assert_eq!(informs_missed(Some(0), i / 3, i), 0, "early after a reboot");
-        assert_eq!(informs_missed(Some(0), 19 * i / 10, i), 0);
+        assert_eq!(informs_missed(Some(0), 18 * i / 10, i), 0);
         assert_eq!(informs_missed(Some(0), 2 * i - 5_000, i), 1, "jitter");
         assert_eq!(informs_missed(Some(0), 2 * i, i), 1);
         assert_eq!(informs_missed(Some(0), 7 * i + 1_000, i), 6);
