@@ -104,6 +104,8 @@ keys! {
     "optical_rx_max_dbm", "ACS_OPTICAL_RX_MAX_DBM", "-8", false, "received optical power above this raises an alarm (overload), for ONTs of the rules' default class (GPON class B+: -8)";
     "audit_retention_days", "ACS_AUDIT_RETENTION_DAYS", "365", false, "days the audit log keeps an entry (1-3650)";
     "history_retention_days", "ACS_HISTORY_RETENTION_DAYS", "30", false, "days a device's readings (optical power, WiFi, reboots, WAN addresses) are kept (1-3650)";
+    "file_max_mb", "ACS_FILE_MAX_MB", "1024", false, "largest file (firmware image) the API accepts, MiB (1-65536)";
+    "file_base_url", "ACS_FILE_BASE_URL", "", false, "where devices fetch the ACS's files, e.g. https://acs.example.net:7547 (empty: the address each device informs to)";
     "nbi_allow", "ACS_NBI_ALLOW", "", false, "comma-separated CIDRs (IPv4/IPv6) whose clients may use the NBI without a token";
 }
 
@@ -205,6 +207,11 @@ pub struct Config {
     pub api_tls: Option<TlsFiles>,
     pub session_timeout: Duration,
     pub max_body_bytes: usize,
+    /// `ACS_FILE_MAX_MB`: largest file upload, bytes.
+    pub file_max_bytes: u64,
+    /// `ACS_FILE_BASE_URL`: the base of firmware links (`None`: the
+    /// address each device informs to).
+    pub file_base_url: Option<String>,
     /// Largest body answering a GetParameterNames (a whole data model).
     pub max_names_body_bytes: usize,
     pub max_rpcs_per_session: u32,
@@ -792,6 +799,15 @@ fn parse(values: &BTreeMap<&'static str, (String, Source)>) -> Result<Config, Co
         }
         alarm_rules.set_default_limits(limits);
     }
+    let file_base_url = text("file_base_url");
+    if let Some(u) = &file_base_url {
+        if !(u.starts_with("http://") || u.starts_with("https://")) || u.len() > 128 {
+            return Err(invalid(
+                "file_base_url",
+                format!("`{u}` is not an http:// or https:// URL of at most 128 characters"),
+            ));
+        }
+    }
     let node_url = text("node_url");
     if let Some(u) = &node_url {
         if !(u.starts_with("http://") || u.starts_with("https://")) {
@@ -883,6 +899,8 @@ fn parse(values: &BTreeMap<&'static str, (String, Source)>) -> Result<Config, Co
         api_tls,
         session_timeout: secs("session_timeout_s", 3600)?,
         max_body_bytes: number("max_body_bytes", 1024, 256 << 20)? as usize,
+        file_max_bytes: number("file_max_mb", 1, 65_536)? << 20,
+        file_base_url,
         max_names_body_bytes: number("max_names_body_bytes", 1024, 256 << 20)? as usize,
         max_rpcs_per_session: number("max_rpcs_per_session", 1, 10_000)? as u32,
         max_task_attempts: number("max_task_attempts", 1, 100)? as u32,

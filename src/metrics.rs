@@ -30,6 +30,11 @@ pub struct Metrics {
     pub cwmp_forwarded: AtomicU64,
     /// Informs answered 503 because another node holds the device.
     pub sessions_held_elsewhere: AtomicU64,
+    /// File downloads answered (200/206) and their bytes sent.
+    pub files_served: AtomicU64,
+    pub file_bytes_sent: AtomicU64,
+    /// File downloads refused (bad or expired link, unknown file).
+    pub files_refused: AtomicU64,
     /// Time a session waited for ERPNext (provisioning lookups).
     pub erpnext_wait: Histogram,
     /// The ACS's own time per completed session: handling its requests

@@ -145,18 +145,6 @@ fn provisioning_view(p: &crate::store::ProvisioningState) -> ProvisioningView<'_
     }
 }
 
-/// Percent-encodes a path segment (for ERPNext desk links).
-fn encode_segment(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                char::from(b).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
 fn erp_view<'a>(acs: &Acs, d: &'a DeviceRecord) -> Option<ErpView<'a>> {
     let p = &d.provisioning;
     let equipment = p.equipment.as_deref()?;
@@ -172,7 +160,7 @@ fn erp_view<'a>(acs: &Acs, d: &'a DeviceRecord) -> Option<ErpView<'a>> {
             format!(
                 "{}/app/service-equipment/{}",
                 e.url,
-                encode_segment(equipment)
+                crate::percent::encode(equipment)
             )
         }),
     })

@@ -57,6 +57,21 @@ pub fn render(acs: &Acs) -> HttpResponse {
         get(&m.cwmp_forwarded),
     );
     e.counter(
+        "acs_files_served_total",
+        "File downloads (firmware) answered by the CWMP listener's /files/.",
+        get(&m.files_served),
+    );
+    e.counter(
+        "acs_file_bytes_sent_total",
+        "Bytes of files (firmware) sent to devices.",
+        get(&m.file_bytes_sent),
+    );
+    e.counter(
+        "acs_files_refused_total",
+        "File downloads refused: a link not valid for that file and device, expired, or an unknown file.",
+        get(&m.files_refused),
+    );
+    e.counter(
         "acs_sessions_held_elsewhere_total",
         "Informs answered 503 because another ACS node holds the device's session.",
         get(&m.sessions_held_elsewhere),

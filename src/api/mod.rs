@@ -14,6 +14,7 @@ mod credentials;
 mod devices;
 mod events;
 mod faults;
+mod files;
 mod hosts;
 mod import;
 mod issued;
@@ -357,6 +358,16 @@ async fn dispatch(
             issued::issue(acs, &actor, body)
         }
         Op::RevokeToken => issued::revoke(acs, id),
+        Op::CreateFile => {
+            let actor = caller
+                .principal
+                .as_ref()
+                .map_or_else(String::new, |p| p.actor.clone());
+            files::create(acs, &actor, req, &q).await
+        }
+        Op::ListFiles => files::list(acs),
+        Op::GetFile => files::get(acs, id),
+        Op::DeleteFile => files::delete(acs, id).await,
         Op::Audit => users::audit(acs, &q),
         Op::ListAlarms => alarms::list(acs, &q),
         Op::History => alarms::history(acs, id, &q),
@@ -473,23 +484,7 @@ pub fn decode_cursor(cursor: &str) -> Result<String, ApiError> {
         .ok_or_else(|| ApiError::bad_request("`cursor` is not a cursor returned by this API"))
 }
 
-/// Decodes `%XX` escapes; `None` for a malformed escape or non-UTF-8 result.
-pub fn percent_decode(s: &str) -> Option<String> {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' {
-            let hex = s.get(i + 1..i + 3)?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
-}
+pub use crate::percent::decode as percent_decode;
 
 /// RFC 3339 UTC of Unix milliseconds.
 pub fn rfc3339(ms: u64) -> String {

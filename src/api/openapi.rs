@@ -565,6 +565,18 @@ fn account_schemas() -> Map<String, Value> {
             "created_by": s("string"),
             "token": {"type": "string", "description": "shown this once"},
         })),
+        "File": object(&["id", "name", "model", "version", "size", "sha256", "url", "created", "created_by"], json!({
+            "id": s("string"),
+            "name": s("string"),
+            "model": nullable("string"),
+            "version": nullable("string"),
+            "size": s("integer"),
+            "sha256": s("string"),
+            "url": {"type": ["string", "null"], "description": "where devices fetch it when the ACS does not serve it"},
+            "created": time.clone(),
+            "created_by": s("string"),
+        })),
+        "FileList": object(&["files"], json!({"files": array_of(reference("File"))})),
         "TokenList": object(&["tokens"], json!({"tokens": array_of(reference("IssuedToken"))})),
         "NewToken": {
             "type": "object",

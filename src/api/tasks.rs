@@ -7,7 +7,7 @@
 //! is accepted too, for tools written against it.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use http::StatusCode;
 use serde::Deserialize;
@@ -16,8 +16,8 @@ use serde_json::{Value, json};
 use super::devices::{CrView, load_device};
 use super::mask::mask_body;
 use super::{ApiError, ApiResult, Query, json_error_without_values, json_response, rfc3339};
-use crate::app::Acs;
 use crate::app::service::{self, WithdrawError, withdraw_task};
+use crate::app::{Acs, now_ms};
 use crate::cwmp::path::{PathKind, check_path, check_value};
 use crate::cwmp::rpc::{
     AddObject, DeleteObject, Download, FactoryReset, GetParameterNames, GetParameterValues,
@@ -347,9 +347,12 @@ pub fn parse_task(
                     standard.join(", ")
                 )));
             }
-            let url_ok = reqwest::Url::parse(&a.url).is_ok_and(|u| {
-                matches!(u.scheme(), "http" | "https" | "ftp") && u.host().is_some()
-            });
+            // `/files/…`: one of the ACS's own files, completed with the
+            // ACS's address when sent (`server::cwmp::absolute_link`).
+            let url_ok = a.url.starts_with("/files/")
+                || reqwest::Url::parse(&a.url).is_ok_and(|u| {
+                    matches!(u.scheme(), "http" | "https" | "ftp") && u.host().is_some()
+                });
             if !url_ok || a.url.len() > 256 {
                 return Err(ApiError::bad_request(
                     "url: must be an http, https or ftp URL of at most 256 characters",
@@ -518,7 +521,59 @@ pub fn parse_task_for(
             .ok()
             .and_then(|i| cached[i].1.value.as_ref().map(|v| v.kind.clone()))
     };
-    parse_task(body, device.root.as_deref(), &known_type)
+    match with_file(acs, device, body)? {
+        Some(expanded) => parse_task(&expanded, device.root.as_deref(), &known_type),
+        None => parse_task(body, device.root.as_deref(), &known_type),
+    }
+}
+
+/// A `download` naming one of the ACS's files (`"file": ID`) gets its
+/// URL (a link signed for this device, or the file's own URL when it is
+/// served elsewhere), size and name; the file type defaults to a firmware
+/// image. `None` for any other body.
+fn with_file(acs: &Acs, device: &DeviceRecord, body: &Value) -> Result<Option<Value>, ApiError> {
+    let Some(obj) = body.as_object() else {
+        return Ok(None);
+    };
+    if obj.get("name").and_then(Value::as_str) != Some("download") {
+        return Ok(None);
+    }
+    let Some(file) = obj.get("file") else {
+        return Ok(None);
+    };
+    let id = file
+        .as_str()
+        .ok_or_else(|| ApiError::bad_request("file: the id of a file of /api/v1/files"))?;
+    if obj.contains_key("url") {
+        return Err(ApiError::bad_request("give `file` or `url`, not both"));
+    }
+    let f = acs
+        .store
+        .file(id)
+        .map_err(ApiError::internal)?
+        .ok_or_else(|| ApiError::bad_request(format!("file: no file {id} in /api/v1/files")))?;
+    let url = match &f.url {
+        Some(u) => u.clone(),
+        None => {
+            let expires = now_ms(SystemTime::now()) / 1000 + crate::firmware::link::TTL_S;
+            let query = crate::firmware::link::query(
+                acs.provisioning.file_link_key(),
+                &f.id,
+                &device.id,
+                expires,
+            );
+            format!("/files/{}/{}?{query}", f.id, f.name)
+        }
+    };
+    let mut out = obj.clone();
+    out.remove("file");
+    out.insert("url".into(), Value::String(url));
+    out.insert("fileSize".into(), Value::from(f.size));
+    out.entry("targetFileName")
+        .or_insert_with(|| Value::String(f.name.clone()));
+    out.entry("fileType")
+        .or_insert_with(|| Value::String("1 Firmware Upgrade Image".into()));
+    Ok(Some(Value::Object(out)))
 }
 
 /// `POST /api/v1/devices/{id}/tasks?connection_request=&wait=`.

@@ -41,6 +41,9 @@ pub struct Provisioning {
     pub policy: ProvisioningPolicy,
     retry_ms: u64,
     budget: Duration,
+    /// Signs firmware download links: derived from the installation's key,
+    /// so every node of a cluster makes and accepts the same links.
+    file_link_key: hmac::Key,
 }
 
 /// Random letters and digits (connection-request passwords).
@@ -118,12 +121,17 @@ impl Provisioning {
             Some(e) => Some(ErpNextClient::new(ErpConfig::from(e)).map_err(|e| e.to_string())?),
         };
         let s = &config.sip;
+        let key = load_key(&config.data_dir, cluster)?;
+        let file_link_key = hmac::Key::new(
+            hmac::HMAC_SHA256,
+            hmac::sign(&key, b"gigafibre-acs firmware download links").as_ref(),
+        );
         Ok(Provisioning {
             policy: ProvisioningPolicy {
                 enabled: config.provisioning,
                 erpnext: erp.is_some(),
                 profiles: Arc::new(profiles),
-                key: Arc::new(load_key(&config.data_dir, cluster)?),
+                key: Arc::new(key),
                 sip_servers: SipServers {
                     registrar: s.registrar.clone(),
                     registrar_port: s.registrar_port,
@@ -142,7 +150,13 @@ impl Provisioning {
                 .erpnext
                 .as_ref()
                 .map_or(Duration::from_secs(2), |e| e.session_budget),
+            file_link_key,
         })
+    }
+
+    /// The key of firmware download links ([`crate::firmware::link`]).
+    pub fn file_link_key(&self) -> &hmac::Key {
+        &self.file_link_key
     }
 
     pub fn retry_ms(&self) -> u64 {

@@ -131,6 +131,29 @@ fn internal_error(what: &str, e: impl std::fmt::Display) -> HttpResponse {
     )
 }
 
+/// A Download of one of the ACS's own files carries a link relative to
+/// the ACS (`/files/…`): it becomes absolute here, at `file_base_url`, or
+/// else at the address the device reached this ACS on (its `Host`), so a
+/// device behind any NAT or balancer fetches from where it informs.
+fn absolute_link(acs: &Acs, d: &mut crate::cwmp::rpc::Download, host: Option<&str>) {
+    if !d.url.starts_with('/') {
+        return;
+    }
+    let base = match (&acs.config.file_base_url, host) {
+        (Some(base), _) => base.trim_end_matches('/').to_owned(),
+        (None, Some(host)) => {
+            let scheme = if acs.config.tls.is_some() {
+                "https"
+            } else {
+                "http"
+            };
+            format!("{scheme}://{host}")
+        }
+        (None, None) => return,
+    };
+    d.url.insert_str(0, &base);
+}
+
 /// The `session` cookie (see [`crate::api::access::cookie`] for what is
 /// tolerated).
 fn session_cookie(headers: &HeaderMap) -> Option<&str> {
@@ -254,6 +277,11 @@ async fn handle_request(
         }
     }
 
+    // Where the device reached this ACS: its firmware links point there.
+    let host = parts
+        .headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok());
     let input = if raw.iter().all(u8::is_ascii_whitespace) {
         Input::Empty
     } else {
@@ -278,9 +306,10 @@ async fn handle_request(
         if matches!(env.body, Body::Inform(_)) {
             return start_session(acs, conn, live, env, now_ms, started).await;
         }
-        return continue_session(acs, conn, live, Input::Envelope(env), now_ms, started).await;
+        return continue_session(acs, conn, live, Input::Envelope(env), now_ms, started, host)
+            .await;
     }
-    continue_session(acs, conn, live, input, now_ms, started).await
+    continue_session(acs, conn, live, input, now_ms, started, host).await
 }
 
 /// The other node holding the session this request's cookie names, when
@@ -535,6 +564,7 @@ async fn continue_session(
     input: Input,
     now_ms: u64,
     started: Instant,
+    host: Option<&str>,
 ) -> HttpResponse {
     let Some(live) = live else {
         return match input {
@@ -661,7 +691,10 @@ async fn continue_session(
     live.touch(now_ms);
     live.add_handling(started.elapsed());
     match step.reply {
-        Reply::Envelope(env) => {
+        Reply::Envelope(mut env) => {
+            if let Body::Download(d) = &mut env.body {
+                absolute_link(acs, d, host);
+            }
             debug!(device = %live.device_id, rpc = env.body.name(), "sent");
             live.set_awaits_names(matches!(env.body, Body::GetParameterNames(_)));
             if !env.body.is_response() {

@@ -6,6 +6,7 @@ pub mod auth;
 mod body;
 pub mod conn;
 pub mod cwmp;
+pub mod files;
 mod forward;
 mod tls;
 
@@ -72,7 +73,7 @@ struct CwmpHandler(Arc<Acs>, Arc<CpeAuthenticator>, Arc<forward::Forwarder>);
 
 impl Handler for CwmpHandler {
     type Conn = ConnState;
-    type Body = Full<Bytes>;
+    type Body = files::CwmpBody;
 
     fn on_connect(&self, remote: SocketAddr) -> Arc<ConnState> {
         Arc::new(ConnState::new(remote))
@@ -82,8 +83,17 @@ impl Handler for CwmpHandler {
         &self,
         conn: Arc<ConnState>,
         req: Request<Incoming>,
-    ) -> impl Future<Output = Response<Full<Bytes>>> + Send + 'static {
-        cwmp::handle(self.0.clone(), self.1.clone(), self.2.clone(), conn, req)
+    ) -> impl Future<Output = Response<files::CwmpBody>> + Send + 'static {
+        let (acs, auth, forwarder) = (self.0.clone(), self.1.clone(), self.2.clone());
+        async move {
+            // Devices fetch firmware from the address they inform to.
+            if files::is_file_request(&req) {
+                return files::serve(acs, req).await;
+            }
+            cwmp::handle(acs, auth, forwarder, conn, req)
+                .await
+                .map(files::CwmpBody::Full)
+        }
     }
 }
 

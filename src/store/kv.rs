@@ -27,12 +27,10 @@ use super::codec::{decode, encode, encode_rows, encode_value};
 use super::subtree::{self, merge_newer};
 use super::{
     AlarmRecord, AuditEntry, AuditFilter, CachedValue, CpeCredential, DeviceRecord, FaultRecord,
-    IssuedToken, NewFault, Store, StoreError, StoreResult, StoredParam, SyncFuture, Task,
-    TaskRequest, TaskStatus, UserRecord, WebSession, Writeback,
+    FileRecord, IssuedToken, NewFault, Store, StoreError, StoreResult, StoredParam, SyncFuture,
+    Task, TaskRequest, TaskStatus, UserRecord, WebSession, Writeback,
 };
 
-/// `device SEP metric SEP time (u64 BE)`: a device's readings of one
-/// metric, in time order.
 /// Separates a device id from the rest of a composite key.
 pub const SEP: u8 = 0;
 
@@ -61,6 +59,8 @@ pub enum Table {
     Alarms,
     /// Issued API tokens by the SHA-256 of the token.
     IssuedTokens,
+    /// Files devices download, by id.
+    Files,
 }
 
 impl Table {
@@ -68,7 +68,7 @@ impl Table {
     /// or a migration raises the counter above their highest.
     pub const ID_TABLES: [Table; 3] = [Table::TaskIndex, Table::Faults, Table::Audit];
 
-    pub const ALL: [Table; 19] = [
+    pub const ALL: [Table; 20] = [
         Table::Devices,
         Table::Params,
         Table::Writable,
@@ -88,6 +88,7 @@ impl Table {
         Table::Series,
         Table::Alarms,
         Table::IssuedTokens,
+        Table::Files,
     ];
 
     pub fn name(self) -> &'static str {
@@ -111,6 +112,7 @@ impl Table {
             Table::Series => "series",
             Table::Alarms => "alarms",
             Table::IssuedTokens => "issued_tokens",
+            Table::Files => "files",
         }
     }
 }
@@ -861,6 +863,38 @@ impl<B: Backend> Store for KvStore<B> {
         }
         let mut batch = Batch::default();
         batch.delete(Table::IssuedTokens, hash.as_bytes());
+        self.write(batch)?;
+        Ok(true)
+    }
+
+    fn file(&self, id: &str) -> StoreResult<Option<FileRecord>> {
+        match self.get(Table::Files, id.as_bytes())? {
+            Some(v) => decode("file", id.as_bytes(), &v).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    fn put_file(&self, file: &FileRecord) -> StoreResult<()> {
+        let mut batch = Batch::default();
+        batch.put(Table::Files, file.id.as_bytes(), encode(file)?);
+        self.write(batch)
+    }
+
+    fn files(&self) -> StoreResult<Vec<FileRecord>> {
+        let mut out = Vec::new();
+        self.scan(Table::Files, Scan::default(), |k, v| {
+            out.push(decode("file", k, v)?);
+            Ok(true)
+        })?;
+        Ok(out)
+    }
+
+    fn delete_file(&self, id: &str) -> StoreResult<bool> {
+        if self.get(Table::Files, id.as_bytes())?.is_none() {
+            return Ok(false);
+        }
+        let mut batch = Batch::default();
+        batch.delete(Table::Files, id.as_bytes());
         self.write(batch)?;
         Ok(true)
     }

@@ -39,9 +39,9 @@ mod tests;
 pub use kv::KvStore;
 pub use model::{
     AlarmRecord, AuditEntry, AuditFilter, CachedValue, CpeCredential, DataModelInfo, DeviceRecord,
-    EventRecord, FaultRecord, IssuedToken, MAX_RECENT_EVENTS, NewFault, ProvisionStatus,
-    ProvisioningState, Role, StoredParam, Task, TaskAction, TaskFault, TaskRequest, TaskStatus,
-    UserRecord, WebSession, Writeback, search_keys,
+    EventRecord, FaultRecord, FileRecord, IssuedToken, MAX_RECENT_EVENTS, NewFault,
+    ProvisionStatus, ProvisioningState, Role, StoredParam, Task, TaskAction, TaskFault,
+    TaskRequest, TaskStatus, UserRecord, WebSession, Writeback, search_keys,
 };
 pub use pg_store::{PgBackend, PgStore};
 pub use redb_store::{RedbBackend, RedbStore};
@@ -199,6 +199,13 @@ pub trait Store: Send + Sync + 'static {
     fn issued_tokens(&self) -> StoreResult<Vec<(String, IssuedToken)>>;
     /// Revokes a token; `false` if there was none.
     fn delete_issued_token(&self, hash: &str) -> StoreResult<bool>;
+    /// A file devices download (firmware), by id.
+    fn file(&self, id: &str) -> StoreResult<Option<FileRecord>>;
+    fn put_file(&self, file: &FileRecord) -> StoreResult<()>;
+    /// Every file, by id.
+    fn files(&self) -> StoreResult<Vec<FileRecord>>;
+    /// `false` if there was none.
+    fn delete_file(&self, id: &str) -> StoreResult<bool>;
     /// A logged-in browser, by the hash of its cookie.
     fn web_session(&self, key: &str) -> StoreResult<Option<WebSession>>;
     fn put_web_session(&self, key: &str, session: &WebSession) -> StoreResult<()>;

@@ -230,6 +230,30 @@ pub struct IssuedToken {
     pub created_by: String,
 }
 
+/// A firmware image (or any file devices download), stored under
+/// `data_dir/files/ID` or served from elsewhere (`url`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileRecord {
+    /// 16 hex digits.
+    pub id: String,
+    /// The file's name as devices see it (`[A-Za-z0-9._-]`).
+    pub name: String,
+    /// The model(s) the image is for, as the uploader said.
+    #[serde(default)]
+    pub model: Option<String>,
+    /// The SoftwareVersion a device reports once it runs this image.
+    #[serde(default)]
+    pub version: Option<String>,
+    pub size: u64,
+    /// SHA-256 of the content, lower-case hex.
+    pub sha256: String,
+    pub created_ms: u64,
+    pub created_by: String,
+    /// Where devices fetch it when it is not served by the ACS (a CDN).
+    #[serde(default)]
+    pub url: Option<String>,
+}
+
 /// A logged-in browser, keyed in the store by the hash of its cookie.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WebSession {

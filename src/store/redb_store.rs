@@ -67,6 +67,7 @@ const AUDIT: Def = TableDefinition::new("audit");
 /// `device SEP metric SEP time` → reading (f64 BE).
 const SERIES: Def = TableDefinition::new("series");
 const ISSUED_TOKENS: Def = TableDefinition::new("issued_tokens");
+const FILES: Def = TableDefinition::new("files");
 /// `device SEP kind` → open alarm.
 const ALARMS: Def = TableDefinition::new("alarms");
 /// Store bookkeeping (not a sled tree): the id counter.
@@ -96,6 +97,7 @@ fn def(t: Table) -> Def {
         Table::Audit => AUDIT,
         Table::Series => SERIES,
         Table::IssuedTokens => ISSUED_TOKENS,
+        Table::Files => FILES,
         Table::Alarms => ALARMS,
     }
 }

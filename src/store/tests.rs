@@ -79,6 +79,7 @@ on_both_backends!(
     users_console_sessions_and_the_audit_log,
     readings_and_alarms_per_device,
     issued_tokens_by_hash,
+    files_by_id,
     a_filled_store_reads_back_the_same_after_reopen,
     delete_device_removes_every_key_of_that_device_only,
 );
@@ -703,6 +704,37 @@ async fn users_console_sessions_and_the_audit_log(open: Open) {
     assert_eq!(
         s.audit(&AuditFilter::default(), 10).unwrap(),
         [third, second]
+    );
+}
+
+async fn files_by_id(open: Open) {
+    use crate::store::FileRecord;
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(dir.path());
+    let f = |id: &str, url: Option<&str>| FileRecord {
+        id: id.into(),
+        name: "fw.bin".into(),
+        model: Some("XX230v".into()),
+        version: None,
+        size: 9,
+        sha256: "ab".repeat(32),
+        created_ms: 3,
+        created_by: "ops1".into(),
+        url: url.map(str::to_owned),
+    };
+    s.put_file(&f("00000000000000a1", None)).unwrap();
+    s.put_file(&f("00000000000000b2", Some("https://cdn/x")))
+        .unwrap();
+    assert_eq!(
+        s.file("00000000000000a1").unwrap(),
+        Some(f("00000000000000a1", None))
+    );
+    assert_eq!(s.files().unwrap().len(), 2);
+    assert!(s.delete_file("00000000000000a1").unwrap());
+    assert!(!s.delete_file("00000000000000a1").unwrap());
+    assert_eq!(
+        s.files().unwrap(),
+        [f("00000000000000b2", Some("https://cdn/x"))]
     );
 }
 
