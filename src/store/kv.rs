@@ -26,9 +26,10 @@ use tokio::sync::Mutex;
 use super::codec::{decode, encode, encode_rows, encode_value};
 use super::subtree::{self, merge_newer};
 use super::{
-    AlarmRecord, AuditEntry, AuditFilter, CachedValue, CpeCredential, DeviceRecord, FaultRecord,
-    FileRecord, IssuedToken, NewFault, Store, StoreError, StoreResult, StoredParam, SyncFuture,
-    Task, TaskRequest, TaskStatus, UserRecord, WebSession, Writeback,
+    AlarmRecord, AuditEntry, AuditFilter, CachedValue, CampaignDevice, CampaignRecord,
+    CpeCredential, DeviceRecord, FaultRecord, FileRecord, IssuedToken, NewFault, Store, StoreError,
+    StoreResult, StoredParam, SyncFuture, Task, TaskRequest, TaskStatus, UserRecord, WebSession,
+    Writeback,
 };
 
 /// Separates a device id from the rest of a composite key.
@@ -61,6 +62,10 @@ pub enum Table {
     IssuedTokens,
     /// Files devices download, by id.
     Files,
+    /// Firmware campaigns, by id.
+    Campaigns,
+    /// Campaign rows, by device id.
+    CampaignDevices,
 }
 
 impl Table {
@@ -68,7 +73,7 @@ impl Table {
     /// or a migration raises the counter above their highest.
     pub const ID_TABLES: [Table; 3] = [Table::TaskIndex, Table::Faults, Table::Audit];
 
-    pub const ALL: [Table; 20] = [
+    pub const ALL: [Table; 22] = [
         Table::Devices,
         Table::Params,
         Table::Writable,
@@ -89,6 +94,8 @@ impl Table {
         Table::Alarms,
         Table::IssuedTokens,
         Table::Files,
+        Table::Campaigns,
+        Table::CampaignDevices,
     ];
 
     pub fn name(self) -> &'static str {
@@ -113,6 +120,8 @@ impl Table {
             Table::Alarms => "alarms",
             Table::IssuedTokens => "issued_tokens",
             Table::Files => "files",
+            Table::Campaigns => "campaigns",
+            Table::CampaignDevices => "campaign_devices",
         }
     }
 }
@@ -897,6 +906,55 @@ impl<B: Backend> Store for KvStore<B> {
         batch.delete(Table::Files, id.as_bytes());
         self.write(batch)?;
         Ok(true)
+    }
+
+    fn campaign(&self, id: &str) -> StoreResult<Option<CampaignRecord>> {
+        match self.get(Table::Campaigns, id.as_bytes())? {
+            Some(v) => decode("campaign", id.as_bytes(), &v).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    fn put_campaign(&self, campaign: &CampaignRecord) -> StoreResult<()> {
+        let mut batch = Batch::default();
+        batch.put(Table::Campaigns, campaign.id.as_bytes(), encode(campaign)?);
+        self.write(batch)
+    }
+
+    fn campaigns(&self) -> StoreResult<Vec<CampaignRecord>> {
+        let mut out = Vec::new();
+        self.scan(Table::Campaigns, Scan::default(), |k, v| {
+            out.push(decode("campaign", k, v)?);
+            Ok(true)
+        })?;
+        Ok(out)
+    }
+
+    fn campaign_device(&self, device_id: &str) -> StoreResult<Option<CampaignDevice>> {
+        match self.get(Table::CampaignDevices, device_id.as_bytes())? {
+            Some(v) => decode("campaign device", device_id.as_bytes(), &v).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    fn put_campaign_devices(&self, rows: &[CampaignDevice]) -> StoreResult<()> {
+        let mut batch = Batch::default();
+        for r in rows {
+            batch.put(Table::CampaignDevices, r.device_id.as_bytes(), encode(r)?);
+        }
+        self.write(batch)
+    }
+
+    fn campaign_devices(&self, campaign_id: &str) -> StoreResult<Vec<CampaignDevice>> {
+        let mut out = Vec::new();
+        self.scan(Table::CampaignDevices, Scan::default(), |k, v| {
+            let row: CampaignDevice = decode("campaign device", k, v)?;
+            if row.campaign_id == campaign_id {
+                out.push(row);
+            }
+            Ok(true)
+        })?;
+        Ok(out)
     }
 
     fn web_session(&self, key: &str) -> StoreResult<Option<WebSession>> {

@@ -38,8 +38,9 @@ mod tests;
 
 pub use kv::KvStore;
 pub use model::{
-    AlarmRecord, AuditEntry, AuditFilter, CachedValue, CpeCredential, DataModelInfo, DeviceRecord,
-    EventRecord, FaultRecord, FileRecord, IssuedToken, MAX_RECENT_EVENTS, NewFault,
+    AlarmRecord, AuditEntry, AuditFilter, CachedValue, CampaignDevice, CampaignRecord,
+    CampaignState, CampaignStop, CampaignWindow, CpeCredential, DataModelInfo, DeviceRecord,
+    DeviceRollout, EventRecord, FaultRecord, FileRecord, IssuedToken, MAX_RECENT_EVENTS, NewFault,
     ProvisionStatus, ProvisioningState, Role, StoredParam, Task, TaskAction, TaskFault,
     TaskRequest, TaskStatus, UserRecord, WebSession, Writeback, search_keys,
 };
@@ -206,6 +207,16 @@ pub trait Store: Send + Sync + 'static {
     fn files(&self) -> StoreResult<Vec<FileRecord>>;
     /// `false` if there was none.
     fn delete_file(&self, id: &str) -> StoreResult<bool>;
+    fn campaign(&self, id: &str) -> StoreResult<Option<CampaignRecord>>;
+    fn put_campaign(&self, campaign: &CampaignRecord) -> StoreResult<()>;
+    /// Every campaign, by id.
+    fn campaigns(&self) -> StoreResult<Vec<CampaignRecord>>;
+    /// A device's row in the last campaign that took it.
+    fn campaign_device(&self, device_id: &str) -> StoreResult<Option<CampaignDevice>>;
+    /// Writes rows (a campaign's creation writes all of its own at once).
+    fn put_campaign_devices(&self, rows: &[CampaignDevice]) -> StoreResult<()>;
+    /// The rows of one campaign, by device id.
+    fn campaign_devices(&self, campaign_id: &str) -> StoreResult<Vec<CampaignDevice>>;
     /// A logged-in browser, by the hash of its cookie.
     fn web_session(&self, key: &str) -> StoreResult<Option<WebSession>>;
     fn put_web_session(&self, key: &str, session: &WebSession) -> StoreResult<()>;

@@ -254,6 +254,136 @@ pub struct FileRecord {
     pub url: Option<String>,
 }
 
+/// A firmware campaign: what it rolls out to whom, in which waves, and
+/// where it stands. Its devices are [`CampaignDevice`] rows.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CampaignRecord {
+    pub id: String,
+    pub name: String,
+    /// The file of `/api/v1/files`.
+    pub file_id: String,
+    /// The SoftwareVersion a device must report once done (the file's).
+    pub version: String,
+    /// What was asked for, as given (shown back).
+    pub target: serde_json::Value,
+    /// Devices in each wave (wave `i` holds `wave_sizes[i]` devices).
+    pub wave_sizes: Vec<u64>,
+    /// Maintenance window: minutes after midnight, local time.
+    #[serde(default)]
+    pub window: Option<CampaignWindow>,
+    pub max_concurrent: u32,
+    pub stop: CampaignStop,
+    pub state: CampaignState,
+    /// The wave being rolled out (0-based).
+    pub wave: u32,
+    #[serde(default)]
+    pub halt_reason: Option<String>,
+    pub created_ms: u64,
+    pub created_by: String,
+    #[serde(default)]
+    pub finished_ms: Option<u64>,
+}
+
+/// When a campaign may start downloads: `start`..`end` (minutes after
+/// midnight; `end` < `start` crosses midnight) in `time_zone`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CampaignWindow {
+    pub start_min: u16,
+    pub end_min: u16,
+    pub time_zone: String,
+}
+
+/// When a wave halts its campaign.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CampaignStop {
+    /// More failed devices than this in the campaign halts it.
+    #[serde(default)]
+    pub max_failures: Option<u64>,
+    /// A wave whose finished devices failed more than this share (%).
+    #[serde(default)]
+    pub max_failure_percent: Option<f64>,
+    /// A device not back on the new version this long after it was sent
+    /// the Download has timed out.
+    pub back_online_minutes: u32,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CampaignState {
+    Running,
+    Paused,
+    /// Stopped by a stop rule (`halt_reason`); resumable.
+    Halted,
+    Done,
+    Aborted,
+}
+
+impl CampaignState {
+    /// Whether it still holds its devices (no other campaign may take them).
+    pub fn is_active(self) -> bool {
+        matches!(
+            self,
+            CampaignState::Running | CampaignState::Paused | CampaignState::Halted
+        )
+    }
+}
+
+/// One device of a campaign, keyed in the store by the device id (a
+/// device is in one active campaign at most).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CampaignDevice {
+    pub device_id: String,
+    pub campaign_id: String,
+    pub wave: u32,
+    pub status: DeviceRollout,
+    /// Downloads sent (a failed one is retried once).
+    pub attempts: u32,
+    /// The Download task of the current attempt, once queued.
+    #[serde(default)]
+    pub task_id: Option<u64>,
+    /// When the current attempt was queued.
+    #[serde(default)]
+    pub sent_ms: Option<u64>,
+    #[serde(default)]
+    pub finished_ms: Option<u64>,
+    /// The CPE's fault, the version it came back with, or why it timed out.
+    #[serde(default)]
+    pub detail: Option<String>,
+}
+
+/// Where one device stands in its campaign.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeviceRollout {
+    /// Waiting for its wave, the window or a free slot.
+    Pending,
+    /// Already on the target version when its turn came.
+    Skipped,
+    /// Its Download is queued or under way.
+    Sent,
+    /// Back on the new version.
+    Succeeded,
+    /// The CPE reported a transfer fault (after its retry).
+    Failed,
+    /// No TransferComplete, or not back, within `back_online_minutes`.
+    TimedOut,
+    /// Back after the download, on another version.
+    WrongVersion,
+}
+
+impl DeviceRollout {
+    pub fn is_final(self) -> bool {
+        !matches!(self, DeviceRollout::Pending | DeviceRollout::Sent)
+    }
+
+    pub fn is_failure(self) -> bool {
+        matches!(
+            self,
+            DeviceRollout::Failed | DeviceRollout::TimedOut | DeviceRollout::WrongVersion
+        )
+    }
+}
+
 /// A logged-in browser, keyed in the store by the hash of its cookie.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WebSession {

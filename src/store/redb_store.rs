@@ -68,6 +68,8 @@ const AUDIT: Def = TableDefinition::new("audit");
 const SERIES: Def = TableDefinition::new("series");
 const ISSUED_TOKENS: Def = TableDefinition::new("issued_tokens");
 const FILES: Def = TableDefinition::new("files");
+const CAMPAIGNS: Def = TableDefinition::new("campaigns");
+const CAMPAIGN_DEVICES: Def = TableDefinition::new("campaign_devices");
 /// `device SEP kind` → open alarm.
 const ALARMS: Def = TableDefinition::new("alarms");
 /// Store bookkeeping (not a sled tree): the id counter.
@@ -98,6 +100,8 @@ fn def(t: Table) -> Def {
         Table::Series => SERIES,
         Table::IssuedTokens => ISSUED_TOKENS,
         Table::Files => FILES,
+        Table::Campaigns => CAMPAIGNS,
+        Table::CampaignDevices => CAMPAIGN_DEVICES,
         Table::Alarms => ALARMS,
     }
 }
