@@ -231,3 +231,245 @@ fn a_device_fetches_the_image_it_was_sent_and_nothing_else() {
     );
     assert_eq!(status, 400, "{body}");
 }
+
+/// An Inform of device `serial` on `version` with `events` (an `M
+/// Download` event carries `key`).
+fn inform_on(serial: &str, version: &str, events: &[&str], key: &str) -> String {
+    inform_xml("soapenv", "1-0", "1", serial, events)
+        .replace(">1.1.0<", &format!(">{version}<"))
+        .replace(
+            "<EventCode>M Download</EventCode><CommandKey></CommandKey>",
+            &format!("<EventCode>M Download</EventCode><CommandKey>{key}</CommandKey>"),
+        )
+}
+
+/// One session of a scripted CPE: informs, then takes what the ACS sends
+/// (answering a Download with Status 1) until the ACS is done; the
+/// Downloads it was sent.
+fn session(acs: &Acs, inform: &str, transfer_fault: Option<(u32, &str)>) -> Vec<String> {
+    let mut cpe = acs.cpe();
+    let r = cpe.post_str(inform);
+    assert_eq!(r.status, 200, "{}", r.text());
+    if let Some((code, key)) = transfer_fault {
+        let tc = response_xml(
+            "tc1",
+            &format!(
+                "<cwmp:TransferComplete><CommandKey>{key}</CommandKey><FaultStruct><FaultCode>{code}</FaultCode><FaultString>{}</FaultString></FaultStruct><StartTime>2026-12-06T01:00:00Z</StartTime><CompleteTime>2026-12-06T01:01:00Z</CompleteTime></cwmp:TransferComplete>",
+                if code == 0 { "" } else { "Download failure" }
+            ),
+        );
+        let r = cpe.post_str(&tc);
+        assert!(
+            r.text().contains("TransferCompleteResponse"),
+            "{}",
+            r.text()
+        );
+    }
+    let mut sent = Vec::new();
+    let mut r = cpe.empty();
+    while r.status == 200 {
+        let xml = r.text();
+        let id = between(&xml, "mustUnderstand=\"1\">", "</")
+            .unwrap_or("x")
+            .to_owned();
+        let answer = if xml.contains("<cwmp:Download>") {
+            sent.push(xml.clone());
+            "<cwmp:DownloadResponse><Status>1</Status><StartTime>0001-01-01T00:00:00Z</StartTime><CompleteTime>0001-01-01T00:00:00Z</CompleteTime></cwmp:DownloadResponse>".to_owned()
+        } else {
+            panic!("unexpected request: {xml}");
+        };
+        r = cpe.post_str(&response_xml(&id, &answer));
+    }
+    assert_eq!(r.status, 204);
+    sent
+}
+
+fn campaign(acs: &Acs, id: &str) -> Value {
+    let (status, c) = acs.api_get(&format!("/api/v1/campaigns/{id}"));
+    assert_eq!(status, 200, "{c}");
+    c
+}
+
+#[test]
+fn a_campaign_rolls_out_in_waves_and_halts_when_a_wave_fails() {
+    let acs = Acs::start(&[("ACS_PROVISIONING", "off")]);
+    for serial in ["CA01", "CA02", "CA03", "CA04", "CB01"] {
+        session(&acs, &inform_on(serial, "1.1.0", &["2 PERIODIC"], ""), None);
+    }
+    let data = image(4096);
+    let (status, file) = upload(&acs, "name=fw-2.0.bin&version=2.0", &data, TOKEN);
+    assert_eq!(status, 201);
+    let file_id = file["id"].as_str().unwrap().to_owned();
+    let (_, unversioned) = upload(&acs, "name=nover.bin", &data, TOKEN);
+    let ids = |s: &[&str]| s.iter().map(|x| device_id(x)).collect::<Vec<_>>();
+    let spec = |devices: Vec<String>, waves: Value| {
+        json!({"name": "fw 2.0", "file": file_id, "target": {"model_names": ["Device2"], "devices": devices},
+               "waves": waves, "max_concurrent": 10, "stop": {"max_failure_percent": 20, "back_online_minutes": 30}})
+    };
+
+    // Bad requests, each named.
+    let bad = |body: Value, want: &str| {
+        let (status, e) = acs.api_post("/api/v1/campaigns", &body);
+        assert_eq!(status, 400, "{e}");
+        let msg = e["error"]["message"].as_str().unwrap().to_owned();
+        assert!(msg.contains(want), "{want}: {msg}");
+    };
+    bad(
+        json!({"name": "x", "file": file_id, "target": {}, "waves": [100]}),
+        "empty target",
+    );
+    bad(
+        json!({"name": "x", "file": file_id, "target": {"model_names": ["NoSuchModel"]}, "waves": [100]}),
+        "matches no device",
+    );
+    bad(
+        json!({"name": "x", "file": "feedfeedfeedfeed", "target": {"model_names": ["Device2"]}, "waves": [100]}),
+        "no file",
+    );
+    bad(
+        json!({"name": "x", "file": unversioned["id"], "target": {"model_names": ["Device2"]}, "waves": [100]}),
+        "version",
+    );
+    bad(
+        spec(ids(&["CA01", "CA02"]), json!({"counts": [1, 2]})),
+        "add up to 3",
+    );
+    bad(spec(ids(&["CA01", "CA02"]), json!([50, 90])), "100");
+    bad(spec(ids(&["CA01", "NOPE"]), json!([100])), "NOPE");
+    bad(
+        json!({"name": "x", "file": file_id, "target": {"model_names": ["Device2"]}, "waves": [100], "window": {"start": "25:00", "end": "05:00"}}),
+        "window.start",
+    );
+    bad(
+        json!({"name": "x", "file": file_id, "target": {"model_names": ["Device2"]}, "waves": [100], "window": {"start": "01:00", "end": "05:00", "time_zone": "Mars/Base"}}),
+        "time_zone",
+    );
+
+    // Four devices in waves of 1 and 3.
+    let (status, c) = acs.api_post(
+        "/api/v1/campaigns",
+        &spec(
+            ids(&["CA01", "CA02", "CA03", "CA04"]),
+            json!({"counts": [1, 3]}),
+        ),
+    );
+    assert_eq!(status, 201, "{c}");
+    let cid = c["id"].as_str().unwrap().to_owned();
+    let key = format!("fw-{cid}");
+    assert_eq!(c["state"], "running");
+    // A device can be in one active campaign only.
+    let (status, e) = acs.api_post(
+        "/api/v1/campaigns",
+        &spec(ids(&["CA04", "CB01"]), json!([100])),
+    );
+    assert_eq!(status, 409, "{e}");
+    assert!(e["error"]["message"].as_str().unwrap().contains(&cid));
+
+    // Wave 1: CA01 gets the Download at its next session...
+    let sent = wait_until("CA01's Download", 20, || {
+        let s = session(&acs, &inform_on("CA01", "1.1.0", &["2 PERIODIC"], ""), None);
+        (!s.is_empty()).then_some(s)
+    });
+    assert!(
+        sent[0].contains(&key) && sent[0].contains("/files/"),
+        "{}",
+        sent[0]
+    );
+    // ...nobody else yet (wave 2 waits).
+    assert!(session(&acs, &inform_on("CA02", "1.1.0", &["2 PERIODIC"], ""), None).is_empty());
+    // ...reboots on 2.0 and reports the transfer.
+    session(
+        &acs,
+        &inform_on(
+            "CA01",
+            "2.0",
+            &["1 BOOT", "7 TRANSFER COMPLETE", "M Download"],
+            &key,
+        ),
+        Some((0, &key)),
+    );
+    let c = wait_until("wave 2", 20, || {
+        let c = campaign(&acs, &cid);
+        (c["wave"] == 2).then_some(c)
+    });
+    assert_eq!(c["waves"][0]["counts"]["succeeded"], 1, "{c}");
+
+    // Wave 2: CA02 succeeds; CA03 fails its transfer twice (retried once).
+    for serial in ["CA02", "CA03", "CA04"] {
+        wait_until("a wave-2 Download", 20, || {
+            let s = session(&acs, &inform_on(serial, "1.1.0", &["2 PERIODIC"], ""), None);
+            (!s.is_empty()).then_some(())
+        });
+    }
+    session(
+        &acs,
+        &inform_on(
+            "CA02",
+            "2.0",
+            &["1 BOOT", "7 TRANSFER COMPLETE", "M Download"],
+            &key,
+        ),
+        Some((0, &key)),
+    );
+    session(
+        &acs,
+        &inform_on(
+            "CA03",
+            "1.1.0",
+            &["7 TRANSFER COMPLETE", "M Download"],
+            &key,
+        ),
+        Some((9010, &key)),
+    );
+    // Retried: a second Download.
+    wait_until("CA03's second Download", 20, || {
+        let s = session(&acs, &inform_on("CA03", "1.1.0", &["2 PERIODIC"], ""), None);
+        (!s.is_empty()).then_some(())
+    });
+    session(
+        &acs,
+        &inform_on(
+            "CA03",
+            "1.1.0",
+            &["7 TRANSFER COMPLETE", "M Download"],
+            &key,
+        ),
+        Some((9010, &key)),
+    );
+    // 1 failed of 2 finished in wave 2: 50 % > 20 %: halted, with the reason.
+    let c = wait_until("the campaign halted", 20, || {
+        let c = campaign(&acs, &cid);
+        (c["state"] == "halted").then_some(c)
+    });
+    let reason = c["halt_reason"].as_str().unwrap();
+    assert!(
+        reason.contains("wave 2") && reason.contains("max_failure_percent 20"),
+        "{reason}"
+    );
+    let ca03 = c["devices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["device_id"] == device_id("CA03"))
+        .unwrap();
+    assert_eq!(
+        (ca03["status"].as_str(), ca03["attempts"].as_u64()),
+        (Some("failed"), Some(2))
+    );
+    assert!(ca03["detail"].as_str().unwrap().contains("9010"), "{ca03}");
+    // CB01 was never targeted: untouched.
+    assert!(session(&acs, &inform_on("CB01", "1.1.0", &["2 PERIODIC"], ""), None).is_empty());
+
+    // Abort: the devices are free again; a halted campaign can't be paused.
+    let (status, _) = acs.api_post(&format!("/api/v1/campaigns/{cid}/pause"), &json!({}));
+    assert_eq!(status, 409);
+    let (status, c) = acs.api_post(&format!("/api/v1/campaigns/{cid}/abort"), &json!({}));
+    assert_eq!((status, c["state"].as_str()), (200, Some("aborted")));
+    let (status, c2) = acs.api_post(
+        "/api/v1/campaigns",
+        &spec(ids(&["CA04", "CB01"]), json!([100])),
+    );
+    assert_eq!(status, 201, "{c2}");
+    let (_, list) = acs.api_get("/api/v1/campaigns");
+    assert_eq!(list["campaigns"].as_array().unwrap().len(), 2);
+}

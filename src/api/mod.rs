@@ -9,6 +9,7 @@
 
 pub mod access;
 mod alarms;
+mod campaigns;
 mod console;
 mod credentials;
 mod devices;
@@ -368,6 +369,25 @@ async fn dispatch(
         Op::ListFiles => files::list(acs),
         Op::GetFile => files::get(acs, id),
         Op::DeleteFile => files::delete(acs, id).await,
+        Op::CreateCampaign => {
+            let actor = caller
+                .principal
+                .as_ref()
+                .map_or_else(String::new, |p| p.actor.clone());
+            let body = read_json_body(req).await?;
+            campaigns::create(acs, &actor, body).await
+        }
+        Op::ListCampaigns => campaigns::list(acs),
+        Op::GetCampaign => campaigns::get(acs, id),
+        Op::PauseCampaign => {
+            campaigns::command(acs, id, crate::app::campaigns::Command::Pause).await
+        }
+        Op::ResumeCampaign => {
+            campaigns::command(acs, id, crate::app::campaigns::Command::Resume).await
+        }
+        Op::AbortCampaign => {
+            campaigns::command(acs, id, crate::app::campaigns::Command::Abort).await
+        }
         Op::Audit => users::audit(acs, &q),
         Op::ListAlarms => alarms::list(acs, &q),
         Op::History => alarms::history(acs, id, &q),

@@ -552,19 +552,12 @@ fn with_file(acs: &Acs, device: &DeviceRecord, body: &Value) -> Result<Option<Va
         .file(id)
         .map_err(ApiError::internal)?
         .ok_or_else(|| ApiError::bad_request(format!("file: no file {id} in /api/v1/files")))?;
-    let url = match &f.url {
-        Some(u) => u.clone(),
-        None => {
-            let expires = now_ms(SystemTime::now()) / 1000 + crate::firmware::link::TTL_S;
-            let query = crate::firmware::link::query(
-                acs.provisioning.file_link_key(),
-                &f.id,
-                &device.id,
-                expires,
-            );
-            format!("/files/{}/{}?{query}", f.id, f.name)
-        }
-    };
+    let url = crate::firmware::files::download_url(
+        acs.provisioning.file_link_key(),
+        &f,
+        &device.id,
+        now_ms(SystemTime::now()),
+    );
     let mut out = obj.clone();
     out.remove("file");
     out.insert("url".into(), Value::String(url));

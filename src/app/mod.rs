@@ -7,6 +7,7 @@
 //! requests on demand ([`service`]). No listener and no HTTP here.
 
 pub mod apply;
+pub mod campaigns;
 pub mod housekeeping;
 pub mod provisioning;
 pub mod relay;

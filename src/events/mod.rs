@@ -39,10 +39,18 @@ pub enum EventKind {
     /// An alarm cleared itself (its cause went).
     #[serde(rename = "alarm.cleared")]
     AlarmCleared,
+    /// A firmware campaign moved: created, a wave started, paused,
+    /// resumed, halted (with the reason), done, aborted.
+    #[serde(rename = "campaign.changed")]
+    CampaignChanged,
+    /// A device's rollout in a campaign ended (succeeded, failed, timed
+    /// out, wrong version, skipped) or was retried.
+    #[serde(rename = "campaign.device")]
+    CampaignDevice,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 7] = [
+    pub const ALL: [EventKind; 9] = [
         EventKind::DeviceOnline,
         EventKind::DeviceBootstrap,
         EventKind::DeviceProvisioned,
@@ -50,6 +58,8 @@ impl EventKind {
         EventKind::TaskDone,
         EventKind::AlarmRaised,
         EventKind::AlarmCleared,
+        EventKind::CampaignChanged,
+        EventKind::CampaignDevice,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -61,6 +71,8 @@ impl EventKind {
             EventKind::TaskDone => "task.done",
             EventKind::AlarmRaised => "alarm.raised",
             EventKind::AlarmCleared => "alarm.cleared",
+            EventKind::CampaignChanged => "campaign.changed",
+            EventKind::CampaignDevice => "campaign.device",
         }
     }
 

@@ -67,6 +67,62 @@ pub fn is_sha256(s: &str) -> bool {
     s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
+/// The URL a device downloads `file` from: the file's own (a CDN), or
+/// a link to the ACS signed for this device, valid [`super::link::TTL_S`],
+/// relative to the ACS (`/files/ID/NAME?…`: completed with the address the
+/// device reaches the ACS on when the Download is sent).
+pub fn download_url(
+    key: &ring::hmac::Key,
+    file: &crate::store::FileRecord,
+    device_id: &str,
+    now_ms: u64,
+) -> String {
+    match &file.url {
+        Some(u) => u.clone(),
+        None => {
+            let expires = now_ms / 1000 + super::link::TTL_S;
+            let query = super::link::query(key, &file.id, device_id, expires);
+            format!("/files/{}/{}?{query}", file.id, file.name)
+        }
+    }
+}
+
+/// A firmware Download of `file` for a device.
+pub fn download(
+    key: &ring::hmac::Key,
+    file: &crate::store::FileRecord,
+    device_id: &str,
+    command_key: &str,
+    now_ms: u64,
+) -> crate::cwmp::rpc::Download {
+    crate::cwmp::rpc::Download {
+        command_key: command_key.to_owned(),
+        file_type: "1 Firmware Upgrade Image".into(),
+        url: download_url(key, file, device_id, now_ms),
+        file_size: file.size,
+        target_file_name: file.name.clone(),
+        ..Default::default()
+    }
+}
+
+/// The SHA-256 of a file on disk, read in chunks (blocking).
+pub fn hash_on_disk(path: &Path) -> std::io::Result<(u64, String)> {
+    use std::io::Read;
+    let mut f = std::fs::File::open(path)?;
+    let mut ctx = digest::Context::new(&digest::SHA256);
+    let mut buf = vec![0u8; 1 << 20];
+    let mut size = 0u64;
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        size += n as u64;
+        ctx.update(&buf[..n]);
+    }
+    Ok((size, crate::digest::hex(ctx.finish().as_ref())))
+}
+
 /// An upload in progress.
 pub struct Upload {
     file: tokio::fs::File,

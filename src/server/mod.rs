@@ -371,6 +371,7 @@ pub async fn run(
         acs.clone(),
         stop_rx.clone(),
     ));
+    let campaigns = tokio::spawn(crate::app::campaigns::run(acs.clone(), stop_rx.clone()));
     let reaper = tokio::spawn(reap_sessions(acs.clone(), stop_rx));
     on_ready(bound);
 
@@ -387,6 +388,7 @@ pub async fn run(
     let _ = relay.await;
     let _ = housekeeping.await;
     let _ = silence.await;
+    let _ = campaigns.await;
     if let Some(t) = stun_task {
         let _ = t.await;
     }
