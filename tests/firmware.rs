@@ -460,16 +460,66 @@ fn a_campaign_rolls_out_in_waves_and_halts_when_a_wave_fails() {
     // CB01 was never targeted: untouched.
     assert!(session(&acs, &inform_on("CB01", "1.1.0", &["2 PERIODIC"], ""), None).is_empty());
 
-    // Abort: the devices are free again; a halted campaign can't be paused.
+    // A halted campaign cannot be paused; resumed with a fixed image, the
+    // device that failed gets it (attempts afresh) and the wave finishes.
     let (status, _) = acs.api_post(&format!("/api/v1/campaigns/{cid}/pause"), &json!({}));
     assert_eq!(status, 409);
-    let (status, c) = acs.api_post(&format!("/api/v1/campaigns/{cid}/abort"), &json!({}));
-    assert_eq!((status, c["state"].as_str()), (200, Some("aborted")));
+    let (_, fixed) = upload(&acs, "name=fw-2.0.1.bin&version=2.0.1", &image(5000), TOKEN);
+    let (status, c) = acs.api_post(
+        &format!("/api/v1/campaigns/{cid}/resume"),
+        &json!({"file": fixed["id"]}),
+    );
+    assert_eq!((status, c["state"].as_str()), (200, Some("running")), "{c}");
+    assert_eq!(c["version"], "2.0.1");
+    let sent = wait_until("CA03's Download of the fixed image", 20, || {
+        let s = session(&acs, &inform_on("CA03", "1.1.0", &["2 PERIODIC"], ""), None);
+        (!s.is_empty()).then_some(s)
+    });
+    assert!(sent[0].contains("fw-2.0.1.bin"), "{}", sent[0]);
+    session(
+        &acs,
+        &inform_on(
+            "CA03",
+            "2.0.1",
+            &["1 BOOT", "7 TRANSFER COMPLETE", "M Download"],
+            &key,
+        ),
+        Some((0, &key)),
+    );
+    // CA04 took the first image before the fix: judged by that one.
+    session(
+        &acs,
+        &inform_on(
+            "CA04",
+            "2.0",
+            &["1 BOOT", "7 TRANSFER COMPLETE", "M Download"],
+            &key,
+        ),
+        Some((0, &key)),
+    );
+    let c = wait_until("the campaign done", 20, || {
+        let c = campaign(&acs, &cid);
+        (c["state"] == "done").then_some(c)
+    });
+    assert_eq!(c["waves"][1]["counts"]["succeeded"], 3, "{c}");
+    let (status, _) = acs.api_post(&format!("/api/v1/campaigns/{cid}/resume"), &json!({}));
+    assert_eq!(status, 409, "a done campaign cannot be resumed");
     let (status, c2) = acs.api_post(
         "/api/v1/campaigns",
         &spec(ids(&["CA04", "CB01"]), json!([100])),
     );
     assert_eq!(status, 201, "{c2}");
+    let c2id = c2["id"].as_str().unwrap();
+    let c2 = campaign(&acs, c2id);
+    let ca04 = c2["devices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["device_id"] == device_id("CA04"))
+        .unwrap();
+    assert_eq!(ca04["status"], "skipped", "already on 2.0: {c2}");
+    let (status, c) = acs.api_post(&format!("/api/v1/campaigns/{c2id}/abort"), &json!({}));
+    assert_eq!((status, c["state"].as_str()), (200, Some("aborted")), "{c}");
     let (_, list) = acs.api_get("/api/v1/campaigns");
     assert_eq!(list["campaigns"].as_array().unwrap().len(), 2);
 }

@@ -383,7 +383,17 @@ async fn dispatch(
             campaigns::command(acs, id, crate::app::campaigns::Command::Pause).await
         }
         Op::ResumeCampaign => {
-            campaigns::command(acs, id, crate::app::campaigns::Command::Resume).await
+            let body = read_json_body_or_empty(req).await?;
+            let file = match body.get("file") {
+                None | Some(serde_json::Value::Null) => None,
+                Some(serde_json::Value::String(f)) => Some(f.clone()),
+                Some(_) => {
+                    return Err(ApiError::bad_request(
+                        "file: the id of a file of /api/v1/files",
+                    ));
+                }
+            };
+            campaigns::command(acs, id, crate::app::campaigns::Command::Resume { file }).await
         }
         Op::AbortCampaign => {
             campaigns::command(acs, id, crate::app::campaigns::Command::Abort).await
@@ -401,6 +411,20 @@ async fn read_json_body(req: Request<Incoming>) -> Result<serde_json::Value, Api
         .await
         .map_err(|e| ApiError::bad_request(format!("reading the request body failed: {e}")))?;
     serde_json::from_slice(&collected.to_bytes())
+        .map_err(|e| ApiError::bad_request(format!("request body is not valid JSON: {e}")))
+}
+
+/// The JSON body, or `{}` when there is none.
+async fn read_json_body_or_empty(req: Request<Incoming>) -> Result<serde_json::Value, ApiError> {
+    let collected = Limited::new(req.into_body(), MAX_API_BODY)
+        .collect()
+        .await
+        .map_err(|e| ApiError::bad_request(format!("reading the request body failed: {e}")))?
+        .to_bytes();
+    if collected.iter().all(u8::is_ascii_whitespace) {
+        return Ok(serde_json::json!({}));
+    }
+    serde_json::from_slice(&collected)
         .map_err(|e| ApiError::bad_request(format!("request body is not valid JSON: {e}")))
 }
 

@@ -23,7 +23,7 @@ use crate::firmware::campaign::{self, Progress, SpecError, Waves};
 use crate::firmware::files;
 use crate::store::{
     CampaignDevice, CampaignRecord, CampaignState, CampaignStop, CampaignWindow, DeviceRecord,
-    DeviceRollout, StoreError, TaskRequest, TaskStatus,
+    DeviceRollout, FileRecord, StoreError, TaskRequest, TaskStatus,
 };
 
 /// How often running campaigns are moved on.
@@ -123,32 +123,7 @@ pub async fn create(
             "name model_names, software_versions, tags or devices: an empty target would be every device",
         ));
     }
-    let file = acs
-        .store
-        .file(&spec.file_id)?
-        .ok_or_else(|| bad("file", format!("no file {} in /api/v1/files", spec.file_id)))?;
-    let version = file.version.clone().ok_or_else(|| {
-        bad(
-            "file",
-            "the file has no `version`: the ACS could not tell a device that took it",
-        )
-    })?;
-    if file.url.is_none() {
-        let path = files::path(&acs.config.data_dir, &file.id);
-        let (size, sha) = tokio::task::spawn_blocking(move || files::hash_on_disk(&path))
-            .await
-            .map_err(|e| CreateError::Internal(e.to_string()))?
-            .map_err(|e| CreateError::Internal(format!("reading the file: {e}")))?;
-        if size != file.size || sha != file.sha256 {
-            return Err(bad(
-                "file",
-                format!(
-                    "the stored image no longer matches its SHA-256 {} (found {sha}, {size} bytes): upload it again",
-                    file.sha256
-                ),
-            ));
-        }
-    }
+    let (file, version) = usable_file(acs, &spec.file_id).await?;
     let store = acs.store.clone();
     let target = spec.target.clone();
     let matched = tokio::task::spawn_blocking(move || -> Result<Vec<DeviceRecord>, StoreError> {
@@ -222,6 +197,7 @@ pub async fn create(
             attempts: 0,
             task_id: None,
             sent_ms: None,
+            version: None,
             finished_ms: on_target.then_some(now),
             detail: on_target.then(|| format!("already on {version}")),
         });
@@ -239,6 +215,7 @@ pub async fn create(
         state: CampaignState::Running,
         wave: 0,
         halt_reason: None,
+        accepted_failures: Vec::new(),
         created_ms: now,
         created_by: actor.to_owned(),
         finished_ms: None,
@@ -277,11 +254,49 @@ fn changed(c: &CampaignRecord, what: &str) -> NewEvent {
 }
 
 /// What an operator asks of a campaign.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Command {
     Pause,
-    Resume,
+    /// Resume a paused or halted campaign. With a file (a fixed image),
+    /// the devices that failed so far are sent it (their attempts start
+    /// again); without, the failures so far are accepted and the stop
+    /// rules count only new ones.
+    Resume {
+        file: Option<String>,
+    },
     Abort,
+}
+
+/// Checks that a campaign may use `file_id` now: it exists, has a
+/// version, and (served by the ACS) its bytes still match their SHA-256.
+async fn usable_file(acs: &Arc<Acs>, file_id: &str) -> Result<(FileRecord, String), CreateError> {
+    let file = acs
+        .store
+        .file(file_id)?
+        .ok_or_else(|| bad("file", format!("no file {file_id} in /api/v1/files")))?;
+    let version = file.version.clone().ok_or_else(|| {
+        bad(
+            "file",
+            "the file has no `version`: the ACS could not tell a device that took it",
+        )
+    })?;
+    if file.url.is_none() {
+        let path = files::path(&acs.config.data_dir, &file.id);
+        let (size, sha) = tokio::task::spawn_blocking(move || files::hash_on_disk(&path))
+            .await
+            .map_err(|e| CreateError::Internal(e.to_string()))?
+            .map_err(|e| CreateError::Internal(format!("reading the file: {e}")))?;
+        if size != file.size || sha != file.sha256 {
+            return Err(bad(
+                "file",
+                format!(
+                    "the stored image no longer matches its SHA-256 {} (found {sha}, {size} bytes): upload it again",
+                    file.sha256
+                ),
+            ));
+        }
+    }
+    Ok((file, version))
 }
 
 /// Pauses, resumes or aborts; the campaign as it is now. An abort
@@ -294,9 +309,9 @@ pub async fn command(
     let Some(mut c) = acs.store.campaign(id)? else {
         return Ok(None);
     };
-    let allowed = match (cmd, c.state) {
+    let allowed = match (&cmd, c.state) {
         (Command::Pause, CampaignState::Running) => Some(CampaignState::Paused),
-        (Command::Resume, CampaignState::Paused | CampaignState::Halted) => {
+        (Command::Resume { .. }, CampaignState::Paused | CampaignState::Halted) => {
             Some(CampaignState::Running)
         }
         (Command::Abort, s) if s.is_active() => Some(CampaignState::Aborted),
@@ -308,12 +323,43 @@ pub async fn command(
             state_name(c.state),
             match cmd {
                 Command::Pause => "paused",
-                Command::Resume => "resumed",
+                Command::Resume { .. } => "resumed",
                 Command::Abort => "aborted",
             }
         )));
     };
     let now = now_ms(SystemTime::now());
+    if let Command::Resume { file } = &cmd {
+        let rows = acs.store.campaign_devices(id)?;
+        match file {
+            Some(f) => {
+                // A fixed image: those that failed get it, afresh.
+                let (file, version) = usable_file(acs, f).await?;
+                c.file_id = file.id;
+                c.version = version;
+                c.accepted_failures.clear();
+                let again: Vec<CampaignDevice> = rows
+                    .into_iter()
+                    .filter(|r| r.status.is_failure())
+                    .map(|mut r| {
+                        r.status = DeviceRollout::Pending;
+                        r.attempts = 0;
+                        r.task_id = None;
+                        r.finished_ms = None;
+                        r.detail = Some(format!("failed before: {}", r.detail.unwrap_or_default()));
+                        r
+                    })
+                    .collect();
+                acs.store.put_campaign_devices(&again)?;
+            }
+            None => {
+                c.accepted_failures = campaign::counts(&c, &rows)
+                    .iter()
+                    .map(campaign::WaveCounts::failures)
+                    .collect();
+            }
+        }
+    }
     c.state = state;
     if state == CampaignState::Running {
         c.halt_reason = None;
@@ -335,7 +381,7 @@ pub async fn command(
     acs.store.sync().await?;
     let what = match cmd {
         Command::Pause => "paused",
-        Command::Resume => "resumed",
+        Command::Resume { .. } => "resumed",
         Command::Abort => "aborted",
     };
     info!(campaign = %id, "firmware campaign {what}");
@@ -472,6 +518,7 @@ async fn send(
         r.attempts += 1;
         r.sent_ms = Some(now);
         r.task_id = None;
+        r.version = Some(c.version.clone());
     }
     acs.store.put_campaign_devices(&marked)?;
     acs.store.sync().await?;
@@ -487,7 +534,7 @@ async fn send(
 async fn queue(
     acs: &Arc<Acs>,
     c: &CampaignRecord,
-    file: &crate::store::FileRecord,
+    file: &FileRecord,
     row: &mut CampaignDevice,
     now: u64,
 ) -> Result<(), StoreError> {

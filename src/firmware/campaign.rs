@@ -156,6 +156,7 @@ pub fn judge(
         return None;
     }
     let sent = row.sent_ms.unwrap_or(now_ms);
+    let target_version = row.version.as_deref().unwrap_or(target_version);
     let booted_since = progress.last_boot_ms.is_some_and(|b| b >= sent);
     match progress.task {
         Some((TaskStatus::Failed, fault)) => {
@@ -271,7 +272,12 @@ pub fn next(campaign: &CampaignRecord, rows: &[CampaignDevice], now_ms: u64) -> 
         return out;
     }
     let waves = counts(campaign, rows);
-    let failures: u64 = waves.iter().map(WaveCounts::failures).sum();
+    let accepted = |i: usize| campaign.accepted_failures.get(i).copied().unwrap_or(0);
+    let failures: u64 = waves
+        .iter()
+        .enumerate()
+        .map(|(i, w)| w.failures().saturating_sub(accepted(i)))
+        .sum();
     if let Some(max) = campaign.stop.max_failures {
         if failures > max {
             out.halt = Some(format!(
@@ -282,14 +288,14 @@ pub fn next(campaign: &CampaignRecord, rows: &[CampaignDevice], now_ms: u64) -> 
     }
     let mut wave = campaign.wave as usize;
     if let (Some(pct), Some(w)) = (campaign.stop.max_failure_percent, waves.get(wave)) {
-        let finished = w.finished() - w.skipped;
+        let failed = w.failures().saturating_sub(accepted(wave));
+        let finished = (w.finished() - w.skipped).saturating_sub(accepted(wave));
         if finished > 0 {
-            let share = w.failures() as f64 * 100.0 / finished as f64;
+            let share = failed as f64 * 100.0 / finished as f64;
             if share > pct {
                 out.halt = Some(format!(
-                    "wave {}: {} of {finished} devices failed ({share:.1} %), more than max_failure_percent {pct}",
+                    "wave {}: {failed} of {finished} devices failed ({share:.1} %), more than max_failure_percent {pct}",
                     wave + 1,
-                    w.failures()
                 ));
                 return out;
             }
@@ -347,6 +353,7 @@ mod tests {
             state: CampaignState::Running,
             wave: 0,
             halt_reason: None,
+            accepted_failures: Vec::new(),
             created_ms: 0,
             created_by: "ops".into(),
             finished_ms: None,
@@ -362,6 +369,7 @@ mod tests {
             attempts: 0,
             task_id: None,
             sent_ms: Some(0),
+            version: None,
             finished_ms: None,
             detail: None,
         }
@@ -575,6 +583,11 @@ mod tests {
                 .starts_with("wave 2: 1 of 2 devices failed"),
             "{n:?}"
         );
+        // Resumed with that failure accepted: goes on.
+        c.accepted_failures = vec![0, 1];
+        let n = next(&c, &rows, 0);
+        assert!(n.halt.is_none(), "{n:?}");
+        c.accepted_failures.clear();
         // All done.
         let rows = vec![
             row(0, 0, Succeeded),

@@ -278,6 +278,10 @@ pub struct CampaignRecord {
     pub wave: u32,
     #[serde(default)]
     pub halt_reason: Option<String>,
+    /// Failures per wave an operator accepted by resuming a halted
+    /// campaign: the stop rules count only failures beyond them.
+    #[serde(default)]
+    pub accepted_failures: Vec<u64>,
     pub created_ms: u64,
     pub created_by: String,
     #[serde(default)]
@@ -344,6 +348,10 @@ pub struct CampaignDevice {
     /// When the current attempt was queued.
     #[serde(default)]
     pub sent_ms: Option<u64>,
+    /// The version the current attempt's image brings (a campaign resumed
+    /// with a fixed image sends another).
+    #[serde(default)]
+    pub version: Option<String>,
     #[serde(default)]
     pub finished_ms: Option<u64>,
     /// The CPE's fault, the version it came back with, or why it timed out.
