@@ -117,12 +117,7 @@ fn device_record(i: u64, now: u64) -> DeviceRecord {
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let value = |flag: &str| {
-        args.iter()
-            .position(|a| a == flag)
-            .and_then(|i| args.get(i + 1))
-            .cloned()
-    };
+    let value = |flag: &str| support::flag_value(&args, flag);
     let quick = args.iter().any(|a| a == "--quick");
     let devices: u64 = value("--devices")
         .map(|v| v.parse().expect("--devices N"))

@@ -27,6 +27,41 @@ fn ok(out: &Output) -> String {
     stderr
 }
 
+/// A firmware image as cpe-sim expects one: its header line, then filler.
+fn firmware_image(version: &str, size: usize) -> Vec<u8> {
+    let mut v = format!("CPESIM-FIRMWARE version={version}\n").into_bytes();
+    v.resize(size.max(v.len()), b'.');
+    v
+}
+
+/// Serves `body` on every path of a loopback HTTP server (a thread): its
+/// URL and the number of requests it answered.
+fn serve_file(body: Vec<u8>) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::io::{BufRead, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/fw/xx230v.bin", listener.local_addr().unwrap());
+    let hits = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = hits.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let mut reader = std::io::BufReader::new(stream.try_clone().unwrap());
+            let mut line = String::new();
+            while reader.read_line(&mut line).is_ok_and(|n| n > 0) && line != "\r\n" {
+                line.clear();
+            }
+            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let mut out = stream;
+            let _ = write!(
+                out,
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = out.write_all(&body);
+        }
+    });
+    (url, hits)
+}
+
 fn events(acs: &Acs, id: &str) -> Vec<String> {
     let (_, d) = acs.api_get(&format!("/api/v1/devices/{}", encode_segment(id)));
     d["recent_events"]
@@ -204,9 +239,12 @@ fn factory_reset_download_and_connection_requests() {
         "1",
     ]));
     let id = "1C61B4-Device2-ONT7";
-    let dl = acs.queue(id, json!({"Download": {"file_type": "1 Firmware Upgrade Image", "url": "http://fw.example/xx230v.bin", "file_size": 1000}}));
-    // Download accepted with status 1; the device "installs" it, reboots
-    // and reports TransferComplete in its next session.
+    // cpe-sim fetches the image for real and checks it: serve one.
+    let image = firmware_image("2.0.0_build20261201", 1000);
+    let (fw_url, fetches) = serve_file(image.clone());
+    let dl = acs.queue(id, json!({"Download": {"file_type": "1 Firmware Upgrade Image", "url": fw_url, "file_size": image.len()}}));
+    // Download accepted with status 1; the device fetches and installs it,
+    // reboots and reports TransferComplete in its next session.
     ok(&cpe_sim(&[
         "run",
         "--acs",
@@ -222,11 +260,43 @@ fn factory_reset_download_and_connection_requests() {
     ]));
     let t = acs.api_get(&format!("/api/v1/tasks/{dl}")).1;
     assert_eq!(t["status"], "done", "completed by TransferComplete: {t}");
+    assert_eq!(fetches.load(std::sync::atomic::Ordering::SeqCst), 1);
     let ev = events(&acs, id);
     assert_eq!(
         &ev[ev.len() - 3..],
         ["1 BOOT", "7 TRANSFER COMPLETE", "M Download"],
         "{ev:?}"
+    );
+    let (_, d) = acs.api_get(&format!("/api/v1/devices/{id}"));
+    assert_eq!(
+        d["software_version"], "2.0.0_build20261201",
+        "the device runs the image's version: {d}"
+    );
+
+    // A file server that does not exist: the download fails (9015) and the
+    // task with it, without a reboot.
+    let dl = acs.queue(id, json!({"Download": {"file_type": "1 Firmware Upgrade Image", "url": "http://127.0.0.1:1/xx230v.bin"}}));
+    ok(&cpe_sim(&[
+        "run",
+        "--acs",
+        &url,
+        "--model",
+        "tplg-ont",
+        "--serial",
+        "ONT7",
+        "--sessions",
+        "2",
+        "--boot-delay-ms",
+        "50",
+    ]));
+    let t = acs.api_get(&format!("/api/v1/tasks/{dl}")).1;
+    assert_eq!(t["status"], "failed", "{t}");
+    assert_eq!(t["fault"]["code"], 9015, "{t}");
+    let ev = events(&acs, id);
+    assert_eq!(
+        &ev[ev.len() - 3..],
+        ["1 BOOT", "7 TRANSFER COMPLETE", "M Download"],
+        "the restart's BOOT, then the report without a reboot: {ev:?}"
     );
 
     let fr = acs.queue(id, json!({"FactoryReset": {}}));

@@ -523,3 +523,67 @@ fn a_campaign_rolls_out_in_waves_and_halts_when_a_wave_fails() {
     let (_, list) = acs.api_get("/api/v1/campaigns");
     assert_eq!(list["campaigns"].as_array().unwrap().len(), 2);
 }
+
+#[test]
+fn a_killed_acs_resumes_its_campaign_and_sends_nobody_the_image_twice() {
+    let mut acs = Acs::start(&[]);
+    let serials = ["KL01", "KL02", "KL03"];
+    for s in serials {
+        session(&acs, &inform_on(s, "1.1.0", &["2 PERIODIC"], ""), None);
+    }
+    let (_, file) = upload(&acs, "name=fw-3.bin&version=3.0", &image(2048), TOKEN);
+    let devices: Vec<String> = serials.iter().map(|s| device_id(s)).collect();
+    let (status, c) = acs.api_post(
+        "/api/v1/campaigns",
+        &json!({"name": "kill", "file": file["id"], "target": {"devices": devices}, "waves": [100], "max_concurrent": 3}),
+    );
+    assert_eq!(status, 201, "{c}");
+    let cid = c["id"].as_str().unwrap().to_owned();
+    let key = format!("fw-{cid}");
+    // Every device is sent its Download (queued), then the ACS dies.
+    wait_until("all three sent", 20, || {
+        let c = campaign(&acs, &cid);
+        (c["waves"][0]["counts"]["sent"] == 3).then_some(())
+    });
+    // KL01 takes its Download before the crash.
+    let mut taken = std::collections::HashMap::new();
+    let s = session(&acs, &inform_on("KL01", "1.1.0", &["2 PERIODIC"], ""), None);
+    taken.insert("KL01", s.len());
+    let dir = acs.take_tempdir();
+    acs.kill9();
+
+    let acs = Acs::start_in(dir.path(), &[]);
+    // After the restart: the others get theirs once; KL01 gets none again.
+    for _ in 0..3 {
+        for s in serials {
+            let got = session(&acs, &inform_on(s, "1.1.0", &["2 PERIODIC"], ""), None);
+            *taken.entry(s).or_insert(0) += got.len();
+        }
+        std::thread::sleep(std::time::Duration::from_millis(2500));
+    }
+    for s in serials {
+        assert_eq!(
+            taken.get(s),
+            Some(&1),
+            "{s} was sent the image {:?} times",
+            taken.get(s)
+        );
+    }
+    for s in serials {
+        session(
+            &acs,
+            &inform_on(
+                s,
+                "3.0",
+                &["1 BOOT", "7 TRANSFER COMPLETE", "M Download"],
+                &key,
+            ),
+            Some((0, &key)),
+        );
+    }
+    let c = wait_until("the campaign done after the restart", 20, || {
+        let c = campaign(&acs, &cid);
+        (c["state"] == "done").then_some(c)
+    });
+    assert_eq!(c["waves"][0]["counts"]["succeeded"], 3, "{c}");
+}

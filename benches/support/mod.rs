@@ -57,3 +57,11 @@ pub fn dir_size_mib(p: &Path) -> f64 {
     }
     walk(p) as f64 / f64::from(1 << 20)
 }
+
+/// The value after `name` on the command line (`--devices 1000`).
+pub fn flag_value(args: &[String], name: &str) -> Option<String> {
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .cloned()
+}

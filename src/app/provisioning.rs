@@ -32,7 +32,7 @@ use crate::store::{DeviceRecord, NewFault, Store, StoreResult};
 use crate::digest::hex;
 
 /// File in the data dir holding the key of ParameterKey HMACs.
-const KEY_FILE: &str = "provision-key";
+pub const KEY_FILE: &str = "provision-key";
 
 /// Provisioning configuration and the ERPNext client.
 pub struct Provisioning {
@@ -122,10 +122,7 @@ impl Provisioning {
         };
         let s = &config.sip;
         let key = load_key(&config.data_dir, cluster)?;
-        let file_link_key = hmac::Key::new(
-            hmac::HMAC_SHA256,
-            hmac::sign(&key, b"gigafibre-acs firmware download links").as_ref(),
-        );
+        let file_link_key = crate::firmware::link::derive_key(&key);
         Ok(Provisioning {
             policy: ProvisioningPolicy {
                 enabled: config.provisioning,

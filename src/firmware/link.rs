@@ -23,6 +23,16 @@ pub enum LinkError {
     BadSignature,
 }
 
+/// The key of download links, from the installation's key (the
+/// ParameterKey HMAC key every node shares): links made on one node are
+/// accepted by all.
+pub fn derive_key(installation: &hmac::Key) -> hmac::Key {
+    hmac::Key::new(
+        hmac::HMAC_SHA256,
+        hmac::sign(installation, b"gigafibre-acs firmware download links").as_ref(),
+    )
+}
+
 /// The link parameters after `?` for `device` to fetch `file_id` until
 /// `expires_s` (Unix seconds).
 pub fn query(key: &hmac::Key, file_id: &str, device_id: &str, expires_s: u64) -> String {

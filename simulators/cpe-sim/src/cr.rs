@@ -53,6 +53,8 @@ pub struct CrCredentials(Arc<RwLock<Pair>>);
 struct Pair {
     username: String,
     password: String,
+    /// The device is gone (dead firmware): nothing is answered any more.
+    silent: bool,
 }
 
 impl CrCredentials {
@@ -73,6 +75,16 @@ impl CrCredentials {
         g.username = username.to_owned();
         g.password = password.to_owned();
         true
+    }
+
+    /// The device is dead: the listeners stop answering for good (the
+    /// HTTP listener closes its socket, the UDP one ignores requests).
+    pub fn silence(&self) {
+        self.0.write().unwrap_or_else(|p| p.into_inner()).silent = true;
+    }
+
+    pub fn is_silent(&self) -> bool {
+        self.0.read().unwrap_or_else(|p| p.into_inner()).silent
     }
 
     /// (username, password) as of now.
@@ -120,11 +132,21 @@ pub async fn serve(
             let Ok((stream, _)) = listener.accept().await else {
                 continue;
             };
+            if guard.credentials.is_silent() {
+                // A dead device: this connection and every later one fail.
+                break;
+            }
             let guard = guard.clone();
             tokio::spawn(async move {
                 let svc = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
                     let guard = guard.clone();
-                    async move { Ok::<_, std::convert::Infallible>(answer(&guard, &req)) }
+                    async move {
+                        if guard.credentials.is_silent() {
+                            // No answer: the connection is dropped.
+                            return Err(std::io::Error::other("the device is dead"));
+                        }
+                        Ok(answer(&guard, &req))
+                    }
                 });
                 let _ = http1::Builder::new()
                     .serve_connection(TokioIo::new(stream), svc)

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::datamodel::{DataModel, Param, cpe_fault};
 use crate::quirks::Quirks;
+use crate::transfer::{Behaviour, Transfer, Verdict};
 
 /// Something the device does once the session is over.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -24,13 +25,24 @@ pub enum Action {
         delay_s: u32,
         command_key: String,
     },
-    Transfer {
-        download: bool,
-        command_key: String,
-        file_type: String,
-        url: String,
-        delay_s: u32,
-    },
+    /// A Download (fetched by [`crate::transfer::spawn`], then
+    /// [`Device::finish_download`]) or an Upload ([`Device::perform`]).
+    Transfer(Transfer),
+    /// A boot-looping device reboots once more.
+    BootLoop,
+}
+
+/// What the device loop does once a download is over.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AfterDownload {
+    /// Open a session now (to send the TransferComplete).
+    Session,
+    /// Reboot (the boot delay), then open a session.
+    Reboot,
+    /// Reboot, and again every boot-loop period after each session.
+    BootLoop,
+    /// Go silent for good.
+    Dead,
 }
 
 /// Sets a `ManagementServer.` leaf of `model` (typically the factory tree,
@@ -68,6 +80,12 @@ struct Saved {
     /// The last sessions, for tests and people to look at.
     #[serde(default)]
     log: Vec<SessionLog>,
+    /// Installed a boot-looping image.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    boot_loop: bool,
+    /// Installed an image that killed it (`behaviour=vanish`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    dead: bool,
 }
 
 /// One session as the device saw it.
@@ -99,6 +117,8 @@ pub struct Device {
     pub sessions: u64,
     /// The last sessions (saved with the state).
     pub log: Vec<SessionLog>,
+    boot_loop: bool,
+    dead: bool,
 }
 
 /// Methods this CPE supports (answer to GetRPCMethods).
@@ -164,12 +184,16 @@ impl Device {
             state_file,
             sessions: 0,
             log: saved.as_ref().map(|s| s.log.clone()).unwrap_or_default(),
+            boot_loop: false,
+            dead: false,
         };
         match saved {
             Some(s) => {
                 d.bootstrapped = s.bootstrapped;
                 d.pending = s.pending;
                 d.transfer_complete = s.transfer_complete;
+                d.boot_loop = s.boot_loop;
+                d.dead = s.dead;
                 if let Some(mut m) = s.model {
                     m.vars = d.factory.vars.clone();
                     d.model = m;
@@ -365,7 +389,16 @@ impl Device {
                 Ok(ScheduleInformResponse {}.into())
             }
             Body::Download(r) => self
-                .start_transfer(true, r.command_key, r.file_type, r.url, r.delay_seconds)
+                .start_transfer(Transfer {
+                    download: true,
+                    command_key: r.command_key,
+                    file_type: r.file_type,
+                    url: r.url,
+                    username: r.username,
+                    password: r.password,
+                    file_size: r.file_size,
+                    delay_s: r.delay_seconds,
+                })
                 .map(|()| {
                     DownloadResponse(TransferResponse {
                         status: 1,
@@ -375,7 +408,16 @@ impl Device {
                     .into()
                 }),
             Body::Upload(r) => self
-                .start_transfer(false, r.command_key, r.file_type, r.url, r.delay_seconds)
+                .start_transfer(Transfer {
+                    download: false,
+                    command_key: r.command_key,
+                    file_type: r.file_type,
+                    url: r.url,
+                    username: r.username,
+                    password: r.password,
+                    file_size: 0,
+                    delay_s: r.delay_seconds,
+                })
                 .map(|()| {
                     UploadResponse(TransferResponse {
                         status: 1,
@@ -387,8 +429,8 @@ impl Device {
             Body::GetQueuedTransfers(_) => Ok(GetQueuedTransfersResponse {
                 transfers: self
                     .queued_transfers()
-                    .map(|(k, _)| QueuedTransfer {
-                        command_key: k,
+                    .map(|t| QueuedTransfer {
+                        command_key: t.command_key.clone(),
                         state: 1,
                     })
                     .collect(),
@@ -397,12 +439,12 @@ impl Device {
             Body::GetAllQueuedTransfers(_) => Ok(GetAllQueuedTransfersResponse {
                 transfers: self
                     .queued_transfers()
-                    .map(|(command_key, (download, file_type))| AllQueuedTransfer {
-                        command_key,
+                    .map(|t| AllQueuedTransfer {
+                        command_key: t.command_key.clone(),
                         state: 1,
-                        is_download: download,
-                        file_type,
-                        file_size: 0,
+                        is_download: t.download,
+                        file_type: t.file_type.clone(),
+                        file_size: t.file_size,
                         target_file_name: String::new(),
                     })
                     .collect(),
@@ -410,7 +452,9 @@ impl Device {
             .into()),
             Body::CancelTransfer(r) => {
                 let before = self.actions.len();
-                self.actions.retain(|a| !matches!(a, Action::Transfer { command_key, .. } if *command_key == r.command_key));
+                self.actions.retain(
+                    |a| !matches!(a, Action::Transfer(t) if t.command_key == r.command_key),
+                );
                 if self.actions.len() == before {
                     Err(cpe_fault(9021, "no such transfer queued"))
                 } else {
@@ -428,36 +472,18 @@ impl Device {
         }
     }
 
-    fn queued_transfers(&self) -> impl Iterator<Item = (String, (bool, String))> + '_ {
+    fn queued_transfers(&self) -> impl Iterator<Item = &Transfer> + '_ {
         self.actions.iter().filter_map(|a| match a {
-            Action::Transfer {
-                download,
-                command_key,
-                file_type,
-                ..
-            } => Some((command_key.clone(), (*download, file_type.clone()))),
+            Action::Transfer(t) => Some(t),
             _ => None,
         })
     }
 
-    fn start_transfer(
-        &mut self,
-        download: bool,
-        command_key: String,
-        file_type: String,
-        url: String,
-        delay_s: u32,
-    ) -> Result<(), gigafibre_acs::cwmp::Fault> {
-        if url.is_empty() {
+    fn start_transfer(&mut self, t: Transfer) -> Result<(), gigafibre_acs::cwmp::Fault> {
+        if t.url.is_empty() {
             return Err(cpe_fault(9003, "URL is empty"));
         }
-        self.actions.push(Action::Transfer {
-            download,
-            command_key,
-            file_type,
-            url,
-            delay_s,
-        });
+        self.actions.push(Action::Transfer(t));
         Ok(())
     }
 
@@ -467,16 +493,27 @@ impl Device {
     }
 
     /// Carries an action out (after its delay, which the runner waits).
-    /// Reboots and firmware downloads restart the device; all actions queue
-    /// the events they are reported with.
+    /// Reboots restart the device; all actions queue the events they are
+    /// reported with. Downloads are not carried out here but fetched by
+    /// [`crate::transfer::spawn`] and finished by [`Device::finish_download`].
     pub fn perform(&mut self, action: Action) {
         match action {
             Action::Reboot { command_key } => {
                 self.add_event("1 BOOT", "");
                 self.add_event("M Reboot", &command_key);
             }
+            Action::BootLoop => {
+                if self.boot_loop {
+                    self.add_event("1 BOOT", "");
+                }
+            }
             Action::FactoryReset => {
+                // The firmware survives a factory reset; the settings do not.
+                let version = self.software_version();
                 self.model = self.factory.clone();
+                if !version.is_empty() {
+                    self.set_software_version(&version);
+                }
                 self.bootstrapped = false;
                 self.transfer_complete = None;
                 self.pending.clear();
@@ -487,18 +524,19 @@ impl Device {
                 self.add_event("3 SCHEDULED", "");
                 self.add_event("M ScheduleInform", &command_key);
             }
-            Action::Transfer {
-                download,
-                command_key,
-                file_type,
-                url,
-                ..
-            } => {
+            Action::Transfer(t) => {
+                // An Upload: the simulator has nothing to send and does not
+                // contact the server; it only checks the scheme.
                 let start = format_datetime(SystemTime::now());
-                let supported = ["http://", "https://", "ftp://"]
+                let fault = if t.download {
+                    TransferFault {
+                        fault_code: 9010,
+                        fault_string: "Download failure: not fetched".into(),
+                    }
+                } else if ["http://", "https://", "ftp://"]
                     .iter()
-                    .any(|s| url.starts_with(s));
-                let fault = if supported {
+                    .any(|s| t.url.starts_with(s))
+                {
                     TransferFault {
                         fault_code: 0,
                         fault_string: String::new(),
@@ -509,22 +547,127 @@ impl Device {
                         fault_string: "Unsupported protocol for file transfer".into(),
                     }
                 };
-                let firmware = download && file_type.starts_with("1 ") && fault.fault_code == 0;
-                if firmware {
-                    self.add_event("1 BOOT", "");
-                }
-                self.add_event("7 TRANSFER COMPLETE", "");
-                self.add_event(
-                    if download { "M Download" } else { "M Upload" },
-                    &command_key,
-                );
-                self.transfer_complete = Some(TransferComplete {
-                    command_key,
-                    fault,
-                    start_time: start,
-                    complete_time: format_datetime(SystemTime::now()),
-                });
+                self.report_transfer(&t, fault, start);
             }
+        }
+    }
+
+    /// Queues `7 TRANSFER COMPLETE` + `M Download`/`M Upload` and the
+    /// TransferComplete of `t`.
+    fn report_transfer(&mut self, t: &Transfer, fault: TransferFault, start_time: String) {
+        self.add_event("7 TRANSFER COMPLETE", "");
+        self.add_event(
+            if t.download { "M Download" } else { "M Upload" },
+            &t.command_key,
+        );
+        self.transfer_complete = Some(TransferComplete {
+            command_key: t.command_key.clone(),
+            fault,
+            start_time,
+            complete_time: format_datetime(SystemTime::now()),
+        });
+    }
+
+    /// A download is over (fetched and judged by [`crate::transfer`]):
+    /// installs a firmware image, queues the events and the
+    /// TransferComplete; what the device loop does next.
+    pub fn finish_download(
+        &mut self,
+        t: &Transfer,
+        start_time: String,
+        verdict: Verdict,
+    ) -> AfterDownload {
+        let ok = || TransferFault {
+            fault_code: 0,
+            fault_string: String::new(),
+        };
+        match verdict {
+            Verdict::Failed(fault) => {
+                self.report_transfer(t, fault, start_time);
+                AfterDownload::Session
+            }
+            Verdict::Stored => {
+                self.report_transfer(t, ok(), start_time);
+                AfterDownload::Session
+            }
+            Verdict::Firmware { version, behaviour } => match behaviour {
+                Behaviour::Normal | Behaviour::OldVersion => {
+                    if behaviour == Behaviour::Normal {
+                        self.set_software_version(&version);
+                    }
+                    self.boot_loop = false;
+                    self.add_event("1 BOOT", "");
+                    self.report_transfer(t, ok(), start_time);
+                    AfterDownload::Reboot
+                }
+                Behaviour::BootLoop => {
+                    self.boot_loop = true;
+                    self.add_event("1 BOOT", "");
+                    AfterDownload::BootLoop
+                }
+                Behaviour::Vanish => {
+                    self.dead = true;
+                    AfterDownload::Dead
+                }
+                // Judged a failure already; kept for completeness.
+                Behaviour::Fail9010 => {
+                    self.report_transfer(
+                        t,
+                        TransferFault {
+                            fault_code: 9010,
+                            fault_string: "Download failure".into(),
+                        },
+                        start_time,
+                    );
+                    AfterDownload::Session
+                }
+            },
+        }
+    }
+
+    /// Installed a boot-looping image: reboots every boot-loop period.
+    pub fn is_boot_looping(&self) -> bool {
+        self.boot_loop
+    }
+
+    /// Installed an image that killed it: never informs again.
+    pub fn is_dead(&self) -> bool {
+        self.dead
+    }
+
+    fn device_info(&self, leaf: &str) -> String {
+        self.model
+            .get(&format!("{}DeviceInfo.{leaf}", self.model.root()))
+            .map(|v| v.into_owned())
+            .unwrap_or_default()
+    }
+
+    /// DeviceInfo.HardwareVersion (what a firmware image is checked against).
+    pub fn hardware_version(&self) -> String {
+        self.device_info("HardwareVersion")
+    }
+
+    /// DeviceInfo.SoftwareVersion.
+    pub fn software_version(&self) -> String {
+        self.device_info("SoftwareVersion")
+    }
+
+    /// The device runs another firmware version (a read-only parameter,
+    /// added if the model lacks it).
+    fn set_software_version(&mut self, version: &str) {
+        let path = format!("{}DeviceInfo.SoftwareVersion", self.model.root());
+        if self.model.set_local(&path, version).is_none() && !self.model.params.contains_key(&path)
+        {
+            self.model.insert_param(
+                &path,
+                Param {
+                    value: version.to_owned(),
+                    kind: ValueType::String,
+                    writable: false,
+                    notification: 0,
+                    access_list: Vec::new(),
+                },
+            );
         }
     }
 
@@ -542,6 +685,8 @@ impl Device {
                 || self.model.objects != self.factory.objects)
                 .then(|| self.model.clone()),
             log: self.log.clone(),
+            boot_loop: self.boot_loop,
+            dead: self.dead,
         };
         let json = serde_json::to_vec(&saved).map_err(|e| e.to_string())?;
         let tmp = path.with_extension("tmp");

@@ -14,13 +14,16 @@ use tokio::sync::Semaphore;
 use gigafibre_acs::cwmp::ValueType;
 
 use crate::cr::{CrCredentials, Trigger};
-use crate::device::{Device, set_management};
+use crate::device::{Action, AfterDownload, Device, set_management};
 use crate::http::{AcsClient, Credentials};
 use crate::model::{Identity, ModelTemplate, personalise};
 use crate::quirks::Quirks;
-use crate::runner::{Listeners, apply_stun_mapping, sync_listeners};
+use crate::runner::{
+    Listeners, action_delay, apply_stun_mapping, schedule_boot_loop, sync_listeners,
+};
 use crate::session;
 use crate::stun::{StunOptions, StunSettings};
+use crate::transfer::{self, DownloadConfig};
 
 #[derive(Clone, Debug)]
 pub struct FleetOptions {
@@ -47,6 +50,25 @@ pub struct FleetOptions {
     /// Every device stops after its first successful session (a bootstrap
     /// wave: the run ends when the whole fleet has bootstrapped).
     pub once: bool,
+    /// How downloads are fetched and checked.
+    pub downloads: Arc<DownloadConfig>,
+    /// Every Nth device (index i with i % N == N - 1) is hardware revision
+    /// B: its DeviceInfo.HardwareVersion ends in `-B`.
+    pub hardware_variant_every: Option<u32>,
+}
+
+/// Suffix of the other hardware revision's HardwareVersion.
+pub const VARIANT_SUFFIX: &str = "-B";
+
+/// The model with `-B` appended to DeviceInfo.HardwareVersion (a second
+/// shared tree, so that the variant devices still share one).
+fn hardware_variant(tree: &crate::datamodel::DataModel) -> crate::datamodel::DataModel {
+    let mut t = tree.clone();
+    let path = format!("{}DeviceInfo.HardwareVersion", t.root());
+    if let Some(p) = t.params.get(&path).map(|p| p.value.clone()) {
+        let _ = t.set_local(&path, &format!("{p}{VARIANT_SUFFIX}"));
+    }
+    t
 }
 
 #[derive(Default)]
@@ -192,9 +214,23 @@ pub async fn run(mut opts: FleetOptions) -> FleetReport {
         })
     });
 
+    let variants: Vec<Arc<crate::datamodel::DataModel>> = match opts.hardware_variant_every {
+        Some(n) if n > 0 => opts
+            .models
+            .iter()
+            .map(|(_, t)| Arc::new(hardware_variant(t)))
+            .collect(),
+        _ => Vec::new(),
+    };
     let mut tasks = Vec::with_capacity(opts.count as usize);
     for i in 0..opts.count {
-        let (model_name, shared) = opts.models[i as usize % opts.models.len()].clone();
+        let (model_name, mut shared) = opts.models[i as usize % opts.models.len()].clone();
+        if opts
+            .hardware_variant_every
+            .is_some_and(|n| n > 0 && i % n == n - 1)
+        {
+            shared = variants[i as usize % variants.len()].clone();
+        }
         let identity = fleet_identity(&model_name, &opts.serial_prefix, i, &opts.acs_url);
         let opts = opts.clone();
         let (stats, in_flight, ok, failed, permits) = (
@@ -263,7 +299,17 @@ pub async fn run(mut opts: FleetOptions) -> FleetReport {
             };
             let offset = spread.mul_f64(f64::from(i) / f64::from(opts.count.max(1)));
             tokio::time::sleep(offset).await;
+            // Actions due later (DelaySeconds, a boot loop's next reboot)
+            // and downloads in flight, each in its own task.
+            let mut scheduled: Vec<(tokio::time::Instant, Action)> = Vec::new();
+            let (downloads_done, mut downloads) = tokio::sync::mpsc::unbounded_channel();
             while tokio::time::Instant::now() < deadline {
+                if dev.is_dead() {
+                    // Dead firmware: no more informs, no answers.
+                    listeners.credentials.silence();
+                    let _ = dev.save();
+                    return;
+                }
                 let next = tokio::time::Instant::now() + opts.inform_interval;
                 let Ok(_permit) = permits.acquire().await else {
                     return;
@@ -302,9 +348,12 @@ pub async fn run(mut opts: FleetOptions) -> FleetReport {
                     continue;
                 }
                 ok.fetch_add(1, Ordering::Relaxed);
+                let now = tokio::time::Instant::now();
                 for a in dev.take_actions() {
-                    dev.perform(a);
+                    // Reboots are instant in a fleet.
+                    scheduled.push((now + action_delay(&a, Duration::ZERO), a));
                 }
+                schedule_boot_loop(&dev, &mut scheduled, opts.downloads.boot_loop_period);
                 sync_listeners(&dev, &listeners);
                 let _ = dev.save();
                 if opts.once {
@@ -315,9 +364,41 @@ pub async fn run(mut opts: FleetOptions) -> FleetReport {
                 }
                 // Wait for the next reason to open a session.
                 loop {
+                    scheduled.sort_by_key(|(t, _)| *t);
+                    let next_action = scheduled.first().map(|(t, _)| *t);
                     tokio::select! {
                         _ = tokio::time::sleep_until(next.min(deadline)) => {
                             dev.add_event("2 PERIODIC", "");
+                            break;
+                        }
+                        _ = tokio::time::sleep_until(next_action.unwrap_or(deadline)), if next_action.is_some() => {
+                            let now = tokio::time::Instant::now();
+                            let due: Vec<Action> = scheduled.iter().filter(|(t, _)| *t <= now).map(|(_, a)| a.clone()).collect();
+                            scheduled.retain(|(t, _)| *t > now);
+                            let mut session = false;
+                            for a in due {
+                                match a {
+                                    Action::Transfer(t) if t.download => {
+                                        transfer::spawn(t, dev.hardware_version(), opts.downloads.clone(), downloads_done.clone());
+                                        continue;
+                                    }
+                                    // Fixed meanwhile by another image.
+                                    Action::BootLoop if !dev.is_boot_looping() => continue,
+                                    Action::Reboot { .. } | Action::FactoryReset | Action::BootLoop => client.disconnect(),
+                                    _ => {}
+                                }
+                                dev.perform(a);
+                                session = true;
+                            }
+                            sync_listeners(&dev, &listeners);
+                            if session {
+                                break;
+                            }
+                        }
+                        Some(f) = downloads.recv() => {
+                            if matches!(dev.finish_download(&f.transfer, f.start_time, f.verdict), AfterDownload::Reboot | AfterDownload::BootLoop) {
+                                client.disconnect();
+                            }
                             break;
                         }
                         Some(t) = triggers.recv() => {

@@ -369,6 +369,20 @@ impl AcsClient {
     }
 }
 
+/// The Authorization answering one `WWW-Authenticate: Digest ...`
+/// challenge (the first request with it), if we can answer it.
+pub fn answer_digest(
+    challenge: &str,
+    user: &str,
+    password: &str,
+    method: &str,
+    uri: &str,
+) -> Option<String> {
+    let mut c = parse_challenge(challenge)?;
+    c.nc = 1;
+    Some(digest_response(&c, user, password, method, uri))
+}
+
 /// Parses one `WWW-Authenticate: Digest ...` value we can answer (MD5 or
 /// SHA-256, qop=auth or none).
 fn parse_challenge(h: &str) -> Option<Challenge> {

@@ -14,6 +14,7 @@ mod quirks;
 mod runner;
 mod session;
 mod stun;
+mod transfer;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -190,6 +191,46 @@ struct RunArgs {
     clients: u8,
     #[command(flatten)]
     stun: StunArgs,
+    #[command(flatten)]
+    downloads: DownloadArgs,
+}
+
+/// How Downloads are checked and what firmware does once installed.
+#[derive(Args, Clone)]
+struct DownloadArgs {
+    /// Expected SHA-256 (hex) of every downloaded file: another one fails
+    /// the download with 9018.
+    #[arg(long, value_name = "HEX")]
+    download_sha256: Option<String>,
+    /// What every firmware image does once installed, whatever its header's
+    /// `behaviour=` says: normal, boot-loop, old-version, vanish or fail-9010.
+    #[arg(long, value_name = "BEHAVIOUR")]
+    download_behaviour: Option<transfer::Behaviour>,
+    /// Milliseconds between two boots of a boot-looping device.
+    #[arg(long, default_value_t = 5000)]
+    boot_loop_period_ms: u64,
+}
+
+impl DownloadArgs {
+    fn config(
+        &self,
+        tls: Option<Arc<rustls::ClientConfig>>,
+        timeout: Duration,
+    ) -> Result<Arc<transfer::DownloadConfig>, String> {
+        let sha256 = self
+            .download_sha256
+            .as_deref()
+            .map(transfer::parse_sha256)
+            .transpose()
+            .map_err(|e| format!("--download-sha256: {e}"))?;
+        Ok(Arc::new(transfer::DownloadConfig {
+            sha256,
+            behaviour: self.download_behaviour,
+            tls,
+            timeout,
+            boot_loop_period: Duration::from_millis(self.boot_loop_period_ms.max(1)),
+        }))
+    }
 }
 
 /// TR-111 (devices behind NAT).
@@ -302,6 +343,12 @@ struct FleetArgs {
     /// the run ends when every device is done, or at --duration).
     #[arg(long)]
     once: bool,
+    #[command(flatten)]
+    downloads: DownloadArgs,
+    /// Every Nth device (index i with i % N == N-1) is another hardware
+    /// revision: its DeviceInfo.HardwareVersion ends in `-B`.
+    #[arg(long, value_name = "N")]
+    hardware_variant_every: Option<u32>,
 }
 
 impl Common {
@@ -535,11 +582,15 @@ async fn run_one(args: RunArgs) -> Result<ExitCode, String> {
         "cpe-sim: device {} connection request URL http://{cr_addr}/",
         dev.device_id.device_id()
     );
+    let tls = args.common.tls()?;
+    let downloads = args
+        .downloads
+        .config(tls.clone(), Duration::from_secs(args.common.timeout))?;
     let mut client = http::AcsClient::new(
         &args.common.acs,
         creds,
         Duration::from_secs(args.common.timeout),
-        args.common.tls()?,
+        tls,
     )
     .map_err(|e| e.to_string())?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -570,6 +621,7 @@ async fn run_one(args: RunArgs) -> Result<ExitCode, String> {
         retry_base: Duration::from_millis(args.retry_base_ms.max(1)),
         boot_delay: Duration::from_millis(args.boot_delay_ms),
         wait_first: args.managed_before && dev.pending_events().is_empty(),
+        downloads,
     };
     runner::run(&mut dev, &mut client, rx, listeners, opts, stop_rx).await;
     Ok(ExitCode::SUCCESS)
@@ -604,6 +656,12 @@ async fn run_fleet(args: FleetArgs) -> Result<ExitCode, String> {
         })
         .collect();
     let tls = args.common.tls()?;
+    let downloads = args
+        .downloads
+        .config(tls.clone(), Duration::from_secs(args.common.timeout))?;
+    if args.hardware_variant_every == Some(0) {
+        return Err("--hardware-variant-every must be at least 1".into());
+    }
     http::AcsClient::new(
         &args.common.acs,
         creds.clone(),
@@ -628,6 +686,8 @@ async fn run_fleet(args: FleetArgs) -> Result<ExitCode, String> {
         connection_requests: args.connection_requests,
         stun,
         once: args.once,
+        downloads,
+        hardware_variant_every: args.hardware_variant_every,
     })
     .await;
     if args.json {

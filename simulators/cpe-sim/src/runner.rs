@@ -3,6 +3,7 @@
 //! sessions with TR-069's backoff.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::mpsc;
@@ -10,10 +11,11 @@ use tokio::time::{Instant, sleep_until};
 use tracing::{debug, info, warn};
 
 use crate::cr::{CrCredentials, Trigger};
-use crate::device::{Action, Device};
+use crate::device::{Action, AfterDownload, Device};
 use crate::http::AcsClient;
 use crate::session;
 use crate::stun::StunSettings;
+use crate::transfer::{self, DownloadConfig, Finished};
 
 #[derive(Clone, Debug)]
 pub struct RunOptions {
@@ -28,15 +30,26 @@ pub struct RunOptions {
     /// No session at start: the first waits for a connection request, the
     /// periodic interval or a local change (a device moved from another ACS).
     pub wait_first: bool,
+    /// How downloads are fetched and checked.
+    pub downloads: Arc<DownloadConfig>,
 }
 
-fn action_delay(a: &Action, opts: &RunOptions) -> Duration {
+/// How long after the session an action is carried out: a reboot takes
+/// `boot_delay`, a transfer starts after its DelaySeconds.
+pub fn action_delay(a: &Action, boot_delay: Duration) -> Duration {
     match a {
-        Action::Reboot { .. } | Action::FactoryReset => opts.boot_delay,
+        Action::Reboot { .. } | Action::FactoryReset => boot_delay,
         Action::ScheduleInform { delay_s, .. } => Duration::from_secs(u64::from(*delay_s)),
-        Action::Transfer { delay_s, .. } => {
-            Duration::from_secs(u64::from(*delay_s)) + opts.boot_delay
-        }
+        Action::Transfer(t) => Duration::from_secs(u64::from(t.delay_s)),
+        Action::BootLoop => Duration::ZERO,
+    }
+}
+
+/// A boot-looping device's next reboot, `period` from now (one at a time).
+pub fn schedule_boot_loop(dev: &Device, scheduled: &mut Vec<(Instant, Action)>, period: Duration) {
+    scheduled.retain(|(_, a)| *a != Action::BootLoop);
+    if dev.is_boot_looping() {
+        scheduled.push((Instant::now() + period, Action::BootLoop));
     }
 }
 
@@ -78,23 +91,33 @@ pub async fn run(
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
     let mut scheduled: Vec<(Instant, Action)> = Vec::new();
+    let (downloads_done, mut downloads) = mpsc::unbounded_channel();
     let mut done = 0u64;
     // A device another ACS bootstrapped waits for its first reason.
     let mut session_now = !opts.wait_first;
     loop {
         sync_listeners(dev, &listeners);
+        if dev.is_dead() {
+            // Dead firmware: the process lives on, the device is silent.
+            info!(device = %dev.device_id.serial_number, "the device is dead (vanished after its download)");
+            listeners.credentials.silence();
+            if let Err(e) = dev.save() {
+                warn!("{e}");
+            }
+            let _ = stop.changed().await;
+            return;
+        }
         if !std::mem::replace(&mut session_now, true) {
-            if !wait_for_reason(
-                dev,
-                client,
-                &mut triggers,
-                &listeners,
-                &opts,
-                &mut scheduled,
-                &mut stop,
-            )
-            .await
-            {
+            let mut wait = Wait {
+                triggers: &mut triggers,
+                listeners: &listeners,
+                opts: &opts,
+                scheduled: &mut scheduled,
+                stop: &mut stop,
+                downloads: &mut downloads,
+                downloads_done: &downloads_done,
+            };
+            if !wait_for_reason(dev, client, &mut wait).await {
                 return;
             }
             continue;
@@ -108,8 +131,9 @@ pub async fn run(
                 info!(device = %dev.device_id.serial_number, rpcs = report.rpcs, methods = ?report.methods, elapsed_ms = report.elapsed.as_millis() as u64, "session done");
                 let now = Instant::now();
                 for a in dev.take_actions() {
-                    scheduled.push((now + action_delay(&a, &opts), a));
+                    scheduled.push((now + action_delay(&a, opts.boot_delay), a));
                 }
+                schedule_boot_loop(dev, &mut scheduled, opts.downloads.boot_loop_period);
             }
             Err(e) => {
                 dev.session_failed();
@@ -141,18 +165,31 @@ pub async fn run(
     }
 }
 
-/// Waits for the next reason to open a session (an action falling due,
-/// the periodic interval, a connection request, a local change) and
-/// queues its event. False when told to stop.
-async fn wait_for_reason(
-    dev: &mut Device,
-    client: &mut AcsClient,
-    triggers: &mut mpsc::Receiver<Trigger>,
-    listeners: &Listeners,
-    opts: &RunOptions,
-    scheduled: &mut Vec<(Instant, Action)>,
-    stop: &mut tokio::sync::watch::Receiver<bool>,
-) -> bool {
+/// What the device loop waits on between sessions.
+struct Wait<'a> {
+    triggers: &'a mut mpsc::Receiver<Trigger>,
+    listeners: &'a Listeners,
+    opts: &'a RunOptions,
+    scheduled: &'a mut Vec<(Instant, Action)>,
+    stop: &'a mut tokio::sync::watch::Receiver<bool>,
+    /// Downloads in flight report here.
+    downloads: &'a mut mpsc::UnboundedReceiver<Finished>,
+    downloads_done: &'a mpsc::UnboundedSender<Finished>,
+}
+
+/// Waits for the next reason to open a session (an action falling due, a
+/// download finishing, the periodic interval, a connection request, a
+/// local change) and queues its event. False when told to stop.
+async fn wait_for_reason(dev: &mut Device, client: &mut AcsClient, w: &mut Wait<'_>) -> bool {
+    let Wait {
+        triggers,
+        listeners,
+        opts,
+        scheduled,
+        stop,
+        downloads,
+        downloads_done,
+    } = w;
     let periodic_at = opts.periodic.map(|p| Instant::now() + p);
     loop {
         scheduled.sort_by_key(|(t, _)| *t);
@@ -163,14 +200,39 @@ async fn wait_for_reason(
                 let now = Instant::now();
                 let due: Vec<Action> = scheduled.iter().filter(|(t, _)| *t <= now).map(|(_, a)| a.clone()).collect();
                 scheduled.retain(|(t, _)| *t > now);
+                let mut session = false;
                 for a in due {
-                    if matches!(a, Action::Reboot { .. } | Action::FactoryReset) {
-                        client.disconnect();
+                    match a {
+                        Action::Transfer(t) if t.download => {
+                            // Fetched meanwhile; sessions go on.
+                            transfer::spawn(t, dev.hardware_version(), opts.downloads.clone(), (*downloads_done).clone());
+                            continue;
+                        }
+                        // Fixed meanwhile by another image.
+                        Action::BootLoop if !dev.is_boot_looping() => continue,
+                        Action::Reboot { .. } | Action::FactoryReset | Action::BootLoop => client.disconnect(),
+                        _ => {}
                     }
                     if a == Action::FactoryReset {
                         dev.wipe_state();
                     }
                     dev.perform(a);
+                    session = true;
+                }
+                if session {
+                    return true;
+                }
+            }
+            Some(f) = downloads.recv() => {
+                match dev.finish_download(&f.transfer, f.start_time, f.verdict) {
+                    AfterDownload::Session | AfterDownload::Dead => {}
+                    AfterDownload::Reboot | AfterDownload::BootLoop => {
+                        client.disconnect();
+                        tokio::select! {
+                            _ = tokio::time::sleep(opts.boot_delay) => {}
+                            _ = stop.changed() => return false,
+                        }
+                    }
                 }
                 return true;
             }

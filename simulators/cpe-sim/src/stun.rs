@@ -142,6 +142,10 @@ pub async fn run(
     let mut replay = ReplayGuard::default();
     let mut next_send = Instant::now();
     loop {
+        if credentials.is_silent() {
+            // The device is dead.
+            return;
+        }
         tokio::select! {
             _ = sleep_until(next_send) => {
                 let s = settings.get();
@@ -206,6 +210,9 @@ pub async fn run(
                         other => debug!(response = ?other, "STUN: unexpected answer"),
                     }
                     continue;
+                }
+                if credentials.is_silent() {
+                    return;
                 }
                 let (username, password) = credentials.get();
                 let verdict = if username.is_empty() {
