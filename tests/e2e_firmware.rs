@@ -126,15 +126,17 @@ fn a_campaign_halts_on_a_bad_wave_resumes_with_a_fixed_image_and_survives_a_kill
     let mut acs = Acs::start(&env);
     let url = format!("http://{listen}/");
     // 250 Raisecom ONTs, every 50th of hardware revision B; 250 Decos.
-    let _ont = fleet(
+    let mut ont = fleet(
         &url,
         "rcmg-ont",
         "FWA",
         250,
         &["--hardware-variant-every", "50"],
     );
-    let _deco = fleet(&url, "deco", "FWB", 250, &[]);
+    let mut deco = fleet(&url, "deco", "FWB", 250, &[]);
     wait_until("500 devices", 60, || {
+        ont.alive();
+        deco.alive();
         (devices(&acs, ONT).len() == 250 && devices(&acs, DECO).len() == 250).then_some(())
     });
     let deco_versions: Vec<Value> = devices(&acs, DECO)

@@ -345,6 +345,15 @@ fn a_campaign_rolls_out_in_waves_and_halts_when_a_wave_fails() {
         "time_zone",
     );
 
+    // An image whose stored bytes changed since their SHA-256 was taken.
+    let (_, tampered) = upload(&acs, "name=t.bin&version=2.0", &image(3000), TOKEN);
+    let tid = tampered["id"].as_str().unwrap();
+    std::fs::write(acs.data_dir.join("files").join(tid), image(2999)).unwrap();
+    bad(
+        json!({"name": "x", "file": tid, "target": {"model_names": ["Device2"]}, "waves": [100]}),
+        "no longer matches its SHA-256",
+    );
+
     // Four devices in waves of 1 and 3.
     let (status, c) = acs.api_post(
         "/api/v1/campaigns",
