@@ -393,6 +393,30 @@ fn a_technician_uses_the_console_on_a_phone_sized_browser() {
     browser.wait_text("#rx-limits", "gpon-b+", 10);
     browser.wait_text("#identity", "10.201.37.14", 10);
     browser.wait_text("#wan-changes", "10.201.37.14", 10);
+    // A firmware campaign for the ONT, followed and paused from the page.
+    let r = HttpConn::connect(acs.api).request(
+        "POST",
+        "/api/v1/files?name=fw.bin&version=9.0",
+        &[
+            ("Authorization", &format!("Bearer {TOKEN}")),
+            ("Content-Type", "application/octet-stream"),
+        ],
+        b"CPESIM-FIRMWARE version=9.0\n",
+    );
+    assert_eq!(r.status, 201, "{}", r.text());
+    let file: Value = serde_json::from_slice(&r.body).unwrap();
+    let (status, c) = acs.api_post(
+        "/api/v1/campaigns",
+        &json!({"name": "ONT 9.0", "file": file["id"], "target": {"devices": [ont_id]}, "waves": [100],
+                "window": {"start": "00:00", "end": "00:01"}}),
+    );
+    assert_eq!(status, 201, "{c}");
+    browser.click("#nav-campaigns");
+    browser.wait_visible("campaigns");
+    browser.wait_text("#campaign-list", "ONT 9.0", 10);
+    browser.wait_text("#campaign-list", "running", 10);
+    browser.click("#campaign-list li[data-campaign] button");
+    browser.wait_text("#campaign-list .campaign-state", "paused", 10);
     drop(ont);
     browser.click("#logout");
     browser.wait_visible("login");

@@ -30,6 +30,10 @@ const TEXT = {
     recent_informs: "Derniers contacts", tasks: "Tâches", faults: "Erreurs", no_task: "Aucune tâche.",
     no_fault: "Aucune erreur.", retry: "Réessayer", retried: "Relancé.",
     task_status: { pending: "en attente", sent: "envoyée", awaiting_completion: "en cours", done: "terminée", failed: "échouée", cancelled: "annulée" },
+    campaigns: "Campagnes", no_campaign: "Aucune campagne.", pause: "Suspendre", resume: "Reprendre", abort: "Annuler",
+    confirm_abort: "Annuler cette campagne? Les téléchargements pas encore envoyés sont retirés.", wave: "Vague",
+    campaign_state: { running: "en cours", paused: "suspendue", halted: "arrêtée", done: "terminée", aborted: "annulée" },
+    rollout: { succeeded: "réussis", failed: "échoués", timed_out: "sans retour", wrong_version: "mauvaise version", pending: "en attente", sent: "envoyés", skipped: "déjà à jour" },
     tokens: "Jetons d'API (machines)", new_token: "Nouveau jeton", issue: "Émettre", revoke: "Révoquer",
     token_once: "Copiez ce jeton maintenant : il ne sera plus affiché.", token_revoked: "Jeton révoqué.", no_token: "Aucun jeton émis.",
     status: { pending: "En attente", provisioned: "Provisionné", no_config: "Aucune configuration dans ERPNext",
@@ -62,6 +66,10 @@ const TEXT = {
     recent_informs: "Recent contacts", tasks: "Tasks", faults: "Faults", no_task: "No task.",
     no_fault: "No fault.", retry: "Retry", retried: "Retried.",
     task_status: { pending: "pending", sent: "sent", awaiting_completion: "in progress", done: "done", failed: "failed", cancelled: "cancelled" },
+    campaigns: "Campaigns", no_campaign: "No campaign.", pause: "Pause", resume: "Resume", abort: "Abort",
+    confirm_abort: "Abort this campaign? Downloads not yet sent are withdrawn.", wave: "Wave",
+    campaign_state: { running: "running", paused: "paused", halted: "halted", done: "done", aborted: "aborted" },
+    rollout: { succeeded: "succeeded", failed: "failed", timed_out: "timed out", wrong_version: "wrong version", pending: "pending", sent: "sent", skipped: "already up to date" },
     tokens: "API tokens (machines)", new_token: "New token", issue: "Issue", revoke: "Revoke",
     token_once: "Copy this token now: it will not be shown again.", token_revoked: "Token revoked.", no_token: "No token issued.",
     status: { pending: "Pending", provisioned: "Provisioned", no_config: "No configuration in ERPNext",
@@ -87,11 +95,12 @@ const ROLES = ["technician", "ops", "admin"];
 const atLeast = (role) => me && ROLES.indexOf(me.role) >= ROLES.indexOf(role);
 
 function show(section) {
-  for (const id of ["login", "search", "device", "fleet", "users"]) $(id).hidden = id !== section;
+  for (const id of ["login", "search", "device", "fleet", "campaigns", "users"]) $(id).hidden = id !== section;
   $("logout").hidden = !me;
   $("nav-search").hidden = !me;
   // What a role may not use is not shown (the server refuses it anyway).
   $("nav-fleet").hidden = !atLeast("ops");
+  $("nav-campaigns").hidden = !atLeast("ops");
   $("nav-users").hidden = !atLeast("admin");
   $("who").textContent = me ? `${me.user} (${me.role})` : "";
 }
@@ -154,6 +163,7 @@ async function route() {
   if (hash.startsWith("#/device/")) return openDevice(decodeURIComponent(hash.slice(9)));
   if (hash === "#/users") return openUsers();
   if (hash === "#/fleet") return openFleet();
+  if (hash === "#/campaigns") return openCampaigns();
   show("search");
 }
 
@@ -357,6 +367,44 @@ async function openFleet() {
     if (!f.open_alarms.length) list.append(el("li", {}, t("no_alarm")));
     for (const a of f.open_alarms) {
       list.append(el("li", {}, el("a", { href: "#/device/" + encodeURIComponent(a.device_id) }, a.device_id), " — " + alarmText(a)));
+    }
+  });
+}
+
+// Firmware campaigns for Ops: where each stands, wave by wave; pause,
+// resume, abort.
+async function openCampaigns() {
+  show("campaigns");
+  await guard(async () => {
+    const r = await api("GET", "/api/v1/campaigns");
+    const list = $("campaign-list");
+    list.replaceChildren();
+    if (!r.campaigns.length) list.append(el("li", {}, t("no_campaign")));
+    for (const c of r.campaigns) {
+      const state = TEXT[lang].campaign_state[c.state] || c.state;
+      const item = el("li", { "data-campaign": c.id },
+        el("h2", {}, c.name + " — " + c.version),
+        el("p", { class: "campaign-state" }, state + (c.state === "done" || c.state === "aborted" ? "" : " — " + t("wave") + " " + c.wave + "/" + c.waves.length)));
+      if (c.halt_reason) item.append(el("p", { class: "error" }, c.halt_reason));
+      const waves = el("ul", {});
+      for (const w of c.waves) {
+        const parts = Object.entries(w.counts).filter(([k, v]) => k !== "devices" && v > 0)
+          .map(([k, v]) => v + " " + (TEXT[lang].rollout[k] || k));
+        waves.append(el("li", {}, t("wave") + " " + w.wave + " (" + w.counts.devices + ") : " + (parts.join(", ") || "—")));
+      }
+      item.append(waves);
+      const button = (label, action, confirmText) => {
+        const b = el("button", { type: "button", "aria-label": t(label) + " " + c.name }, t(label));
+        b.addEventListener("click", () => {
+          if (confirmText && !window.confirm(confirmText)) return;
+          guard(async () => { await api("POST", "/api/v1/campaigns/" + encodeURIComponent(c.id) + "/" + action); await openCampaigns(); });
+        });
+        item.append(b);
+      };
+      if (c.state === "running") button("pause", "pause");
+      if (c.state === "paused" || c.state === "halted") button("resume", "resume");
+      if (["running", "paused", "halted"].includes(c.state)) button("abort", "abort", t("confirm_abort"));
+      list.append(item);
     }
   });
 }
