@@ -293,6 +293,7 @@ fn campaign(acs: &Acs, id: &str) -> Value {
 #[test]
 fn a_campaign_rolls_out_in_waves_and_halts_when_a_wave_fails() {
     let acs = Acs::start(&[("ACS_PROVISIONING", "off")]);
+    let events = EventStream::open(acs.api);
     for serial in ["CA01", "CA02", "CA03", "CA04", "CB01"] {
         session(&acs, &inform_on(serial, "1.1.0", &["2 PERIODIC"], ""), None);
     }
@@ -513,6 +514,24 @@ fn a_campaign_rolls_out_in_waves_and_halts_when_a_wave_fails() {
     assert_eq!(c["waves"][1]["counts"]["succeeded"], 3, "{c}");
     let (status, _) = acs.api_post(&format!("/api/v1/campaigns/{cid}/resume"), &json!({}));
     assert_eq!(status, 409, "a done campaign cannot be resumed");
+    // Each step was on the event stream (the webhook gets the same).
+    let changes: Vec<String> = events
+        .events()
+        .iter()
+        .filter(|(kind, e)| kind == "campaign.changed" && e["data"]["campaign"] == cid.as_str())
+        .map(|(_, e)| e["data"]["change"].as_str().unwrap_or("").to_owned())
+        .collect();
+    assert_eq!(
+        changes,
+        ["created", "wave", "halted", "resumed", "done"],
+        "{changes:?}"
+    );
+    let failed = events
+        .events()
+        .iter()
+        .filter(|(kind, e)| kind == "campaign.device" && e["data"]["status"] == "failed")
+        .count();
+    assert_eq!(failed, 1);
     let (status, c2) = acs.api_post(
         "/api/v1/campaigns",
         &spec(ids(&["CA04", "CB01"]), json!([100])),
