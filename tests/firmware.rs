@@ -615,3 +615,52 @@ fn a_killed_acs_resumes_its_campaign_and_sends_nobody_the_image_twice() {
     });
     assert_eq!(c["waves"][0]["counts"]["succeeded"], 3, "{c}");
 }
+
+#[test]
+fn a_transfer_the_cpe_made_on_its_own_is_recorded() {
+    let acs = Acs::start(&[]);
+    let events = EventStream::open(acs.api);
+    let mut cpe = acs.cpe();
+    let inform = inform_on("AT01", "1.1.0", &["10 AUTONOMOUS TRANSFER COMPLETE"], "");
+    assert_eq!(cpe.post_str(&inform).status, 200);
+    let atc = |code: u32| {
+        response_xml(
+            "atc",
+            &format!(
+                "<cwmp:AutonomousTransferComplete><AnnounceURL></AnnounceURL><TransferURL>http://user:secret@fw.example.net/x.bin</TransferURL><IsDownload>1</IsDownload><FileType>1 Firmware Upgrade Image</FileType><FileSize>1000</FileSize><TargetFileName>x.bin</TargetFileName><FaultStruct><FaultCode>{code}</FaultCode><FaultString>{}</FaultString></FaultStruct><StartTime>2026-12-06T01:00:00Z</StartTime><CompleteTime>2026-12-06T01:01:00Z</CompleteTime></cwmp:AutonomousTransferComplete>",
+                if code == 0 { "" } else { "Download failure" }
+            ),
+        )
+    };
+    assert!(
+        cpe.post_str(&atc(0))
+            .text()
+            .contains("AutonomousTransferCompleteResponse")
+    );
+    assert!(
+        cpe.post_str(&atc(9010))
+            .text()
+            .contains("AutonomousTransferCompleteResponse")
+    );
+    assert_eq!(cpe.empty().status, 204);
+    let seen = wait_until("two device.transfer events", 10, || {
+        let e: Vec<Value> = events
+            .events()
+            .into_iter()
+            .filter(|(k, _)| k == "device.transfer")
+            .map(|(_, v)| v)
+            .collect();
+        (e.len() == 2).then_some(e)
+    });
+    assert_eq!(seen[0]["data"]["fault"], Value::Null);
+    assert_eq!(seen[1]["data"]["fault"]["code"], 9010);
+    assert_eq!(seen[1]["data"]["target_file_name"], "x.bin");
+    // The failure is also in the device's faults; the URL's password nowhere.
+    let (_, f) = acs.api_get(&format!(
+        "/api/v1/faults?device={}",
+        encode_segment(&device_id("AT01"))
+    ));
+    assert_eq!(f["faults"].as_array().unwrap().len(), 1, "{f}");
+    assert!(!seen.iter().any(|e| e.to_string().contains("secret")));
+    assert!(!acs.logs().contains("secret"));
+}

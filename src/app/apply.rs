@@ -225,6 +225,26 @@ pub fn apply_effects(
                     put_task(store, &task, &mut applied)?;
                 }
             }
+            Effect::AutonomousTransfer {
+                is_download,
+                file_type,
+                target_file_name,
+                file_size,
+                fault,
+            } => {
+                applied.events.push(NewEvent::new(
+                    EventKind::DeviceTransfer,
+                    device_id,
+                    serde_json::json!({
+                        "autonomous": true,
+                        "direction": if is_download { "download" } else { "upload" },
+                        "file_type": file_type,
+                        "target_file_name": target_file_name,
+                        "file_size": file_size,
+                        "fault": fault.map(|f| serde_json::json!({"code": f.code, "message": f.message})),
+                    }),
+                ));
+            }
             Effect::Fault {
                 source,
                 code,

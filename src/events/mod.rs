@@ -39,6 +39,10 @@ pub enum EventKind {
     /// An alarm cleared itself (its cause went).
     #[serde(rename = "alarm.cleared")]
     AlarmCleared,
+    /// A device reported a transfer it made on its own
+    /// (AutonomousTransferComplete), with its fault if it failed.
+    #[serde(rename = "device.transfer")]
+    DeviceTransfer,
     /// A firmware campaign moved: created, a wave started, paused,
     /// resumed, halted (with the reason), done, aborted.
     #[serde(rename = "campaign.changed")]
@@ -50,7 +54,7 @@ pub enum EventKind {
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 9] = [
+    pub const ALL: [EventKind; 10] = [
         EventKind::DeviceOnline,
         EventKind::DeviceBootstrap,
         EventKind::DeviceProvisioned,
@@ -58,6 +62,7 @@ impl EventKind {
         EventKind::TaskDone,
         EventKind::AlarmRaised,
         EventKind::AlarmCleared,
+        EventKind::DeviceTransfer,
         EventKind::CampaignChanged,
         EventKind::CampaignDevice,
     ];
@@ -71,6 +76,7 @@ impl EventKind {
             EventKind::TaskDone => "task.done",
             EventKind::AlarmRaised => "alarm.raised",
             EventKind::AlarmCleared => "alarm.cleared",
+            EventKind::DeviceTransfer => "device.transfer",
             EventKind::CampaignChanged => "campaign.changed",
             EventKind::CampaignDevice => "campaign.device",
         }

@@ -120,6 +120,16 @@ pub enum Effect {
     Provisioning(Outcome),
     /// The host-table collector finished (or gave up).
     HostsCollected { ok: bool, detail: String },
+    /// The CPE reported a transfer it made on its own
+    /// (AutonomousTransferComplete): an event for Ops (its URL is not
+    /// kept: it may carry credentials).
+    AutonomousTransfer {
+        is_download: bool,
+        file_type: String,
+        target_file_name: String,
+        file_size: u64,
+        fault: Option<TaskFault>,
+    },
     /// Something to show Ops in the device's fault list.
     Fault {
         source: &'static str,
@@ -581,6 +591,16 @@ impl Session {
                 TransferCompleteResponse {}.into()
             }
             Body::AutonomousTransferComplete(tc) => {
+                effects.push(Effect::AutonomousTransfer {
+                    is_download: tc.is_download,
+                    file_type: tc.file_type.clone(),
+                    target_file_name: tc.target_file_name.clone(),
+                    file_size: tc.file_size,
+                    fault: (!tc.fault.is_success()).then(|| TaskFault {
+                        code: tc.fault.fault_code,
+                        message: tc.fault.fault_string.clone(),
+                    }),
+                });
                 if !tc.fault.is_success() {
                     effects.push(Effect::Fault {
                         source: "cpe",
