@@ -219,7 +219,9 @@ async fn answer<B>(acs: &std::sync::Arc<Acs>, req: &Request<B>) -> Response<Cwmp
         let mut file = match tokio::fs::File::open(&on_disk).await {
             Ok(f) => f,
             Err(e) => {
-                warn!(file = id, error = %e, "a file with a record is missing on disk");
+                // Several nodes: the bytes are on the node that took the
+                // upload unless data_dir/files is shared (README).
+                warn!(file = id, error = %e, "a file with a record is not on this node's disk (share data_dir/files between nodes, or give the file a CDN url)");
                 return text(StatusCode::NOT_FOUND, "no such file");
             }
         };
