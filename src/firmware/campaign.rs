@@ -172,19 +172,23 @@ pub fn judge(
                 false => (DeviceRollout::Failed, Some(detail)),
             });
         }
-        Some((TaskStatus::Done, _)) | None if booted_since => {
-            return Some(match progress.version == Some(target_version) {
-                true => (DeviceRollout::Succeeded, None),
-                false => (
-                    DeviceRollout::WrongVersion,
-                    Some(format!(
-                        "came back on {}",
-                        progress.version.unwrap_or("an unknown version")
-                    )),
-                ),
-            });
-        }
         _ => {}
+    }
+    let done = matches!(progress.task, Some((TaskStatus::Done, _)) | None);
+    let on_target = progress.version == Some(target_version);
+    // On the new version after a reboot or a completed transfer: done
+    // (some CPEs report no TransferComplete, others no `1 BOOT`).
+    if on_target && (booted_since || done) {
+        return Some((DeviceRollout::Succeeded, None));
+    }
+    if done && booted_since {
+        return Some((
+            DeviceRollout::WrongVersion,
+            Some(format!(
+                "came back on {}",
+                progress.version.unwrap_or("an unknown version")
+            )),
+        ));
     }
     let limit = u64::from(stop.back_online_minutes) * 60_000;
     if now_ms.saturating_sub(sent) > limit {
@@ -478,6 +482,35 @@ mod tests {
             5_000,
         );
         assert_eq!(old.unwrap().0, DeviceRollout::WrongVersion);
+        // Rebooted on the new version without a TransferComplete (some
+        // CPEs): succeeded all the same.
+        let quiet = judge(
+            &r,
+            &p(
+                Some((TaskStatus::AwaitingCompletion, None)),
+                Some("2.0"),
+                Some(2_000),
+            ),
+            "2.0",
+            &stop,
+            5_000,
+        );
+        assert_eq!(quiet.unwrap().0, DeviceRollout::Succeeded);
+        // Rebooted, transfer not reported, old version: still waiting.
+        assert_eq!(
+            judge(
+                &r,
+                &p(
+                    Some((TaskStatus::AwaitingCompletion, None)),
+                    Some("1.0"),
+                    Some(2_000)
+                ),
+                "2.0",
+                &stop,
+                5_000
+            ),
+            None
+        );
         // Done but not rebooted yet: waits.
         assert_eq!(
             judge(
