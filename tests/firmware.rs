@@ -548,8 +548,29 @@ fn a_campaign_rolls_out_in_waves_and_halts_when_a_wave_fails() {
     assert_eq!(ca04["status"], "skipped", "already on 2.0: {c2}");
     let (status, c) = acs.api_post(&format!("/api/v1/campaigns/{c2id}/abort"), &json!({}));
     assert_eq!((status, c["state"].as_str()), (200, Some("aborted")), "{c}");
+    // Outside its window, a campaign sends nothing.
+    let hour = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        / 3600
+        % 24;
+    let start = format!("{:02}:00", (hour + 12) % 24);
+    let end = format!("{:02}:00", (hour + 13) % 24);
+    let (status, c3) = acs.api_post(
+        "/api/v1/campaigns",
+        &json!({"name": "night", "file": file_id, "target": {"devices": [device_id("CB01")]},
+                "waves": [100], "window": {"start": start, "end": end, "time_zone": "UTC"}}),
+    );
+    assert_eq!(status, 201, "{c3}");
+    std::thread::sleep(std::time::Duration::from_millis(4500));
+    assert!(session(&acs, &inform_on("CB01", "1.1.0", &["2 PERIODIC"], ""), None).is_empty());
+    assert_eq!(
+        campaign(&acs, c3["id"].as_str().unwrap())["waves"][0]["counts"]["pending"],
+        1
+    );
     let (_, list) = acs.api_get("/api/v1/campaigns");
-    assert_eq!(list["campaigns"].as_array().unwrap().len(), 2);
+    assert_eq!(list["campaigns"].as_array().unwrap().len(), 3);
 }
 
 #[test]

@@ -462,6 +462,11 @@ async fn step(acs: &Arc<Acs>, mut c: CampaignRecord) -> Result<(), StoreError> {
     if !changed_rows.is_empty() {
         store.put_campaign_devices(&changed_rows)?;
     }
+    // The window closed: Downloads not yet delivered wait for the next one
+    // (a device that informs at noon is not upgraded then).
+    if !campaign::in_window(c.window.as_ref(), now) {
+        withdraw_undelivered(acs, &mut rows).await?;
+    }
     let next = campaign::next(&c, &rows, now);
     if let Some(reason) = next.halt {
         c.state = CampaignState::Halted;
@@ -490,6 +495,38 @@ async fn step(acs: &Arc<Acs>, mut c: CampaignRecord) -> Result<(), StoreError> {
     }
     // Rows sent before a crash, whose task was never recorded.
     adopt_orphans(acs, &c, &rows, now).await
+}
+
+/// Withdraws the Downloads still waiting for their device (not yet sent
+/// in a session); their rows go back to `Pending`, the attempt uncounted.
+async fn withdraw_undelivered(
+    acs: &Arc<Acs>,
+    rows: &mut [CampaignDevice],
+) -> Result<(), StoreError> {
+    let mut back = Vec::new();
+    for row in rows.iter_mut().filter(|r| r.status == DeviceRollout::Sent) {
+        let Some(task) = row.task_id.and_then(|t| acs.store.task(t).ok().flatten()) else {
+            continue;
+        };
+        if task.status != TaskStatus::Pending {
+            continue;
+        }
+        if super::service::withdraw_task(acs, &task).await.is_ok() {
+            row.status = DeviceRollout::Pending;
+            row.attempts = row.attempts.saturating_sub(1);
+            row.task_id = None;
+            row.sent_ms = None;
+            back.push(row.clone());
+        }
+    }
+    if !back.is_empty() {
+        info!(
+            devices = back.len(),
+            "firmware campaign window closed: undelivered Downloads withdrawn"
+        );
+        acs.store.put_campaign_devices(&back)?;
+    }
+    Ok(())
 }
 
 /// Sends the image to `devices`: each row `Sent` (durable) first, then
