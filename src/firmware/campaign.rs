@@ -158,21 +158,18 @@ pub fn judge(
     let sent = row.sent_ms.unwrap_or(now_ms);
     let target_version = row.version.as_deref().unwrap_or(target_version);
     let booted_since = progress.last_boot_ms.is_some_and(|b| b >= sent);
-    match progress.task {
-        Some((TaskStatus::Failed, fault)) => {
-            let detail = fault.map_or_else(
-                || "the Download failed".to_owned(),
-                |(code, msg)| format!("{code} {msg}"),
-            );
-            return Some(match row.attempts < 2 {
-                true => (
-                    DeviceRollout::Pending,
-                    Some(format!("retrying after: {detail}")),
-                ),
-                false => (DeviceRollout::Failed, Some(detail)),
-            });
-        }
-        _ => {}
+    if let Some((TaskStatus::Failed, fault)) = progress.task {
+        let detail = fault.map_or_else(
+            || "the Download failed".to_owned(),
+            |(code, msg)| format!("{code} {msg}"),
+        );
+        return Some(match row.attempts < 2 {
+            true => (
+                DeviceRollout::Pending,
+                Some(format!("retrying after: {detail}")),
+            ),
+            false => (DeviceRollout::Failed, Some(detail)),
+        });
     }
     let done = matches!(progress.task, Some((TaskStatus::Done, _)) | None);
     let on_target = progress.version == Some(target_version);
