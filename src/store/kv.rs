@@ -309,6 +309,57 @@ impl<B: Backend> KvStore<B> {
         self.backend.scan(t, scan, &mut visit)
     }
 
+    /// One record of a table keyed by a plain key (`what` names it in
+    /// errors).
+    fn record<T: serde::de::DeserializeOwned>(
+        &self,
+        t: Table,
+        what: &'static str,
+        key: &[u8],
+    ) -> StoreResult<Option<T>> {
+        match self.get(t, key)? {
+            Some(v) => decode(what, key, &v).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    fn put_records<'a, T: serde::Serialize + 'a>(
+        &self,
+        t: Table,
+        records: impl IntoIterator<Item = (&'a [u8], &'a T)>,
+    ) -> StoreResult<()> {
+        let mut batch = Batch::default();
+        for (k, v) in records {
+            batch.put(t, k, encode(v)?);
+        }
+        self.write(batch)
+    }
+
+    /// Every record of a table with its key, in key order.
+    fn records<T: serde::de::DeserializeOwned>(
+        &self,
+        t: Table,
+        what: &'static str,
+    ) -> StoreResult<Vec<(Vec<u8>, T)>> {
+        let mut out = Vec::new();
+        self.scan(t, Scan::default(), |k, v| {
+            out.push((k.to_vec(), decode(what, k, v)?));
+            Ok(true)
+        })?;
+        Ok(out)
+    }
+
+    /// Deletes one record; `false` if there was none.
+    fn delete_record(&self, t: Table, key: &[u8]) -> StoreResult<bool> {
+        if self.get(t, key)?.is_none() {
+            return Ok(false);
+        }
+        let mut batch = Batch::default();
+        batch.delete(t, key);
+        self.write(batch)?;
+        Ok(true)
+    }
+
     fn keys_under(&self, t: Table, prefix: &[u8]) -> StoreResult<Vec<Vec<u8>>> {
         let mut keys = Vec::new();
         self.scan(t, Scan::prefix(prefix), |k, _| {
@@ -842,119 +893,83 @@ impl<B: Backend> Store for KvStore<B> {
     }
 
     fn issued_token(&self, hash: &str) -> StoreResult<Option<IssuedToken>> {
-        match self.get(Table::IssuedTokens, hash.as_bytes())? {
-            Some(v) => decode("issued token", hash.as_bytes(), &v).map(Some),
-            None => Ok(None),
-        }
+        self.record(Table::IssuedTokens, "issued token", hash.as_bytes())
     }
 
     fn put_issued_token(&self, hash: &str, token: &IssuedToken) -> StoreResult<()> {
-        let mut batch = Batch::default();
-        batch.put(Table::IssuedTokens, hash.as_bytes(), encode(token)?);
-        self.write(batch)
+        self.put_records(Table::IssuedTokens, [(hash.as_bytes(), token)])
     }
 
     fn issued_tokens(&self) -> StoreResult<Vec<(String, IssuedToken)>> {
-        let mut out = Vec::new();
-        self.scan(Table::IssuedTokens, Scan::default(), |k, v| {
-            out.push((
-                String::from_utf8_lossy(k).into_owned(),
-                decode("issued token", k, v)?,
-            ));
-            Ok(true)
-        })?;
-        Ok(out)
+        Ok(self
+            .records(Table::IssuedTokens, "issued token")?
+            .into_iter()
+            .map(|(k, t)| (String::from_utf8_lossy(&k).into_owned(), t))
+            .collect())
     }
 
     fn delete_issued_token(&self, hash: &str) -> StoreResult<bool> {
-        if self.get(Table::IssuedTokens, hash.as_bytes())?.is_none() {
-            return Ok(false);
-        }
-        let mut batch = Batch::default();
-        batch.delete(Table::IssuedTokens, hash.as_bytes());
-        self.write(batch)?;
-        Ok(true)
+        self.delete_record(Table::IssuedTokens, hash.as_bytes())
     }
 
     fn file(&self, id: &str) -> StoreResult<Option<FileRecord>> {
-        match self.get(Table::Files, id.as_bytes())? {
-            Some(v) => decode("file", id.as_bytes(), &v).map(Some),
-            None => Ok(None),
-        }
+        self.record(Table::Files, "file", id.as_bytes())
     }
 
     fn put_file(&self, file: &FileRecord) -> StoreResult<()> {
-        let mut batch = Batch::default();
-        batch.put(Table::Files, file.id.as_bytes(), encode(file)?);
-        self.write(batch)
+        self.put_records(Table::Files, [(file.id.as_bytes(), file)])
     }
 
     fn files(&self) -> StoreResult<Vec<FileRecord>> {
-        let mut out = Vec::new();
-        self.scan(Table::Files, Scan::default(), |k, v| {
-            out.push(decode("file", k, v)?);
-            Ok(true)
-        })?;
-        Ok(out)
+        Ok(self
+            .records(Table::Files, "file")?
+            .into_iter()
+            .map(|(_, f)| f)
+            .collect())
     }
 
     fn delete_file(&self, id: &str) -> StoreResult<bool> {
-        if self.get(Table::Files, id.as_bytes())?.is_none() {
-            return Ok(false);
-        }
-        let mut batch = Batch::default();
-        batch.delete(Table::Files, id.as_bytes());
-        self.write(batch)?;
-        Ok(true)
+        self.delete_record(Table::Files, id.as_bytes())
     }
 
     fn campaign(&self, id: &str) -> StoreResult<Option<CampaignRecord>> {
-        match self.get(Table::Campaigns, id.as_bytes())? {
-            Some(v) => decode("campaign", id.as_bytes(), &v).map(Some),
-            None => Ok(None),
-        }
+        self.record(Table::Campaigns, "campaign", id.as_bytes())
     }
 
     fn put_campaign(&self, campaign: &CampaignRecord) -> StoreResult<()> {
-        let mut batch = Batch::default();
-        batch.put(Table::Campaigns, campaign.id.as_bytes(), encode(campaign)?);
-        self.write(batch)
+        self.put_records(Table::Campaigns, [(campaign.id.as_bytes(), campaign)])
     }
 
     fn campaigns(&self) -> StoreResult<Vec<CampaignRecord>> {
-        let mut out = Vec::new();
-        self.scan(Table::Campaigns, Scan::default(), |k, v| {
-            out.push(decode("campaign", k, v)?);
-            Ok(true)
-        })?;
-        Ok(out)
+        Ok(self
+            .records(Table::Campaigns, "campaign")?
+            .into_iter()
+            .map(|(_, c)| c)
+            .collect())
     }
 
     fn campaign_device(&self, device_id: &str) -> StoreResult<Option<CampaignDevice>> {
-        match self.get(Table::CampaignDevices, device_id.as_bytes())? {
-            Some(v) => decode("campaign device", device_id.as_bytes(), &v).map(Some),
-            None => Ok(None),
-        }
+        self.record(
+            Table::CampaignDevices,
+            "campaign device",
+            device_id.as_bytes(),
+        )
     }
 
     fn put_campaign_devices(&self, rows: &[CampaignDevice]) -> StoreResult<()> {
-        let mut batch = Batch::default();
-        for r in rows {
-            batch.put(Table::CampaignDevices, r.device_id.as_bytes(), encode(r)?);
-        }
-        self.write(batch)
+        self.put_records(
+            Table::CampaignDevices,
+            rows.iter().map(|r| (r.device_id.as_bytes(), r)),
+        )
     }
 
     fn campaign_devices(&self, campaign_id: &str) -> StoreResult<Vec<CampaignDevice>> {
-        let mut out = Vec::new();
-        self.scan(Table::CampaignDevices, Scan::default(), |k, v| {
-            let row: CampaignDevice = decode("campaign device", k, v)?;
-            if row.campaign_id == campaign_id {
-                out.push(row);
-            }
-            Ok(true)
-        })?;
-        Ok(out)
+        Ok(self
+            .records::<CampaignDevice>(Table::CampaignDevices, "campaign device")?
+            .into_iter()
+            .map(|(_, r)| r)
+            .filter(|r| r.campaign_id == campaign_id)
+            .collect())
     }
 
     fn web_session(&self, key: &str) -> StoreResult<Option<WebSession>> {
