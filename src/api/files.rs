@@ -136,6 +136,17 @@ async fn upload(
         }
     }
     let (model, version) = (field(q, "model")?, field(q, "version")?);
+    // Refused before a byte is read when the client says it is too large.
+    let declared_len = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if declared_len.is_some_and(|n| n > acs.config.file_max_bytes) {
+        return Err(upload_error(UploadError::TooLarge {
+            max: acs.config.file_max_bytes,
+        }));
+    }
     let data_dir = &acs.config.data_dir;
     let mut up = Upload::start(data_dir, &id, acs.config.file_max_bytes)
         .await
