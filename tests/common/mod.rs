@@ -645,9 +645,14 @@ impl SimDevice {
     /// Stops the device, lets `edit` change its saved state (the JSON of
     /// its state file), and starts it again from that state.
     pub fn restart_with(&mut self, edit: impl FnOnce(&mut serde_json::Value)) {
+        let path = self.state.path().join(format!("{}.json", self.serial));
+        // The device saves its state at the end of a session: the ACS may
+        // have read what a test waits for before that.
+        wait_until("the simulated device's saved state", 20, || {
+            path.exists().then_some(())
+        });
         let _ = self.child.kill();
         let _ = self.child.wait();
-        let path = self.state.path().join(format!("{}.json", self.serial));
         let mut state: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
         edit(&mut state);
