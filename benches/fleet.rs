@@ -22,6 +22,11 @@
 //!
 //! Output: a table, and JSON with `--json FILE`. `--quick` shortens every
 //! run (a smoke test, not numbers to quote).
+//!
+//! `--compare N` runs only the ceiling and the ACS's periodic sessions, in
+//! turn, N times per fleet size, and prints each round's ratio, their
+//! median and spread: a ratio is worth quoting when the spread is small
+//! next to it (one run of each, minutes apart, is not).
 
 #![forbid(unsafe_code)]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -78,6 +83,9 @@ struct Options {
     bootstrap_devices: u32,
     only: Option<String>,
     soak_minutes: u64,
+    /// `--compare N`: the ceiling and the ACS's periodic sessions, taken
+    /// in turn N times; the median ratio and its spread.
+    compare: Option<u32>,
 }
 
 impl Options {
@@ -92,6 +100,7 @@ impl Options {
             bootstrap_devices: 2_000,
             only: None,
             soak_minutes: 0,
+            compare: None,
         };
         let mut args = std::env::args().skip(1);
         while let Some(a) = args.next() {
@@ -110,6 +119,9 @@ impl Options {
                 "--json" => o.json = Some(value("--json").into()),
                 "--million" => o.million = value("--million").parse().expect("--million N"),
                 "--only" => o.only = Some(value("--only")),
+                "--compare" => {
+                    o.compare = Some(value("--compare").parse().expect("--compare ROUNDS"))
+                }
                 "--store" => {
                     let v = value("--store");
                     assert!(v == "sled" || v == "redb", "--store sled|redb");
@@ -124,7 +136,7 @@ impl Options {
                 }
                 other => panic!(
                     "unknown argument {other:?}; use --quick, --seconds N, --concurrency N, \
-                     --json FILE, --million N, --soak-minutes N, --store sled|redb, \
+                     --json FILE, --million N, --soak-minutes N, --store sled|redb, --compare ROUNDS, \
                      --only ceiling|periodic|bootstrap|topology|cluster|million|soak"
                 ),
             }
@@ -1377,12 +1389,83 @@ fn machine() -> Value {
     })
 }
 
+/// `--compare N`: for each fleet size, one ACS (its devices registered
+/// first), then N rounds of the ceiling and the ACS's periodic sessions
+/// taken in turn, so both see the same machine load; the median of the
+/// rounds' ratios and their spread (max − min). A ratio is worth quoting
+/// only when the spread is small next to it.
+fn compare(rt: &tokio::runtime::Runtime, o: &Options, rounds: u32) -> Value {
+    let mut out = Vec::new();
+    for &n in &o.fleets {
+        let dir = tempfile::tempdir().unwrap();
+        let acs = start_acs(
+            dir.path(),
+            &[
+                ("ACS_PROVISIONING", "off".into()),
+                ("ACS_HOSTS_COLLECT", "off".into()),
+                ("ACS_MAX_SESSIONS", "1000000".into()),
+            ],
+        );
+        rt.block_on(drive(acs.cwmp, o.concurrency, Duration::ZERO, n, true));
+        let (ceiling, ceiling_addr) = start_ceiling();
+        let run = Duration::from_secs(o.seconds);
+        let mut pairs = Vec::new();
+        for round in 1..=rounds {
+            let c = rt.block_on(drive(ceiling_addr, o.concurrency, run, 10_000, false));
+            let a = rt.block_on(drive(acs.cwmp, o.concurrency, run, n, false));
+            let c_row = row_from("ceiling", &c, ceiling.pid(), 0.0);
+            let a_row = row_from("acs", &a, acs.proc_.pid(), 0.0);
+            let ratio = a_row.rate() / c_row.rate().max(1e-9);
+            println!(
+                "  {} devices, round {round}: ceiling {:.0}/s, ACS {:.0}/s, ratio {ratio:.3}",
+                count_label(n),
+                c_row.rate(),
+                a_row.rate()
+            );
+            pairs.push((c_row.rate(), a_row.rate(), ratio));
+        }
+        let mut ratios: Vec<f64> = pairs.iter().map(|p| p.2).collect();
+        ratios.sort_by(f64::total_cmp);
+        let median = ratios[ratios.len() / 2];
+        let spread = ratios[ratios.len() - 1] - ratios[0];
+        println!(
+            "ratio to the ceiling, {} devices: median {median:.3}, spread {spread:.3} over {rounds} rounds",
+            count_label(n)
+        );
+        out.push(json!({
+            "devices": n,
+            "median_ratio": round(median, 3),
+            "spread": round(spread, 3),
+            "rounds": pairs.iter().map(|(c, a, r)| json!({"ceiling_per_s": round(*c, 1), "acs_per_s": round(*a, 1), "ratio": round(*r, 3)})).collect::<Vec<_>>(),
+        }));
+    }
+    Value::Array(out)
+}
+
 fn main() {
     let o = Options::parse();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .unwrap();
+    if let Some(rounds) = o.compare {
+        let m = machine();
+        println!(
+            "gigafibre-acs --compare: ceiling and ACS periodic sessions in turn, {rounds} rounds of {} s, {} concurrent CPEs, {} CPUs ({})",
+            o.seconds,
+            o.concurrency,
+            m["cpus"],
+            m["cpu_model"].as_str().unwrap_or("?")
+        );
+        let result = compare(&rt, &o, rounds.max(1));
+        if let Some(path) = &o.json {
+            let doc = json!({"machine": m, "seconds_per_run": o.seconds, "concurrency": o.concurrency, "compare": result});
+            std::fs::write(path, serde_json::to_vec_pretty(&doc).unwrap())
+                .expect("write the JSON report");
+            println!("JSON written to {}", path.display());
+        }
+        return;
+    }
     let m = machine();
     println!(
         "gigafibre-acs benchmark — {} CPUs ({}), {} GiB; client and servers share the machine; {} s per timed run, {} concurrent CPEs",
