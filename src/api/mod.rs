@@ -276,6 +276,11 @@ impl Caller<'_> {
     fn role(&self) -> Role {
         self.principal.map_or(Role::Technician, |p| p.role)
     }
+
+    /// Who is calling, for what it creates (a user, `token:…`).
+    fn actor(&self) -> &str {
+        self.principal.map_or("", |p| p.actor.as_str())
+    }
 }
 
 /// Path parameters of a matched route, percent-decoded, in pattern order.
@@ -351,31 +356,17 @@ async fn dispatch(
         Op::DisableUser => users::disable(acs, id),
         Op::ListTokens => issued::list(acs),
         Op::IssueToken => {
-            let actor = caller
-                .principal
-                .as_ref()
-                .map_or_else(String::new, |p| p.actor.clone());
             let body = read_json_body(req).await?;
-            issued::issue(acs, &actor, body)
+            issued::issue(acs, caller.actor(), body)
         }
         Op::RevokeToken => issued::revoke(acs, id),
-        Op::CreateFile => {
-            let actor = caller
-                .principal
-                .as_ref()
-                .map_or_else(String::new, |p| p.actor.clone());
-            files::create(acs, &actor, req, &q).await
-        }
+        Op::CreateFile => files::create(acs, caller.actor(), req, &q).await,
         Op::ListFiles => files::list(acs),
         Op::GetFile => files::get(acs, id),
         Op::DeleteFile => files::delete(acs, id).await,
         Op::CreateCampaign => {
-            let actor = caller
-                .principal
-                .as_ref()
-                .map_or_else(String::new, |p| p.actor.clone());
             let body = read_json_body(req).await?;
-            campaigns::create(acs, &actor, body).await
+            campaigns::create(acs, caller.actor(), body).await
         }
         Op::ListCampaigns => campaigns::list(acs),
         Op::GetCampaign => campaigns::get(acs, id),
@@ -406,25 +397,28 @@ async fn dispatch(
 }
 
 async fn read_json_body(req: Request<Incoming>) -> Result<serde_json::Value, ApiError> {
-    let collected = Limited::new(req.into_body(), MAX_API_BODY)
-        .collect()
-        .await
-        .map_err(|e| ApiError::bad_request(format!("reading the request body failed: {e}")))?;
-    serde_json::from_slice(&collected.to_bytes())
-        .map_err(|e| ApiError::bad_request(format!("request body is not valid JSON: {e}")))
+    parse_json(&read_body(req).await?)
 }
 
 /// The JSON body, or `{}` when there is none.
 async fn read_json_body_or_empty(req: Request<Incoming>) -> Result<serde_json::Value, ApiError> {
-    let collected = Limited::new(req.into_body(), MAX_API_BODY)
+    let body = read_body(req).await?;
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(serde_json::json!({}));
+    }
+    parse_json(&body)
+}
+
+async fn read_body(req: Request<Incoming>) -> Result<Bytes, ApiError> {
+    Ok(Limited::new(req.into_body(), MAX_API_BODY)
         .collect()
         .await
         .map_err(|e| ApiError::bad_request(format!("reading the request body failed: {e}")))?
-        .to_bytes();
-    if collected.iter().all(u8::is_ascii_whitespace) {
-        return Ok(serde_json::json!({}));
-    }
-    serde_json::from_slice(&collected)
+        .to_bytes())
+}
+
+fn parse_json(body: &[u8]) -> Result<serde_json::Value, ApiError> {
+    serde_json::from_slice(body)
         .map_err(|e| ApiError::bad_request(format!("request body is not valid JSON: {e}")))
 }
 

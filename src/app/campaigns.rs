@@ -267,6 +267,17 @@ pub enum Command {
     Abort,
 }
 
+impl Command {
+    /// What the campaign is once done (`paused`...): messages and events.
+    fn done_name(&self) -> &'static str {
+        match self {
+            Command::Pause => "paused",
+            Command::Resume { .. } => "resumed",
+            Command::Abort => "aborted",
+        }
+    }
+}
+
 /// Checks that a campaign may use `file_id` now: it exists, has a
 /// version, and (served by the ACS) its bytes still match their SHA-256.
 async fn usable_file(acs: &Arc<Acs>, file_id: &str) -> Result<(FileRecord, String), CreateError> {
@@ -321,11 +332,7 @@ pub async fn command(
         return Err(CreateError::Conflict(format!(
             "campaign {id} is {}: it cannot be {}",
             state_name(c.state),
-            match cmd {
-                Command::Pause => "paused",
-                Command::Resume { .. } => "resumed",
-                Command::Abort => "aborted",
-            }
+            cmd.done_name()
         )));
     };
     let now = now_ms(SystemTime::now());
@@ -379,11 +386,7 @@ pub async fn command(
     }
     acs.store.put_campaign(&c)?;
     acs.store.sync().await?;
-    let what = match cmd {
-        Command::Pause => "paused",
-        Command::Resume { .. } => "resumed",
-        Command::Abort => "aborted",
-    };
+    let what = cmd.done_name();
     info!(campaign = %id, "firmware campaign {what}");
     acs.publish(vec![changed(&c, what)], now);
     Ok(Some(c))
@@ -598,10 +601,10 @@ async fn queue(
                 now,
             );
             let request = TaskRequest::Rpc(download.into());
-            match super::service::queue_task(acs, &device, request, "download", true).await {
-                Ok((task, _)) => task.id,
-                Err(e) => return Err(e),
-            }
+            super::service::queue_task(acs, &device, request, "download", true)
+                .await?
+                .0
+                .id
         }
     };
     row.task_id = Some(task_id);
