@@ -43,7 +43,7 @@ fn sha256(data: &[u8]) -> String {
 
 fn upload(acs: &Acs, query: &str, body: &[u8], token: &str) -> (u16, Value) {
     let auth = format!("Bearer {token}");
-    let r = HttpConn::connect(acs.api).request(
+    let r = HttpConn::connect(acs.api).request_expecting_continue(
         "POST",
         &format!("/api/v1/files?{query}"),
         &[

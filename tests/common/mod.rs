@@ -434,6 +434,35 @@ impl HttpConn {
         self.read_response()
     }
 
+    /// A request sent the way curl sends a large body: headers with
+    /// `Expect: 100-continue`, the body only once the server asks for it.
+    /// A server refusing the request on its headers answers at once and
+    /// the body is never written into a connection it is closing (writing
+    /// it anyway races the close: broken pipe or reset).
+    pub fn request_expecting_continue(
+        &mut self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> HttpResponse {
+        let mut head = format!(
+            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: {}\r\nExpect: 100-continue\r\n",
+            body.len()
+        );
+        for (k, v) in headers {
+            head.push_str(&format!("{k}: {v}\r\n"));
+        }
+        head.push_str("\r\n");
+        self.reader.get_mut().write_all(head.as_bytes()).unwrap();
+        let first = self.read_response();
+        if first.status != 100 {
+            return first;
+        }
+        self.reader.get_mut().write_all(body).unwrap();
+        self.read_response()
+    }
+
     pub fn read_response(&mut self) -> HttpResponse {
         let mut line = String::new();
         self.reader.read_line(&mut line).unwrap();
