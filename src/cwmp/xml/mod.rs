@@ -1,10 +1,10 @@
-//! A small, bounded XML tree built with quick-xml's namespace-aware reader.
+//! A small, bounded XML tree, built by a one-pass scanner (`scan.rs`).
 //!
 //! CWMP messages are small (the server caps bodies at about a megabyte) and
 //! real CPEs are sloppy about element order, optional elements and prefixes,
 //! so the typed decoders work on a tree rather than on a stream: they look a
-//! child up by local name wherever it is. Namespaces are resolved by the
-//! reader; no code here ever looks at prefix text.
+//! child up by local name wherever it is. Namespaces are resolved when the
+//! tree is built; no code outside it ever looks at prefix text.
 //!
 //! Defences: DOCTYPE declarations are refused (no entity expansion, so no
 //! billion-laughs), only the five predefined entities and character
@@ -12,11 +12,11 @@
 
 use std::borrow::Cow;
 
-use quick_xml::NsReader;
-use quick_xml::events::{BytesStart, Event};
-use quick_xml::name::ResolveResult;
-
 use super::{CwmpVersion, DecodeError};
+
+#[cfg(test)]
+mod reference;
+mod scan;
 
 /// Deepest nesting a CWMP envelope needs is about eight; anything far beyond
 /// that is an attack or garbage.
@@ -46,18 +46,15 @@ pub enum Ns {
 }
 
 impl Ns {
-    fn classify(resolved: &ResolveResult<'_>) -> Ns {
-        match resolved {
-            ResolveResult::Unbound => Ns::None,
-            ResolveResult::Unknown(_) => Ns::UnknownPrefix,
-            ResolveResult::Bound(ns) => match ns.0 {
-                SOAP_ENV_NS => Ns::SoapEnvelope,
-                SOAP_ENC_NS => Ns::SoapEncoding,
-                XSI_NS => Ns::Xsi,
-                other => match CwmpVersion::from_namespace(other) {
-                    Some(v) => Ns::Cwmp(v),
-                    None => Ns::Other,
-                },
+    /// The namespace a declaration binds, by its URI.
+    fn of_uri(uri: &str) -> Ns {
+        match uri {
+            SOAP_ENV_NS => Ns::SoapEnvelope,
+            SOAP_ENC_NS => Ns::SoapEncoding,
+            XSI_NS => Ns::Xsi,
+            other => match CwmpVersion::from_namespace(other) {
+                Some(v) => Ns::Cwmp(v),
+                None => Ns::Other,
             },
         }
     }
@@ -99,96 +96,7 @@ impl std::fmt::Debug for Element<'_, '_> {
 impl<'a> Document<'a> {
     /// Parses `input` into a tree.
     pub fn parse(input: &'a str) -> Result<Document<'a>, DecodeError> {
-        let mut reader = NsReader::from_str(input);
-        {
-            let cfg = reader.config_mut();
-            cfg.check_end_names = true;
-            cfg.expand_empty_elements = false;
-            cfg.trim_text_start = false;
-            cfg.trim_text_end = false;
-        }
-        let mut nodes: Vec<Node<'a>> = Vec::with_capacity(64);
-        let mut stack: Vec<u32> = Vec::with_capacity(16);
-        let mut root_closed = false;
-
-        loop {
-            let pos = reader.buffer_position();
-            let (resolved, event) = reader.read_resolved_event().map_err(|e| DecodeError::Xml {
-                position: pos,
-                reason: e.to_string(),
-            })?;
-            let ns = Ns::classify(&resolved);
-            drop(resolved);
-            match event {
-                Event::Start(start) | Event::Empty(start) if root_closed => {
-                    let _ = start;
-                    return Err(DecodeError::Xml {
-                        position: pos,
-                        reason: "more than one root element".into(),
-                    });
-                }
-                Event::Start(start) => {
-                    let idx = push_node(&mut nodes, &stack, ns, &start, &reader, input, pos)?;
-                    stack.push(idx);
-                    if stack.len() > MAX_DEPTH {
-                        return Err(DecodeError::TooDeep { limit: MAX_DEPTH });
-                    }
-                }
-                Event::Empty(start) => {
-                    push_node(&mut nodes, &stack, ns, &start, &reader, input, pos)?;
-                    if stack.is_empty() {
-                        root_closed = true;
-                    }
-                }
-                Event::End(_) => {
-                    stack.pop();
-                    if stack.is_empty() {
-                        root_closed = true;
-                    }
-                }
-                Event::Text(text) => {
-                    if let Some(&top) = stack.last() {
-                        let node = &mut nodes[top as usize];
-                        // Indentation between child elements carries nothing
-                        // in CWMP; appending it would allocate per element.
-                        if node.first_child != NONE && is_blank(text.as_ref()) {
-                            continue;
-                        }
-                        append_text(&mut node.text, text.xml10_content());
-                    } else if !text.trim().is_empty() && !root_closed && nodes.is_empty() {
-                        return Err(DecodeError::NotXml);
-                    }
-                }
-                Event::CData(cdata) => {
-                    if let Some(&top) = stack.last() {
-                        append_text(&mut nodes[top as usize].text, cdata.xml10_content());
-                    }
-                }
-                Event::GeneralRef(r) => {
-                    let Some(&top) = stack.last() else { continue };
-                    let decoded = resolve_reference(&r).ok_or_else(|| DecodeError::Xml {
-                        position: pos,
-                        reason: format!("undefined entity `&{};`", truncate(&r, 40)),
-                    })?;
-                    let mut buf = [0u8; 4];
-                    let s: &str = decoded.encode_utf8(&mut buf);
-                    append_text(&mut nodes[top as usize].text, Cow::Owned(s.to_owned()));
-                }
-                Event::DocType(_) => return Err(DecodeError::DoctypeForbidden),
-                Event::Decl(_) | Event::PI(_) | Event::Comment(_) => {}
-                Event::Eof => {
-                    if let Some(&open) = stack.last() {
-                        return Err(DecodeError::Truncated {
-                            open_element: nodes[open as usize].local.to_string(),
-                        });
-                    }
-                    if nodes.is_empty() {
-                        return Err(DecodeError::NotXml);
-                    }
-                    return Ok(Document { nodes });
-                }
-            }
-        }
+        scan::parse(input)
     }
 
     /// The root element.
@@ -239,7 +147,10 @@ fn is_xml_char(c: char) -> bool {
 }
 
 fn sanitize(piece: Cow<'_, str>) -> Cow<'_, str> {
-    if piece.chars().all(is_xml_char) {
+    // The characters refused are single-byte controls and U+FFFE/U+FFFF
+    // (UTF-8 `EF BF BE/BF`): a byte test clears almost every piece.
+    let plain = |b: &u8| (*b >= 0x20 && *b != 0xEF) || matches!(*b, b'\t' | b'\n' | b'\r');
+    if piece.as_bytes().iter().all(plain) || piece.chars().all(is_xml_char) {
         return piece;
     }
     Cow::Owned(
@@ -250,102 +161,29 @@ fn sanitize(piece: Cow<'_, str>) -> Cow<'_, str> {
     )
 }
 
+/// Makes node `idx` the last child of `parent`.
+fn link_child(nodes: &mut [Node<'_>], parent: u32, idx: u32) {
+    let p = parent as usize;
+    if nodes[p].last_child == NONE {
+        nodes[p].first_child = idx;
+        // Indentation before the first child carries nothing either (see
+        // the text handling in `scan.rs`).
+        if is_blank(&nodes[p].text) {
+            nodes[p].text = Cow::Borrowed("");
+        }
+    } else {
+        let last = nodes[p].last_child as usize;
+        nodes[last].next_sibling = idx;
+    }
+    nodes[p].last_child = idx;
+}
+
 fn append_text<'a>(dst: &mut Cow<'a, str>, piece: Cow<'a, str>) {
     let piece = sanitize(piece);
     if dst.is_empty() {
         *dst = piece;
     } else {
         dst.to_mut().push_str(&piece);
-    }
-}
-
-fn push_node<'a>(
-    nodes: &mut Vec<Node<'a>>,
-    stack: &[u32],
-    ns: Ns,
-    start: &BytesStart<'a>,
-    reader: &NsReader<&'a [u8]>,
-    input: &'a str,
-    pos: u64,
-) -> Result<u32, DecodeError> {
-    if nodes.len() >= MAX_ELEMENTS {
-        return Err(DecodeError::TooManyElements {
-            limit: MAX_ELEMENTS,
-        });
-    }
-    let mut xsi_type = None;
-    for attr in start.attributes().with_checks(false) {
-        let attr = attr.map_err(|e| DecodeError::Xml {
-            position: pos,
-            reason: e.to_string(),
-        })?;
-        let (resolved, local) = reader.resolver().resolve_attribute(attr.key);
-        if local.as_ref() != "type" {
-            continue;
-        }
-        // `xsi:type`; a CPE that forgets to declare the xsi prefix still
-        // means xsi:type when it writes `xsi:type`.
-        let is_xsi = matches!(Ns::classify(&resolved), Ns::Xsi | Ns::UnknownPrefix);
-        if is_xsi {
-            let value = attr
-                .normalized_value(quick_xml::XmlVersion::Implicit1_0)
-                .map_err(|e| DecodeError::Xml {
-                    position: pos,
-                    reason: format!("xsi:type: {e}"),
-                })?;
-            xsi_type = Some(Cow::Owned(value.into_owned()));
-        }
-    }
-    let local = start_local_name(start, input, pos);
-    let idx = nodes.len() as u32;
-    nodes.push(Node {
-        ns,
-        local,
-        xsi_type,
-        text: Cow::Borrowed(""),
-        first_child: NONE,
-        last_child: NONE,
-        next_sibling: NONE,
-    });
-    if let Some(&parent) = stack.last() {
-        let p = parent as usize;
-        if nodes[p].last_child == NONE {
-            nodes[p].first_child = idx;
-            // Same as the indentation skipped after a child (see `parse`).
-            if is_blank(&nodes[p].text) {
-                nodes[p].text = Cow::Borrowed("");
-            }
-        } else {
-            let last = nodes[p].last_child as usize;
-            nodes[last].next_sibling = idx;
-        }
-        nodes[p].last_child = idx;
-    } else if idx != 0 {
-        return Err(DecodeError::Xml {
-            position: pos,
-            reason: "more than one root element".into(),
-        });
-    }
-    Ok(idx)
-}
-
-/// The local part of an element name, borrowed from the input.
-///
-/// `pos` is where the reader stood before the tag, i.e. at its `<`, so the
-/// qualified name is the input right after it. Borrowing saves an allocation
-/// per element; if the slice is not what the reader parsed (it always should
-/// be) the name is copied instead.
-fn start_local_name<'a>(start: &BytesStart<'a>, input: &'a str, pos: u64) -> Cow<'a, str> {
-    let qname = start.name();
-    let qname = qname.as_ref();
-    let begin = usize::try_from(pos).unwrap_or(usize::MAX).saturating_add(1);
-    let borrowed = begin
-        .checked_add(qname.len())
-        .and_then(|end| input.get(begin..end))
-        .filter(|s| *s == qname);
-    match borrowed {
-        Some(s) => Cow::Borrowed(s.rsplit(':').next().unwrap_or(s)),
-        None => Cow::Owned(start.local_name().as_ref().to_owned()),
     }
 }
 
