@@ -70,7 +70,10 @@ pub(super) fn parse(input: &str) -> Result<Document<'_>, DecodeError> {
         input,
         bytes: input.as_bytes(),
         pos: 0,
-        nodes: Vec::with_capacity(64),
+        // About one element per 32 bytes in CWMP bodies: sized once
+        // rather than doubled and copied a dozen times for a whole data
+        // model's GetParameterNamesResponse.
+        nodes: Vec::with_capacity((input.len() / 32).clamp(16, MAX_ELEMENTS)),
         open: Vec::with_capacity(16),
         bindings: Vec::with_capacity(8),
         root_closed: false,
