@@ -1193,13 +1193,18 @@ fn scenario_million(rt: &tokio::runtime::Runtime, o: &Options) -> Vec<Value> {
             .duration_since(UNIX_EPOCH)
             .unwrap()
             .as_millis() as u64;
+        let models = discovered_models();
+        let catalog = gigafibre_acs::catalog::Catalog::new();
+        // What the catalog answered for a device with exactly its model's
+        // tree, per model: every such device gets the same (checked).
+        let mut shared: Vec<Option<gigafibre_acs::store::DataModelInfo>> = vec![None; models.len()];
         for i in 0..n {
             let body = inform(i);
             let env = gigafibre_acs::cwmp::Envelope::decode(&body).unwrap();
             let gigafibre_acs::cwmp::Body::Inform(inf) = &env.body else {
                 panic!("not an Inform")
             };
-            let out = gigafibre_acs::session::apply_inform(
+            let mut out = gigafibre_acs::session::apply_inform(
                 None,
                 inf,
                 &env.header,
@@ -1207,6 +1212,31 @@ fn scenario_million(rt: &tokio::runtime::Runtime, o: &Options) -> Vec<Value> {
                 Some("127.0.0.1".into()),
                 now,
             );
+            // Discovery data, as a first contact leaves it: four models
+            // (two real exports, two firmware each); one device in a
+            // hundred has a port mapping of its own (a delta on its base).
+            let m = &models[i as usize % models.len()];
+            let d = &mut out.device;
+            d.model_name = Some(m.model.clone());
+            d.software_version = Some(m.firmware.clone());
+            let own = i % 100 == 7;
+            let info = match (&shared[i as usize % models.len()], own) {
+                (Some(info), false) if i % 10_000 != 0 => info.clone(),
+                _ => {
+                    let tree = if own {
+                        m.with_port_mapping(i)
+                    } else {
+                        m.tree.clone()
+                    };
+                    let info = catalog.store(store.as_ref(), d, &tree, now).unwrap();
+                    if !own {
+                        let known = shared[i as usize % models.len()].get_or_insert(info.clone());
+                        assert_eq!(known.base, info.base, "one base per model and firmware");
+                    }
+                    info
+                }
+            };
+            d.data_model = Some(info);
             store.put_device(&out.device).unwrap();
             store
                 .put_inform_values(&out.device.id, &out.parameters)
@@ -1251,7 +1281,7 @@ fn scenario_million(rt: &tokio::runtime::Runtime, o: &Options) -> Vec<Value> {
     );
     let (_, rss_restart) = memory_mib(again.proc_.pid());
     println!(
-        "5. {} registered devices: seeded in {:.1} s, store {:.0} MiB; ACS ready {:.2} s after start (RSS {:.0} MiB), \
+        "5. {} registered devices with discovery data (4 shared trees, 1 % with a delta of their own): seeded in {:.1} s, store {:.0} MiB; ACS ready {:.2} s after start (RSS {:.0} MiB), \
          after {} periodic sessions ({:.0}/s, p99 {:.1} ms) RSS {:.0} MiB, peak {:.0} MiB; \
          ready {:.2} s after a restart (RSS {:.0} MiB)",
         count_label(n),
@@ -1268,7 +1298,7 @@ fn scenario_million(rt: &tokio::runtime::Runtime, o: &Options) -> Vec<Value> {
         rss_restart
     );
     vec![json!({
-        "scenario": format!("5. {} registered devices", count_label(n)),
+        "scenario": format!("5. {} registered devices with discovery data", count_label(n)),
         "devices": n,
         "seed_seconds": round(seeded.as_secs_f64(), 2),
         "store_mib": round(store_mib, 1),
@@ -1282,6 +1312,57 @@ fn scenario_million(rt: &tokio::runtime::Runtime, o: &Options) -> Vec<Value> {
         "restart_ready_seconds": round(again.ready_after.as_secs_f64(), 3),
         "rss_after_restart_mib": round(rss_restart, 1),
     })]
+}
+
+/// A model and firmware whose data model the 1M scenario stores.
+struct DiscoveredModel {
+    model: String,
+    firmware: String,
+    tree: gigafibre_acs::provision::datamodel::DataModelTree,
+}
+
+impl DiscoveredModel {
+    /// This model's tree plus one port-mapping entry only device `i` has.
+    fn with_port_mapping(&self, i: u32) -> gigafibre_acs::provision::datamodel::DataModelTree {
+        let extra = format!("Device.NAT.PortMapping.{}.Description", 1000 + i % 50);
+        gigafibre_acs::provision::datamodel::DataModelTree::from_names(
+            self.tree
+                .iter()
+                .map(|(n, w)| (n.to_owned(), w))
+                .chain([(extra, true)]),
+        )
+    }
+}
+
+/// The two real exports (`tests/data/device-models`), each on two firmware
+/// versions whose trees differ by a name: four shared trees.
+fn discovered_models() -> Vec<DiscoveredModel> {
+    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let mut out = Vec::new();
+    for (model, file) in [
+        ("EX220", "tplink-ex220-tr181-mesh.csv"),
+        ("XX230v", "tplink-xx230v-gpon-ont.csv"),
+    ] {
+        let text = std::fs::read_to_string(repo.join("tests/data/device-models").join(file))
+            .expect("read a device export");
+        let (tree, _) = gigafibre_acs::provision::export::parse(&text).expect("parse the export");
+        let newer = gigafibre_acs::provision::datamodel::DataModelTree::from_names(
+            tree.iter()
+                .map(|(n, w)| (n.to_owned(), w))
+                .chain([("Device.DeviceInfo.X_TP_NewFeature".to_owned(), false)]),
+        );
+        out.push(DiscoveredModel {
+            model: model.into(),
+            firmware: "1.0.0".into(),
+            tree,
+        });
+        out.push(DiscoveredModel {
+            model: model.into(),
+            firmware: "1.1.0".into(),
+            tree: newer,
+        });
+    }
+    out
 }
 
 /// Storage soak: periodic sessions over 10k devices for `minutes`,

@@ -433,6 +433,10 @@ impl<B: Backend> KvStore<B> {
     }
 }
 
+/// `updated_ms` of the rows of an Inform's record: the time is the
+/// device record's `last_inform_ms` (see [`Store::put_inform_values`]).
+const AS_OF_LAST_INFORM: u64 = u64::MAX;
+
 impl<B: Backend> Store for KvStore<B> {
     fn device(&self, id: &str) -> StoreResult<Option<DeviceRecord>> {
         match self.get(Table::Devices, id.as_bytes())? {
@@ -564,7 +568,20 @@ impl<B: Backend> Store for KvStore<B> {
             }
         }
         if let Some(bytes) = self.get(Table::InformValues, device_id.as_bytes())? {
-            let latest = decode("inform values", device_id.as_bytes(), &bytes)?;
+            let mut latest: Vec<(String, CachedValue)> =
+                decode("inform values", device_id.as_bytes(), &bytes)?;
+            if latest
+                .iter()
+                .any(|(_, v)| v.updated_ms == AS_OF_LAST_INFORM)
+            {
+                let last_inform_ms = self.device(device_id)?.map_or(0, |d| d.last_inform_ms);
+                for (_, v) in latest
+                    .iter_mut()
+                    .filter(|(_, v)| v.updated_ms == AS_OF_LAST_INFORM)
+                {
+                    v.updated_ms = last_inform_ms;
+                }
+            }
             merge_newer(&mut out, prefix, latest);
         }
         Ok(out
@@ -593,12 +610,23 @@ impl<B: Backend> Store for KvStore<B> {
         device_id: &str,
         values: &[(String, CachedValue)],
     ) -> StoreResult<()> {
+        // Rows are stored "as of the device's last Inform" rather than
+        // with the time of this one: a periodic Inform repeating the same
+        // values then leaves the record as it is, and the write is skipped
+        // (a read is a fraction of a write). The device record, written at
+        // every Inform, carries the time (see `parameters`).
+        let rows: Vec<(&str, (&str, &crate::cwmp::ValueType, u64))> = values
+            .iter()
+            .map(|(n, v)| (n.as_str(), (v.value.as_str(), &v.kind, AS_OF_LAST_INFORM)))
+            .collect();
+        let encoded = rmp_serde::to_vec(&rows)
+            .map_err(|e| StoreError::Backend(format!("serialising values: {e}")))?;
+        let key = device_id.as_bytes();
+        if self.get(Table::InformValues, key)?.as_deref() == Some(encoded.as_slice()) {
+            return Ok(());
+        }
         let mut batch = Batch::default();
-        batch.put(
-            Table::InformValues,
-            device_id.as_bytes(),
-            encode_rows(values)?,
-        );
+        batch.put(Table::InformValues, key, encoded);
         self.write(batch)
     }
 

@@ -126,9 +126,12 @@ pub trait Store: Send + Sync + 'static {
     /// Records reported values (overwrites).
     fn put_values(&self, device_id: &str, values: &[(String, CachedValue)]) -> StoreResult<()>;
     /// Records the ParameterList of the device's latest Inform as one
-    /// record, replacing the previous one: one write per periodic Inform
-    /// instead of one per parameter. [`Store::parameters`] shows whichever
-    /// of it and the per-parameter values is newer.
+    /// record, replacing the previous one: one record per device instead of
+    /// one per parameter, and no write at all when a periodic Inform repeats
+    /// the values already stored. The values count as reported at the
+    /// device record's `last_inform_ms` (the caller writes the record in the
+    /// same session, as `apply_inform` does); [`Store::parameters`] shows
+    /// whichever of them and the per-parameter values is newer.
     fn put_inform_values(
         &self,
         device_id: &str,

@@ -170,25 +170,32 @@ async fn devices_params_tasks_survive_reopen(open: Open) {
     assert!(next.id > first_task, "{} after {first_task}", next.id);
     assert_eq!(s.task(next.id).unwrap().unwrap().device_id, "A-10");
     assert_eq!(s.task(next.id + 1000).unwrap(), None);
-    // The latest Inform's values show where they are newer.
-    let newer = CachedValue {
-        updated_ms: 9,
-        ..param("from-inform")
-    };
-    let older = CachedValue {
-        updated_ms: 1,
-        ..param("stale")
-    };
-    s.put_inform_values(
+    // The latest Inform's values count as of the device's last Inform
+    // (9): newer than a value read before it (X, at 5), older than one
+    // read after it (Y, at 9.5 → 10).
+    let mut informed = device("A-1");
+    informed.last_inform_ms = 9;
+    s.put_device(&informed).unwrap();
+    s.put_values(
         "A-1",
-        &[
-            ("Device.X".into(), newer),
-            ("Device.Y".into(), older),
-            ("Device.W".into(), param("w")),
-            ("Other.V".into(), param("v")),
-        ],
+        &[(
+            "Device.Y".into(),
+            CachedValue {
+                updated_ms: 10,
+                ..param("2")
+            },
+        )],
     )
     .unwrap();
+    let inform = [
+        ("Device.X".into(), param("from-inform")),
+        ("Device.Y".into(), param("stale")),
+        ("Device.W".into(), param("w")),
+        ("Other.V".into(), param("v")),
+    ];
+    s.put_inform_values("A-1", &inform).unwrap();
+    // The same values again (a periodic Inform): nothing changes.
+    s.put_inform_values("A-1", &inform).unwrap();
     let p = s.parameters("A-1", "Device.").unwrap();
     let value = |n: &str| {
         p.iter()
@@ -207,7 +214,7 @@ async fn devices_params_tasks_survive_reopen(open: Open) {
         &[(
             "Device.X".into(),
             CachedValue {
-                updated_ms: 10,
+                updated_ms: 11,
                 ..param("set")
             },
         )],
@@ -222,6 +229,14 @@ async fn devices_params_tasks_survive_reopen(open: Open) {
             .value,
         "set"
     );
+    // The device informs again (12) repeating its values: the record is
+    // not rewritten, and X is the Inform's again, newer than the set (11).
+    informed.last_inform_ms = 12;
+    s.put_device(&informed).unwrap();
+    s.put_inform_values("A-1", &inform).unwrap();
+    let x = s.parameters("A-1", "Device.X").unwrap();
+    let x = x[0].1.value.as_ref().unwrap();
+    assert_eq!((x.value.as_str(), x.updated_ms), ("from-inform", 12));
     // A newer Inform replaces the previous one whole.
     s.put_inform_values("A-1", &[("Device.V".into(), param("v"))])
         .unwrap();
