@@ -302,11 +302,15 @@ fn start_acs(data_dir: &Path, env: &[(&str, String)]) -> AcsProc {
         .env("ACS_CWMP_LISTEN", cwmp.to_string())
         .env("ACS_API_LISTEN", api.to_string())
         .env("ACS_API_TOKEN", TOKEN)
-        .env("RUST_LOG", "warn")
         .env("ACS_STORE_BACKEND", store_backend())
         .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit());
+        .stdout(Stdio::null());
+    // `BENCH_ACS_LOG=info` runs the ACS at its production log level (its
+    // log discarded, the cost of writing it kept); warn by default.
+    match std::env::var("BENCH_ACS_LOG") {
+        Ok(level) => cmd.env("RUST_LOG", level).stderr(Stdio::null()),
+        Err(_) => cmd.env("RUST_LOG", "warn").stderr(Stdio::inherit()),
+    };
     for (k, v) in env {
         cmd.env(k, v);
     }
