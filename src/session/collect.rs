@@ -2,13 +2,19 @@
 //! profile's topology and diagnostics paths with GetParameterValues.
 //!
 //! By default every name asked for is one the device reported: the
-//! collector first has the session learn again the subtrees holding the
-//! tables that change between sessions (hosts, WiFi stations, mesh nodes:
-//! one GetParameterNames each, grouped by top-level object, e.g.
-//! `Device.WiFi.` and `Device.Hosts.`), unless the data model was just
+//! collector first has the session learn again the tables that change
+//! between sessions (hosts, WiFi stations, mesh nodes: one
+//! GetParameterNames each, e.g. `Device.Hosts.Host.` and
+//! `Device.WiFi.MultiAP.APDevice.`), unless the data model was just
 //! discovered in this session, then asks for the parameters under each
-//! path in one request. A 9005 (the device changed in between) makes it
-//! learn those subtrees once more and retry once.
+//! path in one request. A 9005 (the device changed in between, maybe in a
+//! table thought stable) makes it learn the whole top-level objects
+//! holding those tables (`Device.WiFi.`, `Device.Hosts.`) and retry once.
+//!
+//! Only the tables themselves at first: on a Deco with 2 satellites and 60
+//! clients `Device.WiFi.` alone is ~300 KB of names (radios, SSIDs, access
+//! points with their statistics) that a topology refresh decoded, merged
+//! into the tree and compared, every time, for rows that do not come and go.
 //!
 //! A profile that opts in (`partial_paths = true`) reads each table with
 //! its partial path instead, in one request; on 9005 it falls back to one
@@ -59,16 +65,36 @@ pub struct Collector {
     done: bool,
 }
 
+/// Tables whose rows come and go between sessions.
+const VOLATILE_TABLES: [&str; 4] = ["Host.", "AssociatedDevice.", "APDevice.", "Network.Device."];
+
+/// The volatile table `path` is or lies under, as the object path of that
+/// table (`Device.WiFi.AccessPoint.1.AssociatedDevice.` for itself or for
+/// `Device.WiFi.AccessPoint.1.AssociatedDevice.2.MACAddress`); `None` when
+/// the path holds none.
+fn volatile_table(path: &str) -> Option<&str> {
+    if VOLATILE_TABLES.iter().any(|t| path.ends_with(t)) {
+        return Some(path);
+    }
+    VOLATILE_TABLES
+        .iter()
+        .filter_map(|t| {
+            // `.{t}` without allocating: the table name right after a dot.
+            path.match_indices(t)
+                .find(|(at, _)| *at > 0 && path.as_bytes()[at - 1] == b'.')
+                .map(|(at, _)| at + t.len())
+        })
+        .min()
+        .map(|end| &path[..end])
+}
+
 /// The subtrees to learn again before reading `paths`: the top-level
 /// object (`Device.WiFi.`, `InternetGatewayDevice.LANDevice.`) of every
 /// path that holds a table whose rows come and go, each once.
 pub fn volatile_groups(paths: &[String]) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     for p in paths {
-        let volatile = ["Host.", "AssociatedDevice.", "APDevice.", "Network.Device."]
-            .iter()
-            .any(|t| p.ends_with(t) || p.contains(&format!(".{t}")));
-        if !volatile {
+        if volatile_table(p).is_none() {
             continue;
         }
         let mut segs = p.splitn(3, '.');
@@ -79,6 +105,20 @@ pub fn volatile_groups(paths: &[String]) -> Vec<String> {
         if !out.contains(&group) {
             out.push(group);
         }
+    }
+    out
+}
+
+/// The volatile tables to learn again before reading `paths`, each once
+/// and none under another, in the order of `paths`.
+pub fn volatile_tables(paths: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for t in paths.iter().filter_map(|p| volatile_table(p)) {
+        if out.iter().any(|o| t.starts_with(o.as_str())) {
+            continue;
+        }
+        out.retain(|o| !o.starts_with(t));
+        out.push(t.to_owned());
     }
     out
 }
@@ -147,9 +187,15 @@ impl Collector {
                         learned: true,
                         retried,
                     };
-                    let groups = volatile_groups(&self.paths);
-                    if !groups.is_empty() {
-                        return CollectStep::Learn(groups);
+                    // The tables alone; their top-level objects when the
+                    // device refused names after that (retry).
+                    let learn = if retried {
+                        volatile_groups(&self.paths)
+                    } else {
+                        volatile_tables(&self.paths)
+                    };
+                    if !learn.is_empty() {
+                        return CollectStep::Learn(learn);
                     }
                 }
                 let Some(tree) = tree else {
@@ -357,7 +403,8 @@ mod tests {
         );
         assert_eq!(
             c.next(Some(&t)),
-            CollectStep::Learn(vec!["Device.Hosts.".into()])
+            CollectStep::Learn(vec!["Device.Hosts.Host.".into()]),
+            "the volatile table alone"
         );
         let asked = names(c.next(Some(&t)));
         assert_eq!(
@@ -383,6 +430,30 @@ mod tests {
         // Discovered in this session: no learning first.
         let mut c = Collector::new(vec!["Device.Hosts.Host.".into()], false, true);
         assert_eq!(names(c.next(Some(&t))).len(), 2);
+    }
+
+    #[test]
+    fn a_9005_after_learning_the_tables_learns_their_top_level_objects() {
+        let t = tree();
+        let mut c = Collector::new(
+            vec!["Device.Hosts.Host.".into(), "Device.WiFi.SSID.".into()],
+            false,
+            false,
+        );
+        assert_eq!(
+            c.next(Some(&t)),
+            CollectStep::Learn(vec!["Device.Hosts.Host.".into()])
+        );
+        names(c.next(Some(&t)));
+        // An SSID instance the tree still has is gone from the device.
+        c.on_fault(&fault(9005));
+        assert_eq!(
+            c.next(Some(&t)),
+            CollectStep::Learn(vec!["Device.Hosts.".into()])
+        );
+        names(c.next(Some(&t)));
+        c.on_fault(&fault(9005));
+        assert!(c.is_done());
     }
 
     #[test]
@@ -448,6 +519,37 @@ mod tests {
             Effect::HostsCollected { ok: false, .. }
         ));
         assert!(Collector::new(vec![], false, false).is_done());
+    }
+
+    #[test]
+    fn volatile_tables_each_once_none_under_another() {
+        let p = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            volatile_tables(&p(&[
+                "Device.Hosts.Host.",
+                "Device.WiFi.AccessPoint.1.AssociatedDevice.",
+                "Device.WiFi.AccessPoint.1.SSIDReference",
+                "Device.WiFi.SSID.",
+                "Device.WiFi.MultiAP.APDevice.1.Radio.1.AP.1.AssociatedDevice.",
+                "Device.WiFi.MultiAP.APDevice.",
+                "Device.WiFi.DataElements.Network.ControllerID",
+                "Device.WiFi.DataElements.Network.Device.",
+                "Device.WiFi.AccessPoint.3.AssociatedDevice.2.MACAddress",
+                "Device.IP.Interface.",
+                "Device.Hosts.HostNumberOfEntries",
+            ])),
+            [
+                "Device.Hosts.Host.",
+                "Device.WiFi.AccessPoint.1.AssociatedDevice.",
+                "Device.WiFi.MultiAP.APDevice.",
+                "Device.WiFi.DataElements.Network.Device.",
+                "Device.WiFi.AccessPoint.3.AssociatedDevice.",
+            ]
+        );
+        assert_eq!(
+            volatile_tables(&p(&["InternetGatewayDevice.LANDevice.1.Hosts.Host."])),
+            ["InternetGatewayDevice.LANDevice.1.Hosts.Host."]
+        );
     }
 
     #[test]

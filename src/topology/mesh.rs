@@ -45,8 +45,8 @@ use crate::provision::profile::{Profile, SignalUnit};
 
 use super::band::{Band, Bands, band_of_op_class, connection, parse_band};
 use super::params::{
-    as_object, expand, field, first_field, instances, keys_under, norm_mac, parent, parse_bool,
-    text, usable_ip,
+    Row, as_object, expand, field, first_field, instances, keys_under, norm_mac, parent,
+    parse_bool, text, usable_ip,
 };
 use super::signal::{dbm_reading, reading};
 use super::{
@@ -493,23 +493,23 @@ impl Builder<'_> {
         connection: Connection,
         unit: Option<SignalUnit>,
     ) {
-        let p = self.p;
-        let Some(mac) = first_field(p, entry, MAC_FIELDS).and_then(norm_mac) else {
+        let row = Row::of(self.p, entry);
+        let Some(mac) = row.first(MAC_FIELDS).and_then(norm_mac) else {
             return;
         };
         if self.infra_macs.contains(&mac) {
             return;
         }
-        let ip = first_field(p, entry, IP_FIELDS).and_then(usable_ip);
+        let ip = row.first(IP_FIELDS).and_then(usable_ip);
         if ip.as_ref().is_some_and(|ip| self.infra_ips.contains(ip)) {
             return;
         }
         let signal = unit.and_then(|unit| {
             VENDOR_RSSI
                 .iter()
-                .find_map(|f| field(p, entry, f).and_then(dbm_reading))
+                .find_map(|f| row.get(f).and_then(dbm_reading))
                 .map(|v| (v, true))
-                .or_else(|| field(p, entry, "SignalStrength").and_then(|r| reading(r, unit)))
+                .or_else(|| row.get("SignalStrength").and_then(|r| reading(r, unit)))
         });
         let sighting = Sighting {
             node,
@@ -517,8 +517,8 @@ impl Builder<'_> {
             connection,
             signal,
             ip,
-            hostname: first_field(p, entry, NAME_FIELDS).and_then(hostname_value),
-            active: field(p, entry, "Active").and_then(parse_bool),
+            hostname: row.first(NAME_FIELDS).and_then(hostname_value),
+            active: row.get("Active").and_then(parse_bool),
         };
         let i = self.client_index(mac);
         self.clients[i].sightings.push(sighting);
@@ -531,23 +531,22 @@ impl Builder<'_> {
         };
         for table in expand(p, &as_object(hosts)) {
             for host in instances(p, &table) {
-                let Some(mac) =
-                    first_field(p, &host, &["PhysAddress", "MACAddress"]).and_then(norm_mac)
-                else {
+                let row = Row::of(p, &host);
+                let Some(mac) = row.first(&["PhysAddress", "MACAddress"]).and_then(norm_mac) else {
                     continue;
                 };
                 if self.infra_macs.contains(&mac) {
                     continue;
                 }
-                let ip = field(p, &host, "IPAddress").and_then(usable_ip);
+                let ip = row.get("IPAddress").and_then(usable_ip);
                 if ip.as_ref().is_some_and(|ip| self.infra_ips.contains(ip)) {
                     continue;
                 }
                 let info = HostInfo {
                     ip,
-                    hostname: field(p, &host, "HostName").and_then(hostname_value),
-                    active: field(p, &host, "Active").and_then(parse_bool),
-                    connection: self.host_connection(&host),
+                    hostname: row.get("HostName").and_then(hostname_value),
+                    active: row.get("Active").and_then(parse_bool),
+                    connection: self.host_connection(&row),
                 };
                 let i = self.client_index(mac);
                 if self.clients[i].host.is_none() {
@@ -558,14 +557,13 @@ impl Builder<'_> {
     }
 
     /// How a host-table entry says it is connected.
-    fn host_connection(&mut self, host: &str) -> Connection {
+    fn host_connection(&mut self, host: &Row) -> Connection {
         #[derive(PartialEq)]
         enum Medium {
             Wired,
             Wifi,
         }
-        let p = self.p;
-        let iface = first_field(p, host, &["Layer1Interface", "Layer2Interface"]);
+        let iface = host.first(&["Layer1Interface", "Layer2Interface"]);
         let iface_medium = iface.and_then(|r| {
             let l = r.to_ascii_lowercase();
             if l.contains(".ethernet.") || l.contains("lanethernetinterfaceconfig") {
@@ -576,7 +574,7 @@ impl Builder<'_> {
                 None
             }
         });
-        let type_medium = field(p, host, "InterfaceType").and_then(|t| {
+        let type_medium = host.get("InterfaceType").and_then(|t| {
             let t = t.to_ascii_lowercase();
             if t.contains("ethernet") {
                 Some(Medium::Wired)
@@ -589,7 +587,8 @@ impl Builder<'_> {
                 None
             }
         });
-        let tp_medium = field(p, host, "X_TP_LanConnType")
+        let tp_medium = host
+            .get("X_TP_LanConnType")
             .and_then(|v| v.parse::<u32>().ok())
             .map(|v| if v == 0 { Medium::Wired } else { Medium::Wifi });
         let iface_is_wifi = iface_medium == Some(Medium::Wifi);

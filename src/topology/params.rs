@@ -29,9 +29,57 @@ pub(crate) fn text<'a>(p: &'a Params, path: &str) -> Option<&'a str> {
     p.get(path).map(|v| v.trim()).filter(|v| !v.is_empty())
 }
 
+thread_local! {
+    /// The key [`field`] looks up, built in place: a build makes thousands
+    /// of lookups and a `format!` each was an allocation per lookup.
+    static KEY: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
+}
+
 /// The value of parameter `name` of object `obj` (which ends in a dot).
 pub(crate) fn field<'a>(p: &'a Params, obj: &str, name: &str) -> Option<&'a str> {
-    text(p, &format!("{obj}{name}"))
+    KEY.with_borrow_mut(|key| {
+        key.clear();
+        key.push_str(obj);
+        key.push_str(name);
+        text(p, key)
+    })
+}
+
+/// The parameters under one object, taken from the map at once: the
+/// builder tries several names per table row (three MAC fields, five IP
+/// fields, vendor RSSI fields...), most of them absent, and each try was a
+/// lookup in a map of thousands of long keys sharing long prefixes. A row
+/// holds a dozen entries; looking among them is a few short comparisons.
+pub(crate) struct Row<'a> {
+    /// `(name relative to the object, value)`, in map order.
+    fields: Vec<(&'a str, &'a str)>,
+}
+
+impl<'a> Row<'a> {
+    /// The parameters under `obj` (an object path ending in a dot).
+    pub(crate) fn of(p: &'a Params, obj: &str) -> Row<'a> {
+        let fields = p
+            .range::<str, _>((Bound::Included(obj), Bound::Unbounded))
+            .take_while(|(k, _)| k.starts_with(obj))
+            .map(|(k, v)| (&k[obj.len()..], v.as_str()))
+            .collect();
+        Row { fields }
+    }
+
+    /// As [`field`]: the value of `name`, trimmed; `None` when absent or
+    /// blank.
+    pub(crate) fn get(&self, name: &str) -> Option<&'a str> {
+        self.fields
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v.trim())
+            .filter(|v| !v.is_empty())
+    }
+
+    /// As [`first_field`]: the first present among `names`.
+    pub(crate) fn first(&self, names: &[&str]) -> Option<&'a str> {
+        names.iter().find_map(|n| self.get(n))
+    }
 }
 
 /// The first present parameter among `names` of object `obj`.
@@ -193,6 +241,36 @@ mod tests {
         kv.iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect()
+    }
+
+    #[test]
+    fn a_row_answers_as_the_map_does() {
+        let p = params(&[
+            ("D.H.1.IPAddress", " 10.0.0.2 "),
+            ("D.H.1.HostName", "  "),
+            ("D.H.1.IPv4Address.1.IPAddress", "10.0.0.3"),
+            ("D.H.10.IPAddress", "10.0.0.9"),
+            ("D.H.2.IPAddress", "10.0.0.4"),
+        ]);
+        let row = Row::of(&p, "D.H.1.");
+        for name in [
+            "IPAddress",
+            "HostName",
+            "Nope",
+            "IPv4Address.1.IPAddress",
+            "",
+        ] {
+            assert_eq!(row.get(name), field(&p, "D.H.1.", name), "{name}");
+        }
+        assert_eq!(
+            row.first(&["Nope", "HostName", "IPAddress"]),
+            Some("10.0.0.2")
+        );
+        assert_eq!(
+            row.first(&["Nope", "HostName"]),
+            first_field(&p, "D.H.1.", &["Nope", "HostName"])
+        );
+        assert_eq!(Row::of(&p, "D.X.").get("IPAddress"), None);
     }
 
     #[test]
