@@ -311,6 +311,10 @@ fn start_acs(data_dir: &Path, env: &[(&str, String)]) -> AcsProc {
         Ok(level) => cmd.env("RUST_LOG", level).stderr(Stdio::null()),
         Err(_) => cmd.env("RUST_LOG", "warn").stderr(Stdio::inherit()),
     };
+    // The allocator's own knobs (`MIMALLOC_…`) pass through, for tuning runs.
+    for (k, v) in std::env::vars().filter(|(k, _)| k.starts_with("MIMALLOC_")) {
+        cmd.env(k, v);
+    }
     for (k, v) in env {
         cmd.env(k, v);
     }
