@@ -420,14 +420,7 @@ impl HttpConn {
         headers: &[(&str, &str)],
         body: &[u8],
     ) -> HttpResponse {
-        let mut head = format!(
-            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: {}\r\n",
-            body.len()
-        );
-        for (k, v) in headers {
-            head.push_str(&format!("{k}: {v}\r\n"));
-        }
-        head.push_str("\r\n");
+        let head = request_head(method, path, headers, body.len(), false);
         let s = self.reader.get_mut();
         s.write_all(head.as_bytes()).unwrap();
         s.write_all(body).unwrap();
@@ -446,14 +439,7 @@ impl HttpConn {
         headers: &[(&str, &str)],
         body: &[u8],
     ) -> HttpResponse {
-        let mut head = format!(
-            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: {}\r\nExpect: 100-continue\r\n",
-            body.len()
-        );
-        for (k, v) in headers {
-            head.push_str(&format!("{k}: {v}\r\n"));
-        }
-        head.push_str("\r\n");
+        let head = request_head(method, path, headers, body.len(), true);
         self.reader.get_mut().write_all(head.as_bytes()).unwrap();
         let first = self.read_response();
         if first.status != 100 {
@@ -498,6 +484,27 @@ impl HttpConn {
         let mut b = [0u8; 1];
         matches!(self.reader.get_mut().read(&mut b), Ok(0))
     }
+}
+
+/// A request's head; with `expect_continue`, the body waits for the
+/// server's `100 Continue`.
+fn request_head(
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body_len: usize,
+    expect_continue: bool,
+) -> String {
+    let mut head =
+        format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: {body_len}\r\n");
+    if expect_continue {
+        head.push_str("Expect: 100-continue\r\n");
+    }
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
+    head
 }
 
 /// A minimal CPE: one connection, returns the session cookie it was given.
