@@ -721,6 +721,19 @@ fn scenario_ceiling(rt: &tokio::runtime::Runtime, o: &Options) -> Row {
     row
 }
 
+/// The ACS the periodic rows and `--compare` measure: no provisioning, no
+/// host collection, a session table large enough for every device.
+fn start_periodic_acs(data_dir: &Path) -> AcsProc {
+    start_acs(
+        data_dir,
+        &[
+            ("ACS_PROVISIONING", "off".into()),
+            ("ACS_HOSTS_COLLECT", "off".into()),
+            ("ACS_MAX_SESSIONS", "1000000".into()),
+        ],
+    )
+}
+
 /// Periodic sessions over `devices` registered devices (each registered
 /// by a first session, which is measured too).
 fn scenario_periodic(
@@ -730,14 +743,7 @@ fn scenario_periodic(
     ceiling: Option<f64>,
 ) -> Vec<Row> {
     let dir = tempfile::tempdir().unwrap();
-    let acs = start_acs(
-        dir.path(),
-        &[
-            ("ACS_PROVISIONING", "off".into()),
-            ("ACS_HOSTS_COLLECT", "off".into()),
-            ("ACS_MAX_SESSIONS", "1000000".into()),
-        ],
-    );
+    let acs = start_periodic_acs(dir.path());
     let pid = acs.proc_.pid();
 
     let cpu0 = cpu_seconds(pid);
@@ -1487,14 +1493,7 @@ fn compare(rt: &tokio::runtime::Runtime, o: &Options, rounds: u32) -> Value {
     let mut out = Vec::new();
     for &n in &o.fleets {
         let dir = tempfile::tempdir().unwrap();
-        let acs = start_acs(
-            dir.path(),
-            &[
-                ("ACS_PROVISIONING", "off".into()),
-                ("ACS_HOSTS_COLLECT", "off".into()),
-                ("ACS_MAX_SESSIONS", "1000000".into()),
-            ],
-        );
+        let acs = start_periodic_acs(dir.path());
         rt.block_on(drive(acs.cwmp, o.concurrency, Duration::ZERO, n, true));
         let (ceiling, ceiling_addr) = start_ceiling();
         let run = Duration::from_secs(o.seconds);

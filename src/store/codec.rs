@@ -47,6 +47,16 @@ pub(super) fn encode_rows(rows: &[(String, CachedValue)]) -> StoreResult<Vec<u8>
     rmp_serde::to_vec(rows).map_err(|e| StoreError::Backend(format!("serialising values: {e}")))
 }
 
+/// [`encode_rows`] with every row's `updated_ms` replaced by `at_ms`,
+/// without copying the rows (the same bytes as the rows so updated).
+pub(super) fn encode_rows_at(rows: &[(String, CachedValue)], at_ms: u64) -> StoreResult<Vec<u8>> {
+    let rows: Vec<(&str, (&str, &crate::cwmp::ValueType, u64))> = rows
+        .iter()
+        .map(|(n, v)| (n.as_str(), (v.value.as_str(), &v.kind, at_ms)))
+        .collect();
+    rmp_serde::to_vec(&rows).map_err(|e| StoreError::Backend(format!("serialising values: {e}")))
+}
+
 /// Reads a record in either layout; `what` and `key` name it in the error.
 pub(super) fn decode<T: DeserializeOwned>(
     what: &'static str,
@@ -109,6 +119,27 @@ mod tests {
         assert_eq!(
             decode::<Vec<(String, CachedValue)>>("values", b"k", &bytes).unwrap(),
             values
+        );
+    }
+
+    #[test]
+    fn rows_encoded_at_a_time_are_the_rows_with_that_time() {
+        let v = |value: &str, at| CachedValue {
+            value: value.into(),
+            kind: crate::cwmp::ValueType::String,
+            updated_ms: at,
+        };
+        let rows = vec![
+            ("A.x".to_string(), v("1", 5)),
+            ("A.y".to_string(), v("é", 7)),
+        ];
+        let dated: Vec<(String, CachedValue)> = rows
+            .iter()
+            .map(|(n, c)| (n.clone(), v(&c.value, 9)))
+            .collect();
+        assert_eq!(
+            encode_rows_at(&rows, 9).unwrap(),
+            encode_rows(&dated).unwrap()
         );
     }
 

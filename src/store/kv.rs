@@ -23,7 +23,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use tokio::sync::Mutex;
 
-use super::codec::{decode, encode, encode_rows, encode_value};
+use super::codec::{decode, encode, encode_rows, encode_rows_at, encode_value};
 use super::subtree::{self, merge_newer};
 use super::{
     AlarmRecord, AuditEntry, AuditFilter, CachedValue, CampaignDevice, CampaignRecord,
@@ -615,12 +615,7 @@ impl<B: Backend> Store for KvStore<B> {
         // values then leaves the record as it is, and the write is skipped
         // (a read is a fraction of a write). The device record, written at
         // every Inform, carries the time (see `parameters`).
-        let rows: Vec<(&str, (&str, &crate::cwmp::ValueType, u64))> = values
-            .iter()
-            .map(|(n, v)| (n.as_str(), (v.value.as_str(), &v.kind, AS_OF_LAST_INFORM)))
-            .collect();
-        let encoded = rmp_serde::to_vec(&rows)
-            .map_err(|e| StoreError::Backend(format!("serialising values: {e}")))?;
+        let encoded = encode_rows_at(values, AS_OF_LAST_INFORM)?;
         let key = device_id.as_bytes();
         if self.get(Table::InformValues, key)?.as_deref() == Some(encoded.as_slice()) {
             return Ok(());

@@ -26,7 +26,12 @@ pub(crate) fn parent(path: &str) -> Option<&str> {
 
 /// The value at `path`, trimmed; `None` when absent or blank.
 pub(crate) fn text<'a>(p: &'a Params, path: &str) -> Option<&'a str> {
-    p.get(path).map(|v| v.trim()).filter(|v| !v.is_empty())
+    p.get(path).and_then(|v| non_blank(v))
+}
+
+/// `v` trimmed; `None` when blank.
+fn non_blank(v: &str) -> Option<&str> {
+    Some(v.trim()).filter(|v| !v.is_empty())
 }
 
 thread_local! {
@@ -72,8 +77,7 @@ impl<'a> Row<'a> {
         self.fields
             .iter()
             .find(|(n, _)| *n == name)
-            .map(|(_, v)| v.trim())
-            .filter(|v| !v.is_empty())
+            .and_then(|(_, v)| non_blank(v))
     }
 
     /// As [`first_field`]: the first present among `names`.

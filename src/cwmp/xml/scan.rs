@@ -154,35 +154,11 @@ impl<'a> Scanner<'a> {
         Err(syntax(at, "unexpected `<!`"))
     }
 
-    /// Character data between two tags, references decoded.
+    /// Character data between two tags: each run of plain text appended to
+    /// the open element, each reference decoded.
     fn text(&mut self, from: usize, to: usize) -> Result<(), DecodeError> {
-        let raw = self.slice(from, to)?;
-        let Some(top) = self.open.last() else {
-            return self.references(raw, from, None);
-        };
-        let idx = top.idx as usize;
-        if !raw.as_bytes().contains(&b'&') {
-            let node = &mut self.nodes[idx];
-            // Indentation between child elements carries nothing in CWMP;
-            // appending it would allocate per element.
-            if node.first_child != NONE && is_blank(raw) {
-                return Ok(());
-            }
-            append_text(&mut node.text, normalize_eols(raw));
-            return Ok(());
-        }
-        self.references(raw, from, Some(idx))
-    }
-
-    /// Text holding references: each run of plain text is appended like
-    /// [`Scanner::text`] does, each reference decoded.
-    fn references(
-        &mut self,
-        raw: &'a str,
-        from: usize,
-        node: Option<usize>,
-    ) -> Result<(), DecodeError> {
-        let mut rest = raw;
+        let node = self.open.last().map(|o| o.idx as usize);
+        let mut rest = self.slice(from, to)?;
         let mut at = from;
         loop {
             let amp = memchr(b'&', rest.as_bytes()).unwrap_or(rest.len());
@@ -190,6 +166,8 @@ impl<'a> Scanner<'a> {
             match node {
                 Some(idx) => {
                     let n = &mut self.nodes[idx];
+                    // Indentation between child elements carries nothing in
+                    // CWMP; appending it would allocate per element.
                     let indentation = n.first_child != NONE && is_blank(plain);
                     if !plain.is_empty() && !indentation {
                         append_text(&mut n.text, normalize_eols(plain));
@@ -212,9 +190,7 @@ impl<'a> Scanner<'a> {
                 syntax(at, format!("undefined entity `&{};`", truncate(name, 40)))
             })?;
             if let Some(idx) = node {
-                let mut buf = [0u8; 4];
-                let s: &str = c.encode_utf8(&mut buf);
-                append_text(&mut self.nodes[idx].text, Cow::Owned(s.to_owned()));
+                append_text(&mut self.nodes[idx].text, Cow::Owned(c.to_string()));
             }
             rest = &tail[semi + 1..];
             at += semi + 1;
