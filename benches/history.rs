@@ -107,11 +107,7 @@ fn device_record(i: u64, now: u64) -> DeviceRecord {
     d.connection_request_url = Some("http://100.64.12.7:7547/tr069".into());
     d.root = Some("Device.".into());
     d.inform_count = 4000;
-    d.recent_events = vec![EventRecord {
-        code: "2 PERIODIC".into(),
-        command_key: String::new(),
-        at_ms: d.last_inform_ms,
-    }];
+    d.recent_events = vec![EventRecord::new("2 PERIODIC", "", d.last_inform_ms)];
     d
 }
 

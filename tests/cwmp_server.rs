@@ -667,6 +667,50 @@ fn acknowledged_informs_and_tasks_survive_kill_9() {
     );
 }
 
+/// Periodic Informs in a row are one event with a count, and what every
+/// Inform changes (kept apart from the rest of the device record) is as
+/// durable as the rest.
+#[test]
+fn a_run_of_periodic_informs_is_one_event_and_survives_kill_9() {
+    let mut acs = Acs::start(&[]);
+    let dir = acs.take_tempdir();
+    let session = |acs: &Acs, n: usize, events: &[&str]| {
+        let mut cpe = acs.cpe();
+        let r = cpe.post_str(&inform_xml(
+            "SOAP-ENV",
+            "1-0",
+            &n.to_string(),
+            "RUN",
+            events,
+        ));
+        assert_eq!(r.status, 200, "{}", r.text());
+        assert_eq!(cpe.empty().status, 204);
+    };
+    session(&acs, 1, &["1 BOOT"]);
+    for n in 2..=4 {
+        session(&acs, n, &["2 PERIODIC"]);
+    }
+    acs.kill9();
+
+    let acs = Acs::start_in(dir.path(), &[]);
+    let device = || {
+        acs.api_get(&format!("/api/v1/devices/{}", device_id("RUN")))
+            .1
+    };
+    let d = device();
+    let events = d["recent_events"].as_array().expect("recent_events");
+    assert_eq!(events.len(), 2, "{d}");
+    assert_eq!(events[0]["code"], "1 BOOT");
+    assert_eq!(events[1]["code"], "2 PERIODIC");
+    assert_eq!(events[1]["count"], 3, "{d}");
+    assert!(events[1]["first_at"].as_str().unwrap() <= events[1]["at"].as_str().unwrap());
+    assert_eq!(d["inform_count"], 4);
+    assert_eq!(d["last_inform"], events[1]["at"]);
+    session(&acs, 5, &["2 PERIODIC"]);
+    assert_eq!(device()["recent_events"][1]["count"], 4);
+    assert_eq!(device()["inform_count"], 5);
+}
+
 #[test]
 fn sigterm_finishes_and_exits_cleanly() {
     let mut acs = Acs::start(&[]);

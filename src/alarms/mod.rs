@@ -236,11 +236,7 @@ mod tests {
     }
 
     fn boot(at_ms: u64) -> crate::store::EventRecord {
-        crate::store::EventRecord {
-            code: "1 BOOT".into(),
-            command_key: String::new(),
-            at_ms,
-        }
+        crate::store::EventRecord::new("1 BOOT", "", at_ms)
     }
 
     #[test]

@@ -22,7 +22,12 @@ use crate::topology::OntDiagnostics;
 struct EventView<'a> {
     code: &'a str,
     command_key: &'a str,
+    /// The latest Inform it stands for.
     at: String,
+    /// Informs it stands for (a run of periodic ones is one entry).
+    count: u32,
+    /// The first of them, when there are several.
+    first_at: Option<String>,
 }
 
 /// A device as the API shows it.
@@ -362,6 +367,8 @@ pub fn get(acs: &Acs, id: &str) -> ApiResult {
                 code: &e.code,
                 command_key: &e.command_key,
                 at: rfc3339(e.at_ms),
+                count: e.count,
+                first_at: e.first_ms.map(rfc3339),
             })
             .collect(),
     );

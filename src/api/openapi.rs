@@ -243,6 +243,15 @@ fn schemas() -> Value {
     let time = json!({"type": "string", "format": "date-time"});
     let ntime = nullable("string");
     let task_status = json!({"type": "string", "enum": ["pending", "sent", "awaiting_completion", "done", "failed", "cancelled"]});
+    // One entry of a device's recent events (a run of periodic Informs is
+    // one entry with its count and first time).
+    let event = object(
+        &["code", "command_key", "at", "count", "first_at"],
+        json!({
+            "code": s("string"), "command_key": s("string"), "at": time.clone(),
+            "count": s("integer"), "first_at": ntime.clone(),
+        }),
+    );
     let provision_status = json!({"type": "string", "enum": ["pending", "provisioned", "no_config", "unresolved", "ambiguous", "deferred", "fault", "no_profile"]});
     let client = object(
         &[
@@ -351,9 +360,7 @@ fn schemas() -> Value {
             "management_url": s("string"),
             "hosts_collected_at": time.clone(),
             "connection_request": reference("ConnectionRequestResult"),
-            "recent_events": array_of(object(&["code", "command_key", "at"], json!({
-                "code": s("string"), "command_key": s("string"), "at": time.clone(),
-            }))),
+            "recent_events": array_of(event),
         })),
         "DeviceList": object(&["devices", "next_cursor"], json!({
             "devices": array_of(reference("Device")),

@@ -217,7 +217,12 @@ pub fn decode_text(bytes: &[u8]) -> Result<Cow<'_, str>, DecodeError> {
             }
         }
     }
-    Ok(String::from_utf8_lossy(bytes))
+    // Valid UTF-8 (every CPE's body) is checked by the fast validator;
+    // only a body that is not gets the lossy pass.
+    Ok(match std::str::from_utf8(bytes) {
+        Ok(text) => Cow::Borrowed(text),
+        Err(_) => String::from_utf8_lossy(bytes),
+    })
 }
 
 /// The `encoding` pseudo-attribute of a leading XML declaration.

@@ -65,15 +65,7 @@ pub fn apply_inform(
     if header.session_timeout.is_some() {
         device.cpe_session_timeout_s = header.session_timeout;
     }
-    for e in &inform.events {
-        device.recent_events.push(EventRecord {
-            code: e.event_code.clone(),
-            command_key: e.command_key.clone(),
-            at_ms: now_ms,
-        });
-    }
-    let excess = device.recent_events.len().saturating_sub(MAX_RECENT_EVENTS);
-    device.recent_events.drain(..excess);
+    record_events(&mut device.recent_events, inform, now_ms);
 
     for p in &inform.parameters {
         let Some(field) = known_field(&p.name) else {
@@ -108,6 +100,37 @@ pub fn apply_inform(
         bootstrap,
         parameters,
     }
+}
+
+/// The event of a check-in with nothing to tell.
+pub const EVENT_PERIODIC: &str = "2 PERIODIC";
+
+/// Adds an Inform's events to the recent ones. A periodic Inform with no
+/// other event, after one like it, extends that entry (its count and
+/// time) instead of adding one: the list keeps the last boots, faults and
+/// transfers rather than filling with check-ins, and a periodic session
+/// changes only the device record's last entry, which the store writes
+/// apart from the rest (`store::Contact`).
+fn record_events(recent: &mut Vec<EventRecord>, inform: &Inform, now_ms: u64) {
+    let only_periodic = matches!(inform.events.as_slice(), [e] if e.event_code == EVENT_PERIODIC);
+    if only_periodic {
+        if let Some(last) = recent.last_mut().filter(|l| l.code == EVENT_PERIODIC) {
+            last.first_ms.get_or_insert(last.at_ms);
+            last.count = last.count.saturating_add(1);
+            last.at_ms = now_ms;
+            last.command_key.clone_from(&inform.events[0].command_key);
+            return;
+        }
+    }
+    for e in &inform.events {
+        recent.push(EventRecord::new(
+            e.event_code.clone(),
+            e.command_key.clone(),
+            now_ms,
+        ));
+    }
+    let excess = recent.len().saturating_sub(MAX_RECENT_EVENTS);
+    recent.drain(..excess);
 }
 
 enum Field {
@@ -205,9 +228,14 @@ mod tests {
         .device;
         let mut d = first;
         for t in 2..50 {
+            let event = if t % 2 == 0 {
+                "2 PERIODIC"
+            } else {
+                "4 VALUE CHANGE"
+            };
             d = apply_inform(
                 Some(d),
-                &inform(&["2 PERIODIC"], &[]),
+                &inform(&[event], &[]),
                 &Header::default(),
                 CwmpVersion::V1_0,
                 None,
@@ -220,7 +248,46 @@ mod tests {
         assert_eq!(d.inform_count, 49);
         assert_eq!(d.recent_events.len(), MAX_RECENT_EVENTS);
         assert_eq!(d.recent_events.last().unwrap().at_ms, 49);
+        assert!(d.recent_events.iter().all(|e| e.count == 1));
         assert_eq!(d.last_bootstrap_ms, Some(1));
+    }
+
+    #[test]
+    fn a_run_of_periodic_informs_is_one_entry() {
+        let step = |d: Option<DeviceRecord>, events: &[&str], t: u64| {
+            let i = inform(events, &[]);
+            apply_inform(d, &i, &Header::default(), CwmpVersion::V1_0, None, t).device
+        };
+        let mut d = step(None, &["1 BOOT"], 1);
+        for t in 2..=40 {
+            d = step(Some(d), &["2 PERIODIC"], t);
+        }
+        let codes = |d: &DeviceRecord| -> Vec<(String, u32)> {
+            d.recent_events
+                .iter()
+                .map(|e| (e.code.clone(), e.count))
+                .collect()
+        };
+        assert_eq!(
+            codes(&d),
+            [("1 BOOT".to_owned(), 1), ("2 PERIODIC".to_owned(), 39)]
+        );
+        let run = &d.recent_events[1];
+        assert_eq!((run.first_ms, run.at_ms), (Some(2), 40));
+        assert_eq!(d.inform_count, 40);
+        // Anything else starts a new entry, and so does the next check-in.
+        d = step(Some(d), &["2 PERIODIC", "4 VALUE CHANGE"], 41);
+        d = step(Some(d), &["2 PERIODIC"], 42);
+        d = step(Some(d), &["2 PERIODIC"], 43);
+        assert_eq!(
+            codes(&d)[2..],
+            [
+                ("2 PERIODIC".to_owned(), 1),
+                ("4 VALUE CHANGE".to_owned(), 1),
+                ("2 PERIODIC".to_owned(), 2)
+            ]
+        );
+        assert_eq!(d.recent_events[4].first_ms, Some(42));
     }
 
     #[test]

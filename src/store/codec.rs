@@ -42,6 +42,12 @@ pub(super) fn encode_value(v: &CachedValue) -> StoreResult<Vec<u8>> {
     rmp_serde::to_vec(v).map_err(|e| StoreError::Backend(format!("serialising a value: {e}")))
 }
 
+/// A device's [`super::contact::Contact`], without field names (it is
+/// written at every Inform).
+pub(super) fn encode_contact(c: &super::contact::Contact) -> StoreResult<Vec<u8>> {
+    rmp_serde::to_vec(c).map_err(|e| StoreError::Backend(format!("serialising a contact: {e}")))
+}
+
 /// See [`encode_value`].
 pub(super) fn encode_rows(rows: &[(String, CachedValue)]) -> StoreResult<Vec<u8>> {
     rmp_serde::to_vec(rows).map_err(|e| StoreError::Backend(format!("serialising values: {e}")))
@@ -87,11 +93,11 @@ mod tests {
             "last_inform_ms": 2
         }))
         .expect("a minimal JSON-era record");
-        d.recent_events.push(EventRecord {
-            code: "2 PERIODIC".into(),
-            command_key: String::new(),
-            at_ms: 3,
-        });
+        d.recent_events.push(EventRecord::new("2 PERIODIC", "", 3));
+        let mut run = EventRecord::new("2 PERIODIC", "", 9);
+        run.count = 4;
+        run.first_ms = Some(5);
+        d.recent_events.push(run);
         d.software_version = Some("1.2.3 \"quoted\" é".into());
         d
     }
@@ -182,6 +188,20 @@ mod tests {
         assert_eq!(old.recent_events[1].code, "M Reboot");
         assert_eq!(old.recent_events[1].command_key, "");
         assert_eq!(old.recent_events[1].at_ms, 8);
+        assert_eq!(
+            (old.recent_events[1].count, old.recent_events[1].first_ms),
+            (1, None)
+        );
+        // A single event is the three-element list records had before
+        // runs existed; a run appends its count and first time.
+        let single = encode(&EventRecord::new("1 BOOT", "", 7)).unwrap();
+        assert_eq!(single[0], 0x93, "{single:?}");
+        let run = d.recent_events.last().unwrap();
+        assert_eq!(encode(run).unwrap()[0], 0x95);
+        assert_eq!(
+            decode::<EventRecord>("event", b"k", &single).unwrap().count,
+            1
+        );
         let named_mp = rmp_serde::to_vec_named(&json).unwrap();
         let again: DeviceRecord = decode("device", b"x", &named_mp).unwrap();
         assert_eq!(again, old);

@@ -5,7 +5,9 @@
 //! adding one is one file.
 //!
 //! Key layout, per [`Table`] (records by [`super::codec`]):
-//! - `devices`: device id → [`DeviceRecord`]; `search_tokens`: device id →
+//! - `devices`: device id → [`DeviceRecord`] but for what every Inform
+//!   changes, which is in `contacts` (device id → [`super::contact::Contact`]);
+//!   `search_tokens`: device id →
 //!   its indexed tokens; `search`: `token SEP device id` → nothing.
 //! - `params`, `writable`, `subtrees`: `device id SEP path` → value,
 //!   writability byte, table snapshot; `inform_values`: device id → rows.
@@ -23,7 +25,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use tokio::sync::Mutex;
 
-use super::codec::{decode, encode, encode_rows, encode_rows_at, encode_value};
+use super::codec::{decode, encode, encode_contact, encode_rows, encode_rows_at, encode_value};
+use super::contact::{self, Contact};
 use super::subtree::{self, merge_newer};
 use super::{
     AlarmRecord, AuditEntry, AuditFilter, CachedValue, CampaignDevice, CampaignRecord,
@@ -66,6 +69,9 @@ pub enum Table {
     Campaigns,
     /// Campaign rows, by device id.
     CampaignDevices,
+    /// What every Inform changes in a device record, by device id
+    /// (`super::contact`).
+    Contacts,
 }
 
 impl Table {
@@ -73,7 +79,7 @@ impl Table {
     /// or a migration raises the counter above their highest.
     pub const ID_TABLES: [Table; 3] = [Table::TaskIndex, Table::Faults, Table::Audit];
 
-    pub const ALL: [Table; 22] = [
+    pub const ALL: [Table; 23] = [
         Table::Devices,
         Table::Params,
         Table::Writable,
@@ -96,6 +102,7 @@ impl Table {
         Table::Files,
         Table::Campaigns,
         Table::CampaignDevices,
+        Table::Contacts,
     ];
 
     pub fn name(self) -> &'static str {
@@ -122,6 +129,7 @@ impl Table {
             Table::Files => "files",
             Table::Campaigns => "campaigns",
             Table::CampaignDevices => "campaign_devices",
+            Table::Contacts => "contacts",
         }
     }
 }
@@ -421,6 +429,11 @@ impl<B: Backend> KvStore<B> {
         Ok(())
     }
 
+    /// What the device's latest Inform changed (see [`contact`]).
+    fn contact(&self, id: &str) -> StoreResult<Option<Contact>> {
+        self.record(Table::Contacts, "device contact", id.as_bytes())
+    }
+
     /// Deletes the key and says whether it was there.
     fn remove(&self, t: Table, key: &[u8]) -> StoreResult<bool> {
         let existed = self.get(t, key)?.is_some();
@@ -439,16 +452,37 @@ const AS_OF_LAST_INFORM: u64 = u64::MAX;
 
 impl<B: Backend> Store for KvStore<B> {
     fn device(&self, id: &str) -> StoreResult<Option<DeviceRecord>> {
-        match self.get(Table::Devices, id.as_bytes())? {
-            Some(v) => decode("device", id.as_bytes(), &v).map(Some),
-            None => Ok(None),
-        }
+        let Some(v) = self.get(Table::Devices, id.as_bytes())? else {
+            return Ok(None);
+        };
+        let rest = decode("device", id.as_bytes(), &v)?;
+        Ok(Some(contact::join(rest, self.contact(id)?)))
     }
 
     fn put_device(&self, device: &DeviceRecord) -> StoreResult<()> {
+        // What every Inform changes is written apart; the rest only when
+        // its bytes differ from the stored ones (not at a periodic
+        // session), and with it the search index, which only the rest
+        // feeds.
+        // A new device is written whole, one key fewer at its first
+        // contact; its second Inform splits it.
+        let key = device.id.as_bytes();
         let mut batch = Batch::default();
-        batch.put(Table::Devices, device.id.as_bytes(), encode(device)?);
-        self.index(device, &mut batch)?;
+        match self.get(Table::Devices, key)? {
+            None => {
+                batch.put(Table::Devices, key, encode(device)?);
+                self.index(device, &mut batch)?;
+            }
+            Some(stored) => {
+                let (contact, rest) = contact::split(device);
+                let rest = encode(&rest)?;
+                if stored != rest {
+                    batch.put(Table::Devices, key, rest);
+                    self.index(device, &mut batch)?;
+                }
+                batch.put(Table::Contacts, key, encode_contact(&contact)?);
+            }
+        }
         self.write(batch)
     }
 
@@ -471,6 +505,7 @@ impl<B: Backend> Store for KvStore<B> {
             }
         }
         batch.delete(Table::InformValues, id.as_bytes());
+        batch.delete(Table::Contacts, id.as_bytes());
         for k in self.keys_under(Table::Tasks, &all)? {
             if let Some(task_id) = k.get(all.len()..) {
                 batch.delete(Table::TaskIndex, task_id);
@@ -532,10 +567,32 @@ impl<B: Backend> Store for KvStore<B> {
             after: after.map(str::as_bytes),
             ..Scan::default()
         };
+        let mut rests: Vec<DeviceRecord> = Vec::with_capacity(limit.min(1024));
         self.scan(Table::Devices, scan, |k, v| {
-            out.push(decode("device", k, v)?);
-            Ok(out.len() < limit)
+            rests.push(decode("device", k, v)?);
+            Ok(rests.len() < limit)
         })?;
+        // The contacts of the same ids, in one scan of the same range (a
+        // device may have none: written before contacts existed).
+        let mut contacts: Vec<(Vec<u8>, Contact)> = Vec::with_capacity(rests.len());
+        if let Some(last) = rests.last().map(|d| d.id.clone()) {
+            self.scan(Table::Contacts, scan, |k, v| {
+                if k > last.as_bytes() {
+                    return Ok(false);
+                }
+                contacts.push((k.to_vec(), decode("device contact", k, v)?));
+                Ok(true)
+            })?;
+        }
+        let mut contacts = contacts.into_iter().peekable();
+        for rest in rests {
+            let key = rest.id.as_bytes();
+            while contacts.next_if(|(k, _)| k.as_slice() < key).is_some() {}
+            let contact = contacts
+                .next_if(|(k, _)| k.as_slice() == key)
+                .map(|(_, c)| c);
+            out.push(contact::join(rest, contact));
+        }
         Ok(out)
     }
 
@@ -574,7 +631,10 @@ impl<B: Backend> Store for KvStore<B> {
                 .iter()
                 .any(|(_, v)| v.updated_ms == AS_OF_LAST_INFORM)
             {
-                let last_inform_ms = self.device(device_id)?.map_or(0, |d| d.last_inform_ms);
+                let last_inform_ms = match self.contact(device_id)? {
+                    Some(c) => c.last_inform_ms,
+                    None => self.device(device_id)?.map_or(0, |d| d.last_inform_ms),
+                };
                 for (_, v) in latest
                     .iter_mut()
                     .filter(|(_, v)| v.updated_ms == AS_OF_LAST_INFORM)
@@ -1155,6 +1215,106 @@ impl<B: Backend> Store for KvStore<B> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::EventRecord;
+
+    /// Every table's entries, by table and key.
+    type Entries = BTreeMap<(Table, Vec<u8>), Vec<u8>>;
+
+    /// An ordered map per table that counts the puts it is given.
+    #[derive(Default)]
+    struct Counting {
+        tables: std::sync::Mutex<Entries>,
+        puts: std::sync::Mutex<BTreeMap<Table, usize>>,
+    }
+
+    impl Backend for Counting {
+        fn get(&self, table: Table, key: &[u8]) -> StoreResult<Option<Vec<u8>>> {
+            let tables = self.tables.lock().unwrap();
+            Ok(tables.get(&(table, key.to_vec())).cloned())
+        }
+
+        fn scan(&self, table: Table, scan: Scan<'_>, visit: &mut Visit<'_>) -> StoreResult<()> {
+            let tables = self.tables.lock().unwrap();
+            let rows: Vec<_> = tables
+                .iter()
+                .filter(|((t, k), _)| *t == table && k.starts_with(scan.prefix))
+                .filter(|((_, k), _)| scan.after.is_none_or(|a| k.as_slice() > a))
+                .map(|((_, k), v)| (k.clone(), v.clone()))
+                .collect();
+            drop(tables);
+            let mut rows = rows;
+            if scan.reverse {
+                rows.reverse();
+            }
+            for (k, v) in rows {
+                if !visit(&k, &v)? {
+                    break;
+                }
+            }
+            Ok(())
+        }
+
+        fn apply(&self, batch: Batch) -> StoreResult<()> {
+            let mut tables = self.tables.lock().unwrap();
+            for (t, k, v) in batch.ops {
+                match v {
+                    Some(v) => {
+                        *self.puts.lock().unwrap().entry(t).or_default() += 1;
+                        tables.insert((t, k), v);
+                    }
+                    None => {
+                        tables.remove(&(t, k));
+                    }
+                }
+            }
+            Ok(())
+        }
+
+        fn next_id(&self) -> StoreResult<u64> {
+            Ok(1)
+        }
+
+        fn flush(&self) -> StoreResult<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_check_in_writes_only_the_contact() {
+        let store = KvStore::new(Counting::default()).unwrap();
+        let mut d = DeviceRecord::new(
+            "D".into(),
+            crate::cwmp::rpc::DeviceIdStruct::default(),
+            crate::cwmp::CwmpVersion::V1_0,
+            1,
+        );
+        d.recent_events.push(EventRecord::new("2 PERIODIC", "", 1));
+        store.put_device(&d).unwrap();
+        let puts = |t| store.backend().puts.lock().unwrap().get(&t).copied();
+        assert_eq!(puts(Table::Devices), Some(1));
+        assert_eq!(puts(Table::SearchTokens), Some(1));
+        assert_eq!(puts(Table::Contacts), None, "a new device is one record");
+        for t in 2..10 {
+            d.last_inform_ms = t;
+            d.inform_count += 1;
+            let run = d.recent_events.last_mut().unwrap();
+            run.count += 1;
+            run.at_ms = t;
+            store.put_device(&d).unwrap();
+        }
+        // Written whole at first, split at the next check-in, then
+        // unchanged.
+        assert_eq!(puts(Table::Devices), Some(2), "the rest is unchanged");
+        assert_eq!(puts(Table::SearchTokens), Some(1));
+        assert_eq!(puts(Table::Contacts), Some(8));
+        assert_eq!(store.device("D").unwrap(), Some(d.clone()));
+        // Anything else is written, once.
+        d.remote_addr = Some("192.0.2.7".into());
+        store.put_device(&d).unwrap();
+        store.put_device(&d).unwrap();
+        assert_eq!(puts(Table::Devices), Some(3));
+        assert_eq!(store.device("D").unwrap(), Some(d));
+    }
 
     #[test]
     fn prefix_end_bounds_a_prefix_scan() {

@@ -23,6 +23,7 @@
 //! snapshot record per device and prefix (`subtree.rs`).
 
 mod codec;
+mod contact;
 pub mod copy;
 pub mod kv;
 mod model;

@@ -531,23 +531,55 @@ pub fn search_keys(text: &str) -> Vec<String> {
     out
 }
 
-/// One event of one Inform.
+/// One event of one Inform, or of a run of periodic Informs.
 ///
-/// Written as a `[code, command_key, at_ms]` list: a device record carries
-/// up to [`MAX_RECENT_EVENTS`] of them and is rewritten on every Inform, and
-/// the field names were most of its bytes. The derived `Deserialize` reads
-/// both that list and the named form of older records; keep the order.
+/// Written as a `[code, command_key, at_ms]` list (`[.., count, first_ms]`
+/// for a run): a device record carries up to [`MAX_RECENT_EVENTS`] of them,
+/// and the field names were most of its bytes. The derived `Deserialize`
+/// reads the short and long lists and the named form of older records; keep
+/// the order.
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 pub struct EventRecord {
     pub code: String,
     #[serde(default)]
     pub command_key: String,
+    /// When it was reported (the latest Inform of a run).
     pub at_ms: u64,
+    /// Informs this entry stands for: consecutive `2 PERIODIC` Informs
+    /// are one entry (see `session::apply_inform`), so the list shows the
+    /// last 32 things that happened rather than the last 32 check-ins.
+    #[serde(default = "one")]
+    pub count: u32,
+    /// The first Inform of a run (`None` for a single one).
+    #[serde(default)]
+    pub first_ms: Option<u64>,
+}
+
+fn one() -> u32 {
+    1
+}
+
+impl EventRecord {
+    /// An event reported once, at `at_ms`.
+    pub fn new(code: impl Into<String>, command_key: impl Into<String>, at_ms: u64) -> Self {
+        EventRecord {
+            code: code.into(),
+            command_key: command_key.into(),
+            at_ms,
+            count: 1,
+            first_ms: None,
+        }
+    }
 }
 
 impl Serialize for EventRecord {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        (&self.code, &self.command_key, self.at_ms).serialize(s)
+        if self.count <= 1 && self.first_ms.is_none() {
+            (&self.code, &self.command_key, self.at_ms).serialize(s)
+        } else {
+            let run = (&self.code, &self.command_key, self.at_ms);
+            (run.0, run.1, run.2, self.count, self.first_ms).serialize(s)
+        }
     }
 }
 

@@ -70,6 +70,8 @@ const ISSUED_TOKENS: Def = TableDefinition::new("issued_tokens");
 const FILES: Def = TableDefinition::new("files");
 const CAMPAIGNS: Def = TableDefinition::new("campaigns");
 const CAMPAIGN_DEVICES: Def = TableDefinition::new("campaign_devices");
+/// device id → what every Inform changes in its record.
+const CONTACTS: Def = TableDefinition::new("contacts");
 /// `device SEP kind` → open alarm.
 const ALARMS: Def = TableDefinition::new("alarms");
 /// Store bookkeeping (not a sled tree): the id counter.
@@ -103,6 +105,7 @@ fn def(t: Table) -> Def {
         Table::Campaigns => CAMPAIGNS,
         Table::CampaignDevices => CAMPAIGN_DEVICES,
         Table::Alarms => ALARMS,
+        Table::Contacts => CONTACTS,
     }
 }
 

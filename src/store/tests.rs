@@ -82,6 +82,7 @@ on_both_backends!(
     files_by_id,
     a_filled_store_reads_back_the_same_after_reopen,
     delete_device_removes_every_key_of_that_device_only,
+    a_device_reads_back_whole_after_check_ins,
 );
 
 fn device(id: &str) -> DeviceRecord {
@@ -303,6 +304,52 @@ async fn pruning_keeps_the_newest_finished_tasks_and_all_pending(open: Open) {
     s.prune_finished_tasks("D", 2).unwrap();
     assert_eq!(s.tasks("D").unwrap().len(), 3);
     assert_eq!(s.tasks("D2").unwrap(), [other]);
+}
+
+/// The record is stored as two (`store::contact`): every way of reading it
+/// joins them, a check-in at a time or a page of the fleet.
+async fn a_device_reads_back_whole_after_check_ins(open: Open) {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(dir.path());
+    let mut devices: Vec<DeviceRecord> = ["A", "B", "C"].iter().map(|id| device(id)).collect();
+    devices[0]
+        .recent_events
+        .push(EventRecord::new("1 BOOT", "", 1));
+    devices[1].software_version = Some("1.0".into());
+    for d in &devices {
+        s.put_device(d).unwrap();
+    }
+    for t in 2..6 {
+        for d in devices.iter_mut().take(2) {
+            d.last_inform_ms = t;
+            d.inform_count += 1;
+            match d
+                .recent_events
+                .last_mut()
+                .filter(|e| e.code == "2 PERIODIC")
+            {
+                Some(run) => {
+                    run.count += 1;
+                    run.at_ms = t;
+                }
+                None => d.recent_events.push(EventRecord::new("2 PERIODIC", "", t)),
+            }
+            s.put_device(d).unwrap();
+        }
+    }
+    for d in &devices {
+        assert_eq!(s.device(&d.id).unwrap().as_ref(), Some(d));
+    }
+    assert_eq!(s.list_devices(None, 10).unwrap(), devices);
+    assert_eq!(s.list_devices(Some("A"), 1).unwrap(), devices[1..2]);
+    assert_eq!(s.list_devices(Some("B"), 10).unwrap(), devices[2..]);
+    drop(s);
+    let s = open(dir.path());
+    assert_eq!(s.list_devices(None, 10).unwrap(), devices);
+    assert!(s.delete_device("A").unwrap());
+    assert_eq!(s.list_devices(None, 10).unwrap(), devices[1..]);
+    s.put_device(&device("A")).unwrap();
+    assert_eq!(s.device("A").unwrap(), Some(device("A")));
 }
 
 fn searchable(id: &str, serial: &str, mac: Option<&str>) -> DeviceRecord {

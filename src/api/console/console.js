@@ -5,7 +5,7 @@
 
 const TEXT = {
   fr: {
-    switch_lang: "English", logout: "Se déconnecter", login_title: "Connexion", username: "Utilisateur",
+    switch_lang: "English", informs_since: "Informs depuis", logout: "Se déconnecter", login_title: "Connexion", username: "Utilisateur",
     password: "Mot de passe", login: "Se connecter", search_title: "Trouver un appareil",
     search_label: "MAC, numéro de série, série GPON, client, équipement ERPNext ou IP", search: "Chercher",
     reprovision: "Reprovisionner", connection_request: "Demande de connexion", reboot: "Redémarrer",
@@ -41,7 +41,7 @@ const TEXT = {
       deferred: "Reporté : ERPNext indisponible", fault: "En erreur", no_profile: "Modèle non pris en charge" },
   },
   en: {
-    switch_lang: "Français", logout: "Log out", login_title: "Log in", username: "User name",
+    switch_lang: "Français", informs_since: "Informs since", logout: "Log out", login_title: "Log in", username: "User name",
     password: "Password", login: "Log in", search_title: "Find a device",
     search_label: "MAC, serial number, GPON serial, customer, ERPNext equipment or IP", search: "Search",
     reprovision: "Reprovision", connection_request: "Connection request", reboot: "Reboot",
@@ -235,7 +235,7 @@ async function openDevice(id) {
     showOptical(id, diag.optical, d.optical_class);
     const informs = $("recent-informs");
     informs.replaceChildren();
-    for (const e of (d.recent_events || []).slice().reverse().slice(0, 10)) informs.append(el("li", {}, e.at + " — " + e.code));
+    for (const e of (d.recent_events || []).slice().reverse().slice(0, 10)) informs.append(el("li", {}, e.at + " — " + e.code + (e.count > 1 ? " ×" + e.count + " (" + t("informs_since") + " " + e.first_at + ")" : "")));
     await Promise.all([loadTopology(id), loadAudit(id), loadAlarms(id), loadWanChanges(id), loadTasks(id), loadFaults(id)]);
   });
 }
