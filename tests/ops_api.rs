@@ -270,6 +270,14 @@ fn deco_mesh_topology_places_every_client_under_its_node_with_its_signal() {
     );
     assert_eq!(refreshed["refresh"]["connection_request"]["ok"], true);
     assert_eq!(refreshed["totals"]["all"], 22);
+    // The refresh answers with the topology its session built from the
+    // tables it read; built again from the store, it is the same.
+    let (status, again) = acs.api_get(&path);
+    assert_eq!(status, 200);
+    assert_eq!(again["collected_at"], refreshed["collected_at"]);
+    for field in ["profile", "nodes", "unplaced", "totals"] {
+        assert_eq!(again[field], refreshed[field], "{field}");
+    }
 }
 
 #[test]

@@ -28,6 +28,9 @@ pub async fn get(acs: &Arc<Acs>, id: &str, q: &Query) -> ApiResult {
         return Err(not_discovered());
     }
     let mut refreshed = serde_json::Value::Null;
+    // The session that reads the tables builds the topology anyway: it
+    // leaves it here instead of this request building it again.
+    let waiting = refresh.then(|| acs.topologies.wait(id));
     if refresh {
         let pending = acs
             .store
@@ -63,17 +66,24 @@ pub async fn get(acs: &Arc<Acs>, id: &str, q: &Query) -> ApiResult {
     }
     // Re-read: the refresh updated the collection time.
     let device = load_device(acs, id)?;
-    let values = cached_values(acs, id)?;
-    let Some((profile, _)) = effective_profile(acs, &device, &values)? else {
-        return Err(not_discovered());
+    let fresh = waiting.and_then(|w| w.take(device.hosts_collected_ms));
+    let (profile, topology) = match fresh {
+        Some(f) => (f.profile, f.topology),
+        None => {
+            let values = cached_values(acs, id)?;
+            let Some((profile, _)) = effective_profile(acs, &device, &values)? else {
+                return Err(not_discovered());
+            };
+            let topology = crate::topology::build(&values, &profile);
+            (profile.name, Arc::new(topology))
+        }
     };
-    let topology = crate::topology::build(&values, &profile);
     let now = now_ms(std::time::SystemTime::now());
     Ok(json_response(
         StatusCode::OK,
         &json!({
             "device_id": device.id,
-            "profile": profile.name,
+            "profile": profile,
             "collected_at": device.hosts_collected_ms.map(rfc3339),
             "age_s": device.hosts_collected_ms.map(|t| now.saturating_sub(t) / 1000),
             "nodes": topology.nodes,

@@ -8,6 +8,7 @@
 
 pub mod apply;
 pub mod campaigns;
+pub mod handoff;
 pub mod housekeeping;
 pub mod provisioning;
 pub mod relay;
@@ -57,6 +58,9 @@ pub struct Acs {
     pub stun: Option<Arc<crate::stun::server::StunBindings>>,
     /// Turns true at shutdown (long-lived API streams end on it).
     pub stopping: watch::Receiver<bool>,
+    /// Topologies built after a host-table read that an API request waits
+    /// for.
+    pub topologies: Arc<handoff::TopologyHandoff>,
 }
 
 impl Acs {
@@ -75,6 +79,7 @@ impl Acs {
             webhook: Arc::new(WebhookStats::default()),
             stun: None,
             stopping,
+            topologies: Arc::default(),
             provisioning,
             catalog: crate::catalog::Catalog::new(),
             sessions: SessionTable::new(config.max_sessions),

@@ -5,7 +5,10 @@
 
 use serde_json::json;
 
+use std::sync::Arc;
+
 use super::Acs;
+use super::handoff::FreshTopology;
 use crate::alarms::{self, Changes};
 use crate::events::{EventKind, NewEvent};
 use crate::history::{self, Combine};
@@ -112,7 +115,17 @@ pub fn after_collection(acs: &Acs, device_id: &str, now_ms: u64) -> StoreResult<
         return Ok(Vec::new());
     };
     // WiFi: how many clients, how well they hear their node.
-    let topology = crate::topology::build(&values, &profile);
+    let topology = Arc::new(crate::topology::build(&values, &profile));
+    if acs.topologies.wanted(device_id) {
+        acs.topologies.offer(
+            device_id,
+            FreshTopology {
+                collected_ms: now_ms,
+                profile: profile.name.clone(),
+                topology: topology.clone(),
+            },
+        );
+    }
     let signals: Vec<f64> = topology
         .nodes
         .iter()

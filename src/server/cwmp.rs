@@ -640,7 +640,9 @@ async fn continue_session(
         .iter()
         .any(|e| matches!(e, session::Effect::Provisioning(_)));
     let m = &acs.metrics;
-    match apply::apply_effects(
+    // Published once the readings are recorded too: whoever waits for a
+    // task (a topology refresh) finds what the session built from them.
+    let mut events = match apply::apply_effects(
         store,
         &acs.catalog,
         &live.device_id,
@@ -664,10 +666,10 @@ async fn continue_session(
             m.provisioned
                 .fetch_add(provisioned as u64, Ordering::Relaxed);
             count_faults(m, &applied.events);
-            acs.publish(applied.events, now_ms);
+            applied.events
         }
         Err(e) => return internal_error("storing session results failed", e),
-    }
+    };
     if collected || provisioned {
         // Fresh readings or a provisioning outcome: history and alarm rules.
         let outcome = crate::app::telemetry::after_exchange(
@@ -678,16 +680,18 @@ async fn continue_session(
             now_ms,
         );
         match outcome {
-            Ok(events) if !events.is_empty() => {
+            Ok(alarms) if !alarms.is_empty() => {
                 if let Err(e) = store.sync().await {
+                    acs.publish(events, now_ms);
                     return internal_error("making alarms durable failed", e);
                 }
-                acs.publish(events, now_ms);
+                events.extend(alarms);
             }
             Ok(_) => {}
             Err(e) => warn!(device = %live.device_id, error = %e, "recording readings failed"),
         }
     }
+    acs.publish(events, now_ms);
     live.touch(now_ms);
     live.add_handling(started.elapsed());
     match step.reply {
