@@ -7,8 +7,9 @@
 //! Key layout, per [`Table`] (records by [`super::codec`]):
 //! - `devices`: device id → [`DeviceRecord`] but for what every Inform
 //!   changes, which is in `contacts` (device id → [`super::contact::Contact`]);
-//!   `search_tokens`: device id →
-//!   its indexed tokens; `search`: `token SEP device id` → nothing.
+//!   `search`: `token SEP device id` → nothing, the tokens worked out from
+//!   the record (`search_tokens`, where they were kept until 2026-12, is
+//!   only emptied).
 //! - `params`, `writable`, `subtrees`: `device id SEP path` → value,
 //!   writability byte, table snapshot; `inform_values`: device id → rows.
 //! - `tasks`: `device id SEP task id (u64 BE)` → [`Task`]; `task_index`:
@@ -52,6 +53,8 @@ pub enum Table {
     Credentials,
     Writebacks,
     Search,
+    /// No longer written: the tokens each device was indexed under, from
+    /// before they were worked out from its record.
     SearchTokens,
     Subtrees,
     DataModels,
@@ -284,7 +287,7 @@ impl<B: Backend> KvStore<B> {
                 catch_up: std::sync::Mutex::new(()),
             },
         };
-        if store.is_empty(Table::SearchTokens)? && !store.is_empty(Table::Devices)? {
+        if store.is_empty(Table::Search)? && !store.is_empty(Table::Devices)? {
             let mut devices = Vec::new();
             store.scan(Table::Devices, Scan::default(), |k, v| {
                 devices.push(decode::<DeviceRecord>("device", k, v)?);
@@ -292,7 +295,7 @@ impl<B: Backend> KvStore<B> {
             })?;
             for d in &devices {
                 let mut batch = Batch::default();
-                store.index(d, &mut batch)?;
+                store.index(d, None, &mut batch)?;
                 store.backend.apply(batch)?;
             }
             store.backend.flush()?;
@@ -406,26 +409,28 @@ impl<B: Backend> KvStore<B> {
         Ok(())
     }
 
-    /// Adds the search-index changes of a device record to `batch`: only
-    /// when its tokens changed (almost never, on a periodic Inform).
-    fn index(&self, device: &DeviceRecord, batch: &mut Batch) -> StoreResult<()> {
+    /// Adds to `batch` the search-index changes from the device's stored
+    /// record (`stored`, its bytes; `None` for a new device) to `device`:
+    /// none when its tokens are the same (always, at a check-in). The
+    /// tokens are worked out from the records rather than kept apart: a
+    /// new device is one key fewer, and a periodic session one read fewer.
+    fn index(
+        &self,
+        device: &DeviceRecord,
+        stored: Option<&[u8]>,
+        batch: &mut Batch,
+    ) -> StoreResult<()> {
         let tokens = device.search_tokens();
-        let encoded = encode(&tokens)?;
-        let old = self.get(Table::SearchTokens, device.id.as_bytes())?;
-        if old.as_deref() == Some(encoded.as_slice()) {
+        let old = stored.map_or_else(Vec::new, |bytes| stored_tokens(&device.id, bytes));
+        if tokens == old {
             return Ok(());
         }
-        let old: Vec<String> = match old {
-            Some(o) => decode("search tokens", device.id.as_bytes(), &o)?,
-            None => Vec::new(),
-        };
         for t in old.iter().filter(|t| !tokens.contains(t)) {
             batch.delete(Table::Search, search_key(t, &device.id));
         }
         for t in &tokens {
             batch.put(Table::Search, search_key(t, &device.id), Vec::new());
         }
-        batch.put(Table::SearchTokens, device.id.as_bytes(), encoded);
         Ok(())
     }
 
@@ -443,6 +448,19 @@ impl<B: Backend> KvStore<B> {
         }
         self.write(batch)?;
         Ok(existed)
+    }
+}
+
+/// The search tokens of a stored device record. An unreadable record has
+/// none: writing over it must not fail on it (its index keys, if any,
+/// stay behind).
+fn stored_tokens(id: &str, bytes: &[u8]) -> Vec<String> {
+    match decode::<DeviceRecord>("device", id.as_bytes(), bytes) {
+        Ok(d) => d.search_tokens(),
+        Err(e) => {
+            tracing::warn!(error = %e, "replacing an unreadable device record");
+            Vec::new()
+        }
     }
 }
 
@@ -471,14 +489,14 @@ impl<B: Backend> Store for KvStore<B> {
         match self.get(Table::Devices, key)? {
             None => {
                 batch.put(Table::Devices, key, encode(device)?);
-                self.index(device, &mut batch)?;
+                self.index(device, None, &mut batch)?;
             }
             Some(stored) => {
                 let (contact, rest) = contact::split(device);
                 let rest = encode(&rest)?;
                 if stored != rest {
+                    self.index(device, Some(&stored), &mut batch)?;
                     batch.put(Table::Devices, key, rest);
-                    self.index(device, &mut batch)?;
                 }
                 batch.put(Table::Contacts, key, encode_contact(&contact)?);
             }
@@ -487,9 +505,9 @@ impl<B: Backend> Store for KvStore<B> {
     }
 
     fn delete_device(&self, id: &str) -> StoreResult<bool> {
-        if self.get(Table::Devices, id.as_bytes())?.is_none() {
+        let Some(stored) = self.get(Table::Devices, id.as_bytes())? else {
             return Ok(false);
-        }
+        };
         let mut batch = Batch::default();
         batch.delete(Table::Devices, id.as_bytes());
         let all = composite(id, b"");
@@ -520,13 +538,12 @@ impl<B: Backend> Store for KvStore<B> {
             }
             Ok(true)
         })?;
-        if let Some(old) = self.get(Table::SearchTokens, id.as_bytes())? {
-            let tokens: Vec<String> = decode("search tokens", id.as_bytes(), &old)?;
-            for t in &tokens {
-                batch.delete(Table::Search, search_key(t, id));
-            }
-            batch.delete(Table::SearchTokens, id.as_bytes());
+        for t in &stored_tokens(id, &stored) {
+            batch.delete(Table::Search, search_key(t, id));
         }
+        // Where tokens were kept before they were worked out from the
+        // record.
+        batch.delete(Table::SearchTokens, id.as_bytes());
         batch.delete(Table::Writebacks, id.as_bytes());
         batch.delete(Table::DataModels, format!("d/{id}").into_bytes());
         self.write(batch)?;
@@ -1292,7 +1309,8 @@ mod tests {
         store.put_device(&d).unwrap();
         let puts = |t| store.backend().puts.lock().unwrap().get(&t).copied();
         assert_eq!(puts(Table::Devices), Some(1));
-        assert_eq!(puts(Table::SearchTokens), Some(1));
+        assert_eq!(puts(Table::Search), Some(1), "its id is its one token");
+        assert_eq!(puts(Table::SearchTokens), None);
         assert_eq!(puts(Table::Contacts), None, "a new device is one record");
         for t in 2..10 {
             d.last_inform_ms = t;
@@ -1305,7 +1323,7 @@ mod tests {
         // Written whole at first, split at the next check-in, then
         // unchanged.
         assert_eq!(puts(Table::Devices), Some(2), "the rest is unchanged");
-        assert_eq!(puts(Table::SearchTokens), Some(1));
+        assert_eq!(puts(Table::Search), Some(1));
         assert_eq!(puts(Table::Contacts), Some(8));
         assert_eq!(store.device("D").unwrap(), Some(d.clone()));
         // Anything else is written, once.
