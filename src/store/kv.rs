@@ -28,7 +28,7 @@ use tokio::sync::Mutex;
 
 use super::codec::{decode, encode, encode_contact, encode_rows, encode_rows_at, encode_value};
 use super::contact::{self, Contact};
-use super::subtree::{self, merge_newer};
+use super::subtree::{self, Listing};
 use super::{
     AlarmRecord, AuditEntry, AuditFilter, CachedValue, CampaignDevice, CampaignRecord,
     CpeCredential, DeviceRecord, FaultRecord, FileRecord, IssuedToken, NewFault, Store, StoreError,
@@ -616,15 +616,13 @@ impl<B: Backend> Store for KvStore<B> {
     fn parameters(&self, device_id: &str, prefix: &str) -> StoreResult<Vec<(String, StoredParam)>> {
         let start = composite(device_id, prefix.as_bytes());
         let skip = device_id.len() + 1;
-        // Both tables are sorted by path: join them in one pass.
-        let mut out: BTreeMap<Vec<u8>, StoredParam> = BTreeMap::new();
+        let mut listing = Listing::default();
         self.scan(Table::Params, Scan::prefix(&start), |k, v| {
-            let value: CachedValue = decode("parameter", k, v)?;
-            out.entry(k[skip..].to_vec()).or_default().value = Some(value);
+            listing.value(k[skip..].to_vec(), decode("parameter", k, v)?);
             Ok(true)
         })?;
         self.scan(Table::Writable, Scan::prefix(&start), |k, v| {
-            out.entry(k[skip..].to_vec()).or_default().writable = Some(v.first() == Some(&1));
+            listing.writable(k[skip..].to_vec(), v.first() == Some(&1));
             Ok(true)
         })?;
         let mut snapshots = Vec::new();
@@ -633,12 +631,12 @@ impl<B: Backend> Store for KvStore<B> {
             Ok(true)
         })?;
         for rows in snapshots {
-            merge_newer(&mut out, prefix, rows);
+            listing.values_under(prefix, rows);
         }
         for above in subtree::ancestors(prefix) {
             let key = composite(device_id, above.as_bytes());
             if let Some(v) = self.get(Table::Subtrees, &key)? {
-                merge_newer(&mut out, prefix, decode("table snapshot", &key, &v)?);
+                listing.values_under(prefix, decode("table snapshot", &key, &v)?);
             }
         }
         if let Some(bytes) = self.get(Table::InformValues, device_id.as_bytes())? {
@@ -659,12 +657,9 @@ impl<B: Backend> Store for KvStore<B> {
                     v.updated_ms = last_inform_ms;
                 }
             }
-            merge_newer(&mut out, prefix, latest);
+            listing.values_under(prefix, latest);
         }
-        Ok(out
-            .into_iter()
-            .map(|(k, p)| (String::from_utf8_lossy(&k).into_owned(), p))
-            .collect())
+        Ok(listing.finish())
     }
 
     fn put_values(&self, device_id: &str, values: &[(String, CachedValue)]) -> StoreResult<()> {
