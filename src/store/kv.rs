@@ -20,7 +20,6 @@
 //! Device ids are escaped (no NUL can occur in them), so a prefix scan of
 //! one device never bleeds into another whose id extends it.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -1226,6 +1225,8 @@ impl<B: Backend> Store for KvStore<B> {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
+
     use super::*;
     use crate::store::EventRecord;
 
