@@ -20,7 +20,9 @@
 //! `db.migrated`.
 //!
 //! Records are MessagePack (`codec.rs`); a table read in full is one
-//! snapshot record per device and prefix (`subtree.rs`).
+//! snapshot record per device and prefix (`subtree.rs`); what every Inform
+//! changes in a device record is a small record of its own, so that a
+//! periodic session does not rewrite the rest (`contact.rs`).
 
 mod codec;
 mod contact;
