@@ -3,9 +3,9 @@
 //! history and the alarm rules ([`crate::alarms`]) run; alarms raised or
 //! cleared become events (API stream, webhooks, other nodes).
 
-use serde_json::json;
-
 use std::sync::Arc;
+
+use serde_json::json;
 
 use super::Acs;
 use super::handoff::FreshTopology;

@@ -480,9 +480,8 @@ impl<B: Backend> Store for KvStore<B> {
         // What every Inform changes is written apart; the rest only when
         // its bytes differ from the stored ones (not at a periodic
         // session), and with it the search index, which only the rest
-        // feeds.
-        // A new device is written whole, one key fewer at its first
-        // contact; its second Inform splits it.
+        // feeds. A new device is written whole, one key fewer at its
+        // first contact; its next write splits it.
         let key = device.id.as_bytes();
         let mut batch = Batch::default();
         match self.get(Table::Devices, key)? {
