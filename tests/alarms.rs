@@ -237,18 +237,7 @@ fn a_device_rebooting_over_and_over_raises_a_boot_loop_alarm() {
     let acs = Acs::start(&[]);
     let events = EventStream::open(acs.api);
     let id = device_id("LOOP1");
-    let session = |n: usize, events: &[&str]| {
-        let mut cpe = acs.cpe();
-        let r = cpe.post_str(&inform_xml(
-            "soapenv",
-            "1-0",
-            &n.to_string(),
-            "LOOP1",
-            events,
-        ));
-        assert_eq!(r.status, 200, "{}", r.text());
-        assert_eq!(cpe.empty().status, 204);
-    };
+    let session = |n: usize, events: &[&str]| acs.inform_session("LOOP1", n, events);
     session(1, &["0 BOOTSTRAP", "1 BOOT"]);
     session(2, &["1 BOOT"]);
     assert!(alarms(&acs, &id).is_empty(), "two boots are no loop");

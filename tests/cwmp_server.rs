@@ -674,18 +674,7 @@ fn acknowledged_informs_and_tasks_survive_kill_9() {
 fn a_run_of_periodic_informs_is_one_event_and_survives_kill_9() {
     let mut acs = Acs::start(&[]);
     let dir = acs.take_tempdir();
-    let session = |acs: &Acs, n: usize, events: &[&str]| {
-        let mut cpe = acs.cpe();
-        let r = cpe.post_str(&inform_xml(
-            "SOAP-ENV",
-            "1-0",
-            &n.to_string(),
-            "RUN",
-            events,
-        ));
-        assert_eq!(r.status, 200, "{}", r.text());
-        assert_eq!(cpe.empty().status, 204);
-    };
+    let session = |acs: &Acs, n: usize, events: &[&str]| acs.inform_session("RUN", n, events);
     session(&acs, 1, &["1 BOOT"]);
     for n in 2..=4 {
         session(&acs, n, &["2 PERIODIC"]);

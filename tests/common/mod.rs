@@ -303,6 +303,22 @@ impl Acs {
         Cpe::new(self.cwmp)
     }
 
+    /// A whole session of the CPE `serial` on a new connection: an Inform
+    /// with `events` (its cwmp:ID is `n`), answered, then the empty POST
+    /// that ends it.
+    pub fn inform_session(&self, serial: &str, n: usize, events: &[&str]) {
+        let mut cpe = self.cpe();
+        let r = cpe.post_str(&inform_xml(
+            "soapenv",
+            "1-0",
+            &n.to_string(),
+            serial,
+            events,
+        ));
+        assert_eq!(r.status, 200, "{}", r.text());
+        assert_eq!(cpe.empty().status, 204);
+    }
+
     /// GET on the API with the test token; returns status and JSON.
     pub fn api_get(&self, path: &str) -> (u16, serde_json::Value) {
         let r = HttpConn::connect(self.api).request(
