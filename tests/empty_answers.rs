@@ -11,15 +11,7 @@ use common::*;
 
 /// One session answering every request with an empty response of its kind; the RPC names asked.
 fn session(acs: &Acs, serial: &str, n: usize, events: &[&str]) -> Vec<String> {
-    let mut cpe = acs.cpe();
-    let r = cpe.post_str(&inform_xml(
-        "soapenv",
-        "1-0",
-        &n.to_string(),
-        serial,
-        events,
-    ));
-    assert_eq!(r.status, 200);
+    let mut cpe = acs.open_session(serial, n, events);
     let mut asked = Vec::new();
     let mut r = cpe.empty();
     while r.status == 200 {

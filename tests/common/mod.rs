@@ -303,10 +303,9 @@ impl Acs {
         Cpe::new(self.cwmp)
     }
 
-    /// A whole session of the CPE `serial` on a new connection: an Inform
-    /// with `events` (its cwmp:ID is `n`), answered, then the empty POST
-    /// that ends it.
-    pub fn inform_session(&self, serial: &str, n: usize, events: &[&str]) {
+    /// Opens a session of the CPE `serial` on a new connection: an Inform
+    /// with `events` (its cwmp:ID is `n`), answered.
+    pub fn open_session(&self, serial: &str, n: usize, events: &[&str]) -> Cpe {
         let mut cpe = self.cpe();
         let r = cpe.post_str(&inform_xml(
             "soapenv",
@@ -316,6 +315,13 @@ impl Acs {
             events,
         ));
         assert_eq!(r.status, 200, "{}", r.text());
+        cpe
+    }
+
+    /// A whole session with nothing asked: [`Acs::open_session`], then the
+    /// empty POST that ends it.
+    pub fn inform_session(&self, serial: &str, n: usize, events: &[&str]) {
+        let mut cpe = self.open_session(serial, n, events);
         assert_eq!(cpe.empty().status, 204);
     }
 
