@@ -8,6 +8,8 @@ use crate::store::{CachedValue, DeviceRecord, EventRecord, MAX_RECENT_EVENTS};
 /// Event codes with special meaning.
 pub const EVENT_BOOTSTRAP: &str = "0 BOOTSTRAP";
 pub const EVENT_BOOT: &str = "1 BOOT";
+/// The event of a check-in with nothing to tell.
+pub const EVENT_PERIODIC: &str = "2 PERIODIC";
 
 /// The device record and cached parameters after an Inform.
 #[derive(Debug)]
@@ -102,15 +104,12 @@ pub fn apply_inform(
     }
 }
 
-/// The event of a check-in with nothing to tell.
-pub const EVENT_PERIODIC: &str = "2 PERIODIC";
-
 /// Adds an Inform's events to the recent ones. A periodic Inform with no
 /// other event, after one like it, extends that entry (its count and
 /// time) instead of adding one: the list keeps the last boots, faults and
 /// transfers rather than filling with check-ins, and a periodic session
 /// changes only the device record's last entry, which the store writes
-/// apart from the rest (`store::Contact`).
+/// apart from the rest (`store/contact.rs`).
 fn record_events(recent: &mut Vec<EventRecord>, inform: &Inform, now_ms: u64) {
     let only_periodic = matches!(inform.events.as_slice(), [e] if e.event_code == EVENT_PERIODIC);
     if only_periodic {
