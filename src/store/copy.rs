@@ -75,11 +75,17 @@ impl StoreSpec {
     /// not migrated here (that is `serve`'s first start).
     pub fn open(&self, cache_bytes: u64) -> StoreResult<Box<dyn Backend>> {
         Ok(match self {
-            StoreSpec::Sled(dir) => Box::new(SledBackend::open(&dir.join(SLED_DIR), cache_bytes)?),
+            StoreSpec::Sled(dir) => Box::new(SledBackend::open_journaled(
+                &dir.join(SLED_DIR),
+                cache_bytes,
+            )?),
             StoreSpec::Redb(dir) => {
                 std::fs::create_dir_all(dir)
                     .map_err(|e| StoreError::Backend(format!("creating {}: {e}", dir.display())))?;
-                Box::new(RedbBackend::open_path(&dir.join(FILE_NAME), cache_bytes)?)
+                Box::new(RedbBackend::open_journaled(
+                    &dir.join(FILE_NAME),
+                    cache_bytes,
+                )?)
             }
             StoreSpec::Postgres(url) => Box::new(PgBackend::connect(url)?),
         })
@@ -201,6 +207,14 @@ mod tests {
             )
             .unwrap();
         }
+        // A check-in of every fifth: a contact of its own (a journal on
+        // sled and redb, a table on PostgreSQL).
+        for i in (0..50).step_by(5) {
+            let mut d = s.device(&format!("OUI-PC-{i:03}")).unwrap().unwrap();
+            d.last_inform_ms = 5;
+            d.inform_count = 2;
+            s.put_device(&d).unwrap();
+        }
         let task = s
             .insert_task(
                 "OUI-PC-007",
@@ -241,6 +255,7 @@ mod tests {
             let r = copy(src.as_ref(), dst.as_ref(), &mut |_, _| {}).unwrap();
             assert_eq!(r.highest_id, task.max(fault));
             assert_eq!(r.tables.get("devices"), Some(&50), "{r:?}");
+            assert_eq!(r.tables.get("contacts"), Some(&10), "{r:?}");
             // Never into a store that holds something.
             let again = copy(src.as_ref(), dst.as_ref(), &mut |_, _| {}).unwrap_err();
             assert!(again.to_string().contains("not empty"), "{again}");
@@ -250,6 +265,7 @@ mod tests {
         drop(r);
         let s = SledStore::open(&dir.path().join("c/db"), 8 << 20).unwrap();
         assert_eq!(s.list_devices(None, 100).unwrap().len(), 50);
+        assert_eq!(s.device("OUI-PC-005").unwrap().unwrap().inform_count, 2);
         assert_eq!(s.task(task).unwrap().unwrap().name, "reboot");
         assert_eq!(
             s.search_devices(&["007".into()], None, 10).unwrap(),
@@ -283,6 +299,7 @@ mod tests {
             let (src, dst) = (from.open(8 << 20).unwrap(), to.open(8 << 20).unwrap());
             let r = copy(src.as_ref(), dst.as_ref(), &mut |_, _| {}).unwrap();
             assert_eq!(r.tables.get("devices"), Some(&50), "{r:?}");
+            assert_eq!(r.tables.get("contacts"), Some(&10), "{r:?}");
         }
         let pg = crate::store::PgStore::connect(&url).unwrap();
         assert_eq!(pg.list_devices(None, 100).unwrap().len(), 50);

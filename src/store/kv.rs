@@ -6,7 +6,8 @@
 //!
 //! Key layout, per [`Table`] (records by [`super::codec`]):
 //! - `devices`: device id → [`DeviceRecord`] but for what every Inform
-//!   changes, which is in `contacts` (device id → [`super::contact::Contact`]);
+//!   changes, which is in `contacts` (device id → [`super::contact::Contact`];
+//!   the embedded backends keep that table in a journal, `super::journal`);
 //!   `search`: `token SEP device id` → nothing, the tokens worked out from
 //!   the record (`search_tokens`, where they were kept until 2026-12, is
 //!   only emptied).

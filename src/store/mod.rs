@@ -22,11 +22,14 @@
 //! Records are MessagePack (`codec.rs`); a table read in full is one
 //! snapshot record per device and prefix (`subtree.rs`); what every Inform
 //! changes in a device record is a small record of its own, so that a
-//! periodic session does not rewrite the rest (`contact.rs`).
+//! periodic session does not rewrite the rest (`contact.rs`); on the
+//! embedded backends those contacts live in memory and in an append-only
+//! journal (`journal.rs`), not in the backend's B-tree.
 
 mod codec;
 mod contact;
 pub mod copy;
+mod journal;
 pub mod kv;
 mod model;
 pub(crate) mod pg_conn;

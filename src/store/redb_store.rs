@@ -22,6 +22,7 @@ use std::time::Instant;
 use redb::{Database, ReadableTable, ReadableTableMetadata, TableDefinition, WriteTransaction};
 use tracing::{info, warn};
 
+use super::journal::Journaled;
 use super::kv::{Backend, Batch, KvStore, Scan, Table, Visit, prefix_end};
 use super::sled_store::SledBackend;
 use super::{StoreError, StoreResult};
@@ -110,7 +111,7 @@ fn def(t: Table) -> Def {
 }
 
 /// The redb store: [`KvStore`] over [`RedbBackend`].
-pub type RedbStore = KvStore<RedbBackend>;
+pub type RedbStore = KvStore<Journaled<RedbBackend>>;
 
 /// redb's side of the store.
 pub struct RedbBackend {
@@ -202,7 +203,7 @@ fn io_error(what: &str, path: &Path, e: std::io::Error) -> StoreError {
     StoreError::Backend(format!("{what} {}: {e}", path.display()))
 }
 
-impl KvStore<RedbBackend> {
+impl KvStore<Journaled<RedbBackend>> {
     /// Opens (creating if needed) the store of the data directory
     /// `data_dir`: the file `<data_dir>/store.redb`. When that file does not
     /// exist yet and an older version's sled directory `<data_dir>/db` does,
@@ -228,24 +229,37 @@ impl KvStore<RedbBackend> {
 
     /// Opens (creating if needed) the redb file `path`, with no migration.
     pub fn open_file(path: &Path, cache_bytes: u64) -> StoreResult<RedbStore> {
-        KvStore::new(RedbBackend::open_path(path, cache_bytes)?)
+        KvStore::new(RedbBackend::open_journaled(path, cache_bytes)?)
     }
 
     /// Bytes the database file occupies.
     pub fn size_on_disk(&self) -> StoreResult<u64> {
-        let path = &self.backend().path;
-        std::fs::metadata(path)
+        let path = &self.backend().inner().path;
+        let file = std::fs::metadata(path)
             .map(|m| m.len())
-            .map_err(|e| io_error("reading the size of", path, e))
+            .map_err(|e| io_error("reading the size of", path, e))?;
+        Ok(file + self.backend().journal_bytes()?)
     }
 
     /// Whether opening had to repair the file (see the module doc).
     pub fn was_repaired(&self) -> bool {
-        self.backend().repaired
+        self.backend().inner().repaired
     }
 }
 
 impl RedbBackend {
+    /// [`RedbBackend::open_path`] with the contact journal beside the file
+    /// (`<file>.contacts`): how the store is always opened.
+    pub(super) fn open_journaled(
+        path: &Path,
+        cache_bytes: u64,
+    ) -> StoreResult<Journaled<RedbBackend>> {
+        let backend = RedbBackend::open_path(path, cache_bytes)?;
+        let mut dir = path.as_os_str().to_owned();
+        dir.push(".contacts");
+        Journaled::open(backend, Path::new(&dir))
+    }
+
     /// Opens (creating if needed) the redb file `path`, with no migration.
     pub(super) fn open_path(path: &Path, cache_bytes: u64) -> StoreResult<RedbBackend> {
         let started = Instant::now();
@@ -399,6 +413,29 @@ impl Backend for RedbBackend {
     }
 }
 
+/// Entries of one table of a sled store, with their count: from its tree,
+/// or from the contact journal for the contacts.
+type Entries = Box<dyn Iterator<Item = StoreResult<(Vec<u8>, Vec<u8>)>>>;
+
+fn sled_entries(sled: &Journaled<SledBackend>, table: Table) -> StoreResult<(Entries, u64)> {
+    if table == Table::Contacts {
+        let mut all = Vec::new();
+        sled.scan(table, Scan::default(), &mut |k, v| {
+            all.push((k.to_vec(), v.to_vec()));
+            Ok(true)
+        })?;
+        let n = all.len() as u64;
+        return Ok((Box::new(all.into_iter().map(Ok)), n));
+    }
+    let tree = sled.inner().tree(table);
+    let n = tree.len() as u64;
+    let entries = tree.iter().map(|kv| {
+        kv.map(|(k, v)| (k.to_vec(), v.to_vec()))
+            .map_err(StoreError::from)
+    });
+    Ok((Box::new(entries), n))
+}
+
 /// Copies the sled database in `sled_dir` into a new redb file `file`.
 ///
 /// Written to `<file>.tmp` and renamed when complete and durable, so a
@@ -411,7 +448,7 @@ fn migrate(sled_dir: &Path, file: &Path, cache_bytes: u64) -> StoreResult<()> {
     let tmp = file.with_extension("redb.tmp");
     // sled's lock first: while another process holds it (running on sled,
     // or migrating), its temp file is not ours to remove.
-    let sled = SledBackend::open(sled_dir, cache_bytes)?;
+    let sled = SledBackend::open_journaled(sled_dir, cache_bytes)?;
     match std::fs::remove_file(&tmp) {
         Ok(()) => info!(path = %tmp.display(), "removed an interrupted migration"),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -427,9 +464,9 @@ fn migrate(sled_dir: &Path, file: &Path, cache_bytes: u64) -> StoreResult<()> {
         .map_err(|e| StoreError::Backend(format!("creating {}: {e}", tmp.display())))?;
     let mut counts: Vec<(&str, u64)> = Vec::new();
     for table in Table::ALL {
-        let (def, name, tree) = (def(table), table.name(), sled.tree(table));
+        let (def, name) = (def(table), table.name());
         let mut copied = 0u64;
-        let mut entries = tree.iter();
+        let (mut entries, in_sled) = sled_entries(&sled, table)?;
         loop {
             let mut txn = db.begin_write()?;
             txn.set_durability(redb::Durability::None);
@@ -438,7 +475,7 @@ fn migrate(sled_dir: &Path, file: &Path, cache_bytes: u64) -> StoreResult<()> {
                 let mut t = txn.open_table(def)?;
                 for kv in entries.by_ref() {
                     let (k, v) = kv?;
-                    t.insert(&*k, &*v)?;
+                    t.insert(k.as_slice(), v.as_slice())?;
                     copied += 1;
                     if copied % MIGRATION_BATCH == 0 {
                         more = true;
@@ -451,7 +488,6 @@ fn migrate(sled_dir: &Path, file: &Path, cache_bytes: u64) -> StoreResult<()> {
                 break;
             }
         }
-        let in_sled = tree.len() as u64;
         let in_redb = db.begin_read()?.open_table(def)?.len()?;
         if in_sled != copied || in_redb != copied {
             return Err(StoreError::Backend(format!(
@@ -513,7 +549,14 @@ mod tests {
     /// still open.
     fn crash_copy(s: &RedbStore, to: &Path) {
         std::fs::create_dir_all(to).unwrap();
-        std::fs::copy(&s.backend().path, to.join(FILE_NAME)).unwrap();
+        std::fs::copy(&s.backend().inner().path, to.join(FILE_NAME)).unwrap();
+        let journal = to.join(format!("{FILE_NAME}.contacts"));
+        std::fs::create_dir_all(&journal).unwrap();
+        let from = s.backend().inner().path.with_extension("redb.contacts");
+        for f in std::fs::read_dir(from).unwrap() {
+            let f = f.unwrap();
+            std::fs::copy(f.path(), journal.join(f.file_name())).unwrap();
+        }
     }
 
     #[tokio::test]

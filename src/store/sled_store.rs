@@ -3,14 +3,19 @@
 
 use std::path::Path;
 
+use super::journal::Journaled;
 use super::kv::{Backend, Batch, KvStore, Scan, Table, Visit};
 use super::{StoreError, StoreResult};
 
 /// Where the server keeps sled in its data dir.
 pub const SLED_DIR: &str = "db";
 
-/// The sled store: [`KvStore`] over [`SledBackend`].
-pub type SledStore = KvStore<SledBackend>;
+/// The sled store: [`KvStore`] over [`SledBackend`], its device contacts
+/// in a journal (`<dir>/contacts`, [`Journaled`]).
+pub type SledStore = KvStore<Journaled<SledBackend>>;
+
+/// Where the contact journal is, in sled's directory.
+const JOURNAL_DIR: &str = "contacts";
 
 /// sled's side of the store.
 pub struct SledBackend {
@@ -38,15 +43,16 @@ fn lock_held(e: &sled::Error) -> bool {
     }
 }
 
-impl KvStore<SledBackend> {
+impl KvStore<Journaled<SledBackend>> {
     /// Opens (creating if needed) the store in `dir`.
     pub fn open(dir: &Path, cache_bytes: u64) -> StoreResult<SledStore> {
-        KvStore::new(SledBackend::open(dir, cache_bytes)?)
+        KvStore::new(SledBackend::open_journaled(dir, cache_bytes)?)
     }
 
     /// Bytes the database occupies on disk.
     pub fn size_on_disk(&self) -> StoreResult<u64> {
-        Ok(self.backend().db.size_on_disk()?)
+        let journaled = self.backend();
+        Ok(journaled.inner().db.size_on_disk()? + journaled.journal_bytes()?)
     }
 }
 
@@ -74,6 +80,15 @@ impl SledBackend {
             .map(|t| db.open_tree(t.name()))
             .collect::<Result<Vec<_>, _>>()?;
         Ok(SledBackend { db, trees })
+    }
+
+    /// [`SledBackend::open`] with the contact journal in the directory:
+    /// how the store is always opened.
+    pub(super) fn open_journaled(
+        dir: &Path,
+        cache_bytes: u64,
+    ) -> StoreResult<Journaled<SledBackend>> {
+        Journaled::open(SledBackend::open(dir, cache_bytes)?, &dir.join(JOURNAL_DIR))
     }
 
     pub(super) fn tree(&self, t: Table) -> &sled::Tree {

@@ -980,6 +980,12 @@ fn fill(s: &dyn Store) {
         d.provisioning.equipment = Some(format!("EQ-{i}"));
         d.inform_count = u64::from(i);
         s.put_device(&d).unwrap();
+        if i % 2 == 0 {
+            // A check-in: half the devices have a contact of their own.
+            d.last_inform_ms += 60_000;
+            d.inform_count += 1;
+            s.put_device(&d).unwrap();
+        }
         s.put_inform_values(
             &id,
             &[
