@@ -216,6 +216,15 @@ fn list(dir: &Path) -> StoreResult<(Vec<u64>, Vec<u64>)> {
     Ok((journals, snapshots))
 }
 
+/// The journal of `generation`, opened to append to.
+fn open_append(dir: &Path, generation: u64) -> StoreResult<File> {
+    let path = dir.join(journal_name(generation));
+    OpenOptions::new()
+        .append(true)
+        .open(&path)
+        .map_err(|e| io_error("opening", &path, e))
+}
+
 /// Reads a file written by this module; its records after the magic.
 fn read(path: &Path) -> StoreResult<Vec<u8>> {
     let mut bytes = std::fs::read(path).map_err(|e| io_error("reading", path, e))?;
@@ -300,11 +309,7 @@ impl<B: Backend> Journaled<B> {
                 g
             }
         };
-        let path = dir.join(journal_name(generation));
-        let file = OpenOptions::new()
-            .append(true)
-            .open(&path)
-            .map_err(|e| io_error("opening", &path, e))?;
+        let file = open_append(dir, generation)?;
         let journaled = Journaled {
             inner,
             dir: dir.to_owned(),
@@ -323,7 +328,7 @@ impl<B: Backend> Journaled<B> {
             inner_applied: AtomicU64::new(0),
             inner_flushed: AtomicU64::new(0),
         };
-        journaled.remove_older_than(base);
+        remove_older_than(&journaled.dir, base);
         journaled.take_in_inner_contacts(had_files)?;
         Ok(journaled)
     }
@@ -352,7 +357,7 @@ impl<B: Backend> Journaled<B> {
         let (generation, snapshot) = self.rotate(&mut writer)?;
         write_snapshot(&self.dir, generation, &snapshot, &self.snapshot_bytes)?;
         drop(writer);
-        self.remove_older_than(generation);
+        remove_older_than(&self.dir, generation);
         for chunk in found.chunks(4096) {
             let mut batch = Batch::default();
             for (k, _) in chunk {
@@ -394,11 +399,7 @@ impl<B> Journaled<B> {
     fn rotate(&self, writer: &mut Writer) -> StoreResult<(u64, Vec<u8>)> {
         let generation = writer.generation + 1;
         let len = write_file(&self.dir, &journal_name(generation), &[])?;
-        let path = self.dir.join(journal_name(generation));
-        let file = OpenOptions::new()
-            .append(true)
-            .open(&path)
-            .map_err(|e| io_error("opening", &path, e))?;
+        let file = open_append(&self.dir, generation)?;
         *writer = Writer {
             file,
             generation,
@@ -441,10 +442,6 @@ impl<B> Journaled<B> {
         Ok(())
     }
 
-    fn remove_older_than(&self, generation: u64) {
-        remove_older_than(&self.dir, generation)
-    }
-
     /// Writes the pending records to the journal and syncs it.
     fn flush_journal(&self) -> StoreResult<()> {
         let mut writer = lock(&self.writer);
@@ -455,7 +452,6 @@ impl<B> Journaled<B> {
     fn write_pending(&self, writer: &mut Writer) -> StoreResult<()> {
         let pending = std::mem::take(&mut lock(&self.memory).pending);
         if !pending.is_empty() {
-            let path = self.dir.join(journal_name(writer.generation));
             let written = writer
                 .file
                 .write_all(&pending)
@@ -467,6 +463,7 @@ impl<B> Journaled<B> {
                 let mut memory = lock(&self.memory);
                 let newer = std::mem::replace(&mut memory.pending, pending);
                 memory.pending.extend_from_slice(&newer);
+                let path = self.dir.join(journal_name(writer.generation));
                 return Err(io_error("writing the contact journal", &path, e));
             }
             writer.len += pending.len() as u64;
