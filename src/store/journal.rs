@@ -913,4 +913,70 @@ mod tests {
         .unwrap();
         assert_eq!(seen, 300);
     }
+
+    /// A journal's records as written, and the map each whole prefix of
+    /// them leaves: what the replay of a file cut anywhere must give.
+    mod records {
+        use super::*;
+        use proptest::prelude::*;
+
+        type Op = (Vec<u8>, Option<Vec<u8>>);
+
+        fn ops() -> impl Strategy<Value = Vec<Op>> {
+            let key = proptest::collection::vec(any::<u8>(), 0..12);
+            let value = proptest::option::of(proptest::collection::vec(any::<u8>(), 0..40));
+            proptest::collection::vec((key, value), 0..40)
+        }
+
+        /// The records of `ops`, and where each one ends (0 first).
+        fn written(ops: &[Op]) -> (Vec<u8>, Vec<usize>) {
+            let mut bytes = Vec::new();
+            let mut ends = vec![0];
+            for (k, v) in ops {
+                append_record(&mut bytes, k, v.as_deref());
+                ends.push(bytes.len());
+            }
+            (bytes, ends)
+        }
+
+        proptest! {
+            #[test]
+            fn a_cut_anywhere_reads_back_the_whole_records_before_it(ops in ops(), cut in any::<prop::sample::Index>()) {
+                let (bytes, ends) = written(&ops);
+                let cut = cut.index(bytes.len() + 1);
+                let mut map = Map::new();
+                let read = replay(&bytes[..cut], &mut map);
+                // The last record boundary at or before the cut.
+                let whole = ends.iter().rposition(|e| *e <= cut).unwrap_or(0);
+                prop_assert_eq!(read, ends[whole]);
+                let mut model = Map::new();
+                for (k, v) in &ops[..whole] {
+                    match v {
+                        Some(v) => { model.insert(k.as_slice().into(), v.as_slice().into()); }
+                        None => { model.remove(k.as_slice()); }
+                    }
+                }
+                prop_assert_eq!(map, model);
+            }
+
+            #[test]
+            fn any_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
+                let mut map = Map::new();
+                prop_assert!(replay(&bytes, &mut map) <= bytes.len());
+            }
+
+            #[test]
+            fn a_flipped_bit_stops_the_replay_at_its_record(ops in ops(), at in any::<prop::sample::Index>(), bit in 0..8u8) {
+                prop_assume!(!ops.is_empty());
+                let (mut bytes, ends) = written(&ops);
+                let at = at.index(bytes.len());
+                bytes[at] ^= 1 << bit;
+                let mut map = Map::new();
+                // The records before the damaged one all read back; none
+                // after it does.
+                let damaged = ends.iter().rposition(|e| *e <= at).unwrap_or(0);
+                prop_assert_eq!(replay(&bytes, &mut map), ends[damaged]);
+            }
+        }
+    }
 }
