@@ -76,6 +76,10 @@ struct Writer {
     generation: u64,
     /// Bytes of the journal file, all of them whole records.
     len: u64,
+    /// A failed write may have left part of its bytes after `len`, and
+    /// cutting them off failed too: they are cut before anything else is
+    /// appended (records after them would never be read back).
+    torn: bool,
 }
 
 /// A backend whose [`Table::Contacts`] lives in memory and in a journal in
@@ -321,6 +325,7 @@ impl<B: Backend> Journaled<B> {
                 file,
                 generation,
                 len,
+                torn: false,
             }),
             snapshot_bytes: Arc::new(AtomicU64::new(snapshot_bytes)),
             min_compaction,
@@ -404,6 +409,7 @@ impl<B> Journaled<B> {
             file,
             generation,
             len,
+            torn: false,
         };
         let memory = lock(&self.memory);
         let mut snapshot = Vec::with_capacity(memory.map.len() * 64);
@@ -451,23 +457,30 @@ impl<B> Journaled<B> {
 
     fn write_pending(&self, writer: &mut Writer) -> StoreResult<()> {
         let pending = std::mem::take(&mut lock(&self.memory).pending);
-        if !pending.is_empty() {
-            let written = writer
-                .file
-                .write_all(&pending)
-                .and_then(|()| writer.file.sync_data());
-            if let Err(e) = written {
-                // Not acknowledged: put the records back for the next
-                // flush, and the file back to whole records.
-                let _ = writer.file.set_len(writer.len);
-                let mut memory = lock(&self.memory);
-                let newer = std::mem::replace(&mut memory.pending, pending);
-                memory.pending.extend_from_slice(&newer);
-                let path = self.dir.join(journal_name(writer.generation));
-                return Err(io_error("writing the contact journal", &path, e));
-            }
-            writer.len += pending.len() as u64;
+        if pending.is_empty() && !writer.torn {
+            return Ok(());
         }
+        let cut = match writer.torn {
+            true => writer.file.set_len(writer.len),
+            false => Ok(()),
+        };
+        let written = cut.and_then(|()| {
+            writer.torn = false;
+            writer.file.write_all(&pending)?;
+            writer.file.sync_data()
+        });
+        if let Err(e) = written {
+            // Not acknowledged: the records go back for the next flush,
+            // and the file back to whole records (or that, first, next
+            // time).
+            writer.torn = writer.file.set_len(writer.len).is_err();
+            let mut memory = lock(&self.memory);
+            let newer = std::mem::replace(&mut memory.pending, pending);
+            memory.pending.extend_from_slice(&newer);
+            let path = self.dir.join(journal_name(writer.generation));
+            return Err(io_error("writing the contact journal", &path, e));
+        }
+        writer.len += pending.len() as u64;
         Ok(())
     }
 }
@@ -731,6 +744,39 @@ mod tests {
         drop(j);
         let j = open(dir.path(), MIN_COMPACTION_BYTES);
         assert_eq!(j.get(TABLE, b"unflushed").unwrap(), Some(b"4".to_vec()));
+    }
+
+    #[test]
+    fn a_failed_write_is_retried_after_its_torn_bytes_are_cut() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = open(dir.path(), MIN_COMPACTION_BYTES);
+        put(&j, "a", "1");
+        j.flush().unwrap();
+        let journal = only_journal(dir.path());
+        // The disk fails: writes and cuts through the journal's handle
+        // both fail, after part of a record made it to the file.
+        let good = std::mem::replace(&mut lock(&j.writer).file, File::open(&journal).unwrap());
+        let mut part = Vec::new();
+        append_record(&mut part, b"b", Some(b"2"));
+        let mut other = OpenOptions::new().append(true).open(&journal).unwrap();
+        other.write_all(&part[..5]).unwrap();
+        put(&j, "b", "2");
+        let e = j.flush().unwrap_err().to_string();
+        assert!(
+            e.contains("writing the contact journal") && e.contains(&journal.display().to_string()),
+            "{e}"
+        );
+        assert!(lock(&j.writer).torn);
+        assert_eq!(j.get(TABLE, b"b").unwrap(), Some(b"2".to_vec()));
+        // The disk is back: the torn bytes are cut, the record written.
+        lock(&j.writer).file = good;
+        put(&j, "c", "3");
+        j.flush().unwrap();
+        assert!(!lock(&j.writer).torn);
+        let crashed = dir.path().join("crashed");
+        crash_copy(dir.path(), &crashed);
+        let c = open(&crashed, MIN_COMPACTION_BYTES);
+        assert_eq!(contacts(&c), pairs(&[("a", "1"), ("b", "2"), ("c", "3")]));
     }
 
     #[test]
