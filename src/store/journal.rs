@@ -578,28 +578,30 @@ impl<B: Backend> Backend for Journaled<B> {
         }
     }
 
-    fn apply(&self, batch: Batch) -> StoreResult<()> {
-        let mut others = Batch::default();
-        let mut memory = lock(&self.memory);
-        for (t, k, v) in batch.ops {
-            if t != TABLE {
-                others.ops.push((t, k, v));
-                continue;
-            }
+    fn apply(&self, mut batch: Batch) -> StoreResult<()> {
+        // Most batches hold no contact (a new device, values, tasks): they
+        // go to `inner` as they are, without taking the map's lock.
+        if batch.ops.iter().any(|(t, _, _)| *t == TABLE) {
+            let mut memory = lock(&self.memory);
             let Memory { map, pending } = &mut *memory;
-            append_record(pending, &k, v.as_deref());
-            match v {
-                Some(v) => {
-                    map.insert(k.into(), v.into());
+            for (t, k, v) in std::mem::take(&mut batch.ops) {
+                if t != TABLE {
+                    batch.ops.push((t, k, v));
+                    continue;
                 }
-                None => {
-                    map.remove(k.as_slice());
+                append_record(pending, &k, v.as_deref());
+                match v {
+                    Some(v) => {
+                        map.insert(k.into(), v.into());
+                    }
+                    None => {
+                        map.remove(k.as_slice());
+                    }
                 }
             }
         }
-        drop(memory);
-        if !others.is_empty() {
-            self.inner.apply(others)?;
+        if !batch.is_empty() {
+            self.inner.apply(batch)?;
             self.inner_applied.fetch_add(1, Ordering::SeqCst);
         }
         Ok(())
@@ -644,6 +646,17 @@ fn as_slice(b: &Bound<Vec<u8>>) -> Bound<&[u8]> {
         Bound::Included(v) => Bound::Included(v.as_slice()),
         Bound::Excluded(v) => Bound::Excluded(v.as_slice()),
         Bound::Unbounded => Bound::Unbounded,
+    }
+}
+
+/// Copies the files of the journal directory `from` into `to`: what a
+/// crash leaves of a journal still open.
+#[cfg(test)]
+pub(super) fn copy_files(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for f in std::fs::read_dir(from).unwrap() {
+        let f = f.unwrap();
+        std::fs::copy(f.path(), to.join(f.file_name())).unwrap();
     }
 }
 
@@ -695,12 +708,7 @@ mod tests {
     /// What `kill -9` leaves: the journal's files as they are now, in a
     /// data directory of their own (the sled side is not under test).
     fn crash_copy(from: &Path, to: &Path) {
-        let (from, to) = (from.join("db/contacts"), to.join("db/contacts"));
-        std::fs::create_dir_all(&to).unwrap();
-        for f in std::fs::read_dir(from).unwrap() {
-            let f = f.unwrap();
-            std::fs::copy(f.path(), to.join(f.file_name())).unwrap();
-        }
+        copy_files(&from.join("db/contacts"), &to.join("db/contacts"));
     }
 
     fn only_journal(dir: &Path) -> PathBuf {

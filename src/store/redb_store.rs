@@ -247,6 +247,14 @@ impl KvStore<Journaled<RedbBackend>> {
     }
 }
 
+/// Where the contact journal of the redb file `file` is: beside it,
+/// `<file>.contacts`.
+fn journal_dir(file: &Path) -> PathBuf {
+    let mut dir = file.as_os_str().to_owned();
+    dir.push(".contacts");
+    PathBuf::from(dir)
+}
+
 impl RedbBackend {
     /// [`RedbBackend::open_path`] with the contact journal beside the file
     /// (`<file>.contacts`): how the store is always opened.
@@ -255,9 +263,7 @@ impl RedbBackend {
         cache_bytes: u64,
     ) -> StoreResult<Journaled<RedbBackend>> {
         let backend = RedbBackend::open_path(path, cache_bytes)?;
-        let mut dir = path.as_os_str().to_owned();
-        dir.push(".contacts");
-        Journaled::open(backend, Path::new(&dir))
+        Journaled::open(backend, &journal_dir(path))
     }
 
     /// Opens (creating if needed) the redb file `path`, with no migration.
@@ -549,14 +555,10 @@ mod tests {
     /// still open.
     fn crash_copy(s: &RedbStore, to: &Path) {
         std::fs::create_dir_all(to).unwrap();
-        std::fs::copy(&s.backend().inner().path, to.join(FILE_NAME)).unwrap();
-        let journal = to.join(format!("{FILE_NAME}.contacts"));
-        std::fs::create_dir_all(&journal).unwrap();
-        let from = s.backend().inner().path.with_extension("redb.contacts");
-        for f in std::fs::read_dir(from).unwrap() {
-            let f = f.unwrap();
-            std::fs::copy(f.path(), journal.join(f.file_name())).unwrap();
-        }
+        let file = &s.backend().inner().path;
+        std::fs::copy(file, to.join(FILE_NAME)).unwrap();
+        let journal = journal_dir(&to.join(FILE_NAME));
+        crate::store::journal::copy_files(&journal_dir(file), &journal);
     }
 
     #[tokio::test]
