@@ -100,6 +100,28 @@ impl SledBackend {
 /// A key and its new value (`None`: delete).
 type Write = (Vec<u8>, Option<Vec<u8>>);
 
+/// Tables whose writes of one batch sled gets one by one rather than in
+/// an `apply_batch`. A batch takes sled's process-wide lock exclusively
+/// (and from the first batch on, every read and write takes it shared), so
+/// every other session's store access waits for it. With 64 sessions at
+/// once, a new device's two search keys in a batch made its first contact
+/// cost 2.2× what it does key by key (0.22 against 0.10 ms of CPU), and
+/// the parameter cache's batches made a bootstrap with discovery cost 15 %
+/// more (BENCHMARKS.md).
+///
+/// What these tables hold is worked out again: the search index from the
+/// device records (rebuilt from them when it is empty), the parameter
+/// cache by the device's next session. sled replays a prefix of its log
+/// after a crash, so a cut between two of these writes leaves what a cut
+/// between two tables of one batch already could; what was made durable
+/// ([`Backend::flush`]) before the crash is all there.
+const KEY_BY_KEY: [Table; 4] = [
+    Table::Search,
+    Table::Params,
+    Table::Writable,
+    Table::Subtrees,
+];
+
 impl Backend for SledBackend {
     fn get(&self, table: Table, key: &[u8]) -> StoreResult<Option<Vec<u8>>> {
         Ok(self.tree(table).get(key)?.map(|v| v.to_vec()))
@@ -142,16 +164,9 @@ impl Backend for SledBackend {
     }
 
     fn apply(&self, batch: Batch) -> StoreResult<()> {
-        // Grouped per tree, in the order the trees first appear. A tree
-        // with one write gets it straight: sled's `apply_batch` takes a
-        // global lock, measured 3× slower per periodic session. So do the
-        // search index's keys, however many: they are worked out from the
-        // device records (and rebuilt from them when the index is empty),
-        // and sled's log replays a prefix of the writes after a crash, so
-        // a cut between two of them leaves what a cut between the record
-        // and its index already could. A new device's two index keys in a
-        // batch made its first contact cost 2.2× what it does key by key
-        // (0.22 against 0.10 ms of CPU, BENCHMARKS.md).
+        // Grouped per tree, in the order the trees first appear; a tree
+        // with one write, or in `KEY_BY_KEY`, gets its writes straight, the
+        // others one `apply_batch` each.
         let mut per_tree: Vec<(Table, Vec<Write>)> = Vec::new();
         for (t, k, v) in batch.ops {
             match per_tree.iter_mut().find(|(x, _)| *x == t) {
@@ -161,7 +176,7 @@ impl Backend for SledBackend {
         }
         for (t, ops) in per_tree {
             let tree = self.tree(t);
-            if ops.len() == 1 || t == Table::Search {
+            if ops.len() == 1 || KEY_BY_KEY.contains(&t) {
                 for (k, v) in ops {
                     match v {
                         Some(v) => tree.insert(k, v)?,
@@ -198,13 +213,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn search_keys_written_one_by_one_keep_the_batch_order() {
+    fn writes_applied_key_by_key_keep_the_batch_order() {
         let dir = tempfile::tempdir().unwrap();
         let b = SledBackend::open(dir.path(), 1 << 20).unwrap();
         let mut batch = Batch::default();
         batch.put(Table::Search, b"a".to_vec(), Vec::new());
         batch.put(Table::Search, b"b".to_vec(), Vec::new());
         batch.delete(Table::Search, b"a".to_vec());
+        batch.put(Table::Params, b"p".to_vec(), b"1".to_vec());
+        batch.delete(Table::Params, b"p".to_vec());
+        batch.put(Table::Params, b"p".to_vec(), b"2".to_vec());
         batch.put(Table::Devices, b"d".to_vec(), b"1".to_vec());
         batch.put(Table::Devices, b"e".to_vec(), b"2".to_vec());
         b.apply(batch).unwrap();
@@ -215,6 +233,7 @@ mod tests {
         })
         .unwrap();
         assert_eq!(keys, vec![b"b".to_vec()]);
+        assert_eq!(b.get(Table::Params, b"p").unwrap(), Some(b"2".to_vec()));
         assert_eq!(b.get(Table::Devices, b"e").unwrap(), Some(b"2".to_vec()));
     }
 
