@@ -17,6 +17,10 @@ pub type SledStore = KvStore<Journaled<SledBackend>>;
 /// Where the contact journal is, in sled's directory.
 const JOURNAL_DIR: &str = "contacts";
 
+/// How long opening waits for sled's file lock before the database counts
+/// as in use by another process.
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// sled's side of the store.
 pub struct SledBackend {
     db: sled::Db,
@@ -58,23 +62,36 @@ impl KvStore<Journaled<SledBackend>> {
 
 impl SledBackend {
     pub(super) fn open(dir: &Path, cache_bytes: u64) -> StoreResult<SledBackend> {
-        let db = sled::Config::new()
+        let config = sled::Config::new()
             .path(dir)
             .cache_capacity(cache_bytes)
-            .flush_every_ms(Some(1000))
-            .open()
-            .map_err(|e| {
-                if lock_held(&e) {
-                    // The server keeps sled in `<data_dir>/db`.
-                    let data_dir = match (dir.parent(), dir.file_name()) {
-                        (Some(parent), Some(name)) if name == SLED_DIR => parent,
-                        _ => dir,
-                    };
-                    StoreError::in_use(data_dir, dir)
-                } else {
-                    StoreError::Backend(format!("opening {}: {e}", dir.display()))
+            .flush_every_ms(Some(1000));
+        // A store of this process just closed may still have one of sled's
+        // I/O threads finishing a write, holding the file and its lock for
+        // a moment after the `Db` is dropped (a copy reopening what it
+        // wrote, a test reopening its store): the lock is waited for a
+        // little before it counts as another process's.
+        let deadline = std::time::Instant::now() + LOCK_WAIT;
+        let opened = loop {
+            match config.open() {
+                Err(e) if lock_held(&e) && std::time::Instant::now() < deadline => {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
                 }
-            })?;
+                other => break other,
+            }
+        };
+        let db = opened.map_err(|e| {
+            if lock_held(&e) {
+                // The server keeps sled in `<data_dir>/db`.
+                let data_dir = match (dir.parent(), dir.file_name()) {
+                    (Some(parent), Some(name)) if name == SLED_DIR => parent,
+                    _ => dir,
+                };
+                StoreError::in_use(data_dir, dir)
+            } else {
+                StoreError::Backend(format!("opening {}: {e}", dir.display()))
+            }
+        })?;
         let trees = Table::ALL
             .iter()
             .map(|t| db.open_tree(t.name()))
