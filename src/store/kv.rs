@@ -732,23 +732,18 @@ impl<B: Backend> Store for KvStore<B> {
         let skip = device_id.len() + 1;
         let grouped = subtree::group(prefixes, values);
         let fresh = subtree::reported_paths(values);
+        // The new rows go first and what they supersede after: sled
+        // applies the parameter cache key by key (`sled_store::KEY_BY_KEY`),
+        // and a reader between two writes (the API during a refresh) then
+        // sees old and new rows together, the newest winning, never a table
+        // with neither.
         let mut batch = Batch::default();
-        for (prefix, _) in &grouped.snapshots {
-            let under = composite(device_id, prefix.as_bytes());
-            // Per-parameter values and smaller snapshots under the prefix
-            // are superseded by this snapshot.
-            for k in self.keys_under(Table::Params, &under)? {
-                batch.delete(Table::Params, k);
-            }
-            for k in self.keys_under(Table::Subtrees, &under)? {
-                batch.delete(Table::Subtrees, k);
-            }
-            // Object paths (ending in `.`, from GetParameterNames) stay
-            // while a value below them was reported.
-            for k in self.keys_under(Table::Writable, &under)? {
-                if !fresh.contains(&k[skip..]) {
-                    batch.delete(Table::Writable, k);
-                }
+        let mut written = std::collections::HashSet::new();
+        for (prefix, rows) in &grouped.snapshots {
+            if !rows.is_empty() {
+                let key = composite(device_id, prefix.as_bytes());
+                batch.put(Table::Subtrees, key.clone(), encode_rows(rows)?);
+                written.insert(key);
             }
         }
         // A bigger snapshot above keeps its rows outside the re-read tables.
@@ -759,21 +754,32 @@ impl<B: Backend> Store for KvStore<B> {
                 batch.put(Table::Subtrees, key, encode_rows(&rows)?);
             }
         }
-        for (prefix, rows) in &grouped.snapshots {
-            if !rows.is_empty() {
-                batch.put(
-                    Table::Subtrees,
-                    composite(device_id, prefix.as_bytes()),
-                    encode_rows(rows)?,
-                );
-            }
-        }
         for (name, v) in &grouped.loose {
             batch.put(
                 Table::Params,
                 composite(device_id, name.as_bytes()),
                 encode_value(v)?,
             );
+        }
+        for (prefix, _) in &grouped.snapshots {
+            let under = composite(device_id, prefix.as_bytes());
+            // Per-parameter values and smaller snapshots under the prefix
+            // are superseded by this snapshot.
+            for k in self.keys_under(Table::Params, &under)? {
+                batch.delete(Table::Params, k);
+            }
+            for k in self.keys_under(Table::Subtrees, &under)? {
+                if !written.contains(&k) {
+                    batch.delete(Table::Subtrees, k);
+                }
+            }
+            // Object paths (ending in `.`, from GetParameterNames) stay
+            // while a value below them was reported.
+            for k in self.keys_under(Table::Writable, &under)? {
+                if !fresh.contains(&k[skip..]) {
+                    batch.delete(Table::Writable, k);
+                }
+            }
         }
         self.write(batch)
     }
@@ -1233,11 +1239,14 @@ mod tests {
     /// Every table's entries, by table and key.
     type Entries = BTreeMap<(Table, Vec<u8>), Vec<u8>>;
 
-    /// An ordered map per table that counts the puts it is given.
+    /// An ordered map per table that counts the puts it is given and,
+    /// once `steps` is set, keeps its state after every single write (what
+    /// a reader could see while sled applies a batch key by key).
     #[derive(Default)]
     struct Counting {
         tables: std::sync::Mutex<Entries>,
         puts: std::sync::Mutex<BTreeMap<Table, usize>>,
+        steps: std::sync::Mutex<Option<Vec<Entries>>>,
     }
 
     impl Backend for Counting {
@@ -1278,6 +1287,9 @@ mod tests {
                     None => {
                         tables.remove(&(t, k));
                     }
+                }
+                if let Some(steps) = self.steps.lock().unwrap().as_mut() {
+                    steps.push(tables.clone());
                 }
             }
             Ok(())
@@ -1328,6 +1340,76 @@ mod tests {
         store.put_device(&d).unwrap();
         assert_eq!(puts(Table::Devices), Some(3));
         assert_eq!(store.device("D").unwrap(), Some(d));
+    }
+
+    #[test]
+    fn a_reader_between_the_writes_of_a_table_reread_sees_every_row() {
+        let store = KvStore::new(Counting::default()).unwrap();
+        let value = |v: &str, at: u64| CachedValue {
+            value: v.into(),
+            kind: crate::cwmp::ValueType::String,
+            updated_ms: at,
+        };
+        let hosts = vec!["Device.Hosts.".to_string()];
+        let row = |name: &str, v: &str, at| (format!("Device.Hosts.Host.{name}"), value(v, at));
+        store
+            .replace_subtrees(
+                "D",
+                &hosts,
+                &[
+                    row("1.MAC", "a", 1),
+                    row("2.MAC", "b", 1),
+                    row("3.MAC", "c", 1),
+                ],
+            )
+            .unwrap();
+        // Read since by a GetParameterValues of its own, kept per parameter.
+        store
+            .put_values("D", &[row("1.HostName", "laptop", 2)])
+            .unwrap();
+        *store.backend().steps.lock().unwrap() = Some(Vec::new());
+        // The table read again: host 3 left.
+        let again = [
+            row("1.MAC", "a", 3),
+            row("1.HostName", "laptop", 3),
+            row("2.MAC", "b", 3),
+        ];
+        store.replace_subtrees("D", &hosts, &again).unwrap();
+        let steps = store.backend().steps.lock().unwrap().take().unwrap();
+        assert!(steps.len() >= 2, "{} writes", steps.len());
+        for (i, state) in steps.into_iter().enumerate() {
+            let seen = KvStore::new(Counting {
+                tables: std::sync::Mutex::new(state),
+                ..Counting::default()
+            })
+            .unwrap()
+            .parameters("D", "Device.Hosts.")
+            .unwrap();
+            for (name, v) in &again {
+                assert!(
+                    seen.iter()
+                        .any(|(n, p)| n == name
+                            && p.value.as_ref().is_some_and(|c| c.value == v.value)),
+                    "after write {i}, {name} is missing: {seen:?}"
+                );
+            }
+        }
+        // And once all applied, the host that left is gone.
+        let names: Vec<String> = store
+            .parameters("D", "Device.Hosts.")
+            .unwrap()
+            .into_iter()
+            .filter(|(_, p)| p.value.is_some())
+            .map(|(n, _)| n)
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "Device.Hosts.Host.1.HostName",
+                "Device.Hosts.Host.1.MAC",
+                "Device.Hosts.Host.2.MAC"
+            ]
+        );
     }
 
     #[test]
